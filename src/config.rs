@@ -1,0 +1,823 @@
+//! Configuration: every environment variable the service reads, with its default, read
+//! once at start-up and checked before the server listens.
+//!
+//! The names and defaults of the variables inherited from the Python service are part of
+//! the contract with existing deployments and must not change.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Every variable the service reads. Kept in one list so that tests can check that the
+/// README, the Dockerfile and the manifests name no variable the service ignores and
+/// leave out none it reads.
+pub const KNOWN_VARIABLES: &[&str] = &[
+    // Server
+    "PORT",
+    "HOST",
+    "LOG_FORMAT",
+    "RUST_LOG",
+    "REQUEST_TIMEOUT",
+    "MAX_CONCURRENT_REQUESTS",
+    "MAX_PENDING_CALLBACKS",
+    "API_TOKEN",
+    "CALLBACK_TOKEN",
+    // Backend choice
+    "JOB_BACKEND",
+    // EMR on EKS
+    "EMR_VIRTUAL_CLUSTER_ID",
+    "EMR_RELEASE_LABEL",
+    "EMR_EXECUTION_ROLE_ARN",
+    "EMR_S3_BUCKET",
+    "EMR_IMAGE",
+    "EMR_DRIVER_TEMPLATE",
+    "EMR_DRIVER_CORES",
+    "EMR_DRIVER_MEMORY",
+    "EMR_EXECUTOR_TEMPLATE",
+    "EMR_EXECUTOR_CORES",
+    "EMR_EXECUTOR_MEMORY",
+    "EMR_DRIVER_MAX_RESULT_SIZE",
+    "EMR_EXECUTOR_HEARTBEAT_INTERVAL",
+    "EMR_NETWORK_TIMEOUT",
+    "EMR_EXECUTOR_INSTANCES",
+    "EKS_EMR_SERVICE_URL",
+    "AWS_DEFAULT_REGION",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_ENDPOINT_URL",
+    // The job itself
+    "DATASETS_PATH",
+    "RESULTS_PATH",
+    "ALGO_BLIND_SEARCH_ENTRYPOINT",
+    "ALGO_BLIND_SEARCH_PY_FILES",
+    "ALGO_BBHA_ENTRYPOINT",
+    "ALGO_BBHA_PY_FILES",
+    "ENTRYPOINT_ARGS_KEY_PREFIX",
+    // Local backend
+    "SPARK_SUBMIT",
+    "SPARK_MASTER",
+    "LOCAL_SCRIPTS_DIR",
+    "LOCAL_LOG_DIR",
+    "LOCAL_MAX_CONCURRENT",
+    "LOCAL_CANCEL_GRACE",
+    // Job-end notices
+    "MULTIOMIX_URL",
+    "SLEEP_TIME",
+    "POLL_INTERVAL",
+    "NOTIFY_INITIAL_BACKOFF",
+    "NOTIFY_MAX_BACKOFF",
+    "NOTIFY_GIVE_UP_AFTER",
+    "NOTIFY_TIMEOUT",
+    "NOTIFY_SECRET",
+    "RECONCILE_INTERVAL",
+    "RECOVERY_WINDOW",
+    // Store
+    "DATABASE_URL",
+];
+
+/// A value that must never reach a log line. `Debug` and `Display` print a placeholder.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself, for the one place that has to use it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+/// Which implementation runs the jobs.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    Emr,
+    Local,
+}
+
+impl fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BackendKind::Emr => "emr",
+            BackendKind::Local => "local",
+        })
+    }
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// The variables exactly as they come from the environment. Defaults live here, in one
+/// place; [`Config::from_raw`] checks them and gives them their final types.
+#[derive(Debug, Deserialize)]
+struct Raw {
+    #[serde(default = "defaults::port")]
+    port: u16,
+    #[serde(default = "defaults::host")]
+    host: String,
+    #[serde(default)]
+    log_format: LogFormat,
+    #[serde(default = "defaults::request_timeout")]
+    request_timeout: f64,
+    #[serde(default = "defaults::max_concurrent_requests")]
+    max_concurrent_requests: usize,
+    #[serde(default = "defaults::max_pending_callbacks")]
+    max_pending_callbacks: usize,
+    api_token: Option<Secret>,
+    callback_token: Option<Secret>,
+
+    job_backend: Option<String>,
+
+    emr_virtual_cluster_id: Option<String>,
+    #[serde(default = "defaults::emr_release_label")]
+    emr_release_label: String,
+    emr_execution_role_arn: Option<String>,
+    emr_s3_bucket: Option<String>,
+    emr_image: Option<String>,
+    emr_driver_template: Option<String>,
+    #[serde(default = "defaults::one")]
+    emr_driver_cores: String,
+    #[serde(default = "defaults::four_g")]
+    emr_driver_memory: String,
+    emr_executor_template: Option<String>,
+    #[serde(default = "defaults::one")]
+    emr_executor_cores: String,
+    #[serde(default = "defaults::four_g")]
+    emr_executor_memory: String,
+    #[serde(default = "defaults::max_result_size")]
+    emr_driver_max_result_size: String,
+    #[serde(default = "defaults::heartbeat_interval")]
+    emr_executor_heartbeat_interval: String,
+    #[serde(default = "defaults::network_timeout")]
+    emr_network_timeout: String,
+    #[serde(default = "defaults::executor_instances")]
+    emr_executor_instances: String,
+    #[serde(default = "defaults::eks_emr_service_url")]
+    eks_emr_service_url: String,
+    #[serde(default = "defaults::region")]
+    aws_default_region: String,
+    aws_endpoint_url: Option<String>,
+
+    #[serde(default = "defaults::datasets_path")]
+    datasets_path: String,
+    #[serde(default = "defaults::results_path")]
+    results_path: String,
+    #[serde(default = "defaults::entrypoint")]
+    algo_blind_search_entrypoint: String,
+    #[serde(default = "defaults::py_files")]
+    algo_blind_search_py_files: String,
+    #[serde(default = "defaults::entrypoint")]
+    algo_bbha_entrypoint: String,
+    #[serde(default = "defaults::py_files")]
+    algo_bbha_py_files: String,
+    #[serde(default = "defaults::args_prefix")]
+    entrypoint_args_key_prefix: String,
+
+    #[serde(default = "defaults::spark_submit")]
+    spark_submit: String,
+    #[serde(default = "defaults::spark_master")]
+    spark_master: String,
+    #[serde(default = "defaults::local_scripts_dir")]
+    local_scripts_dir: PathBuf,
+    #[serde(default = "defaults::local_log_dir")]
+    local_log_dir: PathBuf,
+    #[serde(default = "defaults::local_max_concurrent")]
+    local_max_concurrent: usize,
+    #[serde(default = "defaults::local_cancel_grace")]
+    local_cancel_grace: f64,
+
+    #[serde(default = "defaults::multiomix_url")]
+    multiomix_url: String,
+    #[serde(default = "defaults::sleep_time")]
+    sleep_time: f64,
+    #[serde(default = "defaults::poll_interval")]
+    poll_interval: f64,
+    #[serde(default = "defaults::notify_initial_backoff")]
+    notify_initial_backoff: f64,
+    #[serde(default = "defaults::notify_max_backoff")]
+    notify_max_backoff: f64,
+    #[serde(default = "defaults::notify_give_up_after")]
+    notify_give_up_after: f64,
+    #[serde(default = "defaults::notify_timeout")]
+    notify_timeout: f64,
+    notify_secret: Option<Secret>,
+    #[serde(default = "defaults::reconcile_interval")]
+    reconcile_interval: f64,
+    #[serde(default = "defaults::recovery_window")]
+    recovery_window: f64,
+
+    #[serde(default = "defaults::database_url")]
+    database_url: String,
+}
+
+mod defaults {
+    use std::path::PathBuf;
+
+    pub fn port() -> u16 {
+        8003
+    }
+    pub fn host() -> String {
+        "0.0.0.0".into()
+    }
+    pub fn request_timeout() -> f64 {
+        30.0
+    }
+    pub fn max_concurrent_requests() -> usize {
+        1024
+    }
+    pub fn max_pending_callbacks() -> usize {
+        10_000
+    }
+    pub fn emr_release_label() -> String {
+        "emr-6.9.0-latest".into()
+    }
+    pub fn one() -> String {
+        "1".into()
+    }
+    pub fn four_g() -> String {
+        "4g".into()
+    }
+    pub fn max_result_size() -> String {
+        "2g".into()
+    }
+    pub fn heartbeat_interval() -> String {
+        "600s".into()
+    }
+    pub fn network_timeout() -> String {
+        "2400s".into()
+    }
+    pub fn executor_instances() -> String {
+        "3".into()
+    }
+    pub fn eks_emr_service_url() -> String {
+        "multiomix-aws-emr".into()
+    }
+    pub fn region() -> String {
+        "us-east-1".into()
+    }
+    pub fn datasets_path() -> String {
+        "/var/data".into()
+    }
+    pub fn results_path() -> String {
+        "/var/results".into()
+    }
+    pub fn entrypoint() -> String {
+        "main.py".into()
+    }
+    pub fn py_files() -> String {
+        "scripts.zip".into()
+    }
+    pub fn args_prefix() -> String {
+        "--".into()
+    }
+    pub fn spark_submit() -> String {
+        "spark-submit".into()
+    }
+    pub fn spark_master() -> String {
+        "local[*]".into()
+    }
+    pub fn local_scripts_dir() -> PathBuf {
+        "scripts".into()
+    }
+    pub fn local_log_dir() -> PathBuf {
+        "data/logs".into()
+    }
+    pub fn local_max_concurrent() -> usize {
+        1
+    }
+    pub fn local_cancel_grace() -> f64 {
+        10.0
+    }
+    pub fn multiomix_url() -> String {
+        "http://multiomix/feature-selection/aws-notification/".into()
+    }
+    pub fn sleep_time() -> f64 {
+        10.0
+    }
+    pub fn poll_interval() -> f64 {
+        10.0
+    }
+    pub fn notify_initial_backoff() -> f64 {
+        5.0
+    }
+    pub fn notify_max_backoff() -> f64 {
+        600.0
+    }
+    pub fn notify_give_up_after() -> f64 {
+        259_200.0
+    }
+    pub fn notify_timeout() -> f64 {
+        100.0
+    }
+    pub fn reconcile_interval() -> f64 {
+        60.0
+    }
+    pub fn recovery_window() -> f64 {
+        259_200.0
+    }
+    pub fn database_url() -> String {
+        "sqlite:data/multiomix-aws-emr.db".into()
+    }
+}
+
+/// Why the configuration cannot be used. Start-up stops with this message.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("missing required environment variable(s): {}", .0.join(", "))]
+    Missing(Vec<&'static str>),
+    #[error("invalid environment variable {name}: {reason}")]
+    Invalid { name: &'static str, reason: String },
+    #[error("cannot read the environment: {0}")]
+    Unreadable(String),
+}
+
+fn invalid(name: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        name,
+        reason: reason.into(),
+    }
+}
+
+/// What the HTTP server needs.
+#[derive(Clone, Debug)]
+pub struct ServerSettings {
+    pub host: IpAddr,
+    pub port: u16,
+    pub log_format: LogFormat,
+    pub request_timeout: Duration,
+    pub max_concurrent_requests: usize,
+    pub max_pending_callbacks: usize,
+    pub api_token: Option<Secret>,
+    pub callback_token: Option<Secret>,
+}
+
+/// EMR on EKS: where jobs run and the Spark settings every job gets.
+#[derive(Clone, Debug)]
+pub struct EmrSettings {
+    pub virtual_cluster_id: String,
+    pub execution_role_arn: String,
+    pub s3_bucket: String,
+    pub release_label: String,
+    pub region: String,
+    pub endpoint_url: Option<String>,
+    /// Names this deployment in the tags of its jobs, so that two deployments sharing a
+    /// virtual cluster never adopt each other's jobs.
+    pub service_url: String,
+    pub image: Option<String>,
+    pub driver_template: Option<String>,
+    pub executor_template: Option<String>,
+}
+
+/// Spark resources, shared by both backends.
+#[derive(Clone, Debug)]
+pub struct SparkSettings {
+    pub driver_cores: String,
+    pub driver_memory: String,
+    pub executor_cores: String,
+    pub executor_memory: String,
+    pub driver_max_result_size: String,
+    pub executor_heartbeat_interval: String,
+    pub network_timeout: String,
+    pub executor_instances: String,
+}
+
+/// What a job script needs: where its files are and how its arguments are spelled.
+#[derive(Clone, Debug)]
+pub struct JobSettings {
+    pub datasets_path: String,
+    pub results_path: String,
+    pub blind_search_entrypoint: String,
+    pub blind_search_py_files: String,
+    pub bbha_entrypoint: String,
+    pub bbha_py_files: String,
+    pub args_key_prefix: String,
+}
+
+/// The local spark-submit backend.
+#[derive(Clone, Debug)]
+pub struct LocalSettings {
+    pub spark_submit: String,
+    pub spark_master: String,
+    pub scripts_dir: PathBuf,
+    pub log_dir: PathBuf,
+    pub max_concurrent: usize,
+    pub cancel_grace: Duration,
+}
+
+/// Job-end notices and the work that makes sure none is lost.
+#[derive(Clone, Debug)]
+pub struct NotifySettings {
+    /// Multiomix's notification endpoint, without its trailing `/`.
+    pub multiomix_url: String,
+    pub sleep_time: Duration,
+    pub poll_interval: Duration,
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+    pub give_up_after: Duration,
+    pub timeout: Duration,
+    pub secret: Option<Secret>,
+    pub reconcile_interval: Duration,
+    pub recovery_window: Duration,
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub backend: BackendKind,
+    pub server: ServerSettings,
+    /// Present exactly when `backend` is [`BackendKind::Emr`].
+    pub emr: Option<EmrSettings>,
+    pub spark: SparkSettings,
+    pub job: JobSettings,
+    pub local: LocalSettings,
+    pub notify: NotifySettings,
+    pub database_url: String,
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_vars(std::env::vars())
+    }
+
+    /// Reads the given variables as if they were the environment; what tests use.
+    pub fn from_vars<I>(vars: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = (String, String)>,
+    {
+        // An empty variable (`EMR_IMAGE=` in a compose file) means "unset", as in a shell.
+        let vars = vars.into_iter().filter(|(_, v)| !v.trim().is_empty());
+        let raw: Raw = envy::from_iter(vars).map_err(|e| match e {
+            envy::Error::MissingValue(name) => ConfigError::Unreadable(format!("{name} missing")),
+            envy::Error::Custom(msg) => match msg.split_once(' ') {
+                // envy says "<reason> while parsing value '<v>' provided by <NAME>".
+                _ if msg.contains("provided by") => {
+                    let name = msg.rsplit(' ').next().unwrap_or_default().to_uppercase();
+                    let name = KNOWN_VARIABLES
+                        .iter()
+                        .find(|known| **known == name)
+                        .copied()
+                        .unwrap_or("(unknown)");
+                    invalid(name, msg.clone())
+                }
+                _ => ConfigError::Unreadable(msg),
+            },
+        })?;
+        Self::from_raw(raw)
+    }
+
+    fn from_raw(raw: Raw) -> Result<Self, ConfigError> {
+        let backend = match raw.job_backend.as_deref().map(str::to_ascii_lowercase) {
+            Some(ref b) if b == "emr" => BackendKind::Emr,
+            Some(ref b) if b == "local" => BackendKind::Local,
+            Some(other) => {
+                return Err(invalid(
+                    "JOB_BACKEND",
+                    format!("'{other}' is neither 'emr' nor 'local'"),
+                ))
+            }
+            None if raw.emr_virtual_cluster_id.is_some() => BackendKind::Emr,
+            None => BackendKind::Local,
+        };
+
+        let emr = if backend == BackendKind::Emr {
+            let mut missing = Vec::new();
+            if raw.emr_virtual_cluster_id.is_none() {
+                missing.push("EMR_VIRTUAL_CLUSTER_ID");
+            }
+            if raw.emr_execution_role_arn.is_none() {
+                missing.push("EMR_EXECUTION_ROLE_ARN");
+            }
+            if raw.emr_s3_bucket.is_none() {
+                missing.push("EMR_S3_BUCKET");
+            }
+            if !missing.is_empty() {
+                return Err(ConfigError::Missing(missing));
+            }
+            Some(EmrSettings {
+                virtual_cluster_id: raw.emr_virtual_cluster_id.unwrap_or_default(),
+                execution_role_arn: raw.emr_execution_role_arn.unwrap_or_default(),
+                s3_bucket: raw.emr_s3_bucket.unwrap_or_default(),
+                release_label: raw.emr_release_label,
+                region: raw.aws_default_region,
+                endpoint_url: raw.aws_endpoint_url,
+                service_url: raw.eks_emr_service_url,
+                image: raw.emr_image,
+                driver_template: raw.emr_driver_template,
+                executor_template: raw.emr_executor_template,
+            })
+        } else {
+            None
+        };
+
+        let host: IpAddr = raw
+            .host
+            .parse()
+            .map_err(|_| invalid("HOST", format!("'{}' is not an IP address", raw.host)))?;
+        if raw.max_concurrent_requests == 0 {
+            return Err(invalid("MAX_CONCURRENT_REQUESTS", "must be at least 1"));
+        }
+        if raw.max_pending_callbacks == 0 {
+            return Err(invalid("MAX_PENDING_CALLBACKS", "must be at least 1"));
+        }
+        if raw.local_max_concurrent == 0 {
+            return Err(invalid("LOCAL_MAX_CONCURRENT", "must be at least 1"));
+        }
+        let url = raw.multiomix_url.trim_end_matches('/').to_string();
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(invalid(
+                "MULTIOMIX_URL",
+                format!("'{url}' is not an http(s) URL"),
+            ));
+        }
+        for (name, value) in [
+            ("EMR_DRIVER_CORES", &raw.emr_driver_cores),
+            ("EMR_DRIVER_MEMORY", &raw.emr_driver_memory),
+            ("EMR_EXECUTOR_CORES", &raw.emr_executor_cores),
+            ("EMR_EXECUTOR_MEMORY", &raw.emr_executor_memory),
+            ("EMR_DRIVER_MAX_RESULT_SIZE", &raw.emr_driver_max_result_size),
+            (
+                "EMR_EXECUTOR_HEARTBEAT_INTERVAL",
+                &raw.emr_executor_heartbeat_interval,
+            ),
+            ("EMR_NETWORK_TIMEOUT", &raw.emr_network_timeout),
+            ("EMR_EXECUTOR_INSTANCES", &raw.emr_executor_instances),
+            ("DATASETS_PATH", &raw.datasets_path),
+            ("RESULTS_PATH", &raw.results_path),
+            ("ALGO_BLIND_SEARCH_ENTRYPOINT", &raw.algo_blind_search_entrypoint),
+            ("ALGO_BLIND_SEARCH_PY_FILES", &raw.algo_blind_search_py_files),
+            ("ALGO_BBHA_ENTRYPOINT", &raw.algo_bbha_entrypoint),
+            ("ALGO_BBHA_PY_FILES", &raw.algo_bbha_py_files),
+        ] {
+            // These end up inside the space-separated spark-submit string.
+            if value.chars().any(char::is_whitespace) {
+                return Err(invalid(name, "must not contain white space"));
+            }
+        }
+        if let Some(emr) = &emr {
+            for (name, value) in [
+                ("EMR_IMAGE", &emr.image),
+                ("EMR_DRIVER_TEMPLATE", &emr.driver_template),
+                ("EMR_EXECUTOR_TEMPLATE", &emr.executor_template),
+            ] {
+                if value
+                    .as_deref()
+                    .is_some_and(|v| v.chars().any(char::is_whitespace))
+                {
+                    return Err(invalid(name, "must not contain white space"));
+                }
+            }
+        }
+
+        Ok(Config {
+            backend,
+            server: ServerSettings {
+                host,
+                port: raw.port,
+                log_format: raw.log_format,
+                request_timeout: seconds("REQUEST_TIMEOUT", raw.request_timeout)?,
+                max_concurrent_requests: raw.max_concurrent_requests,
+                max_pending_callbacks: raw.max_pending_callbacks,
+                api_token: raw.api_token,
+                callback_token: raw.callback_token,
+            },
+            emr,
+            spark: SparkSettings {
+                driver_cores: raw.emr_driver_cores,
+                driver_memory: raw.emr_driver_memory,
+                executor_cores: raw.emr_executor_cores,
+                executor_memory: raw.emr_executor_memory,
+                driver_max_result_size: raw.emr_driver_max_result_size,
+                executor_heartbeat_interval: raw.emr_executor_heartbeat_interval,
+                network_timeout: raw.emr_network_timeout,
+                executor_instances: raw.emr_executor_instances,
+            },
+            job: JobSettings {
+                datasets_path: raw.datasets_path,
+                results_path: raw.results_path,
+                blind_search_entrypoint: raw.algo_blind_search_entrypoint,
+                blind_search_py_files: raw.algo_blind_search_py_files,
+                bbha_entrypoint: raw.algo_bbha_entrypoint,
+                bbha_py_files: raw.algo_bbha_py_files,
+                args_key_prefix: raw.entrypoint_args_key_prefix,
+            },
+            local: LocalSettings {
+                spark_submit: raw.spark_submit,
+                spark_master: raw.spark_master,
+                scripts_dir: raw.local_scripts_dir,
+                log_dir: raw.local_log_dir,
+                max_concurrent: raw.local_max_concurrent,
+                cancel_grace: seconds("LOCAL_CANCEL_GRACE", raw.local_cancel_grace)?,
+            },
+            notify: NotifySettings {
+                multiomix_url: url,
+                sleep_time: seconds("SLEEP_TIME", raw.sleep_time)?,
+                poll_interval: positive_seconds("POLL_INTERVAL", raw.poll_interval)?,
+                initial_backoff: positive_seconds(
+                    "NOTIFY_INITIAL_BACKOFF",
+                    raw.notify_initial_backoff,
+                )?,
+                max_backoff: positive_seconds("NOTIFY_MAX_BACKOFF", raw.notify_max_backoff)?,
+                give_up_after: seconds("NOTIFY_GIVE_UP_AFTER", raw.notify_give_up_after)?,
+                timeout: positive_seconds("NOTIFY_TIMEOUT", raw.notify_timeout)?,
+                secret: raw.notify_secret,
+                reconcile_interval: positive_seconds(
+                    "RECONCILE_INTERVAL",
+                    raw.reconcile_interval,
+                )?,
+                recovery_window: seconds("RECOVERY_WINDOW", raw.recovery_window)?,
+            },
+            database_url: raw.database_url,
+        })
+    }
+}
+
+/// Durations are given in seconds; fractions are allowed so tests can run in milliseconds.
+fn seconds(name: &'static str, value: f64) -> Result<Duration, ConfigError> {
+    Duration::try_from_secs_f64(value)
+        .map_err(|_| invalid(name, format!("{value} is not a number of seconds")))
+}
+
+fn positive_seconds(name: &'static str, value: f64) -> Result<Duration, ConfigError> {
+    let d = seconds(name, value)?;
+    if d.is_zero() {
+        return Err(invalid(name, "must be more than 0"));
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    const EMR_REQUIRED: &[(&str, &str)] = &[
+        ("EMR_VIRTUAL_CLUSTER_ID", "vc123"),
+        ("EMR_EXECUTION_ROLE_ARN", "arn:aws:iam::123456789012:role/job"),
+        ("EMR_S3_BUCKET", "bucket"),
+    ];
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let c = Config::from_vars(vars(EMR_REQUIRED)).unwrap();
+        assert_eq!(c.backend, BackendKind::Emr);
+        assert_eq!(c.server.port, 8003);
+        let emr = c.emr.unwrap();
+        assert_eq!(emr.release_label, "emr-6.9.0-latest");
+        assert_eq!(emr.region, "us-east-1");
+        assert_eq!(emr.service_url, "multiomix-aws-emr");
+        assert_eq!(emr.image, None);
+        assert_eq!(c.spark.driver_cores, "1");
+        assert_eq!(c.spark.driver_memory, "4g");
+        assert_eq!(c.spark.executor_cores, "1");
+        assert_eq!(c.spark.executor_memory, "4g");
+        assert_eq!(c.spark.driver_max_result_size, "2g");
+        assert_eq!(c.spark.executor_heartbeat_interval, "600s");
+        assert_eq!(c.spark.network_timeout, "2400s");
+        assert_eq!(c.spark.executor_instances, "3");
+        assert_eq!(c.job.datasets_path, "/var/data");
+        assert_eq!(c.job.results_path, "/var/results");
+        assert_eq!(c.job.blind_search_entrypoint, "main.py");
+        assert_eq!(c.job.bbha_py_files, "scripts.zip");
+        assert_eq!(c.job.args_key_prefix, "--");
+        assert_eq!(
+            c.notify.multiomix_url,
+            "http://multiomix/feature-selection/aws-notification"
+        );
+        assert_eq!(c.notify.sleep_time, Duration::from_secs(10));
+        assert_eq!(c.notify.poll_interval, Duration::from_secs(10));
+        assert_eq!(c.notify.initial_backoff, Duration::from_secs(5));
+        assert_eq!(c.notify.max_backoff, Duration::from_secs(600));
+        assert_eq!(c.notify.give_up_after, Duration::from_secs(259_200));
+        assert_eq!(c.notify.timeout, Duration::from_secs(100));
+        assert_eq!(c.notify.reconcile_interval, Duration::from_secs(60));
+        assert_eq!(c.database_url, "sqlite:data/multiomix-aws-emr.db");
+    }
+
+    #[test]
+    fn every_missing_required_variable_is_named() {
+        let err = Config::from_vars(vars(&[("JOB_BACKEND", "emr")])).unwrap_err();
+        let msg = err.to_string();
+        for name in ["EMR_VIRTUAL_CLUSTER_ID", "EMR_EXECUTION_ROLE_ARN", "EMR_S3_BUCKET"] {
+            assert!(msg.contains(name), "{msg} should name {name}");
+        }
+    }
+
+    #[test]
+    fn a_virtual_cluster_alone_chooses_emr_and_asks_for_the_rest() {
+        let err = Config::from_vars(vars(&[("EMR_VIRTUAL_CLUSTER_ID", "vc")])).unwrap_err();
+        match err {
+            ConfigError::Missing(names) => {
+                assert_eq!(names, vec!["EMR_EXECUTION_ROLE_ARN", "EMR_S3_BUCKET"])
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+
+    #[test]
+    fn nothing_set_means_the_local_backend() {
+        let c = Config::from_vars(vars(&[])).unwrap();
+        assert_eq!(c.backend, BackendKind::Local);
+        assert!(c.emr.is_none());
+        assert_eq!(c.local.spark_submit, "spark-submit");
+        assert_eq!(c.local.spark_master, "local[*]");
+        assert_eq!(c.local.scripts_dir, PathBuf::from("scripts"));
+        assert_eq!(c.local.log_dir, PathBuf::from("data/logs"));
+        assert_eq!(c.local.max_concurrent, 1);
+    }
+
+    #[test]
+    fn empty_variables_count_as_unset() {
+        let mut v = vars(EMR_REQUIRED);
+        v.extend(vars(&[("EMR_IMAGE", ""), ("PORT", "")]));
+        let c = Config::from_vars(v).unwrap();
+        assert_eq!(c.emr.unwrap().image, None);
+        assert_eq!(c.server.port, 8003);
+    }
+
+    #[test]
+    fn a_malformed_number_names_its_variable() {
+        let err = Config::from_vars(vars(&[("PORT", "eighty")])).unwrap_err();
+        assert!(err.to_string().contains("PORT"), "{err}");
+    }
+
+    #[test]
+    fn fractional_seconds_are_accepted_for_durations() {
+        let c = Config::from_vars(vars(&[("SLEEP_TIME", "0.05"), ("POLL_INTERVAL", "0.2")]))
+            .unwrap();
+        assert_eq!(c.notify.sleep_time, Duration::from_millis(50));
+        assert_eq!(c.notify.poll_interval, Duration::from_millis(200));
+    }
+
+    #[test]
+    fn an_unknown_backend_is_refused() {
+        let err = Config::from_vars(vars(&[("JOB_BACKEND", "yarn")])).unwrap_err();
+        assert!(err.to_string().contains("JOB_BACKEND"));
+    }
+
+    #[test]
+    fn white_space_in_a_spark_setting_is_refused() {
+        let mut v = vars(EMR_REQUIRED);
+        v.push(("EMR_DRIVER_MEMORY".into(), "4g --conf x=y".into()));
+        let err = Config::from_vars(v).unwrap_err();
+        assert!(err.to_string().contains("EMR_DRIVER_MEMORY"));
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_output() {
+        let c = Config::from_vars(vars(&[
+            ("API_TOKEN", "hunter2-api"),
+            ("CALLBACK_TOKEN", "hunter2-cb"),
+            ("NOTIFY_SECRET", "hunter2-notify"),
+        ]))
+        .unwrap();
+        let printed = format!("{c:?}");
+        assert!(!printed.contains("hunter2"), "{printed}");
+        assert_eq!(c.server.api_token.unwrap().expose(), "hunter2-api");
+    }
+
+    #[test]
+    fn every_field_of_the_raw_config_is_a_known_variable() {
+        // envy reads field names upper-cased; a variable added to Raw but not to
+        // KNOWN_VARIABLES would escape the documentation drift checks.
+        let debug = format!(
+            "{:?}",
+            envy::from_iter::<_, Raw>(Vec::<(String, String)>::new()).unwrap()
+        );
+        for field in debug
+            .trim_start_matches("Raw {")
+            .split(", ")
+            .filter_map(|part| part.split_once(':').map(|(k, _)| k.trim()))
+            .filter(|k| k.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+        {
+            let upper = field.to_uppercase();
+            assert!(
+                KNOWN_VARIABLES.contains(&upper.as_str()),
+                "{upper} is read but not in KNOWN_VARIABLES"
+            );
+        }
+    }
+}
