@@ -552,7 +552,10 @@ impl Config {
             ("EMR_DRIVER_MEMORY", &raw.emr_driver_memory),
             ("EMR_EXECUTOR_CORES", &raw.emr_executor_cores),
             ("EMR_EXECUTOR_MEMORY", &raw.emr_executor_memory),
-            ("EMR_DRIVER_MAX_RESULT_SIZE", &raw.emr_driver_max_result_size),
+            (
+                "EMR_DRIVER_MAX_RESULT_SIZE",
+                &raw.emr_driver_max_result_size,
+            ),
             (
                 "EMR_EXECUTOR_HEARTBEAT_INTERVAL",
                 &raw.emr_executor_heartbeat_interval,
@@ -561,8 +564,14 @@ impl Config {
             ("EMR_EXECUTOR_INSTANCES", &raw.emr_executor_instances),
             ("DATASETS_PATH", &raw.datasets_path),
             ("RESULTS_PATH", &raw.results_path),
-            ("ALGO_BLIND_SEARCH_ENTRYPOINT", &raw.algo_blind_search_entrypoint),
-            ("ALGO_BLIND_SEARCH_PY_FILES", &raw.algo_blind_search_py_files),
+            (
+                "ALGO_BLIND_SEARCH_ENTRYPOINT",
+                &raw.algo_blind_search_entrypoint,
+            ),
+            (
+                "ALGO_BLIND_SEARCH_PY_FILES",
+                &raw.algo_blind_search_py_files,
+            ),
             ("ALGO_BBHA_ENTRYPOINT", &raw.algo_bbha_entrypoint),
             ("ALGO_BBHA_PY_FILES", &raw.algo_bbha_py_files),
         ] {
@@ -638,10 +647,7 @@ impl Config {
                 give_up_after: seconds("NOTIFY_GIVE_UP_AFTER", raw.notify_give_up_after)?,
                 timeout: positive_seconds("NOTIFY_TIMEOUT", raw.notify_timeout)?,
                 secret: raw.notify_secret,
-                reconcile_interval: positive_seconds(
-                    "RECONCILE_INTERVAL",
-                    raw.reconcile_interval,
-                )?,
+                reconcile_interval: positive_seconds("RECONCILE_INTERVAL", raw.reconcile_interval)?,
                 recovery_window: seconds("RECOVERY_WINDOW", raw.recovery_window)?,
             },
             database_url: raw.database_url,
@@ -676,7 +682,10 @@ mod tests {
 
     const EMR_REQUIRED: &[(&str, &str)] = &[
         ("EMR_VIRTUAL_CLUSTER_ID", "vc123"),
-        ("EMR_EXECUTION_ROLE_ARN", "arn:aws:iam::123456789012:role/job"),
+        (
+            "EMR_EXECUTION_ROLE_ARN",
+            "arn:aws:iam::123456789012:role/job",
+        ),
         ("EMR_S3_BUCKET", "bucket"),
     ];
 
@@ -721,7 +730,11 @@ mod tests {
     fn every_missing_required_variable_is_named() {
         let err = Config::from_vars(vars(&[("JOB_BACKEND", "emr")])).unwrap_err();
         let msg = err.to_string();
-        for name in ["EMR_VIRTUAL_CLUSTER_ID", "EMR_EXECUTION_ROLE_ARN", "EMR_S3_BUCKET"] {
+        for name in [
+            "EMR_VIRTUAL_CLUSTER_ID",
+            "EMR_EXECUTION_ROLE_ARN",
+            "EMR_S3_BUCKET",
+        ] {
             assert!(msg.contains(name), "{msg} should name {name}");
         }
     }
@@ -766,8 +779,8 @@ mod tests {
 
     #[test]
     fn fractional_seconds_are_accepted_for_durations() {
-        let c = Config::from_vars(vars(&[("SLEEP_TIME", "0.05"), ("POLL_INTERVAL", "0.2")]))
-            .unwrap();
+        let c =
+            Config::from_vars(vars(&[("SLEEP_TIME", "0.05"), ("POLL_INTERVAL", "0.2")])).unwrap();
         assert_eq!(c.notify.sleep_time, Duration::from_millis(50));
         assert_eq!(c.notify.poll_interval, Duration::from_millis(200));
     }

@@ -2,5 +2,24 @@
 //! when they end.
 //!
 //! - [`config`]: every environment variable, read and checked once at start-up.
+//! - [`job`]: the job model — validation of Multiomix's requests, spark-submit
+//!   parameters, states, and the JSON the API and the notices carry.
+//! - [`backend`]: where jobs run, behind the [`backend::JobBackend`] trait: EMR on EKS
+//!   ([`backend::emr`]) or local spark-submit processes.
+//! - [`api`]: the HTTP routes and the layers every request passes.
+//! - [`store`]: the embedded SQLite store of jobs, idempotency keys and the notice outbox.
+//! - [`notify`]: the outbox worker that delivers job-end notices to Multiomix.
+//! - [`reconcile`]: reads unfinished jobs from the backend so no notice depends on the
+//!   sidecar's callback alone.
+//! - [`app`]: builds the whole service, binds it, runs it until shutdown.
+//! - [`telemetry`]: logs and Prometheus metrics.
 
+pub mod api;
+pub mod app;
+pub mod backend;
 pub mod config;
+pub mod job;
+pub mod notify;
+pub mod reconcile;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,110 @@
+//! What the service owes its operators: an index page, liveness, readiness, metrics,
+//! and JSON answers for unknown routes and panics.
+
+use std::any::Any;
+use std::time::Instant;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use tokio::sync::Mutex;
+
+use super::error::ApiError;
+use super::{status_json, AppState, READY_CACHE};
+
+/// `GET /`: names the service, its version and its backend.
+pub async fn index(State(state): State<AppState>) -> Response {
+    let body = format!(
+        "multiomix-aws-emr {}\nRuns Multiomix feature-selection jobs ({} backend).\n\
+         Routes: POST /job, GET /jobs, GET|DELETE|PATCH /job/{{id}}, GET /health, GET /ready, GET /metrics\n",
+        env!("CARGO_PKG_VERSION"),
+        state.backend.kind()
+    );
+    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
+}
+
+/// `GET /health`: the process is serving.
+pub async fn health() -> Response {
+    status_json(StatusCode::OK, json!({"status": "ok"}))
+}
+
+/// The last readiness check of the backend, reused for [`READY_CACHE`] so that probes
+/// do not turn into a stream of EMR calls.
+#[derive(Default)]
+pub struct Readiness {
+    last: Mutex<Option<(Instant, Result<(), String>)>>,
+}
+
+/// `GET /ready`: the store answers and the backend can be reached.
+pub async fn ready(State(state): State<AppState>) -> Response {
+    let mut problems = Vec::new();
+    if let Err(e) = state.store.ping().await {
+        problems.push(format!("store: {e}"));
+    }
+    let backend = {
+        let mut last = state.readiness.last.lock().await;
+        match &*last {
+            Some((at, result)) if at.elapsed() < READY_CACHE => result.clone(),
+            _ => {
+                let result = state.backend.check().await.map_err(|e| e.to_string());
+                *last = Some((Instant::now(), result.clone()));
+                result
+            }
+        }
+    };
+    if let Err(e) = backend {
+        problems.push(format!("{} backend: {e}", state.backend.kind()));
+    }
+    if problems.is_empty() {
+        status_json(
+            StatusCode::OK,
+            json!({"status": "ready", "backend": state.backend.kind()}),
+        )
+    } else {
+        tracing::warn!(?problems, "not ready");
+        status_json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"status": "not ready", "backend": state.backend.kind(), "problems": problems}),
+        )
+    }
+}
+
+/// `GET /metrics`: Prometheus text format.
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    match &state.metrics {
+        Some(handle) => (
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+            handle.render(),
+        )
+            .into_response(),
+        None => status_json(
+            StatusCode::NOT_FOUND,
+            json!({"error": "not_found", "message": "metrics are not enabled"}),
+        ),
+    }
+}
+
+pub async fn not_found() -> Response {
+    status_json(
+        StatusCode::NOT_FOUND,
+        json!({"error": "not_found", "message": "no such route"}),
+    )
+}
+
+pub async fn method_not_allowed() -> Response {
+    status_json(
+        StatusCode::METHOD_NOT_ALLOWED,
+        json!({"error": "method_not_allowed", "message": "this route does not take that method"}),
+    )
+}
+
+/// A panicking handler answers 500 in JSON like every other error; the panic is logged.
+pub fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
+    let detail = panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "unknown panic".into());
+    ApiError::Internal(anyhow::anyhow!("handler panicked: {detail}")).into_response()
+}

@@ -1,0 +1,224 @@
+//! Builds the whole service from its configuration, binds its listener, and runs the
+//! server and its background work until told to stop.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::api::{self, AppState};
+use crate::backend::emr::EmrBackend;
+use crate::backend::JobBackend;
+use crate::config::{BackendKind, Config};
+use crate::notify::Notifier;
+use crate::reconcile::Reconciler;
+use crate::store::Store;
+use crate::telemetry;
+
+/// How long background work gets to reach a safe point after the server stopped.
+const BACKGROUND_STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// The service, bound and ready to run.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    reconciler: Reconciler,
+}
+
+impl Application {
+    /// Connects the store and the backend the configuration names, and binds the port.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let backend: Arc<dyn JobBackend> = match config.backend {
+            BackendKind::Emr => {
+                let emr = config
+                    .emr
+                    .clone()
+                    .context("the EMR backend needs its settings")?;
+                Arc::new(EmrBackend::connect(emr, config.spark.clone(), config.job.clone()).await)
+            }
+            BackendKind::Local => {
+                anyhow::bail!(
+                    "the local backend is not available in this build; set JOB_BACKEND=emr"
+                )
+            }
+        };
+        Self::build_with_backend(config, backend).await
+    }
+
+    /// Like [`Application::build`] with a backend made elsewhere (tests use this).
+    pub async fn build_with_backend(
+        config: Config,
+        backend: Arc<dyn JobBackend>,
+    ) -> anyhow::Result<Self> {
+        let store = Store::connect(&config.database_url)
+            .await
+            .with_context(|| format!("cannot open the store at {}", config.database_url))?;
+        Self::assemble(config, backend, store).await
+    }
+
+    async fn assemble(
+        config: Config,
+        backend: Arc<dyn JobBackend>,
+        store: Store,
+    ) -> anyhow::Result<Self> {
+        let notifier = Notifier::new(
+            store.clone(),
+            backend.clone(),
+            config.notify.clone(),
+            config.server.max_pending_callbacks,
+        )
+        .await
+        .context("cannot read the notice outbox")?;
+        let reconciler = Reconciler::new(
+            store.clone(),
+            backend.clone(),
+            notifier.clone(),
+            config.notify.reconcile_interval,
+            config.notify.recovery_window,
+        );
+        let address = SocketAddr::new(config.server.host, config.server.port);
+        let listener = TcpListener::bind(address)
+            .await
+            .with_context(|| format!("cannot listen on {address}"))?;
+        let state = AppState {
+            backend,
+            store,
+            notifier,
+            config: Arc::new(config),
+            readiness: Arc::default(),
+            metrics: telemetry::metrics_handle(),
+        };
+        Ok(Application {
+            listener,
+            state,
+            reconciler,
+        })
+    }
+
+    /// The bound port (useful when the configuration asked for port 0).
+    pub fn port(&self) -> u16 {
+        self.local_addr().port()
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn notifier(&self) -> Notifier {
+        self.state.notifier.clone()
+    }
+
+    pub fn reconciler(&self) -> Reconciler {
+        self.reconciler.clone()
+    }
+
+    pub fn store(&self) -> Store {
+        self.state.store.clone()
+    }
+
+    /// Serves until `shutdown` resolves: then stops accepting, lets requests in flight
+    /// finish (each is bounded by the request timeout), and stops the outbox and the
+    /// reconciler at a safe point.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let stopped = |mut rx: watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+        let config = self.state.config.clone();
+        log_start(&config, self.local_addr(), self.state.backend.kind());
+
+        let outbox = tokio::spawn(
+            self.state
+                .notifier
+                .clone()
+                .run_until_stopped(stopped(stop_rx.clone())),
+        );
+        let reconciler = tokio::spawn(self.reconciler.run_until_stopped(stopped(stop_rx)));
+
+        let app = api::router(self.state);
+        let result = axum::serve(self.listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("the HTTP server failed");
+        info!("no longer accepting requests; stopping background work");
+        let _ = stop_tx.send(true);
+        let background = async {
+            let _ = outbox.await;
+            let _ = reconciler.await;
+        };
+        if tokio::time::timeout(BACKGROUND_STOP_GRACE, background)
+            .await
+            .is_err()
+        {
+            warn!("background work did not stop in time; open notices resume after restart");
+        }
+        info!("stopped");
+        result
+    }
+}
+
+fn log_start(config: &Config, address: SocketAddr, backend: &str) {
+    match &config.emr {
+        Some(emr) => info!(
+            %address,
+            backend,
+            virtual_cluster = %emr.virtual_cluster_id,
+            region = %emr.region,
+            endpoint = emr.endpoint_url.as_deref().unwrap_or("AWS"),
+            multiomix = %config.notify.multiomix_url,
+            store = %config.database_url,
+            "multiomix-aws-emr {} listening",
+            env!("CARGO_PKG_VERSION")
+        ),
+        None => info!(
+            %address,
+            backend,
+            spark_submit = %config.local.spark_submit,
+            scripts = %config.local.scripts_dir.display(),
+            multiomix = %config.notify.multiomix_url,
+            store = %config.database_url,
+            "multiomix-aws-emr {} listening",
+            env!("CARGO_PKG_VERSION")
+        ),
+    }
+    if config.server.api_token.is_none() {
+        warn!("API_TOKEN is not set: anyone who can reach this port can start jobs");
+    }
+    if config.server.callback_token.is_none() {
+        warn!(
+            "CALLBACK_TOKEN is not set: anyone who can reach this port can trigger job-end checks"
+        );
+    }
+}
+
+/// Resolves on SIGTERM (Kubernetes) or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => info!("Ctrl-C received; shutting down"),
+        _ = terminate => info!("SIGTERM received; shutting down"),
+    }
+}

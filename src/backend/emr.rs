@@ -1,0 +1,308 @@
+//! The EMR on EKS backend: StartJobRun, DescribeJobRun, CancelJobRun, ListJobRuns and
+//! DescribeVirtualCluster through the AWS SDK.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_config::{retry::RetryConfig, timeout::TimeoutConfig, BehaviorVersion, Region};
+use aws_sdk_emrcontainers::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_emrcontainers::types::{
+    ConfigurationOverrides, JobDriver, JobRunState, MonitoringConfiguration,
+    S3MonitoringConfiguration, SparkSubmitJobDriver,
+};
+use aws_sdk_emrcontainers::Client;
+use aws_smithy_types::DateTime;
+use time::OffsetDateTime;
+
+use super::{BackendError, JobBackend, JobPage, ListQuery};
+use crate::config::{EmrSettings, JobSettings, SparkSettings};
+use crate::job::{
+    entry_point, entry_point_arguments, JobId, JobRun, JobSpec, JobState, SparkSubmit,
+};
+
+/// Tag that marks a job as started by this service.
+pub const MANAGED_BY_TAG: &str = "managed-by";
+pub const MANAGED_BY_VALUE: &str = "multiomix-aws-emr";
+/// Tag that names the deployment (its callback host), so that deployments sharing a
+/// virtual cluster each see only their own jobs.
+pub const CALLBACK_HOST_TAG: &str = "callback-host";
+
+pub struct EmrBackend {
+    client: Client,
+    emr: EmrSettings,
+    spark: SparkSettings,
+    job: JobSettings,
+}
+
+impl EmrBackend {
+    /// Builds the SDK client from the standard AWS chain (environment, profile, IRSA web
+    /// identity, instance metadata), in the configured region and, when
+    /// `AWS_ENDPOINT_URL` is set, against that endpoint.
+    pub async fn connect(emr: EmrSettings, spark: SparkSettings, job: JobSettings) -> Self {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(emr.region.clone()))
+            .retry_config(RetryConfig::standard().with_max_attempts(3))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(3))
+                    .operation_attempt_timeout(Duration::from_secs(10))
+                    .operation_timeout(Duration::from_secs(30))
+                    .build(),
+            );
+        if let Some(url) = &emr.endpoint_url {
+            loader = loader.endpoint_url(url);
+        }
+        let sdk = loader.load().await;
+        Self::with_client(Client::new(&sdk), emr, spark, job)
+    }
+
+    /// Uses a client built elsewhere (tests give one with fixed credentials).
+    pub fn with_client(
+        client: Client,
+        emr: EmrSettings,
+        spark: SparkSettings,
+        job: JobSettings,
+    ) -> Self {
+        EmrBackend {
+            client,
+            emr,
+            spark,
+            job,
+        }
+    }
+
+    fn log_uri(&self) -> String {
+        format!("s3://{}/joblogs", self.emr.s3_bucket)
+    }
+
+    fn is_own(&self, tags: Option<&HashMap<String, String>>) -> bool {
+        tags.is_some_and(|t| {
+            t.get(MANAGED_BY_TAG).map(String::as_str) == Some(MANAGED_BY_VALUE)
+                && t.get(CALLBACK_HOST_TAG) == Some(&self.emr.service_url)
+        })
+    }
+
+    fn to_run(&self, run: &aws_sdk_emrcontainers::types::JobRun) -> Result<JobRun, BackendError> {
+        let id = run
+            .id()
+            .and_then(JobId::parse)
+            .ok_or_else(|| BackendError::Rejected("EMR returned a job run without an id".into()))?;
+        let state = run
+            .state()
+            .and_then(|s| JobState::parse(s.as_str()))
+            .ok_or_else(|| {
+                BackendError::Rejected(format!(
+                    "EMR returned job {id} in an unknown state {:?}",
+                    run.state()
+                ))
+            })?;
+        let log_location = Some(format!(
+            "{}/{}/jobs/{id}/",
+            self.log_uri(),
+            self.emr.virtual_cluster_id
+        ));
+        Ok(JobRun {
+            name: run.name().unwrap_or_default().to_owned(),
+            state,
+            created_at: run
+                .created_at()
+                .map(to_offset)
+                .unwrap_or(OffsetDateTime::UNIX_EPOCH),
+            finished_at: run.finished_at().map(to_offset),
+            state_details: run.state_details().map(str::to_owned),
+            failure_reason: run.failure_reason().map(|r| r.as_str().to_owned()),
+            log_location,
+            id,
+        })
+    }
+}
+
+fn to_offset(at: &DateTime) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(at.secs()).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+/// Sorts an SDK error into what the caller can do about it. The SDK has already retried
+/// throttling and 5xx answers by the time this sees them.
+fn classify<E, R>(operation: &str, err: SdkError<E, R>) -> BackendError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    match &err {
+        SdkError::ServiceError(service) => {
+            let e = service.err();
+            let code = e.code().unwrap_or("Unknown");
+            let message = e.message().unwrap_or("no message").to_owned();
+            match code {
+                "ResourceNotFoundException" => BackendError::NotFound,
+                "ThrottlingException"
+                | "TooManyRequestsException"
+                | "InternalServerException"
+                | "ServiceUnavailableException"
+                | "RequestTimeout" => {
+                    BackendError::Unavailable(format!("{operation}: {code}: {message}"))
+                }
+                _ => BackendError::Rejected(format!("{operation}: {code}: {message}")),
+            }
+        }
+        SdkError::ConstructionFailure(_) => {
+            BackendError::Rejected(format!("{operation}: request could not be built: {err:?}"))
+        }
+        _ => BackendError::Unavailable(format!(
+            "{operation}: {}",
+            aws_smithy_types::error::display::DisplayErrorContext(&err)
+        )),
+    }
+}
+
+#[async_trait]
+impl JobBackend for EmrBackend {
+    fn kind(&self) -> &'static str {
+        "emr"
+    }
+
+    async fn start(&self, spec: &JobSpec, client_token: &str) -> Result<JobId, BackendError> {
+        let parameters = SparkSubmit::for_emr(&self.emr, &self.spark, &self.job, spec);
+        let driver = SparkSubmitJobDriver::builder()
+            .entry_point(format!(
+                "s3://{}/scripts/{}",
+                self.emr.s3_bucket,
+                entry_point(&self.job, spec.algorithm)
+            ))
+            .set_entry_point_arguments(Some(entry_point_arguments(spec, &self.job.args_key_prefix)))
+            .spark_submit_parameters(parameters.to_parameter_string())
+            .build()
+            .map_err(|e| BackendError::Rejected(e.to_string()))?;
+        let monitoring = S3MonitoringConfiguration::builder()
+            .log_uri(self.log_uri())
+            .build()
+            .map_err(|e| BackendError::Rejected(e.to_string()))?;
+        let out = self
+            .client
+            .start_job_run()
+            .name(spec.name.as_str())
+            .virtual_cluster_id(&self.emr.virtual_cluster_id)
+            .execution_role_arn(&self.emr.execution_role_arn)
+            .release_label(&self.emr.release_label)
+            .client_token(client_token)
+            .job_driver(JobDriver::builder().spark_submit_job_driver(driver).build())
+            .configuration_overrides(
+                ConfigurationOverrides::builder()
+                    .monitoring_configuration(
+                        MonitoringConfiguration::builder()
+                            .s3_monitoring_configuration(monitoring)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .tags(MANAGED_BY_TAG, MANAGED_BY_VALUE)
+            .tags(CALLBACK_HOST_TAG, &self.emr.service_url)
+            .tags("algorithm", spec.algorithm.slug())
+            .send()
+            .await
+            .map_err(|e| classify("StartJobRun", e))?;
+        out.id().and_then(JobId::parse).ok_or_else(|| {
+            BackendError::Rejected(format!(
+                "StartJobRun answered with an unusable id {:?}",
+                out.id()
+            ))
+        })
+    }
+
+    async fn describe(&self, id: &JobId) -> Result<JobRun, BackendError> {
+        let out = self
+            .client
+            .describe_job_run()
+            .virtual_cluster_id(&self.emr.virtual_cluster_id)
+            .id(id.as_str())
+            .send()
+            .await
+            .map_err(|e| classify("DescribeJobRun", e))?;
+        let run = out
+            .job_run()
+            .ok_or_else(|| BackendError::Rejected("DescribeJobRun answered no job run".into()))?;
+        self.to_run(run)
+    }
+
+    async fn cancel(&self, id: &JobId) -> Result<(), BackendError> {
+        // EMR answers a generic ValidationException to cancelling a finished job; reading
+        // it first lets the API say 409 for that and 404 for an unknown job.
+        let run = self.describe(id).await?;
+        match run.state {
+            s if s.is_final() => {
+                return Err(BackendError::Conflict(format!(
+                    "job {id} is already {s} and can no longer be cancelled"
+                )))
+            }
+            JobState::CancelPending => return Ok(()),
+            _ => {}
+        }
+        let result = self
+            .client
+            .cancel_job_run()
+            .virtual_cluster_id(&self.emr.virtual_cluster_id)
+            .id(id.as_str())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) => match classify("CancelJobRun", e) {
+                // It may have ended between the two calls.
+                BackendError::Rejected(msg) => match self.describe(id).await {
+                    Ok(run) if run.state.is_final() => Err(BackendError::Conflict(format!(
+                        "job {id} is already {} and can no longer be cancelled",
+                        run.state
+                    ))),
+                    _ => Err(BackendError::Rejected(msg)),
+                },
+                other => Err(other),
+            },
+        }
+    }
+
+    async fn list(&self, query: &ListQuery) -> Result<JobPage, BackendError> {
+        let states = (!query.states.is_empty()).then(|| {
+            query
+                .states
+                .iter()
+                .map(|s| JobRunState::from(s.as_str()))
+                .collect()
+        });
+        let out = self
+            .client
+            .list_job_runs()
+            .virtual_cluster_id(&self.emr.virtual_cluster_id)
+            .set_states(states)
+            .set_created_after(
+                query
+                    .created_after
+                    .map(|t| DateTime::from_secs(t.unix_timestamp())),
+            )
+            .set_max_results(query.page_size.map(|n| n.min(50) as i32))
+            .set_next_token(query.next_token.clone())
+            .send()
+            .await
+            .map_err(|e| classify("ListJobRuns", e))?;
+        let jobs = out
+            .job_runs()
+            .iter()
+            .filter(|run| self.is_own(run.tags()))
+            .filter_map(|run| self.to_run(run).ok())
+            .collect();
+        Ok(JobPage {
+            jobs,
+            next_token: out.next_token().map(str::to_owned),
+        })
+    }
+
+    async fn check(&self) -> Result<(), BackendError> {
+        self.client
+            .describe_virtual_cluster()
+            .id(&self.emr.virtual_cluster_id)
+            .send()
+            .await
+            .map_err(|e| classify("DescribeVirtualCluster", e))?;
+        Ok(())
+    }
+}

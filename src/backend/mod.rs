@@ -1,0 +1,63 @@
+//! Job backends: where jobs actually run. The HTTP layer and the notifier only know this
+//! trait, so EMR on EKS, the local spark-submit runner and test doubles are interchangeable.
+
+pub mod emr;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use crate::job::{JobId, JobRun, JobSpec, JobState};
+
+/// What can go wrong when talking to a backend, sorted by what the caller should do.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    /// The job does not exist (or is not visible to this service).
+    #[error("job run not found")]
+    NotFound,
+    /// The job is in a state where the operation makes no sense (e.g. cancelling a
+    /// finished job).
+    #[error("{0}")]
+    Conflict(String),
+    /// The backend understood the request and refused it; retrying will not help.
+    #[error("the job backend refused the request: {0}")]
+    Rejected(String),
+    /// The backend could not be reached, throttled us or failed; retrying later may help.
+    #[error("the job backend is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// One page of [`JobBackend::list`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ListQuery {
+    /// Only jobs in one of these states; empty means all.
+    pub states: Vec<JobState>,
+    pub created_after: Option<OffsetDateTime>,
+    pub page_size: Option<u32>,
+    pub next_token: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct JobPage {
+    pub jobs: Vec<JobRun>,
+    pub next_token: Option<String>,
+}
+
+#[async_trait]
+pub trait JobBackend: Send + Sync + 'static {
+    /// A short name for logs and `/ready`.
+    fn kind(&self) -> &'static str;
+
+    /// Starts a job. The same `client_token` twice starts one job and returns its id twice.
+    async fn start(&self, spec: &JobSpec, client_token: &str) -> Result<JobId, BackendError>;
+
+    async fn describe(&self, id: &JobId) -> Result<JobRun, BackendError>;
+
+    /// Asks the job to stop. A job already in a final state is a `Conflict`.
+    async fn cancel(&self, id: &JobId) -> Result<(), BackendError>;
+
+    /// This service's own jobs, newest first.
+    async fn list(&self, query: &ListQuery) -> Result<JobPage, BackendError>;
+
+    /// Whether the backend can do its work right now (credentials, cluster, program).
+    async fn check(&self) -> Result<(), BackendError>;
+}

@@ -1,0 +1,337 @@
+//! The job model: what Multiomix asks for, what a backend reports, and what the API shows.
+
+mod spark;
+mod validate;
+
+pub use spark::{entry_point, entry_point_arguments, py_files, SparkSubmit};
+pub use validate::{validate_request, FieldError, MAX_ARGUMENTS, MAX_VALUE_CHARS};
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use time::{format_description::FormatItem, macros::format_description, OffsetDateTime};
+
+/// The feature-selection algorithms Multiomix can run, by the integer it sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Algorithm {
+    BlindSearch = 0,
+    Bbha = 1,
+}
+
+impl Algorithm {
+    pub fn from_code(code: i64) -> Option<Self> {
+        match code {
+            0 => Some(Algorithm::BlindSearch),
+            1 => Some(Algorithm::Bbha),
+            _ => None,
+        }
+    }
+
+    pub fn code(self) -> i64 {
+        self as i64
+    }
+
+    /// The name used in `ALGO_<NAME>_*` variables.
+    pub fn env_name(self) -> &'static str {
+        match self {
+            Algorithm::BlindSearch => "BLIND_SEARCH",
+            Algorithm::Bbha => "BBHA",
+        }
+    }
+
+    /// The name in generated job names: lower case, `_` as `-`.
+    pub fn slug(self) -> &'static str {
+        match self {
+            Algorithm::BlindSearch => "blind-search",
+            Algorithm::Bbha => "bbha",
+        }
+    }
+}
+
+/// A job run id, checked before it reaches a backend or a URL.
+///
+/// EMR ids are 19 characters of `[0-9a-z]`; anything of `[0-9a-z]{1,64}` is accepted so
+/// ids from other backends and future formats still work.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct JobId(String);
+
+impl JobId {
+    pub fn parse(raw: &str) -> Option<Self> {
+        let ok = !raw.is_empty()
+            && raw.len() <= 64
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase());
+        ok.then(|| JobId(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A job name that is safe for EMR and for the spark-submit parameter string:
+/// 1 to 64 characters of `[.\-_/#A-Za-z0-9]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobName(String);
+
+impl JobName {
+    pub const MAX_CHARS: usize = 64;
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        let ok = !raw.is_empty()
+            && raw.len() <= Self::MAX_CHARS
+            && raw.bytes().all(|b| {
+                b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'/' | b'#')
+            });
+        ok.then(|| JobName(raw.to_owned()))
+    }
+
+    /// `multiomix-<algorithm>-<6 lowercase letters>-<6 digits>`, as the old service named
+    /// jobs that came without a name.
+    pub fn generate(algorithm: Algorithm) -> Self {
+        use rand::Rng;
+        let mut rng = rand::thread_rng();
+        let letters: String = (0..6)
+            .map(|_| char::from(rng.gen_range(b'a'..=b'z')))
+            .collect();
+        let digits: String = (0..6)
+            .map(|_| char::from(rng.gen_range(b'0'..=b'9')))
+            .collect();
+        JobName(format!("multiomix-{}-{letters}-{digits}", algorithm.slug()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A validated request to start a job. Argument values are already text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobSpec {
+    pub name: JobName,
+    pub algorithm: Algorithm,
+    /// `(name, value)` in request order; names are checked, values are opaque text.
+    pub arguments: Vec<(String, String)>,
+}
+
+impl JobSpec {
+    /// The `app-name` argument, which Multiomix uses to name the job's result folder.
+    pub fn app_name(&self) -> Option<&str> {
+        self.arguments
+            .iter()
+            .find(|(name, _)| name == "app-name")
+            .map(|(_, value)| value.as_str())
+    }
+}
+
+/// EMR's job run states, which the API passes through unchanged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum JobState {
+    Pending,
+    Submitted,
+    Running,
+    Failed,
+    Cancelled,
+    CancelPending,
+    Completed,
+}
+
+impl JobState {
+    pub const ALL: [JobState; 7] = [
+        JobState::Pending,
+        JobState::Submitted,
+        JobState::Running,
+        JobState::Failed,
+        JobState::Cancelled,
+        JobState::CancelPending,
+        JobState::Completed,
+    ];
+
+    /// Only a job in a final state gets its job-end notice.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            JobState::Completed | JobState::Failed | JobState::Cancelled
+        )
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Pending => "PENDING",
+            JobState::Submitted => "SUBMITTED",
+            JobState::Running => "RUNNING",
+            JobState::Failed => "FAILED",
+            JobState::Cancelled => "CANCELLED",
+            JobState::CancelPending => "CANCEL_PENDING",
+            JobState::Completed => "COMPLETED",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == raw)
+    }
+}
+
+impl fmt::Display for JobState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A job run as a backend reports it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobRun {
+    pub id: JobId,
+    pub name: String,
+    pub state: JobState,
+    pub created_at: OffsetDateTime,
+    pub finished_at: Option<OffsetDateTime>,
+    pub state_details: Option<String>,
+    pub failure_reason: Option<String>,
+    /// Where the job's logs are (an S3 prefix or a local file).
+    pub log_location: Option<String>,
+}
+
+/// How the delivery of a job's end notice stands, for `GET /job/{id}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NoticeView {
+    pub status: String,
+    pub attempts: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+/// The job as the API shows it and as the job-end notice carries it.
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JobView {
+    pub id: String,
+    pub name: String,
+    pub state: JobState,
+    /// `YYYY-MM-DD HH:MM:SS+00:00`, what Multiomix's `strptime` expects.
+    pub created_at: String,
+    pub finished_at: Option<String>,
+    pub state_details: Option<String>,
+    pub failure_reason: Option<String>,
+    pub log_uri: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notice: Option<NoticeView>,
+}
+
+impl From<&JobRun> for JobView {
+    fn from(run: &JobRun) -> Self {
+        JobView {
+            id: run.id.to_string(),
+            name: run.name.clone(),
+            state: run.state,
+            created_at: format_date(run.created_at),
+            finished_at: run.finished_at.map(format_date),
+            state_details: run.state_details.clone(),
+            failure_reason: run.failure_reason.clone(),
+            log_uri: run.log_location.clone(),
+            notice: None,
+        }
+    }
+}
+
+const DATE_FORMAT: &[FormatItem<'static>] =
+    format_description!("[year]-[month]-[day] [hour]:[minute]:[second]+00:00");
+
+/// Formats a moment in UTC, whole seconds: `2023-06-29 17:08:56+00:00`.
+pub fn format_date(at: OffsetDateTime) -> String {
+    at.to_offset(time::UtcOffset::UTC)
+        .format(DATE_FORMAT)
+        .expect("the date format has only numeric components")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn dates_are_utc_whole_seconds_with_a_space_and_an_explicit_offset() {
+        let at = datetime!(2023-06-29 19:08:56.789 +02:00);
+        assert_eq!(format_date(at), "2023-06-29 17:08:56+00:00");
+    }
+
+    #[test]
+    fn formatted_dates_parse_with_the_format_multiomix_uses() {
+        // Multiomix: strptime(value, '%Y-%m-%d %H:%M:%S+00:00')
+        let s = format_date(datetime!(2024-01-02 03:04:05 UTC));
+        let (date, rest) = s.split_once(' ').unwrap();
+        assert_eq!(date.len(), 10);
+        assert!(rest.ends_with("+00:00"));
+        assert_eq!(rest.trim_end_matches("+00:00"), "03:04:05");
+        assert!(!s.contains('T') && !s.contains('Z') && !s.contains('.'));
+    }
+
+    #[test]
+    fn generated_names_follow_the_old_pattern_and_are_valid() {
+        for alg in [Algorithm::BlindSearch, Algorithm::Bbha] {
+            let name = JobName::generate(alg);
+            let s = name.as_str();
+            let prefix = format!("multiomix-{}-", alg.slug());
+            assert!(s.starts_with(&prefix), "{s}");
+            let rest = &s[prefix.len()..];
+            let (letters, digits) = rest.split_once('-').unwrap();
+            assert_eq!(letters.len(), 6);
+            assert!(letters.bytes().all(|b| b.is_ascii_lowercase()), "{s}");
+            assert_eq!(digits.len(), 6);
+            assert!(digits.bytes().all(|b| b.is_ascii_digit()), "{s}");
+            assert!(JobName::parse(s).is_some());
+        }
+        assert_eq!(
+            JobName::generate(Algorithm::BlindSearch).as_str().len(),
+            "multiomix-blind-search-abcdef-123456".len()
+        );
+    }
+
+    #[test]
+    fn job_ids_are_lowercase_alphanumerics_only() {
+        assert!(JobId::parse("000000031kd8aj0vtn3").is_some());
+        for bad in ["", "ABC", "a-b", "../x", "a b", "a/b", &"a".repeat(65)] {
+            assert!(JobId::parse(bad).is_none(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn job_names_refuse_anything_outside_the_emr_alphabet() {
+        assert!(JobName::parse("BreastCancer_BBHA-1.0/#x").is_some());
+        assert!(JobName::parse(&"n".repeat(64)).is_some());
+        for bad in [
+            "",
+            "with space",
+            "x --conf spark.driver.extraJavaOptions=-Dx",
+            "tab\tname",
+            "new\nline",
+            "ñame",
+            &"n".repeat(65),
+        ] {
+            assert!(JobName::parse(bad).is_none(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn only_completed_failed_and_cancelled_are_final() {
+        let finals: Vec<_> = JobState::ALL.into_iter().filter(|s| s.is_final()).collect();
+        assert_eq!(
+            finals,
+            vec![JobState::Failed, JobState::Cancelled, JobState::Completed]
+        );
+        for s in JobState::ALL {
+            assert_eq!(JobState::parse(s.as_str()), Some(s));
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
+    }
+}

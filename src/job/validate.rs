@@ -1,0 +1,385 @@
+//! Checks a `POST /job` body before anything reaches a backend.
+//!
+//! The body is read as untyped JSON and checked field by field, so that every refusal can
+//! say which field is wrong and why, instead of a generic deserialisation error.
+
+use serde_json::Value;
+
+use super::{Algorithm, JobName, JobSpec};
+
+/// At most this many entry-point arguments in one job.
+pub const MAX_ARGUMENTS: usize = 100;
+/// EMR's own limit on the length of one entry-point argument.
+pub const MAX_VALUE_CHARS: usize = 10_280;
+/// Longest argument name.
+pub const MAX_ARGUMENT_NAME_CHARS: usize = 128;
+
+/// Why a request was refused, and which field of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        FieldError {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Turns Multiomix's request body into a [`JobSpec`], or says what is wrong with it.
+pub fn validate_request(body: &Value) -> Result<JobSpec, FieldError> {
+    let Value::Object(fields) = body else {
+        return Err(FieldError::new("", "the body must be a JSON object"));
+    };
+
+    let algorithm = match fields.get("algorithm") {
+        None | Some(Value::Null) => Algorithm::BlindSearch,
+        Some(Value::Number(n)) => n.as_i64().and_then(Algorithm::from_code).ok_or_else(|| {
+            FieldError::new(
+                "algorithm",
+                format!("{n} is not an algorithm: 0 = Blind Search, 1 = BBHA"),
+            )
+        })?,
+        Some(other) => {
+            return Err(FieldError::new(
+                "algorithm",
+                format!(
+                    "must be the integer 0 (Blind Search) or 1 (BBHA), not {}",
+                    type_name(other)
+                ),
+            ))
+        }
+    };
+
+    let name = match fields.get("name") {
+        None | Some(Value::Null) => JobName::generate(algorithm),
+        Some(Value::String(s)) => JobName::parse(s).ok_or_else(|| {
+            FieldError::new(
+                "name",
+                "must be 1 to 64 characters of letters, digits and . - _ / #",
+            )
+        })?,
+        Some(other) => {
+            return Err(FieldError::new(
+                "name",
+                format!("must be a string, not {}", type_name(other)),
+            ))
+        }
+    };
+
+    let items = match fields.get("entrypoint_arguments") {
+        Some(Value::Array(items)) => items,
+        None | Some(Value::Null) => {
+            return Err(FieldError::new(
+                "entrypoint_arguments",
+                "is required and must contain app-name",
+            ))
+        }
+        Some(other) => {
+            return Err(FieldError::new(
+                "entrypoint_arguments",
+                format!(
+                    "must be a list of {{name, value}}, not {}",
+                    type_name(other)
+                ),
+            ))
+        }
+    };
+    if items.len() > MAX_ARGUMENTS {
+        return Err(FieldError::new(
+            "entrypoint_arguments",
+            format!(
+                "has {} items; at most {MAX_ARGUMENTS} are allowed",
+                items.len()
+            ),
+        ));
+    }
+
+    let mut arguments: Vec<(String, String)> = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let at = |field: &str| format!("entrypoint_arguments[{i}].{field}");
+        let Value::Object(item) = item else {
+            return Err(FieldError::new(
+                format!("entrypoint_arguments[{i}]"),
+                format!("must be an object {{name, value}}, not {}", type_name(item)),
+            ));
+        };
+        let name = match item.get("name") {
+            Some(Value::String(s)) => s,
+            Some(other) => {
+                return Err(FieldError::new(
+                    at("name"),
+                    format!("must be a string, not {}", type_name(other)),
+                ))
+            }
+            None => return Err(FieldError::new(at("name"), "is required")),
+        };
+        check_argument_name(name).map_err(|why| FieldError::new(at("name"), why))?;
+        if arguments.iter().any(|(seen, _)| seen == name) {
+            return Err(FieldError::new(
+                at("name"),
+                format!("'{name}' is given more than once"),
+            ));
+        }
+        let value = match item.get("value") {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Number(n)) => n.to_string(),
+            Some(Value::Bool(b)) => b.to_string(),
+            Some(other) => {
+                return Err(FieldError::new(
+                    at("value"),
+                    format!(
+                        "must be a string, a number or a boolean, not {}",
+                        type_name(other)
+                    ),
+                ))
+            }
+            None => return Err(FieldError::new(at("value"), "is required")),
+        };
+        check_argument_value(&value).map_err(|why| FieldError::new(at("value"), why))?;
+        arguments.push((name.clone(), value));
+    }
+
+    match arguments.iter().find(|(name, _)| name == "app-name") {
+        None => {
+            return Err(FieldError::new(
+                "entrypoint_arguments",
+                "must contain app-name (Multiomix names the result folder by it)",
+            ))
+        }
+        Some((_, app)) => check_app_name(app)
+            .map_err(|why| FieldError::new("entrypoint_arguments[app-name].value", why))?,
+    }
+
+    Ok(JobSpec {
+        name,
+        algorithm,
+        arguments,
+    })
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Argument names become `--name` on the job's command line: letters, digits, `-`, `_`,
+/// `.`, not starting with `-` (which would make `---x` or an option of another tool).
+fn check_argument_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if name.len() > MAX_ARGUMENT_NAME_CHARS {
+        return Err(format!(
+            "must be at most {MAX_ARGUMENT_NAME_CHARS} characters"
+        ));
+    }
+    if name.starts_with('-') {
+        return Err("must not start with '-' (the prefix is added by the service)".into());
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        return Err("may contain only letters, digits, '-', '_' and '.'".into());
+    }
+    Ok(())
+}
+
+fn check_argument_value(value: &str) -> Result<(), String> {
+    let chars = value.chars().count();
+    if chars > MAX_VALUE_CHARS {
+        return Err(format!(
+            "is {chars} characters long; EMR allows at most {MAX_VALUE_CHARS}"
+        ));
+    }
+    if value.chars().any(char::is_control) {
+        return Err("must not contain control characters (newlines, NUL, ...)".into());
+    }
+    Ok(())
+}
+
+/// `app-name` names a folder under the results path: it must stay inside it.
+fn check_app_name(value: &str) -> Result<(), String> {
+    if value.trim().is_empty() {
+        return Err("must not be empty".into());
+    }
+    if value.starts_with('/') || value.split(['/', '\\']).any(|part| part == "..") {
+        return Err("must be a relative folder name without '..'".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn multiomix_body() -> Value {
+        json!({"name": "BreastCancerBBHA",
+               "algorithm": 1,
+               "entrypoint_arguments": [
+                 {"name": "app-name", "value": "exp-42-app"},
+                 {"name": "molecules-dataset", "value": "exp-42-app/molecules.csv"},
+                 {"name": "n-stars", "value": 15},
+                 {"name": "cv-folds", "value": "10"}]})
+    }
+
+    #[test]
+    fn multiomix_request_is_accepted_with_values_as_text() {
+        let spec = validate_request(&multiomix_body()).unwrap();
+        assert_eq!(spec.name.as_str(), "BreastCancerBBHA");
+        assert_eq!(spec.algorithm, Algorithm::Bbha);
+        assert_eq!(
+            spec.arguments,
+            vec![
+                ("app-name".into(), "exp-42-app".into()),
+                (
+                    "molecules-dataset".into(),
+                    "exp-42-app/molecules.csv".into()
+                ),
+                ("n-stars".into(), "15".into()),
+                ("cv-folds".into(), "10".into()),
+            ]
+        );
+        assert_eq!(spec.app_name(), Some("exp-42-app"));
+    }
+
+    #[test]
+    fn booleans_and_floats_become_their_json_text() {
+        let mut body = multiomix_body();
+        body["entrypoint_arguments"]
+            .as_array_mut()
+            .unwrap()
+            .extend([
+                json!({"name": "flag", "value": true}),
+                json!({"name": "ratio", "value": 0.25}),
+            ]);
+        let spec = validate_request(&body).unwrap();
+        assert!(spec.arguments.contains(&("flag".into(), "true".into())));
+        assert!(spec.arguments.contains(&("ratio".into(), "0.25".into())));
+    }
+
+    #[test]
+    fn a_missing_or_null_name_is_generated_and_a_missing_algorithm_is_blind_search() {
+        let mut body = multiomix_body();
+        body.as_object_mut().unwrap().remove("algorithm");
+        body["name"] = Value::Null;
+        let spec = validate_request(&body).unwrap();
+        assert_eq!(spec.algorithm, Algorithm::BlindSearch);
+        assert!(spec.name.as_str().starts_with("multiomix-blind-search-"));
+    }
+
+    fn refused(body: Value) -> FieldError {
+        validate_request(&body).expect_err("should be refused")
+    }
+
+    #[test]
+    fn each_malformed_field_is_named_in_the_refusal() {
+        let cases: Vec<(Value, &str)> = vec![
+            (json!([]), ""),
+            (json!("text"), ""),
+            (json!({"name": "a b", "entrypoint_arguments": []}), "name"),
+            (json!({"name": 5, "entrypoint_arguments": []}), "name"),
+            (
+                json!({"algorithm": 2, "entrypoint_arguments": []}),
+                "algorithm",
+            ),
+            (
+                json!({"algorithm": "1", "entrypoint_arguments": []}),
+                "algorithm",
+            ),
+            (
+                json!({"algorithm": 1.5, "entrypoint_arguments": []}),
+                "algorithm",
+            ),
+            (json!({}), "entrypoint_arguments"),
+            (json!({"entrypoint_arguments": {}}), "entrypoint_arguments"),
+            (json!({"entrypoint_arguments": []}), "entrypoint_arguments"),
+            (
+                json!({"entrypoint_arguments": [5]}),
+                "entrypoint_arguments[0]",
+            ),
+            (
+                json!({"entrypoint_arguments": [{"value": "x"}]}),
+                "entrypoint_arguments[0].name",
+            ),
+            (
+                json!({"entrypoint_arguments": [{"name": "app-name", "value": null}]}),
+                "entrypoint_arguments[0].value",
+            ),
+            (
+                json!({"entrypoint_arguments": [{"name": "app-name", "value": [1]}]}),
+                "entrypoint_arguments[0].value",
+            ),
+            (
+                json!({"entrypoint_arguments": [{"name": "app-name"}]}),
+                "entrypoint_arguments[0].value",
+            ),
+            (
+                json!({"entrypoint_arguments": [{"name": "--conf", "value": "x"}]}),
+                "entrypoint_arguments[0].name",
+            ),
+            (
+                json!({"entrypoint_arguments": [{"name": "a b", "value": "x"}]}),
+                "entrypoint_arguments[0].name",
+            ),
+            (
+                json!({"entrypoint_arguments": [
+                    {"name": "app-name", "value": "x"}, {"name": "app-name", "value": "y"}]}),
+                "entrypoint_arguments[1].name",
+            ),
+            (
+                json!({"entrypoint_arguments": [{"name": "app-name", "value": "a\nb"}]}),
+                "entrypoint_arguments[0].value",
+            ),
+            (
+                json!({"entrypoint_arguments": [{"name": "app-name", "value": "../../etc"}]}),
+                "entrypoint_arguments[app-name].value",
+            ),
+            (
+                json!({"entrypoint_arguments": [{"name": "app-name", "value": "/abs"}]}),
+                "entrypoint_arguments[app-name].value",
+            ),
+        ];
+        for (body, field) in cases {
+            let err = refused(body.clone());
+            assert_eq!(err.field, field, "{body} → {err:?}");
+            assert!(!err.message.is_empty());
+        }
+    }
+
+    #[test]
+    fn values_longer_than_emr_allows_are_refused() {
+        let mut body = multiomix_body();
+        body["entrypoint_arguments"][1]["value"] = json!("x".repeat(MAX_VALUE_CHARS + 1));
+        assert_eq!(refused(body.clone()).field, "entrypoint_arguments[1].value");
+        body["entrypoint_arguments"][1]["value"] = json!("x".repeat(MAX_VALUE_CHARS));
+        assert!(validate_request(&body).is_ok());
+    }
+
+    #[test]
+    fn too_many_arguments_are_refused() {
+        let mut args = vec![json!({"name": "app-name", "value": "a"})];
+        args.extend((0..MAX_ARGUMENTS).map(|i| json!({"name": format!("a{i}"), "value": i})));
+        let err = refused(json!({ "entrypoint_arguments": args }));
+        assert_eq!(err.field, "entrypoint_arguments");
+    }
+
+    #[test]
+    fn unknown_top_level_fields_are_ignored() {
+        let mut body = multiomix_body();
+        body["extra"] = json!({"anything": 1});
+        assert!(validate_request(&body).is_ok());
+    }
+}

@@ -1,0 +1,176 @@
+//! The reconciler: the sidecar's callback is a fast path, this is the guarantee.
+//!
+//! Every `RECONCILE_INTERVAL` it reads, from the backend, the jobs this service started
+//! that have no notice yet, and opens the notice of any that ended — also for jobs whose
+//! driver never started and so never called back. On a start with an empty store it
+//! first adopts this service's recent jobs from the backend, so a pod rescheduled without
+//! its disk still reports the jobs that were running.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use tracing::{debug, error, info, warn};
+
+use crate::backend::{BackendError, JobBackend, ListQuery};
+use crate::job::JobId;
+use crate::notify::{Notifier, RequestError};
+use crate::store::{now_millis, JobRecord, Store, StoreResult};
+
+/// Idempotency keys are kept this long (at least the promised 24 hours).
+pub const IDEMPOTENCY_KEY_LIFETIME: Duration = Duration::from_secs(48 * 3600);
+/// Jobs read per round; the rest wait for the next round.
+const ROUND_LIMIT: i64 = 1_000;
+
+#[derive(Clone)]
+pub struct Reconciler {
+    store: Store,
+    backend: Arc<dyn JobBackend>,
+    notifier: Notifier,
+    interval: Duration,
+    recovery_window: Duration,
+}
+
+/// What one round found.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Round {
+    pub checked: usize,
+    pub ended: usize,
+    pub unknown: usize,
+}
+
+impl Reconciler {
+    pub fn new(
+        store: Store,
+        backend: Arc<dyn JobBackend>,
+        notifier: Notifier,
+        interval: Duration,
+        recovery_window: Duration,
+    ) -> Self {
+        Reconciler {
+            store,
+            backend,
+            notifier,
+            interval,
+            recovery_window,
+        }
+    }
+
+    /// With an empty store, records this service's jobs of the recovery window as if it
+    /// had started them. Returns how many were adopted.
+    pub async fn recover_if_empty(&self) -> Result<usize, BackendError> {
+        let empty = self
+            .store
+            .is_empty()
+            .await
+            .map_err(|e| BackendError::Unavailable(format!("store: {e}")))?;
+        if !empty || self.recovery_window.is_zero() {
+            return Ok(0);
+        }
+        let since = OffsetDateTime::now_utc() - self.recovery_window;
+        let mut query = ListQuery {
+            created_after: Some(since),
+            page_size: Some(50),
+            ..ListQuery::default()
+        };
+        let mut adopted = 0;
+        loop {
+            let page = self.backend.list(&query).await?;
+            for run in &page.jobs {
+                let record = JobRecord {
+                    id: run.id.to_string(),
+                    name: run.name.clone(),
+                    algorithm: None,
+                    backend: self.backend.kind().to_owned(),
+                    created_at: (run.created_at.unix_timestamp_nanos() / 1_000_000) as i64,
+                    adopted: true,
+                };
+                self.store
+                    .record_job(&record)
+                    .await
+                    .map_err(|e| BackendError::Unavailable(format!("store: {e}")))?;
+                adopted += 1;
+            }
+            match page.next_token {
+                Some(token) => query.next_token = Some(token),
+                None => break,
+            }
+        }
+        if adopted > 0 {
+            info!(
+                adopted,
+                window_s = self.recovery_window.as_secs(),
+                "empty store: adopted this service's recent jobs from the backend"
+            );
+        }
+        Ok(adopted)
+    }
+
+    /// One pass over the unfinished jobs.
+    pub async fn run_once(&self) -> StoreResult<Round> {
+        let cutoff = now_millis() - IDEMPOTENCY_KEY_LIFETIME.as_millis() as i64;
+        let purged = self.store.purge_idempotency_keys(cutoff).await?;
+        if purged > 0 {
+            debug!(purged, "expired idempotency keys removed");
+        }
+        let mut round = Round::default();
+        for id in self.store.unfinished_jobs(ROUND_LIMIT).await? {
+            round.checked += 1;
+            let Some(job) = JobId::parse(&id) else {
+                self.store.mark_job_final(&id, "UNKNOWN").await?;
+                continue;
+            };
+            match self.backend.describe(&job).await {
+                Ok(run) if run.state.is_final() => {
+                    match self.notifier.request(&job, Duration::ZERO).await {
+                        Ok(_) => {
+                            round.ended += 1;
+                            info!(job_id = %job, state = %run.state, "reconciler found the job ended; notice opened");
+                        }
+                        Err(RequestError::Full(n)) => {
+                            warn!(job_id = %job, open = n, "notice outbox full; will try next round");
+                        }
+                        Err(RequestError::Store(e)) => return Err(e),
+                    }
+                }
+                Ok(_) => {}
+                Err(BackendError::NotFound) => {
+                    round.unknown += 1;
+                    warn!(job_id = %job, "the backend no longer knows this job; it will not be reported");
+                    self.store.mark_job_final(&id, "UNKNOWN").await?;
+                }
+                Err(e) => {
+                    warn!(job_id = %job, error = %e, "cannot read the job; will try next round");
+                }
+            }
+        }
+        metrics::counter!("reconciler_rounds_total").increment(1);
+        Ok(round)
+    }
+
+    /// Adopts jobs if the store is empty, then runs a round every interval until
+    /// `shutdown` resolves.
+    pub async fn run_until_stopped(self, shutdown: impl std::future::Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        let mut recovered = false;
+        let mut ticker = tokio::time::interval(self.interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {}
+                _ = &mut shutdown => break,
+            }
+            if !recovered {
+                match self.recover_if_empty().await {
+                    Ok(_) => recovered = true,
+                    Err(e) => {
+                        warn!(error = %e, "cannot adopt jobs from the backend yet; will retry")
+                    }
+                }
+            }
+            if let Err(e) = self.run_once().await {
+                error!(error = %e, "reconciler round failed");
+            }
+        }
+    }
+}

@@ -1,0 +1,561 @@
+//! The embedded durable store (SQLite through sqlx): the jobs this service started, the
+//! idempotency keys of job submissions, and the outbox of job-end notices.
+//!
+//! Everything that must survive a restart lives here; nothing of it is held only in
+//! memory. Times are unix milliseconds.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+use crate::job::{JobId, JobState};
+
+#[derive(Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+/// A job as recorded when it was started.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobRecord {
+    pub id: String,
+    pub name: String,
+    pub algorithm: Option<i64>,
+    pub backend: String,
+    pub created_at: i64,
+    pub adopted: bool,
+}
+
+/// Where a notice stands; see the `notices` table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NoticeStatus {
+    Waiting,
+    Pending,
+    Delivered,
+    Refused,
+    GivenUp,
+    Abandoned,
+}
+
+impl NoticeStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NoticeStatus::Waiting => "waiting",
+            NoticeStatus::Pending => "pending",
+            NoticeStatus::Delivered => "delivered",
+            NoticeStatus::Refused => "refused",
+            NoticeStatus::GivenUp => "given_up",
+            NoticeStatus::Abandoned => "abandoned",
+        }
+    }
+
+    fn parse(raw: &str) -> Self {
+        match raw {
+            "waiting" => NoticeStatus::Waiting,
+            "pending" => NoticeStatus::Pending,
+            "delivered" => NoticeStatus::Delivered,
+            "refused" => NoticeStatus::Refused,
+            "given_up" => NoticeStatus::GivenUp,
+            _ => NoticeStatus::Abandoned,
+        }
+    }
+
+    /// Whether the notifier still has work to do for it.
+    pub fn is_open(self) -> bool {
+        matches!(self, NoticeStatus::Waiting | NoticeStatus::Pending)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NoticeRow {
+    pub job_id: String,
+    pub status: NoticeStatus,
+    pub due_at: i64,
+    pub payload: Option<String>,
+    pub final_state: Option<String>,
+    pub attempts: i64,
+    pub first_attempt_at: Option<i64>,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+}
+
+impl NoticeRow {
+    fn from_row(row: &sqlx::sqlite::SqliteRow) -> Self {
+        NoticeRow {
+            job_id: row.get("job_id"),
+            status: NoticeStatus::parse(row.get::<&str, _>("status")),
+            due_at: row.get("due_at"),
+            payload: row.get("payload"),
+            final_state: row.get("final_state"),
+            attempts: row.get("attempts"),
+            first_attempt_at: row.get("first_attempt_at"),
+            last_error: row.get("last_error"),
+            created_at: row.get("created_at"),
+        }
+    }
+}
+
+/// What happened to one delivery attempt, as the store records it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AttemptRecord {
+    Delivered,
+    Refused { error: String },
+    Retry { due_at: i64, error: String },
+    GivenUp { error: String },
+}
+
+pub type StoreResult<T> = Result<T, sqlx::Error>;
+
+pub fn now_millis() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64 / 1_000_000
+}
+
+impl Store {
+    /// Opens (creating if needed) the database and brings its schema up to date.
+    pub async fn connect(url: &str) -> StoreResult<Self> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+        let filename = options.get_filename();
+        if filename != Path::new(":memory:") {
+            if let Some(dir) = filename.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(sqlx::Error::Io)?;
+            }
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .min_connections(1)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Store { pool })
+    }
+
+    pub async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+    }
+
+    /// True when the store holds no job and no notice: a fresh disk, or a lost one.
+    pub async fn is_empty(&self) -> StoreResult<bool> {
+        let row =
+            sqlx::query("SELECT (SELECT COUNT(*) FROM jobs) + (SELECT COUNT(*) FROM notices) AS n")
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(row.get::<i64, _>("n") == 0)
+    }
+
+    pub async fn record_job(&self, job: &JobRecord) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO jobs (id, name, algorithm, backend, created_at, adopted)
+             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(&job.id)
+        .bind(&job.name)
+        .bind(job.algorithm)
+        .bind(&job.backend)
+        .bind(job.created_at)
+        .bind(job.adopted)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn job(&self, id: &JobId) -> StoreResult<Option<JobRecord>> {
+        let row = sqlx::query(
+            "SELECT id, name, algorithm, backend, created_at, adopted FROM jobs WHERE id = ?",
+        )
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| JobRecord {
+            id: r.get("id"),
+            name: r.get("name"),
+            algorithm: r.get("algorithm"),
+            backend: r.get("backend"),
+            created_at: r.get("created_at"),
+            adopted: r.get("adopted"),
+        }))
+    }
+
+    /// Jobs this service started that are not known to be final and have no notice yet:
+    /// what the reconciler reads from the backend.
+    pub async fn unfinished_jobs(&self, limit: i64) -> StoreResult<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT id FROM jobs WHERE final_state IS NULL
+               AND NOT EXISTS (SELECT 1 FROM notices n WHERE n.job_id = jobs.id)
+             ORDER BY created_at LIMIT ?",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(|r| r.get("id")).collect())
+    }
+
+    /// Marks a job the backend no longer knows, so the reconciler stops asking.
+    pub async fn mark_job_final(&self, id: &str, state: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE jobs SET final_state = ? WHERE id = ?")
+            .bind(state)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn idempotent_job(&self, key: &str) -> StoreResult<Option<(String, String)>> {
+        let row = sqlx::query("SELECT job_id, fingerprint FROM idempotency_keys WHERE key = ?")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| (r.get("job_id"), r.get("fingerprint"))))
+    }
+
+    /// Records a job and, when given, the idempotency key that started it, together.
+    pub async fn record_submission(
+        &self,
+        job: &JobRecord,
+        key: Option<(&str, &str)>,
+    ) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO jobs (id, name, algorithm, backend, created_at, adopted)
+             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(&job.id)
+        .bind(&job.name)
+        .bind(job.algorithm)
+        .bind(&job.backend)
+        .bind(job.created_at)
+        .bind(job.adopted)
+        .execute(&mut *tx)
+        .await?;
+        if let Some((key, fingerprint)) = key {
+            sqlx::query(
+                "INSERT INTO idempotency_keys (key, fingerprint, job_id, created_at)
+                 VALUES (?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
+            )
+            .bind(key)
+            .bind(fingerprint)
+            .bind(&job.id)
+            .bind(job.created_at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await
+    }
+
+    pub async fn purge_idempotency_keys(&self, older_than: i64) -> StoreResult<u64> {
+        let done = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < ?")
+            .bind(older_than)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Opens a notice for a job, to be checked at `due_at`. A job has at most one notice:
+    /// returns false when it already had one (in whatever status).
+    pub async fn open_notice(&self, job_id: &str, due_at: i64) -> StoreResult<bool> {
+        let now = now_millis();
+        let done = sqlx::query(
+            "INSERT INTO notices (job_id, status, due_at, created_at, updated_at)
+             VALUES (?, 'waiting', ?, ?, ?) ON CONFLICT (job_id) DO NOTHING",
+        )
+        .bind(job_id)
+        .bind(due_at)
+        .bind(now)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn notice(&self, job_id: &str) -> StoreResult<Option<NoticeRow>> {
+        let row = sqlx::query("SELECT * FROM notices WHERE job_id = ?")
+            .bind(job_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(NoticeRow::from_row))
+    }
+
+    /// Takes the open notices due by `now` and pushes their due time to `lease_until`, so
+    /// that a notice being worked on is not taken again; if the process dies, the lease
+    /// runs out and the notice is taken after restart.
+    pub async fn claim_due(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<NoticeRow>> {
+        let rows = sqlx::query(
+            "UPDATE notices SET due_at = ?, updated_at = ?
+             WHERE job_id IN (SELECT job_id FROM notices
+                              WHERE status IN ('waiting', 'pending') AND due_at <= ?
+                              ORDER BY due_at LIMIT ?)
+             RETURNING *",
+        )
+        .bind(lease_until)
+        .bind(now)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(NoticeRow::from_row).collect())
+    }
+
+    /// The earliest due time of an open notice.
+    pub async fn next_due(&self) -> StoreResult<Option<i64>> {
+        let row = sqlx::query(
+            "SELECT MIN(due_at) AS due FROM notices WHERE status IN ('waiting', 'pending')",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.get("due"))
+    }
+
+    pub async fn open_notice_count(&self) -> StoreResult<i64> {
+        let row =
+            sqlx::query("SELECT COUNT(*) AS n FROM notices WHERE status IN ('waiting', 'pending')")
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(row.get("n"))
+    }
+
+    /// The job was read and is not final yet: read it again at `due_at`.
+    pub async fn recheck_later(
+        &self,
+        job_id: &str,
+        due_at: i64,
+        error: Option<&str>,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE notices SET due_at = ?, last_error = ?, updated_at = ?
+             WHERE job_id = ? AND status = 'waiting'",
+        )
+        .bind(due_at)
+        .bind(error)
+        .bind(now_millis())
+        .bind(job_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The job is final: keep the notice body and mark the job, in one transaction.
+    pub async fn notice_ready(
+        &self,
+        job_id: &str,
+        state: JobState,
+        payload: &str,
+    ) -> StoreResult<()> {
+        let now = now_millis();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE notices SET status = 'pending', payload = ?, final_state = ?, due_at = ?,
+                    last_error = NULL, updated_at = ?
+             WHERE job_id = ? AND status = 'waiting'",
+        )
+        .bind(payload)
+        .bind(state.as_str())
+        .bind(now)
+        .bind(now)
+        .bind(job_id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE jobs SET final_state = ? WHERE id = ?")
+            .bind(state.as_str())
+            .bind(job_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await
+    }
+
+    /// The backend does not know the job: nothing can ever be reported for it.
+    pub async fn notice_abandoned(&self, job_id: &str, reason: &str) -> StoreResult<()> {
+        let now = now_millis();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE notices SET status = 'abandoned', last_error = ?, updated_at = ?
+             WHERE job_id = ? AND status = 'waiting'",
+        )
+        .bind(reason)
+        .bind(now)
+        .bind(job_id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE jobs SET final_state = 'UNKNOWN' WHERE id = ? AND final_state IS NULL")
+            .bind(job_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await
+    }
+
+    /// Records one delivery attempt of a pending notice.
+    pub async fn record_attempt(
+        &self,
+        job_id: &str,
+        attempt_started: i64,
+        outcome: &AttemptRecord,
+    ) -> StoreResult<()> {
+        let now = now_millis();
+        let (status, due_at, error) = match outcome {
+            AttemptRecord::Delivered => ("delivered", now, None),
+            AttemptRecord::Refused { error } => ("refused", now, Some(error.as_str())),
+            AttemptRecord::Retry { due_at, error } => ("pending", *due_at, Some(error.as_str())),
+            AttemptRecord::GivenUp { error } => ("given_up", now, Some(error.as_str())),
+        };
+        sqlx::query(
+            "UPDATE notices SET status = ?, due_at = ?, last_error = ?,
+                    attempts = attempts + 1,
+                    first_attempt_at = COALESCE(first_attempt_at, ?),
+                    updated_at = ?
+             WHERE job_id = ? AND status = 'pending'",
+        )
+        .bind(status)
+        .bind(due_at)
+        .bind(error)
+        .bind(attempt_started)
+        .bind(now)
+        .bind(job_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Counts of notices by status, for metrics and the operator.
+    pub async fn notice_counts(&self) -> StoreResult<Vec<(String, i64)>> {
+        let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM notices GROUP BY status")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(|r| (r.get("status"), r.get("n"))).collect())
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn store() -> (Store, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite:{}/nested/db.sqlite", dir.path().display());
+        (Store::connect(&url).await.unwrap(), dir)
+    }
+
+    fn job(id: &str) -> JobRecord {
+        JobRecord {
+            id: id.into(),
+            name: "n".into(),
+            algorithm: Some(1),
+            backend: "emr".into(),
+            created_at: 1,
+            adopted: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_database_and_its_folder_are_created_and_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite:{}/a/b/db.sqlite", dir.path().display());
+        let s = Store::connect(&url).await.unwrap();
+        assert!(s.is_empty().await.unwrap());
+        s.record_job(&job("j1")).await.unwrap();
+        s.open_notice("j1", 5).await.unwrap();
+        s.pool().close().await;
+        let s = Store::connect(&url).await.unwrap();
+        assert!(!s.is_empty().await.unwrap());
+        assert_eq!(s.notice("j1").await.unwrap().unwrap().due_at, 5);
+    }
+
+    #[tokio::test]
+    async fn a_job_gets_at_most_one_notice() {
+        let (s, _d) = store().await;
+        assert!(s.open_notice("j1", 10).await.unwrap());
+        assert!(!s.open_notice("j1", 20).await.unwrap());
+        assert_eq!(s.notice("j1").await.unwrap().unwrap().due_at, 10);
+    }
+
+    #[tokio::test]
+    async fn claimed_notices_are_not_claimed_again_until_their_lease_ends() {
+        let (s, _d) = store().await;
+        s.open_notice("j1", 100).await.unwrap();
+        s.open_notice("j2", 300).await.unwrap();
+        let first = s.claim_due(200, 1_000, 10).await.unwrap();
+        assert_eq!(first.len(), 1);
+        assert_eq!(first[0].job_id, "j1");
+        assert!(s.claim_due(200, 1_000, 10).await.unwrap().is_empty());
+        let after_lease = s.claim_due(1_000, 2_000, 10).await.unwrap();
+        let mut ids: Vec<_> = after_lease.iter().map(|n| n.job_id.as_str()).collect();
+        ids.sort();
+        assert_eq!(ids, ["j1", "j2"]);
+    }
+
+    #[tokio::test]
+    async fn a_ready_notice_marks_the_job_final_and_leaves_the_reconcilers_list() {
+        let (s, _d) = store().await;
+        s.record_job(&job("j1")).await.unwrap();
+        s.record_job(&job("j2")).await.unwrap();
+        assert_eq!(s.unfinished_jobs(10).await.unwrap(), ["j1", "j2"]);
+        s.open_notice("j1", 0).await.unwrap();
+        assert_eq!(s.unfinished_jobs(10).await.unwrap(), ["j2"]);
+        s.notice_ready("j1", JobState::Completed, "{}")
+            .await
+            .unwrap();
+        let n = s.notice("j1").await.unwrap().unwrap();
+        assert_eq!(n.status, NoticeStatus::Pending);
+        assert_eq!(n.final_state.as_deref(), Some("COMPLETED"));
+    }
+
+    #[tokio::test]
+    async fn attempts_are_counted_and_the_first_attempt_time_is_kept() {
+        let (s, _d) = store().await;
+        s.open_notice("j1", 0).await.unwrap();
+        s.notice_ready("j1", JobState::Failed, "{}").await.unwrap();
+        let retry = AttemptRecord::Retry {
+            due_at: 50,
+            error: "503".into(),
+        };
+        s.record_attempt("j1", 7, &retry).await.unwrap();
+        s.record_attempt("j1", 9, &retry).await.unwrap();
+        let n = s.notice("j1").await.unwrap().unwrap();
+        assert_eq!((n.attempts, n.first_attempt_at, n.due_at), (2, Some(7), 50));
+        s.record_attempt("j1", 11, &AttemptRecord::Delivered)
+            .await
+            .unwrap();
+        let n = s.notice("j1").await.unwrap().unwrap();
+        assert_eq!(n.status, NoticeStatus::Delivered);
+        assert_eq!(n.attempts, 3);
+        assert_eq!(s.open_notice_count().await.unwrap(), 0);
+        // A delivered notice is closed: later attempts do not change it.
+        s.record_attempt("j1", 12, &retry).await.unwrap();
+        assert_eq!(
+            s.notice("j1").await.unwrap().unwrap().status,
+            NoticeStatus::Delivered
+        );
+    }
+
+    #[tokio::test]
+    async fn idempotency_keys_map_to_their_job_and_expire() {
+        let (s, _d) = store().await;
+        s.record_submission(&job("j1"), Some(("k1", "fp")))
+            .await
+            .unwrap();
+        assert_eq!(
+            s.idempotent_job("k1").await.unwrap(),
+            Some(("j1".to_string(), "fp".to_string()))
+        );
+        assert_eq!(s.purge_idempotency_keys(0).await.unwrap(), 0);
+        assert_eq!(s.purge_idempotency_keys(2).await.unwrap(), 1);
+        assert_eq!(s.idempotent_job("k1").await.unwrap(), None);
+    }
+}
