@@ -74,7 +74,10 @@ impl Notifier {
     ) -> StoreResult<Self> {
         let released = store.release_leases().await?;
         if released > 0 {
-            info!(released, "resuming notices left in flight by the previous process");
+            info!(
+                released,
+                "resuming notices left in flight by the previous process"
+            );
         }
         let open = store.open_notice_count().await?;
         metrics::gauge!("notices_open").set(open as f64);

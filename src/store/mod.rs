@@ -313,9 +313,10 @@ impl Store {
     /// Frees every lease. Only one process uses the store, so at start-up any lease is
     /// left over from a process that died mid-work: its notices are due again at once.
     pub async fn release_leases(&self) -> StoreResult<u64> {
-        let done = sqlx::query("UPDATE notices SET lease_until = NULL WHERE lease_until IS NOT NULL")
-            .execute(&self.pool)
-            .await?;
+        let done =
+            sqlx::query("UPDATE notices SET lease_until = NULL WHERE lease_until IS NOT NULL")
+                .execute(&self.pool)
+                .await?;
         Ok(done.rows_affected())
     }
 
