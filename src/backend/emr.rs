@@ -27,6 +27,8 @@ pub const MANAGED_BY_VALUE: &str = "multiomix-aws-emr";
 /// Tag that names the deployment (its callback host), so that deployments sharing a
 /// virtual cluster each see only their own jobs.
 pub const CALLBACK_HOST_TAG: &str = "callback-host";
+/// The length of an EMR job run id, e.g. `000000031kd8aj0vtn3`.
+pub const EMR_JOB_ID_CHARS: usize = 19;
 
 pub struct EmrBackend {
     client: Client,
@@ -211,6 +213,11 @@ impl JobBackend for EmrBackend {
     }
 
     async fn describe(&self, id: &JobId) -> Result<JobRun, BackendError> {
+        // Every EMR job run id has this length; EMR answers others with a validation
+        // error, but for the API they are simply unknown jobs.
+        if id.as_str().len() != EMR_JOB_ID_CHARS {
+            return Err(BackendError::NotFound);
+        }
         let out = self
             .client
             .describe_job_run()

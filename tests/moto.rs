@@ -1,0 +1,337 @@
+//! Conformance against moto's emr-containers server: a peer nobody here wrote, speaking
+//! the same protocol as AWS. The same client code the service uses starts, reads, lists
+//! and cancels jobs there, and the whole Multiomix flow runs through it.
+//!
+//! moto comes from the test virtualenv (`dev/test.sh` creates it). Without it these tests
+//! are skipped with a message on a developer's machine, and fail under CI.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_emrcontainers::types::{
+    ContainerInfo, ContainerProvider, ContainerProviderType, EksInfo,
+};
+use common::{emr_client, is_multiomix_date, multiomix_body};
+use multiomix_aws_emr::app::Application;
+use multiomix_aws_emr::backend::emr::EmrBackend;
+use multiomix_aws_emr::backend::{BackendError, JobBackend, ListQuery};
+use multiomix_aws_emr::config::Config;
+use multiomix_aws_emr::job::{JobId, JobState};
+use multiomix_fakes::FakeMultiomix;
+use serde_json::{json, Value};
+use tokio::process::{Child, Command};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn moto_server_path() -> Option<PathBuf> {
+    if let Ok(p) = std::env::var("MOTO_SERVER") {
+        return Some(PathBuf::from(p));
+    }
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/moto_server");
+    venv.exists().then_some(venv)
+}
+
+struct Moto {
+    url: String,
+    _child: Child,
+}
+
+/// Starts moto on a free loopback port, or says why it cannot.
+async fn moto() -> Option<Moto> {
+    let Some(bin) = moto_server_path() else {
+        if std::env::var_os("CI").is_some() {
+            panic!("moto_server not found: CI must run these tests (set MOTO_SERVER or run dev/test.sh)");
+        }
+        eprintln!("skipping: moto_server not found (run dev/test.sh, or set MOTO_SERVER)");
+        return None;
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(&bin)
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+    let url = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if http.get(format!("{url}/moto-api/")).send().await.is_ok() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "moto_server did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Some(Moto { url, _child: child })
+}
+
+async fn create_virtual_cluster(client: &aws_sdk_emrcontainers::Client) -> String {
+    let provider = ContainerProvider::builder()
+        .r#type(ContainerProviderType::Eks)
+        .id("multiomix-eks")
+        .info(ContainerInfo::EksInfo(
+            EksInfo::builder().namespace("emr-jobs").build(),
+        ))
+        .build()
+        .unwrap();
+    client
+        .create_virtual_cluster()
+        .name("multiomix")
+        .container_provider(provider)
+        .send()
+        .await
+        .expect("moto creates a virtual cluster")
+        .id()
+        .unwrap()
+        .to_owned()
+}
+
+fn config(vc: &str, extra: &[(&str, &str)]) -> Config {
+    let mut vars: Vec<(String, String)> = vec![
+        ("EMR_VIRTUAL_CLUSTER_ID".into(), vc.into()),
+        (
+            "EMR_EXECUTION_ROLE_ARN".into(),
+            "arn:aws:iam::123456789012:role/emr-job".into(),
+        ),
+        ("EMR_S3_BUCKET".into(), "multiomix-bucket".into()),
+    ];
+    vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    Config::from_vars(vars).unwrap()
+}
+
+fn backend(moto: &Moto, config: &Config) -> EmrBackend {
+    EmrBackend::with_client(
+        emr_client(&moto.url),
+        config.emr.clone().unwrap(),
+        config.spark.clone(),
+        config.job.clone(),
+    )
+}
+
+fn spec() -> multiomix_aws_emr::job::JobSpec {
+    multiomix_aws_emr::job::validate_request(&multiomix_body()).unwrap()
+}
+
+#[tokio::test]
+async fn the_emr_client_starts_describes_lists_and_cancels_jobs_on_moto() {
+    let Some(moto) = moto().await else { return };
+    let vc = create_virtual_cluster(&emr_client(&moto.url)).await;
+    let config = config(&vc, &[]);
+    let emr = backend(&moto, &config);
+
+    emr.check().await.expect("the virtual cluster is there");
+
+    let id = emr.start(&spec(), "token-1").await.expect("StartJobRun");
+    assert_eq!(id.as_str().len(), 19);
+    let run = emr.describe(&id).await.expect("DescribeJobRun");
+    assert_eq!(run.id, id);
+    assert_eq!(run.name, "BreastCancerBBHA");
+    assert!(
+        !run.state.is_final(),
+        "a new job is not final: {:?}",
+        run.state
+    );
+
+    // The request reached moto as the contract says.
+    let raw = emr_client(&moto.url)
+        .describe_job_run()
+        .virtual_cluster_id(&vc)
+        .id(id.as_str())
+        .send()
+        .await
+        .unwrap();
+    let job_run = raw.job_run().unwrap();
+    let driver = job_run
+        .job_driver()
+        .unwrap()
+        .spark_submit_job_driver()
+        .unwrap();
+    assert_eq!(
+        driver.entry_point(),
+        "s3://multiomix-bucket/scripts/main.py"
+    );
+    assert_eq!(
+        driver.entry_point_arguments(),
+        [
+            "--app-name",
+            "exp-42-app",
+            "--molecules-dataset",
+            "exp-42-app/molecules.csv",
+            "--n-stars",
+            "15",
+            "--cv-folds",
+            "10"
+        ]
+    );
+    assert!(driver
+        .spark_submit_parameters()
+        .unwrap()
+        .ends_with("--conf spark.kubernetes.driverEnv.JOB_NAME=BreastCancerBBHA"));
+    assert_eq!(job_run.release_label(), Some("emr-6.9.0-latest"));
+    assert_eq!(
+        job_run
+            .tags()
+            .and_then(|t| t.get("managed-by"))
+            .map(String::as_str),
+        Some("multiomix-aws-emr")
+    );
+
+    let page = emr.list(&ListQuery::default()).await.expect("ListJobRuns");
+    assert!(page.jobs.iter().any(|j| j.id == id), "{page:?}");
+    let running = emr
+        .list(&ListQuery {
+            states: vec![JobState::Completed],
+            ..ListQuery::default()
+        })
+        .await
+        .unwrap();
+    assert!(running.jobs.iter().all(|j| j.id != id), "filtered by state");
+
+    emr.cancel(&id).await.expect("CancelJobRun");
+    let run = emr.describe(&id).await.unwrap();
+    assert!(matches!(
+        run.state,
+        JobState::Cancelled | JobState::CancelPending
+    ));
+    match emr.cancel(&id).await {
+        Err(BackendError::Conflict(msg)) => assert!(msg.contains(id.as_str()), "{msg}"),
+        other => panic!("cancelling twice should be a conflict, got {other:?}"),
+    }
+
+    let unknown = JobId::parse("0000000000000000000").unwrap();
+    assert!(matches!(
+        emr.describe(&unknown).await,
+        Err(BackendError::NotFound)
+    ));
+    assert!(matches!(
+        emr.cancel(&unknown).await,
+        Err(BackendError::NotFound)
+    ));
+}
+
+#[tokio::test]
+async fn an_unknown_virtual_cluster_is_reported_not_found_by_moto() {
+    let Some(moto) = moto().await else { return };
+    let config = config("doesnotexist0000000000000", &[]);
+    let emr = backend(&moto, &config);
+    assert!(emr.check().await.is_err());
+    assert!(emr.start(&spec(), "t").await.is_err());
+}
+
+#[tokio::test]
+async fn multiomix_flow_on_moto_submit_read_cancel_callback_notice() {
+    let Some(moto) = moto().await else { return };
+    let vc = create_virtual_cluster(&emr_client(&moto.url)).await;
+    let multiomix = Arc::new(FakeMultiomix::start().await);
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(
+        &vc,
+        &[
+            ("HOST", "127.0.0.1"),
+            ("PORT", "0"),
+            ("MULTIOMIX_URL", &format!("{}/", multiomix.url())),
+            (
+                "DATABASE_URL",
+                &format!("sqlite:{}/store.db", dir.path().display()),
+            ),
+            ("SLEEP_TIME", "0.05"),
+            ("POLL_INTERVAL", "0.05"),
+        ],
+    );
+    let emr = Arc::new(backend(&moto, &config));
+    let app = Application::build_with_backend(config, emr).await.unwrap();
+    let base = format!("http://{}", app.local_addr());
+    let server = tokio::spawn(app.run_until_stopped(std::future::pending()));
+    let http = reqwest::Client::new();
+
+    // Submit exactly as Multiomix does: requests' json=, then raise_for_status and ['id'].
+    let r = http
+        .post(format!("{base}/job"))
+        .json(&multiomix_body())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let job: Value = http
+        .get(format!("{base}/job/{id}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(job["id"], id.as_str());
+    assert!(is_multiomix_date(&job["createdAt"]), "{job}");
+    assert_eq!(job["finishedAt"], Value::Null);
+
+    let listed: Value = http
+        .get(format!("{base}/jobs"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        listed["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|j| j["id"] == id.as_str()),
+        "{listed}"
+    );
+
+    let r = http
+        .delete(format!("{base}/job/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap(), json!({ "id": id }));
+    let r = http
+        .delete(format!("{base}/job/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    let r = http
+        .get(format!("{base}/job/0000000000000000000"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+
+    // The sidecar's call, exactly as its curl sends it.
+    let r = http
+        .patch(format!("{base}/job/{id}"))
+        .header("Content-Type", "application/json")
+        .body(r#"{"state":"Terminated"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let notices = multiomix.wait_for_notices(1, WAIT).await.unwrap();
+    let body = &notices[0].body;
+    assert_eq!(notices[0].path, format!("/{id}/"));
+    assert_eq!(body["state"], "CANCELLED");
+    assert!(is_multiomix_date(&body["createdAt"]), "{body}");
+    assert!(is_multiomix_date(&body["finishedAt"]), "{body}");
+    server.abort();
+}
