@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs every test of the project. This is the test command of the README, and CI runs
+# exactly this (see .ci/run).
+#
+# 1. Creates .venv (moto, pyspark, schemathesis) on first use: .ci/python-env.sh.
+# 2. The Rust tests of the whole workspace: unit tests, integration tests against the
+#    fakes, the moto conformance tests, and the real pyspark run of the example job.
+# 3. schemathesis against the live service, from its OpenAPI document.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+eval "$(.ci/python-env.sh)"
+export MOTO_SERVER SCHEMATHESIS PYSPARK_PYTHON
+# The real spark-submit, for the test that runs the example job through the service.
+# (Not SPARK_SUBMIT: that is the service's own variable.)
+export REAL_SPARK_SUBMIT="$SPARK_SUBMIT"
+unset SPARK_SUBMIT
+
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --workspace --no-fail-fast
+else
+    cargo test --workspace --no-fail-fast
+fi
+
+if [ -x dev/schemathesis.sh ]; then
+    dev/schemathesis.sh
+fi
