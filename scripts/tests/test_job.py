@@ -54,8 +54,10 @@ class SparkSubmitTests(unittest.TestCase):
     def submit(self, *args):
         env = dict(os.environ, DATASETS_PATH=self.datasets, RESULTS_PATH=self.results,
                    JOB_NAME="test-job")
-        # A pip-installed spark-submit looks for Spark with this interpreter.
-        env.setdefault("PYSPARK_PYTHON", sys.executable)
+        # A pip-installed spark-submit finds Spark with this interpreter: the one next to
+        # it (its virtualenv's), else the one running the tests.
+        beside = os.path.join(os.path.dirname(_spark_submit()), "python")
+        env.setdefault("PYSPARK_PYTHON", beside if os.path.exists(beside) else sys.executable)
         command = [
             _spark_submit(), "--master", "local[2]",
             "--py-files", os.path.join(SCRIPTS, "scripts.zip"),
