@@ -5,7 +5,8 @@
 # 1. Creates .venv (moto, pyspark, schemathesis) on first use: .ci/python-env.sh.
 # 2. The Rust tests of the whole workspace: unit tests, integration tests against the
 #    fakes, the moto conformance tests, and the real pyspark run of the example job.
-# 3. schemathesis against the live service, from its OpenAPI document.
+# 3. The example job's Python tests.
+# 4. schemathesis against the live service, from its OpenAPI document.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +22,9 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
     cargo test --workspace --no-fail-fast
 fi
+
+# The example job's own tests (argument parsing, the committed zip, real spark-submit runs).
+"$PYSPARK_PYTHON" -m unittest discover -s scripts/tests
 
 if [ -x dev/schemathesis.sh ]; then
     dev/schemathesis.sh
