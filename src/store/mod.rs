@@ -1,8 +1,13 @@
 //! The embedded durable store (SQLite through sqlx): the jobs this service started, the
-//! idempotency keys of job submissions, and the outbox of job-end notices.
+//! idempotency keys of job submissions, the outbox of job-end notices, and the runs of
+//! the local spark-submit backend.
 //!
 //! Everything that must survive a restart lives here; nothing of it is held only in
 //! memory. Times are unix milliseconds.
+
+mod local_runs;
+
+pub use local_runs::{Inserted, LocalRunEnd, LocalRunRow, NewLocalRun, LOCAL_BACKEND};
 
 use std::path::Path;
 use std::str::FromStr;
