@@ -30,6 +30,7 @@ CREATE TABLE notices (
     job_id           TEXT PRIMARY KEY NOT NULL,
     status           TEXT NOT NULL,
     due_at           INTEGER NOT NULL,     -- unix milliseconds
+    lease_until      INTEGER,              -- being worked on until then
     payload          TEXT,                 -- JSON body, once the job is final
     final_state      TEXT,
     attempts         INTEGER NOT NULL DEFAULT 0,

@@ -18,7 +18,7 @@ use tracing::{debug, error, info, warn, Instrument};
 
 use crate::backend::{BackendError, JobBackend};
 use crate::config::NotifySettings;
-use crate::job::{JobId, JobState, JobView};
+use crate::job::{JobId, JobView};
 use crate::store::{now_millis, AttemptRecord, NoticeRow, NoticeStatus, Store, StoreResult};
 use delivery::{Deliverer, Outcome};
 use retry::Backoff;
@@ -72,6 +72,13 @@ impl Notifier {
         settings: NotifySettings,
         max_open: usize,
     ) -> StoreResult<Self> {
+        let released = store.release_leases().await?;
+        if released > 0 {
+            info!(
+                released,
+                "resuming notices left in flight by the previous process"
+            );
+        }
         let open = store.open_notice_count().await?;
         metrics::gauge!("notices_open").set(open as f64);
         let deliverer = Deliverer::new(
@@ -101,6 +108,10 @@ impl Notifier {
     pub async fn request(&self, job: &JobId, delay: Duration) -> Result<Requested, RequestError> {
         let open = self.inner.open.load(Ordering::Relaxed);
         if open >= self.inner.max_open {
+            // A repeated callback for a job that already has its notice costs nothing.
+            if self.inner.store.notice(job.as_str()).await?.is_some() {
+                return Ok(Requested::AlreadyKnown);
+            }
             return Err(RequestError::Full(open));
         }
         let due = now_millis() + delay.as_millis() as i64;
@@ -340,9 +351,4 @@ impl Notifier {
         let open = self.inner.open.fetch_sub(1, Ordering::Relaxed) - 1;
         metrics::gauge!("notices_open").set(open.max(0) as f64);
     }
-}
-
-/// The state a notice reports, from its stored final state.
-pub fn final_state_of(row: &NoticeRow) -> Option<JobState> {
-    row.final_state.as_deref().and_then(JobState::parse)
 }

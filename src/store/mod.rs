@@ -290,9 +290,8 @@ impl Store {
         Ok(row.as_ref().map(NoticeRow::from_row))
     }
 
-    /// Takes the open notices due by `now` and pushes their due time to `lease_until`, so
-    /// that a notice being worked on is not taken again; if the process dies, the lease
-    /// runs out and the notice is taken after restart.
+    /// Takes the open notices due by `now` and leases them until `lease_until`, so that a
+    /// notice being worked on is not taken again while its work is in flight.
     pub async fn claim_due(
         &self,
         now: i64,
@@ -300,9 +299,10 @@ impl Store {
         limit: i64,
     ) -> StoreResult<Vec<NoticeRow>> {
         let rows = sqlx::query(
-            "UPDATE notices SET due_at = ?, updated_at = ?
+            "UPDATE notices SET lease_until = ?
              WHERE job_id IN (SELECT job_id FROM notices
                               WHERE status IN ('waiting', 'pending') AND due_at <= ?
+                                AND (lease_until IS NULL OR lease_until <= ?)
                               ORDER BY due_at LIMIT ?)
              RETURNING *",
         )
@@ -315,10 +315,21 @@ impl Store {
         Ok(rows.iter().map(NoticeRow::from_row).collect())
     }
 
+    /// Frees every lease. Only one process uses the store, so at start-up any lease is
+    /// left over from a process that died mid-work: its notices are due again at once.
+    pub async fn release_leases(&self) -> StoreResult<u64> {
+        let done =
+            sqlx::query("UPDATE notices SET lease_until = NULL WHERE lease_until IS NOT NULL")
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected())
+    }
+
     /// The earliest due time of an open notice.
     pub async fn next_due(&self) -> StoreResult<Option<i64>> {
         let row = sqlx::query(
-            "SELECT MIN(due_at) AS due FROM notices WHERE status IN ('waiting', 'pending')",
+            "SELECT MIN(MAX(due_at, COALESCE(lease_until, 0))) AS due FROM notices
+             WHERE status IN ('waiting', 'pending')",
         )
         .fetch_one(&self.pool)
         .await?;
@@ -341,7 +352,7 @@ impl Store {
         error: Option<&str>,
     ) -> StoreResult<()> {
         sqlx::query(
-            "UPDATE notices SET due_at = ?, last_error = ?, updated_at = ?
+            "UPDATE notices SET due_at = ?, last_error = ?, updated_at = ?, lease_until = NULL
              WHERE job_id = ? AND status = 'waiting'",
         )
         .bind(due_at)
@@ -364,7 +375,7 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "UPDATE notices SET status = 'pending', payload = ?, final_state = ?, due_at = ?,
-                    last_error = NULL, updated_at = ?
+                    last_error = NULL, updated_at = ?, lease_until = NULL
              WHERE job_id = ? AND status = 'waiting'",
         )
         .bind(payload)
@@ -387,7 +398,8 @@ impl Store {
         let now = now_millis();
         let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "UPDATE notices SET status = 'abandoned', last_error = ?, updated_at = ?
+            "UPDATE notices SET status = 'abandoned', last_error = ?, updated_at = ?,
+                    lease_until = NULL
              WHERE job_id = ? AND status = 'waiting'",
         )
         .bind(reason)
@@ -420,7 +432,7 @@ impl Store {
             "UPDATE notices SET status = ?, due_at = ?, last_error = ?,
                     attempts = attempts + 1,
                     first_attempt_at = COALESCE(first_attempt_at, ?),
-                    updated_at = ?
+                    updated_at = ?, lease_until = NULL
              WHERE job_id = ? AND status = 'pending'",
         )
         .bind(status)
@@ -503,6 +515,10 @@ mod tests {
         let mut ids: Vec<_> = after_lease.iter().map(|n| n.job_id.as_str()).collect();
         ids.sort();
         assert_eq!(ids, ["j1", "j2"]);
+        // A process that died mid-work leaves leases behind; start-up frees them.
+        assert!(s.claim_due(1_500, 3_000, 10).await.unwrap().is_empty());
+        assert_eq!(s.release_leases().await.unwrap(), 2);
+        assert_eq!(s.claim_due(1_500, 3_000, 10).await.unwrap().len(), 2);
     }
 
     #[tokio::test]

@@ -1,0 +1,39 @@
+//! Stand-ins for the two services multiomix-aws-emr talks to, speaking their real wire
+//! protocols on 127.0.0.1, for integration tests and benchmarks:
+//!
+//! - [`emr`]: [`FakeEmr`], the emr-containers (EMR on EKS) REST-JSON API that
+//!   aws-sdk-emrcontainers calls, with scriptable job states, errors and delays;
+//! - [`multiomix`]: [`FakeMultiomix`], Multiomix's job-end notice endpoint, which records
+//!   what it receives and can answer errors, answer slowly, or go down and come back;
+//! - `server` (private): the accept loop both use, which can really stop listening.
+//!
+//! The binaries `fake-emr` and `fake-multiomix` run the same fakes as processes.
+
+pub mod emr;
+pub mod multiomix;
+mod server;
+
+use std::fmt;
+
+pub use emr::{FakeEmr, FakeEmrBuilder, JobState, NewJob};
+pub use multiomix::{FakeMultiomix, FakeMultiomixBuilder, Notice, Reply};
+
+/// A wait for something to happen ran out of time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimedOut {
+    pub what: &'static str,
+    pub wanted: usize,
+    pub got: usize,
+}
+
+impl fmt::Display for TimedOut {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "timed out waiting for {} {}: got {}",
+            self.wanted, self.what, self.got
+        )
+    }
+}
+
+impl std::error::Error for TimedOut {}

@@ -1,0 +1,265 @@
+//! What the integration tests share: the real app on port 0, in front of a fake EMR and a
+//! fake Multiomix that speak the real wire protocols.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_emrcontainers::config::{BehaviorVersion, Credentials, Region};
+use multiomix_aws_emr::app::Application;
+use multiomix_aws_emr::backend::emr::EmrBackend;
+use multiomix_aws_emr::config::Config;
+use multiomix_aws_emr::notify::Notifier;
+use multiomix_aws_emr::store::Store;
+use multiomix_fakes::{FakeEmr, FakeMultiomix};
+use serde_json::{json, Value};
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Exactly what Multiomix sends.
+pub fn multiomix_body() -> Value {
+    json!({"name": "BreastCancerBBHA",
+           "algorithm": 1,
+           "entrypoint_arguments": [
+             {"name": "app-name", "value": "exp-42-app"},
+             {"name": "molecules-dataset", "value": "exp-42-app/molecules.csv"},
+             {"name": "n-stars", "value": 15},
+             {"name": "cv-folds", "value": "10"}]})
+}
+
+/// Fast durations so the job-end flow runs in milliseconds.
+pub const FAST: &[(&str, &str)] = &[
+    ("SLEEP_TIME", "0.05"),
+    ("POLL_INTERVAL", "0.05"),
+    ("NOTIFY_INITIAL_BACKOFF", "0.05"),
+    ("NOTIFY_MAX_BACKOFF", "0.2"),
+    ("NOTIFY_TIMEOUT", "2"),
+    ("RECONCILE_INTERVAL", "3600"),
+];
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub base: String,
+    pub http: reqwest::Client,
+    pub emr: Arc<FakeEmr>,
+    pub multiomix: Arc<FakeMultiomix>,
+    pub notifier: Notifier,
+    pub store: Store,
+    pub dir: Arc<TempDir>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+/// How a test app is put together; `Default` gives fresh fakes and a fresh store.
+#[derive(Default)]
+pub struct Setup {
+    pub vars: Vec<(String, String)>,
+    pub emr: Option<Arc<FakeEmr>>,
+    pub multiomix: Option<Arc<FakeMultiomix>>,
+    /// Reuse a store folder (a restart).
+    pub dir: Option<Arc<TempDir>>,
+}
+
+impl Setup {
+    pub fn var(mut self, key: &str, value: &str) -> Self {
+        self.vars.push((key.into(), value.into()));
+        self
+    }
+
+    pub fn vars(mut self, pairs: &[(&str, &str)]) -> Self {
+        for (k, v) in pairs {
+            self.vars.push((k.to_string(), v.to_string()));
+        }
+        self
+    }
+}
+
+/// An SDK client for the fake (or any endpoint) with fixed test credentials.
+pub fn emr_client(endpoint: &str) -> aws_sdk_emrcontainers::Client {
+    let conf = aws_sdk_emrcontainers::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new(
+            "AKIDTEST",
+            "test-secret",
+            None,
+            None,
+            "tests",
+        ))
+        .endpoint_url(endpoint)
+        .build();
+    aws_sdk_emrcontainers::Client::from_conf(conf)
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn(Setup::default()).await
+}
+
+pub async fn spawn_app_with(vars: &[(&str, &str)]) -> TestApp {
+    spawn(Setup::default().vars(vars)).await
+}
+
+pub async fn spawn(setup: Setup) -> TestApp {
+    let emr = match setup.emr {
+        Some(e) => e,
+        None => Arc::new(FakeEmr::start().await),
+    };
+    let multiomix = match setup.multiomix {
+        Some(m) => m,
+        None => Arc::new(FakeMultiomix::start().await),
+    };
+    let dir = setup
+        .dir
+        .unwrap_or_else(|| Arc::new(tempfile::tempdir().expect("temp dir")));
+    let mut vars: Vec<(String, String)> = vec![
+        ("JOB_BACKEND".into(), "emr".into()),
+        (
+            "EMR_VIRTUAL_CLUSTER_ID".into(),
+            emr.virtual_cluster_id().into(),
+        ),
+        (
+            "EMR_EXECUTION_ROLE_ARN".into(),
+            "arn:aws:iam::123456789012:role/emr-job".into(),
+        ),
+        ("EMR_S3_BUCKET".into(), "multiomix-bucket".into()),
+        ("HOST".into(), "127.0.0.1".into()),
+        ("PORT".into(), "0".into()),
+        ("MULTIOMIX_URL".into(), format!("{}/", multiomix.url())),
+        (
+            "DATABASE_URL".into(),
+            format!("sqlite:{}/store.db", dir.path().display()),
+        ),
+    ];
+    vars.extend(FAST.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    // Later entries win: the test's own settings override the defaults above.
+    vars.extend(setup.vars);
+    let vars: std::collections::BTreeMap<String, String> = vars.into_iter().collect();
+    let config = Config::from_vars(vars).expect("test configuration is valid");
+    let emr_settings = config.emr.clone().expect("EMR settings");
+    let backend = Arc::new(EmrBackend::with_client(
+        emr_client(&emr.url()),
+        emr_settings,
+        config.spark.clone(),
+        config.job.clone(),
+    ));
+    let app = Application::build_with_backend(config, backend)
+        .await
+        .expect("the app builds");
+    let addr = app.local_addr();
+    let notifier = app.notifier();
+    let store = app.store();
+    let (tx, rx) = oneshot::channel();
+    let task = tokio::spawn(app.run_until_stopped(async {
+        let _ = rx.await;
+    }));
+    TestApp {
+        base: format!("http://{addr}"),
+        addr,
+        http: reqwest::Client::new(),
+        emr,
+        multiomix,
+        notifier,
+        store,
+        dir,
+        shutdown: Some(tx),
+        task: Some(task),
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn post_job(&self, body: &Value) -> reqwest::Response {
+        self.http
+            .post(self.url("/job"))
+            .json(body)
+            .send()
+            .await
+            .expect("POST /job")
+    }
+
+    /// Starts a job with Multiomix's body and returns its id.
+    pub async fn start_job(&self) -> String {
+        let response = self.post_job(&multiomix_body()).await;
+        assert_eq!(response.status(), 201);
+        let body: Value = response.json().await.unwrap();
+        body["id"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn get_job(&self, id: &str) -> reqwest::Response {
+        self.http
+            .get(self.url(&format!("/job/{id}")))
+            .send()
+            .await
+            .expect("GET /job")
+    }
+
+    pub async fn patch_job(&self, id: &str) -> reqwest::Response {
+        self.http
+            .patch(self.url(&format!("/job/{id}")))
+            .header("Content-Type", "application/json")
+            .body(r#"{"state":"Terminated"}"#)
+            .send()
+            .await
+            .expect("PATCH /job")
+    }
+
+    /// Stops the app the way SIGTERM would and waits for it.
+    pub async fn stop(mut self) -> Arc<TempDir> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("app task").expect("app stopped cleanly");
+        }
+        self.dir.clone()
+    }
+
+    /// Waits until the notice of `id` is no longer open.
+    pub async fn wait_notice_closed(&self, id: &str, timeout: Duration) -> String {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(n) = self.store.notice(id).await.unwrap() {
+                if !n.status.is_open() {
+                    return n.status.as_str().to_owned();
+                }
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the notice of {id} did not close in {timeout:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// `YYYY-MM-DD HH:MM:SS+00:00`, as Multiomix's strptime needs.
+pub fn is_multiomix_date(value: &Value) -> bool {
+    let Some(s) = value.as_str() else {
+        return false;
+    };
+    let b = s.as_bytes();
+    b.len() == 25
+        && s.ends_with("+00:00")
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b[10] == b' '
+        && b[13] == b':'
+        && b[16] == b':'
+        && b.iter()
+            .enumerate()
+            .filter(|(i, _)| ![4, 7, 10, 13, 16, 19, 22].contains(i))
+            .all(|(_, c)| c.is_ascii_digit())
+}

@@ -1,0 +1,982 @@
+//! The deployment files (Dockerfile, compose file, Kubernetes manifests, EMR pod
+//! templates, README) checked against each other and against the service's own list of
+//! variables, so that they cannot drift apart unnoticed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use multiomix_aws_emr::config::{Config, KNOWN_VARIABLES};
+use serde::Deserialize;
+use serde_yaml::Value;
+
+/// Variables the deployment files may set although the service does not read them,
+/// because a library it uses does.
+const ALLOWED_UNKNOWN: &[(&str, &str)] = &[(
+    "AWS_SESSION_TOKEN",
+    "read by the AWS SDK's credential chain, needed beside access keys that are temporary",
+)];
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn read(relative: &str) -> String {
+    let path = root().join(relative);
+    fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
+/// Every document of a YAML file (a file may hold several, separated by `---`).
+fn documents(text: &str, name: &str) -> Vec<Value> {
+    serde_yaml::Deserializer::from_str(text)
+        .map(|doc| {
+            Value::deserialize(doc).unwrap_or_else(|e| panic!("{name} is not valid YAML: {e}"))
+        })
+        .filter(|doc| !doc.is_null())
+        .collect()
+}
+
+fn yaml_documents(relative: &str) -> Vec<Value> {
+    documents(&read(relative), relative)
+}
+
+fn yaml_files(dir: &Path, found: &mut Vec<PathBuf>) {
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if path.is_dir() {
+            if !name.starts_with('.') && name != "target" {
+                yaml_files(&path, found);
+            }
+        } else if name.ends_with(".yml") || name.ends_with(".yaml") {
+            found.push(path);
+        }
+    }
+}
+
+fn get<'a>(value: &'a Value, path: &str) -> &'a Value {
+    let mut current = value;
+    for key in path.split('.') {
+        current = match current.get(key) {
+            Some(v) => v,
+            None => panic!("missing `{key}` of `{path}` in {value:?}"),
+        };
+    }
+    current
+}
+
+fn str_at<'a>(value: &'a Value, path: &str) -> &'a str {
+    get(value, path)
+        .as_str()
+        .unwrap_or_else(|| panic!("`{path}` is not a string"))
+}
+
+fn seq_at<'a>(value: &'a Value, path: &str) -> &'a Vec<Value> {
+    get(value, path)
+        .as_sequence()
+        .unwrap_or_else(|| panic!("`{path}` is not a list"))
+}
+
+fn by_kind<'a>(docs: &'a [Value], kind: &str) -> &'a Value {
+    let matching: Vec<_> = docs
+        .iter()
+        .filter(|d| d.get("kind").and_then(Value::as_str) == Some(kind))
+        .collect();
+    assert_eq!(matching.len(), 1, "expected exactly one {kind}");
+    matching[0]
+}
+
+fn named<'a>(list: &'a [Value], name: &str) -> Option<&'a Value> {
+    list.iter()
+        .find(|item| item.get("name").and_then(Value::as_str) == Some(name))
+}
+
+fn scalar(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        other => panic!("not a scalar: {other:?}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Sources of environment variables
+
+/// `ENV` settings of the last stage of the Dockerfile (the image that runs).
+fn dockerfile_runtime_env() -> BTreeMap<String, String> {
+    let text = read("Dockerfile");
+    let mut instructions = Vec::new();
+    let mut current = String::new();
+    for line in text.lines() {
+        let trimmed = line.trim();
+        if trimmed.starts_with('#') || (trimmed.is_empty() && current.is_empty()) {
+            continue;
+        }
+        if let Some(continued) = trimmed.strip_suffix('\\') {
+            current.push_str(continued);
+            current.push(' ');
+        } else {
+            current.push_str(trimmed);
+            instructions.push(std::mem::take(&mut current));
+        }
+    }
+    let last_from = instructions
+        .iter()
+        .rposition(|i| i.to_ascii_uppercase().starts_with("FROM "))
+        .expect("the Dockerfile has a FROM");
+    let mut env = BTreeMap::new();
+    for instruction in &instructions[last_from..] {
+        let Some(rest) = instruction.strip_prefix("ENV ") else {
+            continue;
+        };
+        for pair in rest.split_whitespace() {
+            let (key, value) = pair
+                .split_once('=')
+                .unwrap_or_else(|| panic!("write ENV as KEY=value, not `{pair}`"));
+            env.insert(key.to_string(), value.trim_matches('"').to_string());
+        }
+    }
+    env
+}
+
+fn dockerfile_instructions(keyword: &str) -> Vec<String> {
+    read("Dockerfile")
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with(&format!("{keyword} ")))
+        .map(str::to_string)
+        .collect()
+}
+
+fn compose() -> Value {
+    let mut docs = yaml_documents("docker-compose_dist.yml");
+    assert_eq!(docs.len(), 1);
+    docs.remove(0)
+}
+
+fn compose_service_env(compose: &Value) -> BTreeMap<String, String> {
+    get(compose, "services.multiomix-aws-emr.environment")
+        .as_mapping()
+        .expect("the service's environment is a mapping")
+        .iter()
+        .map(|(k, v)| (k.as_str().unwrap().to_string(), scalar(v)))
+        .collect()
+}
+
+/// Compose interpolation of `${NAME:-default}`, `${NAME}` and `$$`, from `vars`.
+fn interpolate(value: &str, vars: &BTreeMap<String, String>) -> String {
+    let mut out = String::new();
+    let mut rest = value;
+    while let Some(start) = rest.find('$') {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 1..];
+        if let Some(tail) = after.strip_prefix('$') {
+            out.push('$');
+            rest = tail;
+        } else if let Some(inner) = after.strip_prefix('{') {
+            let end = inner.find('}').expect("unclosed ${");
+            let expr = &inner[..end];
+            let (name, default) = match expr.split_once(":-") {
+                Some((n, d)) => (n, d),
+                None => (expr, ""),
+            };
+            match vars.get(name).filter(|v| !v.is_empty()) {
+                Some(v) => out.push_str(v),
+                None => out.push_str(default),
+            }
+            rest = &inner[end + 1..];
+        } else {
+            panic!("use ${{NAME}} in the compose file, not a bare $: {value}");
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn env_file(relative: &str) -> BTreeMap<String, String> {
+    read(relative)
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let (k, v) = l.split_once('=').expect("KEY=value");
+            (k.to_string(), v.to_string())
+        })
+        .collect()
+}
+
+fn kubernetes() -> Vec<Value> {
+    yaml_documents("templates/kubernetes/deployment.yaml")
+}
+
+fn service_container(docs: &[Value]) -> &Value {
+    let deployment = by_kind(docs, "Deployment");
+    let containers = seq_at(deployment, "spec.template.spec.containers");
+    named(containers, "multiomix-aws-emr").expect("a container named multiomix-aws-emr")
+}
+
+fn kubernetes_env_names(container: &Value) -> Vec<String> {
+    seq_at(container, "env")
+        .iter()
+        .map(|e| str_at(e, "name").to_string())
+        .collect()
+}
+
+/// The plain `value:` settings of the service container, placeholders filled in.
+fn kubernetes_env_values(container: &Value) -> BTreeMap<String, String> {
+    seq_at(container, "env")
+        .iter()
+        .filter_map(|e| {
+            let value = e.get("value")?;
+            let value = scalar(value)
+                .replace("<virtual-cluster-id>", "abcdefghijklmnopqrstuvwxy")
+                .replace("<account-id>", "123456789012")
+                .replace("<emr-job-execution-role>", "emr-job")
+                .replace("<bucket>", "bucket");
+            Some((str_at(e, "name").to_string(), value))
+        })
+        .collect()
+}
+
+/// First column of the table under `## Configuration` in README.md.
+fn readme_variables() -> BTreeSet<String> {
+    let readme = read("README.md");
+    let section = readme
+        .split("## Configuration")
+        .nth(1)
+        .expect("README.md has a `## Configuration` section");
+    let section = section.split("\n## ").next().unwrap();
+    let mut names = BTreeSet::new();
+    for line in section.lines().filter(|l| l.starts_with('|')) {
+        let first = line.split('|').nth(1).unwrap_or_default().trim();
+        for name in first.split(',') {
+            let name = name.trim().trim_matches('`');
+            let is_variable = name
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+            if !name.is_empty() && is_variable {
+                names.insert(name.to_string());
+            }
+        }
+    }
+    names
+}
+
+fn assert_known(source: &str, names: impl IntoIterator<Item = String>) {
+    let unknown: Vec<String> = names
+        .into_iter()
+        .filter(|name| {
+            !KNOWN_VARIABLES.contains(&name.as_str())
+                && !ALLOWED_UNKNOWN.iter().any(|(n, _)| n == name)
+        })
+        .collect();
+    assert!(
+        unknown.is_empty(),
+        "{source} sets variables the service does not read: {unknown:?}"
+    );
+}
+
+const REQUIRED: &[(&str, &str)] = &[
+    ("EMR_VIRTUAL_CLUSTER_ID", "abcdefghijklmnopqrstuvwxy"),
+    (
+        "EMR_EXECUTION_ROLE_ARN",
+        "arn:aws:iam::123456789012:role/emr-job",
+    ),
+    ("EMR_S3_BUCKET", "bucket"),
+];
+
+/// `env` completed with the required variables it lacks.
+fn with_required(env: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    let mut vars: BTreeMap<String, String> = REQUIRED
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    vars.extend(env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    vars
+}
+
+// ---------------------------------------------------------------------------------------
+// Every YAML file
+
+#[test]
+fn every_yaml_file_of_the_repository_parses() {
+    let mut files = Vec::new();
+    yaml_files(&root(), &mut files);
+    let names: BTreeSet<String> = files
+        .iter()
+        .map(|p| p.strip_prefix(root()).unwrap().display().to_string())
+        .collect();
+    for expected in [
+        "docker-compose_dist.yml",
+        "templates/kubernetes/deployment.yaml",
+        "templates/kubernetes/pod-template-driver.yaml",
+        "templates/kubernetes/pod-template-executor.yaml",
+    ] {
+        assert!(
+            names.contains(expected),
+            "{expected} not found in {names:?}"
+        );
+    }
+    for file in &files {
+        let text = fs::read_to_string(file).unwrap();
+        let docs = documents(&text, &file.display().to_string());
+        assert!(!docs.is_empty(), "{} holds no document", file.display());
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Dockerfile
+
+#[test]
+fn dockerfile_runs_only_the_binary_as_a_numeric_non_root_user_on_port_8003() {
+    let froms = dockerfile_instructions("FROM");
+    assert!(froms.len() >= 2, "multi-stage: {froms:?}");
+    assert!(froms[0].contains(" AS build"), "{froms:?}");
+    let runtime = froms.last().unwrap();
+    assert!(
+        runtime.contains("distroless") || runtime.contains("-slim"),
+        "small runtime base: {runtime}"
+    );
+
+    let text = read("Dockerfile");
+    let runtime_part = &text[text.rfind("\nFROM ").unwrap()..];
+    let copies: Vec<&str> = runtime_part
+        .lines()
+        .filter(|l| l.starts_with("COPY"))
+        .collect();
+    assert!(
+        copies.iter().all(|c| c.contains("--from=build")),
+        "{copies:?}"
+    );
+    assert!(
+        copies
+            .iter()
+            .any(|c| c.ends_with("/usr/local/bin/multiomix-aws-emr")),
+        "{copies:?}"
+    );
+    assert!(
+        copies.len() <= 2,
+        "only the binary and its data folder: {copies:?}"
+    );
+
+    let users = dockerfile_instructions("USER");
+    let user = users.last().expect("a USER instruction");
+    let uid: u32 = user["USER ".len()..]
+        .split(':')
+        .next()
+        .unwrap()
+        .parse()
+        .expect("a numeric user, so that runAsNonRoot can be checked");
+    assert_ne!(uid, 0);
+
+    assert_eq!(dockerfile_instructions("EXPOSE"), vec!["EXPOSE 8003"]);
+    let volumes = dockerfile_instructions("VOLUME");
+    assert_eq!(volumes, vec![r#"VOLUME ["/data"]"#]);
+    let env = dockerfile_runtime_env();
+    assert_eq!(env["PORT"], "8003");
+    assert_eq!(env["JOB_BACKEND"], "emr");
+    assert_eq!(env["DATABASE_URL"], "sqlite:/data/multiomix-aws-emr.db");
+    let entrypoint = dockerfile_instructions("ENTRYPOINT");
+    assert_eq!(
+        entrypoint,
+        vec![r#"ENTRYPOINT ["/usr/local/bin/multiomix-aws-emr"]"#]
+    );
+}
+
+#[test]
+fn dockerfile_builds_the_dependencies_in_a_layer_of_their_own() {
+    let text = read("Dockerfile");
+    let manifests = text
+        .find("COPY Cargo.toml Cargo.lock")
+        .expect("the manifests copied on their own");
+    let stub_build = text[manifests..]
+        .find("cargo build")
+        .map(|i| i + manifests)
+        .expect("a build of the dependencies");
+    let sources = text.find("COPY . .").expect("the sources copied");
+    assert!(manifests < stub_build && stub_build < sources);
+}
+
+#[test]
+fn dockerfile_defaults_are_the_services_own_defaults() {
+    // The image's ENV lines only spell out what the service would do anyway (apart from
+    // the backend and the store's place, which differ on purpose): the same config.
+    let env = dockerfile_runtime_env();
+    let from_image = Config::from_vars(with_required(&env)).expect("the image's settings load");
+    let mut bare = BTreeMap::new();
+    bare.insert("JOB_BACKEND".to_string(), "emr".to_string());
+    bare.insert("DATABASE_URL".to_string(), env["DATABASE_URL"].clone());
+    let from_code = Config::from_vars(with_required(&bare)).unwrap();
+    assert_eq!(format!("{from_image:?}"), format!("{from_code:?}"));
+}
+
+#[test]
+fn dockerignore_keeps_local_state_and_secrets_out_of_the_build() {
+    let ignore = read(".dockerignore");
+    let lines: BTreeSet<&str> = ignore.lines().map(str::trim).collect();
+    for entry in ["target/", ".git/", "data/", ".env"] {
+        assert!(lines.contains(entry), ".dockerignore lacks {entry}");
+    }
+    for needed in ["src/", "Cargo.toml", "Cargo.lock", "migrations/"] {
+        assert!(
+            !lines.contains(needed),
+            ".dockerignore must not drop {needed}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// docker-compose_dist.yml
+
+#[test]
+fn compose_service_keeps_its_store_on_a_named_volume_and_publishes_8003() {
+    let compose = compose();
+    let service = get(&compose, "services.multiomix-aws-emr");
+    assert!(
+        service.get("profiles").is_none(),
+        "the service runs without a profile"
+    );
+    let ports: Vec<String> = seq_at(service, "ports").iter().map(scalar).collect();
+    assert!(
+        ports.iter().any(|p| p.ends_with(":8003")),
+        "container port 8003 published: {ports:?}"
+    );
+    let volumes: Vec<String> = seq_at(service, "volumes").iter().map(scalar).collect();
+    let store = volumes
+        .iter()
+        .find(|v| v.ends_with(":/data"))
+        .expect("a volume at /data");
+    let volume_name = store.split(':').next().unwrap();
+    assert!(
+        get(&compose, "volumes").get(volume_name).is_some(),
+        "{volume_name} is a named volume"
+    );
+    let env = compose_service_env(&compose);
+    assert!(env["DATABASE_URL"].starts_with("sqlite:/data/"));
+}
+
+#[test]
+fn compose_lists_every_variable_of_the_service() {
+    let env = compose_service_env(&compose());
+    let missing: Vec<&&str> = KNOWN_VARIABLES
+        .iter()
+        .filter(|v| !env.contains_key(**v))
+        .collect();
+    assert!(missing.is_empty(), "compose leaves out {missing:?}");
+}
+
+#[test]
+fn compose_comments_every_variable() {
+    let text = read("docker-compose_dist.yml");
+    let lines: Vec<&str> = text.lines().collect();
+    let env = compose_service_env(&compose());
+    for name in env.keys() {
+        let at = lines
+            .iter()
+            .position(|l| l.trim_start().starts_with(&format!("{name}:")))
+            .unwrap_or_else(|| panic!("{name} not found as a line"));
+        // The comment is on a line above, possibly shared with the next variables
+        // (credentials in a pair).
+        let commented = lines[..at]
+            .iter()
+            .rev()
+            .take_while(|l| !l.trim().is_empty() && !l.trim_start().starts_with("---"))
+            .take(3)
+            .any(|l| l.trim_start().starts_with('#'));
+        assert!(commented, "{name} has no comment above it");
+    }
+}
+
+#[test]
+fn compose_defaults_give_a_valid_configuration() {
+    let env = compose_service_env(&compose());
+    let required: BTreeMap<String, String> = REQUIRED
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let resolved: BTreeMap<String, String> = env
+        .iter()
+        .map(|(k, v)| (k.clone(), interpolate(v, &required)))
+        .collect();
+    Config::from_vars(resolved).expect("the compose settings load");
+}
+
+#[test]
+fn compose_emulator_profile_runs_moto_and_creates_the_virtual_cluster() {
+    let compose = compose();
+    let moto = get(&compose, "services.moto");
+    assert!(str_at(moto, "image").starts_with("motoserver/moto:"));
+    let setup = get(&compose, "services.emr-emulator-setup");
+    for service in [moto, setup] {
+        let profiles: Vec<String> = seq_at(service, "profiles").iter().map(scalar).collect();
+        assert_eq!(profiles, vec!["emulator"]);
+    }
+    let moto_port = seq_at(moto, "ports")
+        .iter()
+        .map(scalar)
+        .map(|p| p.rsplit(':').next().unwrap().to_string())
+        .next()
+        .expect("moto's port");
+
+    // The setup script the one-shot service runs is in the mounted folder.
+    let mount = scalar(&seq_at(setup, "volumes")[0]);
+    let (host_dir, container_dir) = mount.split_once(':').unwrap();
+    let container_dir = container_dir.trim_end_matches(":ro");
+    let command: Vec<String> = seq_at(setup, "command").iter().map(scalar).collect();
+    let script = command
+        .iter()
+        .flat_map(|c| c.split_whitespace())
+        .find(|w| w.starts_with(container_dir) && w.ends_with(".py"))
+        .expect("the setup runs a script from the mounted folder");
+    let script_on_host = script.replacen(container_dir, host_dir, 1);
+    assert!(root().join(&script_on_host).is_file(), "{script_on_host}");
+
+    // The service waits for the setup, but only when the profile is on.
+    let dependency = get(
+        get(&compose, "services.multiomix-aws-emr"),
+        "depends_on.emr-emulator-setup",
+    );
+    assert_eq!(
+        str_at(dependency, "condition"),
+        "service_completed_successfully"
+    );
+    assert_eq!(get(dependency, "required"), &Value::Bool(false));
+
+    // With the emulator env file: the profile is on, the service talks to moto, and the
+    // setup is told which cluster id the service expects.
+    let emulator = env_file("dev/emulator/emulator.env");
+    assert_eq!(emulator["COMPOSE_PROFILES"], "emulator");
+    let env = compose_service_env(&compose);
+    let endpoint = interpolate(&env["AWS_ENDPOINT_URL"], &emulator);
+    assert_eq!(endpoint, format!("http://moto:{moto_port}"));
+    let setup_env: BTreeMap<String, String> = get(setup, "environment")
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.as_str().unwrap().to_string(), scalar(v)))
+        .collect();
+    assert_eq!(
+        interpolate(&setup_env["EXPECTED_VIRTUAL_CLUSTER_ID"], &emulator),
+        interpolate(&env["EMR_VIRTUAL_CLUSTER_ID"], &emulator)
+    );
+    assert_eq!(
+        interpolate(&setup_env["MOTO_URL"], &emulator),
+        format!("http://moto:{moto_port}")
+    );
+    let resolved: BTreeMap<String, String> = env
+        .iter()
+        .map(|(k, v)| (k.clone(), interpolate(v, &emulator)))
+        .collect();
+    let config = Config::from_vars(resolved).expect("the emulator settings load");
+    assert!(config.emr.is_some(), "the emulator runs the EMR backend");
+}
+
+// ---------------------------------------------------------------------------------------
+// Kubernetes
+
+#[test]
+fn deployment_runs_one_non_root_pod_with_a_read_only_root_file_system() {
+    let docs = kubernetes();
+    let deployment = by_kind(&docs, "Deployment");
+    assert_eq!(get(deployment, "spec.replicas").as_u64(), Some(1));
+    assert_eq!(str_at(deployment, "spec.strategy.type"), "Recreate");
+    let pod = get(deployment, "spec.template.spec");
+    assert_eq!(get(pod, "securityContext.runAsNonRoot"), &Value::Bool(true));
+    assert_ne!(get(pod, "securityContext.runAsUser").as_u64(), Some(0));
+    assert!(get(pod, "terminationGracePeriodSeconds").as_u64().unwrap() > 0);
+    let container = service_container(&docs);
+    assert_eq!(
+        get(container, "securityContext.readOnlyRootFilesystem"),
+        &Value::Bool(true)
+    );
+    assert_eq!(
+        get(container, "securityContext.allowPrivilegeEscalation"),
+        &Value::Bool(false)
+    );
+    for key in [
+        "resources.requests.memory",
+        "resources.limits.memory",
+        "resources.requests.cpu",
+    ] {
+        assert!(get(container, key).as_str().is_some(), "{key} set");
+    }
+}
+
+#[test]
+fn deployment_probes_health_and_readiness_on_the_service_port() {
+    let docs = kubernetes();
+    let container = service_container(&docs);
+    let ports = seq_at(container, "ports");
+    let port_of = |reference: &Value| -> u64 {
+        match reference {
+            Value::Number(n) => n.as_u64().unwrap(),
+            Value::String(name) => named(ports, name)
+                .and_then(|p| p.get("containerPort"))
+                .and_then(Value::as_u64)
+                .unwrap_or_else(|| panic!("no port named {name}")),
+            other => panic!("bad port {other:?}"),
+        }
+    };
+    assert_eq!(str_at(container, "livenessProbe.httpGet.path"), "/health");
+    assert_eq!(str_at(container, "readinessProbe.httpGet.path"), "/ready");
+    for probe in ["livenessProbe", "readinessProbe"] {
+        let port = get(container, &format!("{probe}.httpGet.port"));
+        assert_eq!(port_of(port), 8003, "{probe} port");
+    }
+    let env = kubernetes_env_values(container);
+    assert_eq!(env["PORT"], "8003");
+}
+
+#[test]
+fn deployment_mounts_the_claimed_volume_where_the_store_is() {
+    let docs = kubernetes();
+    let claim = by_kind(&docs, "PersistentVolumeClaim");
+    let claim_name = str_at(claim, "metadata.name");
+    let modes: Vec<String> = seq_at(claim, "spec.accessModes")
+        .iter()
+        .map(scalar)
+        .collect();
+    assert_eq!(modes, vec!["ReadWriteOnce"]);
+
+    let deployment = by_kind(&docs, "Deployment");
+    let volumes = seq_at(deployment, "spec.template.spec.volumes");
+    let volume = volumes
+        .iter()
+        .find(|v| {
+            v.get("persistentVolumeClaim")
+                .and_then(|c| c.get("claimName"))
+                .and_then(Value::as_str)
+                == Some(claim_name)
+        })
+        .expect("a volume from the claim");
+    let volume_name = str_at(volume, "name");
+    let container = service_container(&docs);
+    let mount = named(seq_at(container, "volumeMounts"), volume_name).expect("the claim mounted");
+    let mount_path = str_at(mount, "mountPath");
+    let env = kubernetes_env_values(container);
+    let database = env["DATABASE_URL"].trim_start_matches("sqlite:");
+    assert!(
+        Path::new(database).starts_with(mount_path),
+        "the store {database} is on the volume at {mount_path}"
+    );
+    // Every mount has a volume.
+    for mount in seq_at(container, "volumeMounts") {
+        let name = str_at(mount, "name");
+        assert!(named(volumes, name).is_some(), "volume {name} declared");
+    }
+}
+
+#[test]
+fn deployment_takes_credentials_and_tokens_from_an_optional_secret() {
+    let docs = kubernetes();
+    let container = service_container(&docs);
+    let env = seq_at(container, "env");
+    for name in [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "API_TOKEN",
+        "CALLBACK_TOKEN",
+        "NOTIFY_SECRET",
+    ] {
+        let entry = named(env, name).unwrap_or_else(|| panic!("{name} in env"));
+        assert!(
+            entry.get("value").is_none(),
+            "{name} never written in the manifest"
+        );
+        let reference = get(entry, "valueFrom.secretKeyRef");
+        assert_eq!(get(reference, "optional"), &Value::Bool(true), "{name}");
+        assert!(!str_at(reference, "name").is_empty());
+    }
+}
+
+#[test]
+fn deployment_uses_a_service_account_with_an_irsa_role() {
+    let docs = kubernetes();
+    let account = by_kind(&docs, "ServiceAccount");
+    let role = get(account, "metadata.annotations")
+        .get("eks.amazonaws.com/role-arn")
+        .and_then(Value::as_str)
+        .expect("the IRSA annotation");
+    assert!(role.starts_with("arn:aws:iam::"), "{role}");
+    let deployment = by_kind(&docs, "Deployment");
+    assert_eq!(
+        str_at(deployment, "spec.template.spec.serviceAccountName"),
+        str_at(account, "metadata.name")
+    );
+}
+
+#[test]
+fn service_is_reachable_under_the_default_callback_host_on_8003() {
+    let docs = kubernetes();
+    let service = by_kind(&docs, "Service");
+    // The sidecar calls http://{EKS_EMR_SERVICE_URL}:8003; the default host is this name.
+    let default_host = dockerfile_runtime_env()["EKS_EMR_SERVICE_URL"].clone();
+    assert_eq!(str_at(service, "metadata.name"), default_host);
+    let ports = seq_at(service, "spec.ports");
+    assert_eq!(ports.len(), 1);
+    assert_eq!(get(&ports[0], "port").as_u64(), Some(8003));
+    let target = scalar(get(&ports[0], "targetPort"));
+    let container = service_container(&docs);
+    let container_ports = seq_at(container, "ports");
+    assert!(
+        named(container_ports, &target).is_some() || target == "8003",
+        "targetPort {target} is the container's port"
+    );
+    let deployment = by_kind(&docs, "Deployment");
+    let labels = get(deployment, "spec.template.metadata.labels");
+    for (key, value) in get(service, "spec.selector").as_mapping().unwrap() {
+        assert_eq!(
+            labels.get(key.as_str().unwrap()),
+            Some(value),
+            "selector {key:?}"
+        );
+    }
+}
+
+#[test]
+fn deployment_settings_load_as_a_configuration() {
+    let docs = kubernetes();
+    let container = service_container(&docs);
+    let env = kubernetes_env_values(container);
+    let config = Config::from_vars(with_required(&env)).expect("the manifest's settings load");
+    assert!(config.emr.is_some());
+}
+
+// ---------------------------------------------------------------------------------------
+// EMR on EKS pod templates
+
+const EMR_PREDEFINED_VOLUMES: &[&str] = &["emr-container-communicate"];
+
+fn pod_template(relative: &str) -> Value {
+    let mut docs = yaml_documents(relative);
+    assert_eq!(docs.len(), 1, "{relative} holds one Pod");
+    let pod = docs.remove(0);
+    assert_eq!(str_at(&pod, "kind"), "Pod");
+    pod
+}
+
+fn mounts(container: &Value) -> Vec<(String, String)> {
+    seq_at(container, "volumeMounts")
+        .iter()
+        .map(|m| {
+            (
+                str_at(m, "name").to_string(),
+                str_at(m, "mountPath").to_string(),
+            )
+        })
+        .collect()
+}
+
+fn check_init_container_feeds_the_main_container(pod: &Value, main: &str) {
+    let volumes = seq_at(pod, "spec.volumes");
+    let containers = seq_at(pod, "spec.containers");
+    let main = named(containers, main).expect("the Spark main container");
+    let inits = seq_at(pod, "spec.initContainers");
+    assert!(!inits.is_empty(), "an init container");
+    let init = &inits[0];
+    assert!(str_at(init, "image").contains("init"));
+
+    let datasets_path = "/var/data";
+    let (shared, _) = mounts(main)
+        .into_iter()
+        .find(|(_, path)| path == datasets_path)
+        .expect("the datasets volume on the main container");
+    assert!(
+        mounts(init).iter().any(|(name, _)| *name == shared),
+        "the init container writes into the volume the main container reads"
+    );
+    let init_env = seq_at(init, "env");
+    let target = str_at(named(init_env, "DATASETS_PATH").unwrap(), "value");
+    let init_mount = mounts(init)
+        .into_iter()
+        .find(|(n, _)| *n == shared)
+        .unwrap();
+    assert_eq!(
+        target, init_mount.1,
+        "the init container copies into its mount"
+    );
+    assert!(str_at(named(init_env, "INPUT_S3_URI").unwrap(), "value").starts_with("s3://"));
+
+    for container in containers.iter().chain(inits.iter()) {
+        for (name, _) in mounts(container) {
+            if EMR_PREDEFINED_VOLUMES.contains(&name.as_str()) {
+                continue;
+            }
+            assert!(named(volumes, &name).is_some(), "volume {name} declared");
+        }
+    }
+    for predefined in EMR_PREDEFINED_VOLUMES {
+        assert!(
+            named(volumes, predefined).is_none(),
+            "{predefined} is EMR's own; declaring it makes the job fail"
+        );
+    }
+}
+
+#[test]
+fn driver_template_fetches_inputs_and_runs_the_job_end_sidecar() {
+    let pod = pod_template("templates/kubernetes/pod-template-driver.yaml");
+    check_init_container_feeds_the_main_container(&pod, "spark-kubernetes-driver");
+
+    let containers = seq_at(&pod, "spec.containers");
+    let main = named(containers, "spark-kubernetes-driver").unwrap();
+    assert!(mounts(main).iter().any(|(_, p)| p == "/var/results"));
+
+    let sidecars: Vec<&Value> = containers
+        .iter()
+        .filter(|c| str_at(c, "name") != "spark-kubernetes-driver")
+        .collect();
+    assert_eq!(sidecars.len(), 1, "one sidecar");
+    let sidecar = sidecars[0];
+    assert!(str_at(sidecar, "image").contains("sidecar"));
+    let (_, signal_dir) = mounts(sidecar)
+        .into_iter()
+        .find(|(name, _)| name == "emr-container-communicate")
+        .expect("the sidecar sees EMR's end-of-main-container signal");
+    let env = seq_at(sidecar, "env");
+    let heartbeat = str_at(named(env, "HEARTBEAT_FILE").unwrap(), "value");
+    assert_eq!(
+        Path::new(heartbeat),
+        Path::new(&signal_dir).join("main-container-terminated")
+    );
+    let script = read("templates/dockerfiles/sidecar/sidecar.sh");
+    assert!(
+        script.contains(&format!("HEARTBEAT_FILE:-{heartbeat}")),
+        "the script's default is the same file"
+    );
+    let host = str_at(named(env, "EKS_EMR_SERVICE_URL").unwrap(), "value");
+    let port = str_at(named(env, "EKS_EMR_SERVICE_PORT").unwrap(), "value");
+    let service = by_kind(&kubernetes(), "Service").clone();
+    assert_eq!(host, str_at(&service, "metadata.name"));
+    assert_eq!(
+        port,
+        get(&seq_at(&service, "spec.ports")[0], "port")
+            .as_u64()
+            .unwrap()
+            .to_string()
+    );
+    let token = get(
+        named(env, "CALLBACK_TOKEN").unwrap(),
+        "valueFrom.secretKeyRef",
+    );
+    assert_eq!(get(token, "optional"), &Value::Bool(true));
+    assert_eq!(
+        get(sidecar, "securityContext.runAsNonRoot"),
+        &Value::Bool(true)
+    );
+}
+
+#[test]
+fn executor_template_fetches_the_same_inputs_without_a_sidecar() {
+    let pod = pod_template("templates/kubernetes/pod-template-executor.yaml");
+    check_init_container_feeds_the_main_container(&pod, "spark-kubernetes-executor");
+    assert_eq!(seq_at(&pod, "spec.containers").len(), 1);
+}
+
+#[test]
+fn templates_of_the_service_config_name_the_uploaded_pod_templates() {
+    let docs = kubernetes();
+    let env = kubernetes_env_values(service_container(&docs));
+    for variable in ["EMR_DRIVER_TEMPLATE", "EMR_EXECUTOR_TEMPLATE"] {
+        let file = &env[variable];
+        assert!(
+            root().join("templates/kubernetes").join(file).is_file(),
+            "{variable}={file} is a file of templates/kubernetes"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Drift between the files and the service's list of variables
+
+#[test]
+fn deployment_files_set_only_variables_the_service_reads() {
+    for (name, reason) in ALLOWED_UNKNOWN {
+        assert!(
+            !KNOWN_VARIABLES.contains(name),
+            "{name} no longer needs an exception"
+        );
+        assert!(!reason.is_empty());
+    }
+    assert_known("the Dockerfile", dockerfile_runtime_env().into_keys());
+    assert_known(
+        "docker-compose_dist.yml",
+        compose_service_env(&compose()).into_keys(),
+    );
+    let docs = kubernetes();
+    assert_known(
+        "templates/kubernetes/deployment.yaml",
+        kubernetes_env_names(service_container(&docs)),
+    );
+}
+
+#[test]
+fn readme_documents_every_variable_and_no_other() {
+    let documented = readme_variables();
+    let missing: Vec<&&str> = KNOWN_VARIABLES
+        .iter()
+        .filter(|v| !documented.contains(**v))
+        .collect();
+    assert!(missing.is_empty(), "README.md leaves out {missing:?}");
+    assert_known("README.md", documented);
+}
+
+#[test]
+fn readme_lists_the_contract_variables_first() {
+    let readme = read("README.md");
+    let position = |name: &str| {
+        readme
+            .find(&format!("`{name}`"))
+            .unwrap_or_else(|| panic!("{name} not in README.md"))
+    };
+    assert!(position("PORT") < position("HOST"));
+    assert!(position("EMR_VIRTUAL_CLUSTER_ID") < position("API_TOKEN"));
+}
+
+#[test]
+fn deploy_guide_policy_grants_exactly_the_calls_of_the_contract() {
+    let guide = read("docs/deploy.md");
+    let policy = guide
+        .split("```json\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("docs/deploy.md has the IAM policy as a json block");
+    let policy: serde_json::Value = serde_json::from_str(policy).expect("valid JSON");
+    let mut actions = BTreeSet::new();
+    for statement in policy["Statement"].as_array().unwrap() {
+        assert_eq!(statement["Effect"], "Allow");
+        let listed = match &statement["Action"] {
+            serde_json::Value::String(one) => vec![one.clone()],
+            many => many
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a.as_str().unwrap().to_string())
+                .collect(),
+        };
+        let resource = statement["Resource"].as_str().unwrap();
+        for action in listed {
+            let scoped = action.ends_with("JobRun") || action.ends_with("JobRuns");
+            if scoped {
+                assert!(
+                    resource.contains(":/virtualclusters/"),
+                    "{action} on {resource}"
+                );
+            }
+            actions.insert(action);
+        }
+    }
+    let expected: BTreeSet<String> = [
+        "StartJobRun",
+        "DescribeJobRun",
+        "CancelJobRun",
+        "ListJobRuns",
+        "DescribeVirtualCluster",
+        "ListVirtualClusters",
+    ]
+    .iter()
+    .map(|a| format!("emr-containers:{a}"))
+    .collect();
+    assert_eq!(actions, expected);
+}

@@ -1,0 +1,359 @@
+//! The job-end notice: from the sidecar's callback (or none) to Multiomix, through
+//! Multiomix being down, refusing, and the service restarting.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{is_multiomix_date, multiomix_body, spawn, spawn_app, Setup};
+use multiomix_fakes::{FakeEmr, FakeMultiomix, JobState, NewJob};
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+#[tokio::test]
+async fn the_callback_answers_204_and_the_notice_waits_for_a_final_state() {
+    let app = spawn_app().await;
+    let id = app.start_job().await;
+    app.emr.set_state(&id, JobState::Running, None, None);
+
+    let started = std::time::Instant::now();
+    let r = app.patch_job(&id).await;
+    assert_eq!(r.status(), 204);
+    assert!(started.elapsed() < Duration::from_secs(1));
+
+    // Still running: the job is read again and again, nothing is sent.
+    app.emr
+        .wait_for_calls("DescribeJobRun", 3, WAIT)
+        .await
+        .expect("the job is polled");
+    assert_eq!(app.multiomix.count(), 0, "no notice for a RUNNING job");
+
+    app.emr.set_state(&id, JobState::Completed, None, None);
+    let notices = app.multiomix.wait_for_notices(1, WAIT).await.unwrap();
+    let notice = &notices[0];
+    assert_eq!(notice.path, format!("/{id}/"));
+    assert_eq!(notice.headers["content-type"], "application/json");
+    assert_eq!(
+        notice.headers["idempotency-key"],
+        format!("{id}-COMPLETED").as_str()
+    );
+    let body = &notice.body;
+    assert_eq!(body["id"], id.as_str());
+    assert_eq!(body["name"], "BreastCancerBBHA");
+    assert_eq!(body["state"], "COMPLETED");
+    assert!(is_multiomix_date(&body["createdAt"]), "{body}");
+    assert!(is_multiomix_date(&body["finishedAt"]), "{body}");
+    assert!(body.as_object().unwrap().contains_key("stateDetails"));
+
+    // The notice carries what GET /job/{id} shows.
+    let mut shown: Value = app.get_job(&id).await.json().await.unwrap();
+    assert_eq!(shown["notice"]["status"], "delivered");
+    shown.as_object_mut().unwrap().remove("notice");
+    assert_eq!(&shown, body);
+}
+
+#[tokio::test]
+async fn many_callbacks_for_one_job_send_one_notice() {
+    let app = spawn_app().await;
+    let id = app.start_job().await;
+    app.emr
+        .set_state(&id, JobState::Failed, Some("exit 1"), None);
+    for _ in 0..20 {
+        assert_eq!(app.patch_job(&id).await.status(), 204);
+    }
+    app.multiomix.wait_for_notices(1, WAIT).await.unwrap();
+    app.wait_notice_closed(&id, WAIT).await;
+    // Later callbacks change nothing either.
+    app.patch_job(&id).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(app.multiomix.count(), 1);
+    assert_eq!(app.multiomix.notices()[0].body["state"], "FAILED");
+}
+
+#[tokio::test]
+async fn multiomix_down_when_the_job_ends_gets_the_notice_once_it_is_back() {
+    let app = spawn_app().await;
+    let id = app.start_job().await;
+    app.emr.set_state(&id, JobState::Completed, None, None);
+    app.multiomix.down().await;
+    app.patch_job(&id).await;
+    // Several failed attempts while it is down.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let n = app.store.notice(&id).await.unwrap().unwrap();
+        if n.attempts >= 2 {
+            assert!(
+                n.last_error.unwrap().contains("connect"),
+                "a connection error is recorded"
+            );
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    app.multiomix.up().await.unwrap();
+    app.multiomix.wait_for_notices(1, WAIT).await.unwrap();
+    assert_eq!(app.wait_notice_closed(&id, WAIT).await, "delivered");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(app.multiomix.count(), 1, "delivered exactly once");
+}
+
+#[tokio::test]
+async fn server_errors_are_retried_until_multiomix_takes_the_notice() {
+    let app = spawn_app().await;
+    let id = app.start_job().await;
+    app.emr.set_state(&id, JobState::Cancelled, None, None);
+    app.multiomix.queue_statuses([503, 500, 429]);
+    app.patch_job(&id).await;
+    app.multiomix.wait_for_notices(4, WAIT).await.unwrap();
+    assert_eq!(app.wait_notice_closed(&id, WAIT).await, "delivered");
+    let statuses: Vec<u16> = app.multiomix.notices().iter().map(|n| n.status).collect();
+    assert_eq!(statuses, [503, 500, 429, 200]);
+    // Every attempt of one notice carries the same idempotency key.
+    let keys: Vec<String> = app
+        .multiomix
+        .notices()
+        .iter()
+        .map(|n| n.headers["idempotency-key"].to_str().unwrap().to_owned())
+        .collect();
+    assert!(keys.iter().all(|k| k == &format!("{id}-CANCELLED")));
+    let job: Value = app.get_job(&id).await.json().await.unwrap();
+    assert_eq!(job["notice"]["attempts"], 4);
+}
+
+#[tokio::test]
+async fn a_404_from_multiomix_is_final_after_one_attempt() {
+    let app = spawn_app().await;
+    let id = app.start_job().await;
+    app.emr.set_state(&id, JobState::Completed, None, None);
+    app.multiomix.set_status(404);
+    app.patch_job(&id).await;
+    app.multiomix.wait_for_notices(1, WAIT).await.unwrap();
+    assert_eq!(app.wait_notice_closed(&id, WAIT).await, "refused");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(app.multiomix.count(), 1, "a 404 is not retried");
+}
+
+#[tokio::test]
+async fn a_notice_is_given_up_after_the_configured_time_and_says_so() {
+    let app = spawn(Setup::default().vars(&[("NOTIFY_GIVE_UP_AFTER", "0.3")])).await;
+    let id = app.start_job().await;
+    app.emr.set_state(&id, JobState::Completed, None, None);
+    app.multiomix.set_status(503);
+    app.patch_job(&id).await;
+    assert_eq!(app.wait_notice_closed(&id, WAIT).await, "given_up");
+    let attempts = app.multiomix.count();
+    assert!(attempts >= 2, "retried before giving up ({attempts})");
+    let job: Value = app.get_job(&id).await.json().await.unwrap();
+    assert_eq!(job["notice"]["status"], "given_up");
+    assert!(job["notice"]["lastError"].as_str().unwrap().contains("503"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        app.multiomix.count(),
+        attempts,
+        "nothing is sent after giving up"
+    );
+}
+
+#[tokio::test]
+async fn without_any_callback_the_reconciler_reports_the_ended_job() {
+    let app = spawn(Setup::default().vars(&[("RECONCILE_INTERVAL", "0.1")])).await;
+    let id = app.start_job().await;
+    let running = app.start_job().await;
+    app.emr.set_state(&running, JobState::Running, None, None);
+    // The driver never started: no sidecar, no callback.
+    app.emr.set_state(
+        &id,
+        JobState::Failed,
+        Some("ImagePullBackOff"),
+        Some("USER_ERROR"),
+    );
+    let notices = app.multiomix.wait_for_notices(1, WAIT).await.unwrap();
+    assert_eq!(notices[0].id, id);
+    assert_eq!(notices[0].body["state"], "FAILED");
+    assert_eq!(notices[0].body["stateDetails"], "ImagePullBackOff");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(app.multiomix.count(), 1, "the running job gets no notice");
+}
+
+#[tokio::test]
+async fn a_restart_between_callback_and_delivery_still_delivers() {
+    let emr = Arc::new(FakeEmr::start().await);
+    let multiomix = Arc::new(FakeMultiomix::start().await);
+    let setup = || Setup {
+        emr: Some(emr.clone()),
+        multiomix: Some(multiomix.clone()),
+        ..Setup::default()
+    };
+    let app = spawn(setup()).await;
+    let id = app.start_job().await;
+    app.emr.set_state(&id, JobState::Completed, None, None);
+    multiomix.down().await;
+    app.patch_job(&id).await;
+    app.emr
+        .wait_for_calls("DescribeJobRun", 1, WAIT)
+        .await
+        .unwrap();
+    let dir = app.stop().await;
+    assert_eq!(multiomix.count(), 0);
+
+    multiomix.up().await.unwrap();
+    let app = spawn(Setup {
+        dir: Some(dir),
+        ..setup()
+    })
+    .await;
+    multiomix.wait_for_notices(1, WAIT).await.unwrap();
+    assert_eq!(app.wait_notice_closed(&id, WAIT).await, "delivered");
+    assert_eq!(multiomix.notices()[0].body["state"], "COMPLETED");
+}
+
+#[tokio::test]
+async fn the_same_idempotency_key_twice_starts_one_job() {
+    let app = spawn_app().await;
+    let post = |key: &'static str, body: Value| {
+        let app = &app;
+        async move {
+            app.http
+                .post(app.url("/job"))
+                .header("Idempotency-Key", key)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let first = post("exp-42-try", multiomix_body()).await;
+    assert_eq!(first.status(), 201);
+    let first: Value = first.json().await.unwrap();
+    let second = post("exp-42-try", multiomix_body()).await;
+    assert_eq!(second.status(), 201);
+    let second: Value = second.json().await.unwrap();
+    assert_eq!(first["id"], second["id"]);
+    assert_eq!(app.emr.job_ids().len(), 1, "one EMR job");
+
+    let mut other = multiomix_body();
+    other["name"] = "Different".into();
+    let r = post("exp-42-try", other).await;
+    assert_eq!(r.status(), 422, "the key was used for another request");
+
+    // The key also reaches EMR as the client token, stable across tries.
+    let tokens: Vec<Value> = app
+        .emr
+        .start_requests()
+        .iter()
+        .map(|r| r["clientToken"].clone())
+        .collect();
+    assert_eq!(tokens.len(), 1);
+    let plain = app.start_job().await;
+    let again = app.start_job().await;
+    assert_ne!(plain, again, "requests without a key are separate jobs");
+}
+
+#[tokio::test]
+async fn an_empty_store_adopts_this_services_jobs_and_reports_those_that_ended() {
+    let emr = Arc::new(FakeEmr::start().await);
+    let own_tags = || {
+        [
+            ("managed-by".to_string(), "multiomix-aws-emr".to_string()),
+            ("callback-host".to_string(), "multiomix-aws-emr".to_string()),
+        ]
+        .into_iter()
+        .collect()
+    };
+    let ended = emr.insert_job(NewJob {
+        name: Some("ended-while-down".into()),
+        state: JobState::Completed,
+        tags: own_tags(),
+        ..NewJob::default()
+    });
+    let running = emr.insert_job(NewJob {
+        name: Some("still-running".into()),
+        state: JobState::Running,
+        tags: own_tags(),
+        ..NewJob::default()
+    });
+    emr.insert_job(NewJob {
+        name: Some("other-deployment".into()),
+        state: JobState::Completed,
+        tags: [
+            ("managed-by".to_string(), "multiomix-aws-emr".to_string()),
+            ("callback-host".to_string(), "staging".to_string()),
+        ]
+        .into_iter()
+        .collect(),
+        ..NewJob::default()
+    });
+    let app = spawn(
+        Setup {
+            emr: Some(emr.clone()),
+            ..Setup::default()
+        }
+        .vars(&[("RECONCILE_INTERVAL", "0.1")]),
+    )
+    .await;
+    let notices = app.multiomix.wait_for_notices(1, WAIT).await.unwrap();
+    assert_eq!(notices[0].id, ended);
+    let running_id = multiomix_aws_emr::job::JobId::parse(&running).unwrap();
+    let adopted = app.store.job(&running_id).await.unwrap().expect("adopted");
+    assert!(adopted.adopted);
+
+    emr.set_state(&running, JobState::Completed, None, None);
+    let notices = app.multiomix.wait_for_notices(2, WAIT).await.unwrap();
+    assert_eq!(notices[1].id, running);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        app.multiomix.count(),
+        2,
+        "the other deployment's job is not ours"
+    );
+}
+
+#[tokio::test]
+async fn signed_notices_carry_standard_webhooks_headers() {
+    let app = spawn(
+        Setup::default().vars(&[("NOTIFY_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")]),
+    )
+    .await;
+    let id = app.start_job().await;
+    app.emr.set_state(&id, JobState::Completed, None, None);
+    app.patch_job(&id).await;
+    let n = &app.multiomix.wait_for_notices(1, WAIT).await.unwrap()[0];
+    let msg_id = n.headers["webhook-id"].to_str().unwrap();
+    let ts: i64 = n.headers["webhook-timestamp"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let sig = n.headers["webhook-signature"].to_str().unwrap();
+    let body = std::str::from_utf8(&n.raw_body).unwrap();
+    let expected = multiomix_aws_emr::notify::delivery::sign(
+        &multiomix_aws_emr::config::Secret::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+        msg_id,
+        ts,
+        body,
+    );
+    assert_eq!(sig, expected);
+    assert!((time::OffsetDateTime::now_utc().unix_timestamp() - ts).abs() < 60);
+}
+
+#[tokio::test]
+async fn a_flood_of_callbacks_beyond_the_bound_is_refused_with_503() {
+    let app =
+        spawn(Setup::default().vars(&[("MAX_PENDING_CALLBACKS", "3"), ("SLEEP_TIME", "60")])).await;
+    let ids = [
+        "0000000000000000001",
+        "0000000000000000002",
+        "0000000000000000003",
+    ];
+    for id in ids {
+        assert_eq!(app.patch_job(id).await.status(), 204);
+    }
+    // A repeat for a known job is still fine; a new one is not.
+    assert_eq!(app.patch_job(ids[0]).await.status(), 204);
+    let r = app.patch_job("0000000000000000004").await;
+    assert_eq!(r.status(), 503);
+    assert!(r.headers().contains_key("retry-after"));
+}

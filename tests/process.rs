@@ -1,0 +1,182 @@
+//! The real binary as a process: start-up checks, SIGTERM, and surviving SIGKILL.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use multiomix_fakes::{FakeEmr, FakeMultiomix, JobState};
+use serde_json::{json, Value};
+use tokio::process::{Child, Command};
+
+const BIN: &str = env!("CARGO_BIN_EXE_multiomix-aws-emr");
+const WAIT: Duration = Duration::from_secs(15);
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The service as Kubernetes would run it, against the fakes, with the AWS SDK's own
+/// environment variables (credentials, endpoint).
+fn service(emr: &FakeEmr, multiomix: &FakeMultiomix, db: &Path, port: u16) -> Child {
+    Command::new(BIN)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("EMR_VIRTUAL_CLUSTER_ID", emr.virtual_cluster_id())
+        .env(
+            "EMR_EXECUTION_ROLE_ARN",
+            "arn:aws:iam::123456789012:role/emr-job",
+        )
+        .env("EMR_S3_BUCKET", "multiomix-bucket")
+        .env("AWS_ENDPOINT_URL", emr.url())
+        .env("AWS_ACCESS_KEY_ID", "AKIDTEST")
+        .env("AWS_SECRET_ACCESS_KEY", "test-secret-not-logged")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("MULTIOMIX_URL", multiomix.url())
+        .env("DATABASE_URL", format!("sqlite:{}", db.display()))
+        .env("HOST", "127.0.0.1")
+        .env("PORT", port.to_string())
+        .env("SLEEP_TIME", "0")
+        .env("POLL_INTERVAL", "0.05")
+        .env("NOTIFY_INITIAL_BACKOFF", "0.1")
+        .env("NOTIFY_MAX_BACKOFF", "0.3")
+        .env("NOTIFY_TIMEOUT", "2")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the binary starts")
+}
+
+async fn wait_healthy(http: &reqwest::Client, port: u16) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Ok(r) = http
+            .get(format!("http://127.0.0.1:{port}/health"))
+            .send()
+            .await
+        {
+            if r.status() == 200 {
+                return;
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the service never became healthy"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+#[tokio::test]
+async fn missing_required_variables_stop_start_up_and_are_all_named() {
+    let out = Command::new(BIN)
+        .env_clear()
+        .env("JOB_BACKEND", "emr")
+        .env("PORT", free_port().to_string())
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for name in [
+        "EMR_VIRTUAL_CLUSTER_ID",
+        "EMR_EXECUTION_ROLE_ARN",
+        "EMR_S3_BUCKET",
+    ] {
+        assert!(stderr.contains(name), "{stderr}");
+    }
+}
+
+#[tokio::test]
+async fn sigterm_stops_the_service_cleanly_and_secrets_stay_out_of_the_logs() {
+    let emr = FakeEmr::start().await;
+    let multiomix = FakeMultiomix::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut child = service(&emr, &multiomix, &dir.path().join("db.sqlite"), port);
+    let http = reqwest::Client::new();
+    wait_healthy(&http, port).await;
+    let pid = nix::unistd::Pid::from_raw(child.id().unwrap() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let status = tokio::time::timeout(WAIT, child.wait())
+        .await
+        .expect("stops within the grace period")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    let mut stderr = String::new();
+    use tokio::io::AsyncReadExt;
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .await
+        .unwrap();
+    assert!(stderr.contains("listening"), "{stderr}");
+    assert!(stderr.contains("SIGTERM"), "{stderr}");
+    assert!(!stderr.contains("test-secret-not-logged"), "{stderr}");
+}
+
+#[tokio::test]
+async fn a_service_killed_before_delivery_delivers_after_restart() {
+    let emr = FakeEmr::start().await;
+    let multiomix = FakeMultiomix::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db.sqlite");
+    let port = free_port();
+    let http = reqwest::Client::new();
+
+    let mut first = service(&emr, &multiomix, &db, port);
+    wait_healthy(&http, port).await;
+    let body = json!({"name": "BreastCancerBBHA", "algorithm": 1,
+                      "entrypoint_arguments": [{"name": "app-name", "value": "exp-42-app"},
+                                               {"name": "n-stars", "value": 15}]});
+    let r = http
+        .post(format!("http://127.0.0.1:{port}/job"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    emr.set_state(&id, JobState::Completed, None, None);
+
+    multiomix.down().await;
+    let r = http
+        .patch(format!("http://127.0.0.1:{port}/job/{id}"))
+        .header("content-type", "application/json")
+        .body(r#"{"state":"Terminated"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    emr.wait_for_calls("DescribeJobRun", 1, WAIT).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    first.kill().await.unwrap(); // SIGKILL: no chance to clean up
+    assert_eq!(multiomix.count(), 0);
+
+    multiomix.up().await.unwrap();
+    let mut second = service(&emr, &multiomix, &db, port);
+    wait_healthy(&http, port).await;
+    let notices = multiomix.wait_for_notices(1, WAIT).await.unwrap();
+    assert_eq!(notices[0].id, id);
+    assert_eq!(notices[0].body["state"], "COMPLETED");
+    let job: Value = http
+        .get(format!("http://127.0.0.1:{port}/job/{id}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(job["notice"]["status"], "delivered");
+    second.kill().await.unwrap();
+}
