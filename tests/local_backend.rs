@@ -15,6 +15,7 @@ use multiomix_aws_emr::job::{Algorithm, JobId, JobName, JobRun, JobSpec, JobStat
 use multiomix_aws_emr::notify::Notifier;
 use multiomix_aws_emr::reconcile::Reconciler;
 use multiomix_aws_emr::store::{now_millis, NewLocalRun, Store};
+use multiomix_fakes::FakeMultiomix;
 use tokio::sync::mpsc::{self, UnboundedReceiver};
 
 const FAKE: &str = concat!(
@@ -861,76 +862,285 @@ async fn runs_settled_at_restart_are_found_by_the_reconciler_even_without_the_ch
     assert!(store.notice("lostrun").await.unwrap().is_some());
 }
 
-#[tokio::test]
-async fn the_service_runs_local_jobs_over_http_and_opens_their_notices() {
-    let setup = Setup::new();
-    let app = Application::build(setup.config(&[])).await.unwrap();
-    let store = app.store();
-    let base = format!("http://127.0.0.1:{}", app.port());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(app.run_until_stopped(async {
-        let _ = stopped.await;
-    }));
-    let client = reqwest::Client::new();
+/// The whole service on the local backend, serving on 127.0.0.1.
+struct LocalApp {
+    base: String,
+    store: Store,
+    client: reqwest::Client,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
 
-    let created = client
-        .post(format!("{base}/job"))
-        .json(&serde_json::json!({
-            "name": "HttpJob",
-            "algorithm": 1,
-            "entrypoint_arguments": [{"name": "app-name", "value": "exp-1"}, {"name": "n-stars", "value": 15}]
-        }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), 201);
-    let id = created.json::<serde_json::Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+impl LocalApp {
+    async fn start(setup: &Setup, multiomix: &FakeMultiomix, extra: &[(&str, &str)]) -> Self {
+        let url = multiomix.url();
+        let mut vars = vec![
+            ("MULTIOMIX_URL", url.as_str()),
+            ("NOTIFY_INITIAL_BACKOFF", "0.05"),
+        ];
+        vars.extend_from_slice(extra);
+        let app = Application::build(setup.config(&vars)).await.unwrap();
+        let store = app.store();
+        let base = format!("http://127.0.0.1:{}", app.port());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(app.run_until_stopped(async {
+            let _ = stopped.await;
+        }));
+        LocalApp {
+            base,
+            store,
+            client: reqwest::Client::new(),
+            stop,
+            server,
+        }
+    }
 
-    let mut body = serde_json::Value::Null;
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while body["state"] != "COMPLETED" {
-        assert!(tokio::time::Instant::now() < deadline, "{body}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        body = client
-            .get(format!("{base}/job/{id}"))
+    async fn post_job(&self, name: &str) -> String {
+        let created = self
+            .client
+            .post(format!("{}/job", self.base))
+            .json(&serde_json::json!({
+                "name": name,
+                "algorithm": 1,
+                "entrypoint_arguments": [
+                    {"name": "app-name", "value": "exp-1"},
+                    {"name": "n-stars", "value": 15}
+                ]
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(created.status(), 201);
+        created.json::<serde_json::Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    async fn job(&self, id: &str) -> serde_json::Value {
+        let response = self
+            .client
+            .get(format!("{}/job/{id}", self.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+
+    async fn wait_for_job_state(&self, id: &str, state: &str) -> serde_json::Value {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let body = self.job(id).await;
+            if body["state"] == state {
+                return body;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{body}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn cancel(&self, id: &str) -> u16 {
+        self.client
+            .delete(format!("{}/job/{id}", self.base))
             .send()
             .await
             .unwrap()
-            .json()
+            .status()
+            .as_u16()
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        self.server.await.unwrap().unwrap();
+    }
+}
+
+fn is_contract_date(value: &serde_json::Value) -> bool {
+    let Some(s) = value.as_str() else {
+        return false;
+    };
+    let format =
+        time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]+00:00");
+    time::PrimitiveDateTime::parse(s, format).is_ok()
+}
+
+/// The notices of these jobs, each exactly once, by job id.
+async fn notices_of(multiomix: &FakeMultiomix, ids: &[&str]) -> HashMap<String, serde_json::Value> {
+    let notices = multiomix
+        .wait_for_notices(ids.len(), PATIENCE)
+        .await
+        .unwrap();
+    // Nothing more arrives later: one notice per job.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(multiomix.count(), ids.len(), "{:?}", multiomix.notices());
+    let by_id: HashMap<String, serde_json::Value> = notices
+        .into_iter()
+        .map(|n| {
+            assert_eq!(n.status, 200);
+            assert_eq!(n.body["id"].as_str(), Some(n.id.as_str()));
+            (n.id, n.body)
+        })
+        .collect();
+    let mut wanted: Vec<&str> = ids.to_vec();
+    wanted.sort();
+    let mut got: Vec<&str> = by_id.keys().map(String::as_str).collect();
+    got.sort();
+    assert_eq!(got, wanted);
+    by_id
+}
+
+#[tokio::test]
+async fn every_final_state_sends_its_notice_without_any_callback() {
+    let setup = Setup::new();
+    let multiomix = FakeMultiomix::start().await;
+    let app = LocalApp::start(&setup, &multiomix, &[("LOCAL_MAX_CONCURRENT", "3")]).await;
+    setup.behave("Fails", "exit 2");
+    setup.behave("Runs", "sleep 60");
+    setup.behave("Blocks", "sleep 60");
+
+    let completed = app.post_job("Completes").await;
+    let failed = app.post_job("Fails").await;
+    let cancelled = app.post_job("Runs").await;
+    app.wait_for_job_state(&cancelled, "RUNNING").await;
+    assert_eq!(app.cancel(&cancelled).await, 200);
+
+    let done = notices_of(&multiomix, &[&completed, &failed, &cancelled]).await;
+    for (id, state) in [
+        (&completed, "COMPLETED"),
+        (&failed, "FAILED"),
+        (&cancelled, "CANCELLED"),
+    ] {
+        let notice = &done[id.as_str()];
+        assert_eq!(notice["state"], state, "{notice}");
+        assert!(is_contract_date(&notice["createdAt"]), "{notice}");
+        assert!(is_contract_date(&notice["finishedAt"]), "{notice}");
+        // The notice carries what GET /job/{id} says.
+        let read = app.job(id).await;
+        for field in [
+            "id",
+            "name",
+            "state",
+            "createdAt",
+            "finishedAt",
+            "stateDetails",
+        ] {
+            assert_eq!(notice[field], read[field], "{field}");
+        }
+    }
+    assert_eq!(
+        done[completed.as_str()]["stateDetails"],
+        serde_json::Value::Null
+    );
+    let details = done[failed.as_str()]["stateDetails"].as_str().unwrap();
+    assert!(details.contains("exited with code 2"), "{details}");
+    assert!(details.contains("fake failure: exit 2"), "{details}");
+    // A finished job can no longer be cancelled.
+    assert_eq!(app.cancel(&completed).await, 409);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_queued_job_cancelled_before_it_starts_gets_a_cancelled_notice() {
+    let setup = Setup::new();
+    let multiomix = FakeMultiomix::start().await;
+    let app = LocalApp::start(&setup, &multiomix, &[("LOCAL_MAX_CONCURRENT", "1")]).await;
+    setup.behave("Blocks", "sleep 60");
+    let blocker = app.post_job("Blocks").await;
+    let queued = app.post_job("Queued").await;
+    app.wait_for_job_state(&blocker, "RUNNING").await;
+    assert_eq!(app.job(&queued).await["state"], "PENDING");
+
+    assert_eq!(app.cancel(&queued).await, 200);
+    let notice = &notices_of(&multiomix, &[&queued]).await[queued.as_str()];
+    assert_eq!(notice["state"], "CANCELLED");
+    assert!(is_contract_date(&notice["finishedAt"]), "{notice}");
+    assert!(!setup.record_path("Queued").exists());
+
+    assert_eq!(app.cancel(&blocker).await, 200);
+    multiomix.wait_for_notices(2, PATIENCE).await.unwrap();
+    assert_eq!(app.job(&blocker).await["state"], "CANCELLED");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn after_a_restart_the_interrupted_and_the_requeued_runs_get_their_notices() {
+    let setup = Setup::new();
+    {
+        let store = setup.store().await;
+        let mut gone = std::process::Command::new("true").spawn().unwrap();
+        gone.wait().unwrap();
+        let command = |name: &str| LocalCommand {
+            program: FAKE.into(),
+            args: vec![],
+            env: vec![
+                ("JOB_NAME".into(), name.into()),
+                (
+                    "RESULTS_PATH".into(),
+                    setup.path("results").display().to_string(),
+                ),
+            ],
+        };
+        let log = setup.path("logs").join("old.log");
+        leave_run(
+            &store,
+            "interrupted",
+            "Interrupted",
+            &command("Interrupted"),
+            &log,
+        )
+        .await;
+        store
+            .local_run_started("interrupted", gone.id().into(), None, now_millis())
             .await
             .unwrap();
+        leave_run(&store, "waiting", "Waiting", &command("Waiting"), &log).await;
+        store.pool().close().await;
     }
-    let finished = body["finishedAt"].as_str().unwrap();
-    assert_eq!(finished.len(), "2023-06-29 17:21:03+00:00".len());
-    assert!(finished.ends_with("+00:00"), "{finished}");
+
+    let multiomix = FakeMultiomix::start().await;
+    let app = LocalApp::start(&setup, &multiomix, &[]).await;
+    let notices = notices_of(&multiomix, &["interrupted", "waiting"]).await;
+    assert_eq!(notices["interrupted"]["state"], "FAILED");
+    let details = notices["interrupted"]["stateDetails"].as_str().unwrap();
+    assert!(
+        details.contains("the service restarted while the job was running"),
+        "{details}"
+    );
+    assert_eq!(notices["waiting"]["state"], "COMPLETED");
+    for id in ["interrupted", "waiting"] {
+        let notice = app.store.notice(id).await.unwrap().unwrap();
+        assert_eq!(notice.status.as_str(), "delivered");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_service_on_the_local_backend_is_ready_and_serves_the_contract_dates() {
+    let setup = Setup::new();
+    let multiomix = FakeMultiomix::start().await;
+    let app = LocalApp::start(&setup, &multiomix, &[]).await;
+    let id = app.post_job("HttpJob").await;
+    assert_eq!(id.len(), 19);
+    let body = app.wait_for_job_state(&id, "COMPLETED").await;
+    assert!(is_contract_date(&body["createdAt"]), "{body}");
+    assert!(is_contract_date(&body["finishedAt"]), "{body}");
     let args = setup.record("HttpJob").await.args;
     assert_eq!(
         args[args.len() - 4..],
         ["--app-name", "exp-1", "--n-stars", "15"]
     );
 
-    // The end reached the outbox without any callback.
-    let notice_store = store.clone();
-    let notice_id = id.clone();
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        if notice_store.notice(&notice_id).await.unwrap().is_some() {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "no notice opened");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-
-    let ready = client.get(format!("{base}/ready")).send().await.unwrap();
+    let ready = app
+        .client
+        .get(format!("{}/ready", app.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ready.status(), 200);
     assert_eq!(
         ready.json::<serde_json::Value>().await.unwrap()["backend"],
         "local"
     );
-
-    let _ = stop.send(());
-    server.await.unwrap().unwrap();
+    app.stop().await;
 }
