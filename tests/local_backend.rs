@@ -1144,3 +1144,127 @@ async fn the_service_on_the_local_backend_is_ready_and_serves_the_contract_dates
     );
     app.stop().await;
 }
+
+const BIN: &str = env!("CARGO_BIN_EXE_multiomix-aws-emr");
+
+/// The real binary on the local backend, as a process.
+fn service_process(setup: &Setup, multiomix: &FakeMultiomix, port: u16) -> tokio::process::Child {
+    let mut command = tokio::process::Command::new(BIN);
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("MULTIOMIX_URL", multiomix.url())
+        .env("PORT", port.to_string())
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true);
+    let config = setup.config(&[]);
+    for (name, value) in [
+        ("HOST", "127.0.0.1".to_owned()),
+        ("DATABASE_URL", setup.database_url()),
+        ("SPARK_SUBMIT", FAKE.to_owned()),
+        (
+            "LOCAL_SCRIPTS_DIR",
+            config.local.scripts_dir.display().to_string(),
+        ),
+        ("LOCAL_LOG_DIR", config.local.log_dir.display().to_string()),
+        ("DATASETS_PATH", config.job.datasets_path.clone()),
+        ("RESULTS_PATH", config.job.results_path.clone()),
+        ("ALGO_BBHA_ENTRYPOINT", "bbha.py".to_owned()),
+        ("ALGO_BBHA_PY_FILES", "bbha.zip".to_owned()),
+        ("SLEEP_TIME", "0".to_owned()),
+        ("POLL_INTERVAL", "0.05".to_owned()),
+        ("NOTIFY_INITIAL_BACKOFF", "0.05".to_owned()),
+    ] {
+        command.env(name, value);
+    }
+    command.spawn().expect("the binary starts")
+}
+
+async fn wait_until_healthy(client: &reqwest::Client, base: &str) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        if let Ok(r) = client.get(format!("{base}/health")).send().await {
+            if r.status() == 200 {
+                return;
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the service never became healthy"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+#[tokio::test]
+async fn stopping_the_service_stops_its_jobs_and_the_next_start_reports_them_failed() {
+    let setup = Setup::new();
+    let multiomix = FakeMultiomix::start().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    setup.behave("LongJob", "sleep 60");
+
+    let mut service = service_process(&setup, &multiomix, port);
+    wait_until_healthy(&client, &base).await;
+    let created = client
+        .post(format!("{base}/job"))
+        .json(&serde_json::json!({
+            "name": "LongJob", "algorithm": 1,
+            "entrypoint_arguments": [{"name": "app-name", "value": "exp-9"}]
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let id = created.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let record = setup.record("LongJob").await;
+    assert!(group_alive(record.pid));
+
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(service.id().unwrap() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = tokio::time::timeout(PATIENCE, service.wait())
+        .await
+        .expect("the service stops on SIGTERM")
+        .unwrap();
+    assert!(status.success(), "{status}");
+    eventually(
+        || !group_alive(record.pid),
+        "the job's processes to be gone",
+    )
+    .await;
+
+    let _service = service_process(&setup, &multiomix, port);
+    wait_until_healthy(&client, &base).await;
+    let notices = multiomix.wait_for_notices(1, PATIENCE).await.unwrap();
+    assert_eq!(notices[0].id, id);
+    assert_eq!(notices[0].body["state"], "FAILED");
+    let job: serde_json::Value = client
+        .get(format!("{base}/job/{id}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(job["state"], "FAILED");
+    assert!(
+        job["stateDetails"]
+            .as_str()
+            .unwrap()
+            .contains("the service restarted while the job was running"),
+        "{job}"
+    );
+}
