@@ -8,13 +8,15 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
-use tracing::{info, warn};
+use tokio::sync::{mpsc, watch};
+use tracing::{debug, info, warn};
 
 use crate::api::{self, AppState};
 use crate::backend::emr::EmrBackend;
+use crate::backend::local::LocalBackend;
 use crate::backend::JobBackend;
 use crate::config::{BackendKind, Config};
+use crate::job::JobId;
 use crate::notify::Notifier;
 use crate::reconcile::Reconciler;
 use crate::store::Store;
@@ -33,21 +35,35 @@ pub struct Application {
 impl Application {
     /// Connects the store and the backend the configuration names, and binds the port.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let backend: Arc<dyn JobBackend> = match config.backend {
+        match config.backend {
             BackendKind::Emr => {
                 let emr = config
                     .emr
                     .clone()
                     .context("the EMR backend needs its settings")?;
-                Arc::new(EmrBackend::connect(emr, config.spark.clone(), config.job.clone()).await)
+                let backend =
+                    EmrBackend::connect(emr, config.spark.clone(), config.job.clone()).await;
+                Self::build_with_backend(config, Arc::new(backend)).await
             }
             BackendKind::Local => {
-                anyhow::bail!(
-                    "the local backend is not available in this build; set JOB_BACKEND=emr"
+                let store = connect_store(&config).await?;
+                // The local backend reports ended runs itself; they reach the outbox
+                // through this channel, runs settled at construction included.
+                let (ended_tx, ended_rx) = mpsc::unbounded_channel();
+                let backend = LocalBackend::new(
+                    store.clone(),
+                    config.local.clone(),
+                    config.spark.clone(),
+                    config.job.clone(),
+                    ended_tx,
                 )
+                .await
+                .context("cannot set up the local backend")?;
+                let app = Self::assemble(config, Arc::new(backend), store).await?;
+                app.forward_ended_jobs(ended_rx);
+                Ok(app)
             }
-        };
-        Self::build_with_backend(config, backend).await
+        }
     }
 
     /// Like [`Application::build`] with a backend made elsewhere (tests use this).
@@ -55,10 +71,27 @@ impl Application {
         config: Config,
         backend: Arc<dyn JobBackend>,
     ) -> anyhow::Result<Self> {
-        let store = Store::connect(&config.database_url)
-            .await
-            .with_context(|| format!("cannot open the store at {}", config.database_url))?;
+        let store = connect_store(&config).await?;
         Self::assemble(config, backend, store).await
+    }
+
+    /// Opens the job-end notice of every job received on `ended`, at once: for a backend
+    /// that knows itself when its jobs end (the local one), instead of a sidecar's
+    /// callback. Runs until every sender is gone. A notice that cannot be opened now
+    /// (outbox full, store error) is left to the reconciler, which finds the job among
+    /// the unfinished ones.
+    pub fn forward_ended_jobs(&self, mut ended: mpsc::UnboundedReceiver<JobId>) {
+        let notifier = self.state.notifier.clone();
+        tokio::spawn(async move {
+            while let Some(id) = ended.recv().await {
+                match notifier.request(&id, Duration::ZERO).await {
+                    Ok(outcome) => debug!(job_id = %id, ?outcome, "job ended; notice requested"),
+                    Err(e) => {
+                        warn!(job_id = %id, error = %e, "cannot open the notice of an ended job now; the reconciler will")
+                    }
+                }
+            }
+        });
     }
 
     async fn assemble(
@@ -165,6 +198,12 @@ impl Application {
         info!("stopped");
         result
     }
+}
+
+async fn connect_store(config: &Config) -> anyhow::Result<Store> {
+    Store::connect(&config.database_url)
+        .await
+        .with_context(|| format!("cannot open the store at {}", config.database_url))
 }
 
 fn log_start(config: &Config, address: SocketAddr, backend: &str) {

@@ -1,8 +1,13 @@
 //! The embedded durable store (SQLite through sqlx): the jobs this service started, the
-//! idempotency keys of job submissions, and the outbox of job-end notices.
+//! idempotency keys of job submissions, the outbox of job-end notices, and the runs of
+//! the local spark-submit backend.
 //!
 //! Everything that must survive a restart lives here; nothing of it is held only in
 //! memory. Times are unix milliseconds.
+
+mod local_runs;
+
+pub use local_runs::{Inserted, LocalRunEnd, LocalRunRow, NewLocalRun, LOCAL_BACKEND};
 
 use std::path::Path;
 use std::str::FromStr;
@@ -359,7 +364,9 @@ impl Store {
         Ok(())
     }
 
-    /// The job is final: keep the notice body and mark the job, in one transaction.
+    /// The job is final: keep the notice body and mark the job, in one transaction. The
+    /// lease is kept: the worker that read the job delivers the notice right away, and
+    /// another round must not take it meanwhile (recording the attempt frees it).
     pub async fn notice_ready(
         &self,
         job_id: &str,
@@ -370,7 +377,7 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "UPDATE notices SET status = 'pending', payload = ?, final_state = ?, due_at = ?,
-                    last_error = NULL, updated_at = ?, lease_until = NULL
+                    last_error = NULL, updated_at = ?
              WHERE job_id = ? AND status = 'waiting'",
         )
         .bind(payload)
@@ -573,5 +580,34 @@ mod tests {
         assert_eq!(s.purge_idempotency_keys(0).await.unwrap(), 0);
         assert_eq!(s.purge_idempotency_keys(2).await.unwrap(), 1);
         assert_eq!(s.idempotent_job("k1").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_notice_made_ready_stays_leased_until_its_delivery_attempt_is_recorded() {
+        let (s, _d) = store().await;
+        s.open_notice("j1", 0).await.unwrap();
+        let now = now_millis();
+        assert_eq!(s.claim_due(now, now + 60_000, 10).await.unwrap().len(), 1);
+        s.notice_ready("j1", JobState::Completed, "{}")
+            .await
+            .unwrap();
+        // Due now, but its worker is delivering it: no second worker takes it.
+        assert!(s
+            .claim_due(now_millis(), now + 60_000, 10)
+            .await
+            .unwrap()
+            .is_empty());
+        let retry = AttemptRecord::Retry {
+            due_at: 0,
+            error: "503".into(),
+        };
+        s.record_attempt("j1", now, &retry).await.unwrap();
+        assert_eq!(
+            s.claim_due(now_millis(), now + 60_000, 10)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
     }
 }
