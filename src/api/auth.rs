@@ -5,14 +5,14 @@ use axum::extract::{Request, State};
 use axum::http::header::AUTHORIZATION;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
 use crate::config::Secret;
 
 /// Lets the request through when no token is configured, or when it carries
-/// `Authorization: Bearer <token>`; otherwise 401. The comparison takes the same time
-/// wherever the first wrong byte is.
+/// `Authorization: Bearer <token>`; otherwise 401.
 pub async fn require_bearer(
     State(expected): State<Option<Secret>>,
     req: Request,
@@ -25,15 +25,9 @@ pub async fn require_bearer(
         .headers()
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim);
+        .and_then(bearer_token);
     match presented {
-        Some(token) if bool::from(token.as_bytes().ct_eq(expected.expose().as_bytes())) => {
-            next.run(req).await
-        }
+        Some(token) if token_matches(token, expected.expose()) => next.run(req).await,
         _ => {
             metrics::counter!("requests_unauthorized_total").increment(1);
             let mut response = ApiError::Unauthorized.into_response();
@@ -42,6 +36,48 @@ pub async fn require_bearer(
                 axum::http::HeaderValue::from_static("Bearer"),
             );
             response
+        }
+    }
+}
+
+/// The credentials of an `Authorization: Bearer <token>` value. The scheme name is
+/// case-insensitive (RFC 9110); an empty token is no token.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// Compares SHA-256 digests in constant time, so that neither the position of the first
+/// wrong byte nor the length of the expected token shows in the answer time.
+fn token_matches(presented: &str, expected: &str) -> bool {
+    let presented = Sha256::digest(presented.as_bytes());
+    let expected = Sha256::digest(expected.trim().as_bytes());
+    bool::from(presented.ct_eq(&expected))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive_and_needs_a_token() {
+        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("BEARER  abc "), Some("abc"));
+        assert_eq!(bearer_token("Basic abc"), None);
+        assert_eq!(bearer_token("Bearer "), None);
+        assert_eq!(bearer_token("Bearer"), None);
+        assert_eq!(bearer_token("abc"), None);
+        assert_eq!(bearer_token("Bearerabc"), None);
+    }
+
+    #[test]
+    fn only_the_exact_token_matches() {
+        assert!(token_matches("s3cret", "s3cret"));
+        assert!(token_matches("s3cret", " s3cret\n"));
+        for wrong in ["", "s3cre", "s3cret!", "S3cret", "s3cret s3cret"] {
+            assert!(!token_matches(wrong, "s3cret"), "{wrong:?}");
         }
     }
 }

@@ -1,7 +1,9 @@
 //! The job routes: start, read, list, cancel, and the driver sidecar's callback.
 
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequestParts, Path, RawQuery, State};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -9,11 +11,18 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
+use utoipa::openapi::extensions::Extensions;
+use utoipa::openapi::schema::{
+    ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type,
+};
+use utoipa::openapi::{Ref, RefOr};
 
-use super::error::{ApiError, ApiJson};
+use super::error::{from_bytes_rejection, ApiError, ApiJson, ErrorBody};
 use super::AppState;
-use crate::backend::ListQuery;
-use crate::job::{validate_request, JobId, JobState, JobView, NoticeView};
+use crate::backend::{BackendError, ListQuery};
+use crate::job::{
+    validate_request, JobId, JobState, JobView, NoticeView, MAX_ARGUMENTS, MAX_VALUE_CHARS,
+};
 use crate::notify::RequestError;
 use crate::store::{now_millis, JobRecord};
 
@@ -37,16 +46,129 @@ pub struct JobList {
     pub next_token: Option<String>,
 }
 
+// Describes the body for the OpenAPI document only: the handler checks the raw JSON field
+// by field (`validate_request`) so that each refusal can name the field at fault.
+/// A job to start, exactly as Multiomix sends it. `entrypoint_arguments` must contain
+/// `app-name`, a relative folder name (no leading `/`, no `..`).
+#[derive(utoipa::ToSchema)]
+#[schema(example = json!({
+    "name": "BreastCancerBBHA",
+    "algorithm": 1,
+    "entrypoint_arguments": [
+        {"name": "app-name", "value": "exp-42-app"},
+        {"name": "molecules-dataset", "value": "exp-42-app/molecules.csv"},
+        {"name": "n-stars", "value": 15},
+        {"name": "cv-folds", "value": "10"}
+    ]
+}))]
+pub struct StartJobRequest {
+    /// The job name; generated (`multiomix-<algorithm>-<letters>-<digits>`) when missing or null.
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[.\-_/#A-Za-z0-9]{1,64}$"
+    )]
+    pub name: Option<String>,
+    /// `0` = Blind Search, `1` = BBHA; missing or null means 0.
+    #[schema(schema_with = algorithm_schema)]
+    pub algorithm: Option<i64>,
+    #[schema(schema_with = arguments_schema)]
+    pub entrypoint_arguments: Vec<EntrypointArgument>,
+}
+
+/// One argument of the job script.
+#[derive(utoipa::ToSchema)]
+pub struct EntrypointArgument {
+    /// Letters, digits, `-`, `_` and `.`, not starting with `-` (the service adds the prefix).
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[A-Za-z0-9_.][A-Za-z0-9_.\-]*$"
+    )]
+    pub name: String,
+    /// Passed on as text: `15` becomes `"15"`, `true` becomes `"true"`.
+    #[schema(schema_with = argument_value_schema)]
+    pub value: Value,
+}
+
+/// The body the driver pod's sidecar sends to `PATCH /job/{id}`. Informational only.
+#[derive(utoipa::ToSchema)]
+pub struct CallbackBody {
+    /// What the sidecar saw, e.g. `Terminated`.
+    pub state: Option<String>,
+}
+
+fn algorithm_schema() -> impl Into<RefOr<Schema>> {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Integer, Type::Null]))
+        .enum_values(Some([Value::from(0), Value::from(1), Value::Null]))
+        .description(Some("0 = Blind Search, 1 = BBHA; missing or null means 0"))
+}
+
+fn arguments_schema() -> impl Into<RefOr<Schema>> {
+    // utoipa has no builder for JSON Schema's `contains`; extensions are written into the
+    // schema object as they are, which is how it is added here.
+    let contains = serde_json::json!({
+        "type": "object",
+        "required": ["name", "value"],
+        "properties": {
+            "name": {"const": "app-name"},
+            "value": {
+                "type": "string",
+                "minLength": 1,
+                // Not absolute, no `..` part, not only white space.
+                "pattern": r"^(?!/)(?!(.*[/\\])?\.\.([/\\]|$))(?=.*\S)"
+            }
+        }
+    });
+    ArrayBuilder::new()
+        .items(RefOr::Ref(Ref::from_schema_name("EntrypointArgument")))
+        .min_items(Some(1))
+        .max_items(Some(MAX_ARGUMENTS))
+        .description(Some(
+            "The job script's arguments, passed on in this order as `--<name> <value>`. \
+             Names are unique; `app-name` is required (Multiomix names the result folder by it).",
+        ))
+        .extensions(Some(Extensions::from_iter([("contains", contains)])))
+}
+
+fn argument_value_schema() -> impl Into<RefOr<Schema>> {
+    OneOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .max_length(Some(MAX_VALUE_CHARS))
+                // No control characters (what `char::is_control` refuses).
+                .pattern(Some(r"^[^\u0000-\u001f\u007f-\u009f]*$")),
+        )
+        .item(ObjectBuilder::new().schema_type(Type::Number))
+        .item(ObjectBuilder::new().schema_type(Type::Boolean))
+        .description(Some(
+            "A string, a number or a boolean; passed on to the job script as text",
+        ))
+}
+
 fn location(id: &str) -> HeaderValue {
     HeaderValue::from_str(&format!("/job/{id}")).expect("job ids are ASCII")
 }
 
-fn parse_id(raw: &str) -> Result<JobId, ApiError> {
-    JobId::parse(raw).ok_or_else(|| {
-        ApiError::BadRequest(
-            "a job id is 1 to 64 characters of lowercase letters and digits".into(),
-        )
-    })
+fn bad_id() -> ApiError {
+    ApiError::BadRequest("a job id is 1 to 64 characters of lowercase letters and digits".into())
+}
+
+/// The `{id}` of a job route, checked before it reaches a backend or a URL. Any refusal,
+/// including a path that is not valid UTF-8 once decoded, is a JSON 400.
+pub struct JobIdPath(pub JobId);
+
+impl<S: Send + Sync> FromRequestParts<S> for JobIdPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| bad_id())?;
+        JobId::parse(&raw).map(JobIdPath).ok_or_else(bad_id)
+    }
 }
 
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
@@ -74,6 +196,38 @@ fn sha256_hex(data: &[u8]) -> String {
 }
 
 /// `POST /job`: validates, starts the job, records it, answers 201 with its id.
+#[utoipa::path(
+    post,
+    path = "/job",
+    tag = "jobs",
+    operation_id = "start_job",
+    summary = "Start a job",
+    description = "Starts one EMR on EKS job run. Nothing from the body but the validated \
+        job name reaches the spark-submit parameters; argument names and values only become \
+        entry-point arguments. With an `Idempotency-Key`, a repeated request answers the \
+        job the first one started.",
+    request_body(content = StartJobRequest, content_type = "application/json"),
+    params(
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255,
+         pattern = r"^[!-~]+$",
+         description = "Makes a retried request start no second job"),
+    ),
+    responses(
+        (status = 201, description = "The job started", body = JobCreated,
+         headers(("Location" = String, description = "`/job/<id>`"))),
+        (status = 400, description = "The body is not a valid job request", body = ErrorBody),
+        (status = 401, description = "Missing or wrong API token", body = ErrorBody,
+         headers(("WWW-Authenticate" = String))),
+        (status = 413, description = "The body is larger than 256 KiB", body = ErrorBody),
+        (status = 415, description = "The body is not declared as JSON", body = ErrorBody),
+        (status = 422, description = "The Idempotency-Key was used for a different request", body = ErrorBody),
+        (status = 500, description = "Internal error", body = ErrorBody),
+        (status = 502, description = "EMR refused the job", body = ErrorBody),
+        (status = 503, description = "EMR is unavailable, or the service is at capacity", body = ErrorBody,
+         headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ),
+    security(("api_token" = [])),
+)]
 pub async fn start_job(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -140,11 +294,30 @@ fn created(id: &str) -> Response {
 }
 
 /// `GET /job/{id}`.
+#[utoipa::path(
+    get,
+    path = "/job/{id}",
+    tag = "jobs",
+    operation_id = "read_job",
+    summary = "Read a job",
+    params(JobIdParam),
+    responses(
+        (status = 200, description = "The job as EMR reports it", body = JobView),
+        (status = 400, description = "Malformed job id", body = ErrorBody),
+        (status = 401, description = "Missing or wrong API token", body = ErrorBody,
+         headers(("WWW-Authenticate" = String))),
+        (status = 404, description = "Unknown job", body = ErrorBody),
+        (status = 500, description = "Internal error", body = ErrorBody),
+        (status = 502, description = "EMR refused the request", body = ErrorBody),
+        (status = 503, description = "EMR is unavailable, or the service is at capacity", body = ErrorBody,
+         headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ),
+    security(("api_token" = [])),
+)]
 pub async fn read_job(
     State(state): State<AppState>,
-    Path(raw): Path<String>,
+    JobIdPath(id): JobIdPath,
 ) -> Result<Json<JobView>, ApiError> {
-    let id = parse_id(&raw)?;
     let run = state
         .backend
         .describe(&id)
@@ -160,11 +333,32 @@ pub async fn read_job(
 }
 
 /// `DELETE /job/{id}`.
+#[utoipa::path(
+    delete,
+    path = "/job/{id}",
+    tag = "jobs",
+    operation_id = "cancel_job",
+    summary = "Cancel a job",
+    params(JobIdParam),
+    responses(
+        (status = 200, description = "Cancellation requested", body = JobCreated,
+         headers(("Location" = String, description = "`/job/<id>`"))),
+        (status = 400, description = "Malformed job id", body = ErrorBody),
+        (status = 401, description = "Missing or wrong API token", body = ErrorBody,
+         headers(("WWW-Authenticate" = String))),
+        (status = 404, description = "Unknown job", body = ErrorBody),
+        (status = 409, description = "The job can no longer be cancelled", body = ErrorBody),
+        (status = 500, description = "Internal error", body = ErrorBody),
+        (status = 502, description = "EMR refused the request", body = ErrorBody),
+        (status = 503, description = "EMR is unavailable, or the service is at capacity", body = ErrorBody,
+         headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ),
+    security(("api_token" = [])),
+)]
 pub async fn cancel_job(
     State(state): State<AppState>,
-    Path(raw): Path<String>,
+    JobIdPath(id): JobIdPath,
 ) -> Result<Response, ApiError> {
-    let id = parse_id(&raw)?;
     state
         .backend
         .cancel(&id)
@@ -180,12 +374,36 @@ pub async fn cancel_job(
 
 /// `PATCH /job/{id}`: the driver pod's sidecar says the driver ended. Answers at once;
 /// the notice is worked on in the background from the durable outbox.
+#[utoipa::path(
+    patch,
+    path = "/job/{id}",
+    tag = "callback",
+    operation_id = "job_callback",
+    summary = "The driver pod ended",
+    description = "Called by the sidecar of the Spark driver pod when the driver ends. \
+        The body is informational and may be missing or not JSON; the job's state is read \
+        from EMR before Multiomix is told.",
+    params(JobIdParam),
+    request_body(content = Option<CallbackBody>, content_type = "application/json",
+                 description = "Optional; anything that is not this object is ignored"),
+    responses(
+        (status = 204, description = "Taken; the job-end notice follows"),
+        (status = 400, description = "Malformed job id", body = ErrorBody),
+        (status = 401, description = "Missing or wrong callback token", body = ErrorBody,
+         headers(("WWW-Authenticate" = String))),
+        (status = 413, description = "The body is larger than 256 KiB", body = ErrorBody),
+        (status = 500, description = "Internal error", body = ErrorBody),
+        (status = 503, description = "Too many notices are waiting, or the service is at capacity",
+         body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ),
+    security(("callback_token" = [])),
+)]
 pub async fn job_callback(
     State(state): State<AppState>,
-    Path(raw): Path<String>,
-    body: Bytes,
+    JobIdPath(id): JobIdPath,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<StatusCode, ApiError> {
-    let id = parse_id(&raw)?;
+    let body = body.map_err(from_bytes_rejection)?;
     // The reported state is informational only: the backend says what the job is.
     let reported = serde_json::from_slice::<Value>(&body)
         .ok()
@@ -215,6 +433,32 @@ pub async fn job_callback(
 
 /// `GET /jobs?state=RUNNING&state=FAILED&page_size=20&next_token=...`: this service's
 /// jobs, newest first.
+#[utoipa::path(
+    get,
+    path = "/jobs",
+    tag = "jobs",
+    operation_id = "list_jobs",
+    summary = "List this service's jobs",
+    params(
+        ("state" = Option<Vec<JobState>>, Query, style = Form, explode,
+         description = "Only jobs in these states; repeat it or separate states with commas"),
+        ("page_size" = Option<u32>, Query, minimum = 1, maximum = 50,
+         description = "Jobs per page (EMR's maximum is 50)"),
+        ("next_token" = Option<String>, Query, max_length = 1024,
+         description = "`nextToken` of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "One page of jobs, newest first", body = JobList),
+        (status = 400, description = "Unknown parameter or state, page size out of range, or a \
+            continuation token the backend does not accept", body = ErrorBody),
+        (status = 401, description = "Missing or wrong API token", body = ErrorBody,
+         headers(("WWW-Authenticate" = String))),
+        (status = 502, description = "EMR refused the request", body = ErrorBody),
+        (status = 503, description = "EMR is unavailable, or the service is at capacity", body = ErrorBody,
+         headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ),
+    security(("api_token" = [])),
+)]
 pub async fn list_jobs(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
@@ -257,13 +501,29 @@ pub async fn list_jobs(
             }
         }
     }
-    let page = state
-        .backend
-        .list(&q)
-        .await
-        .map_err(|e| ApiError::from_backend(e, ""))?;
+    let page = state.backend.list(&q).await.map_err(|e| match e {
+        // The only caller-supplied thing EMR can refuse is the continuation token.
+        BackendError::Rejected(msg) if q.next_token.is_some() => ApiError::BadRequest(format!(
+            "next_token was not accepted by the job backend: {msg}"
+        )),
+        e => ApiError::from_backend(e, ""),
+    })?;
     Ok(Json(JobList {
         jobs: page.jobs.iter().map(JobView::from).collect(),
         next_token: page.next_token,
     }))
+}
+
+/// The `{id}` path parameter, for the OpenAPI document.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct JobIdParam {
+    /// The job run id: 1 to 64 lowercase letters and digits.
+    #[param(
+        min_length = 1,
+        max_length = 64,
+        pattern = "^[0-9a-z]{1,64}$",
+        example = "000000031kd8aj0vtn3"
+    )]
+    pub id: String,
 }

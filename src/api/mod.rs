@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod error;
 pub mod jobs;
+pub mod openapi;
 pub mod ops;
 
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{BoxError, Router};
+use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
@@ -55,19 +57,33 @@ pub fn router(state: AppState) -> Router {
         .route_layer(api_auth.clone())
         .merge(axum::routing::patch(jobs::job_callback).route_layer(callback_auth));
 
-    let api = Router::new()
+    // Everything but liveness shares one bound on requests in flight; beyond it a request
+    // is answered 503 at once instead of queuing. Liveness stays out of it so that a busy
+    // service is not restarted for being busy.
+    let limited = Router::new()
         .route("/job", post(jobs::start_job).route_layer(api_auth.clone()))
         .route("/jobs", get(jobs::list_jobs).route_layer(api_auth))
         .route("/job/{id}", job_routes)
         .route("/", get(ops::index))
-        .route("/health", get(ops::health))
         .route("/ready", get(ops::ready))
         .route("/metrics", get(ops::metrics))
+        .route("/openapi.json", get(openapi::openapi_json))
+        .layer(
+            ServiceBuilder::new()
+                .layer(axum::error_handling::HandleErrorLayer::new(overload_error))
+                .load_shed()
+                // `Router::layer` applies its layers to each route separately: a plain
+                // concurrency limit would be one per route. This one shares its permits.
+                .layer(GlobalConcurrencyLimitLayer::new(
+                    server.max_concurrent_requests,
+                ))
+                .timeout(server.request_timeout),
+        );
+    let api = limited
+        .route("/health", get(ops::health))
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed);
 
-    let request_timeout = server.request_timeout;
-    let max_concurrent = server.max_concurrent_requests;
     api.layer(
         ServiceBuilder::new()
             .layer(CatchPanicLayer::custom(ops::panic_response))
@@ -98,10 +114,6 @@ pub fn router(state: AppState) -> Router {
             )
             .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
             .layer(middleware::from_fn(record_metrics))
-            .layer(axum::error_handling::HandleErrorLayer::new(overload_error))
-            .load_shed()
-            .concurrency_limit(max_concurrent)
-            .timeout(request_timeout)
             .layer(CompressionLayer::new())
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
     )

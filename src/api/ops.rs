@@ -7,17 +7,50 @@ use std::time::Instant;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use serde_json::json;
 use tokio::sync::Mutex;
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::{status_json, AppState, READY_CACHE};
 
+/// The body of `GET /health`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// Always `ok`.
+    pub status: &'static str,
+}
+
+/// The body of `GET /ready`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ReadyBody {
+    /// `ready` or `not ready`.
+    pub status: &'static str,
+    /// Which job backend the service runs (`emr` or `local`).
+    pub backend: &'static str,
+    /// What is wrong, when not ready.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problems: Option<Vec<String>>,
+}
+
 /// `GET /`: names the service, its version and its backend.
+#[utoipa::path(
+    get,
+    path = "/",
+    tag = "operations",
+    operation_id = "index",
+    summary = "Name and version of the service",
+    responses(
+        (status = 200, description = "A short text page", body = String, content_type = "text/plain"),
+        (status = 503, description = "The service is at capacity", body = ErrorBody,
+         headers(("Retry-After" = u64))),
+    ),
+)]
 pub async fn index(State(state): State<AppState>) -> Response {
     let body = format!(
         "multiomix-aws-emr {}\nRuns Multiomix feature-selection jobs ({} backend).\n\
-         Routes: POST /job, GET /jobs, GET|DELETE|PATCH /job/{{id}}, GET /health, GET /ready, GET /metrics\n",
+         Routes: POST /job, GET /jobs, GET|DELETE|PATCH /job/{{id}}, GET /health, GET /ready, \
+         GET /metrics, GET /openapi.json\n",
         env!("CARGO_PKG_VERSION"),
         state.backend.kind()
     );
@@ -25,8 +58,19 @@ pub async fn index(State(state): State<AppState>) -> Response {
 }
 
 /// `GET /health`: the process is serving.
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "operations",
+    operation_id = "health",
+    summary = "Liveness",
+    responses(
+        (status = 200, description = "The process is serving; answered even when the \
+            service is at capacity", body = Health),
+    ),
+)]
 pub async fn health() -> Response {
-    status_json(StatusCode::OK, json!({"status": "ok"}))
+    (StatusCode::OK, axum::Json(Health { status: "ok" })).into_response()
 }
 
 /// The last readiness check of the backend, reused for [`READY_CACHE`] so that probes
@@ -37,6 +81,18 @@ pub struct Readiness {
 }
 
 /// `GET /ready`: the store answers and the backend can be reached.
+#[utoipa::path(
+    get,
+    path = "/ready",
+    tag = "operations",
+    operation_id = "ready",
+    summary = "Readiness",
+    responses(
+        (status = 200, description = "The store and the job backend answer", body = ReadyBody),
+        (status = 503, description = "The store or the job backend does not answer, or the \
+            service is at capacity", body = ReadyBody),
+    ),
+)]
 pub async fn ready(State(state): State<AppState>) -> Response {
     let mut problems = Vec::new();
     if let Err(e) = state.store.ping().await {
@@ -56,21 +112,40 @@ pub async fn ready(State(state): State<AppState>) -> Response {
     if let Err(e) = backend {
         problems.push(format!("{} backend: {e}", state.backend.kind()));
     }
+    let backend = state.backend.kind();
     if problems.is_empty() {
-        status_json(
-            StatusCode::OK,
-            json!({"status": "ready", "backend": state.backend.kind()}),
-        )
+        let body = ReadyBody {
+            status: "ready",
+            backend,
+            problems: None,
+        };
+        (StatusCode::OK, axum::Json(body)).into_response()
     } else {
         tracing::warn!(?problems, "not ready");
-        status_json(
-            StatusCode::SERVICE_UNAVAILABLE,
-            json!({"status": "not ready", "backend": state.backend.kind(), "problems": problems}),
-        )
+        let body = ReadyBody {
+            status: "not ready",
+            backend,
+            problems: Some(problems),
+        };
+        (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
     }
 }
 
 /// `GET /metrics`: Prometheus text format.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    operation_id = "metrics",
+    summary = "Prometheus metrics",
+    responses(
+        (status = 200, description = "Prometheus text exposition format", body = String,
+         content_type = "text/plain"),
+        (status = 404, description = "Metrics are not enabled in this process", body = ErrorBody),
+        (status = 503, description = "The service is at capacity", body = ErrorBody,
+         headers(("Retry-After" = u64))),
+    ),
+)]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     match &state.metrics {
         Some(handle) => (

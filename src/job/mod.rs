@@ -4,7 +4,9 @@ mod spark;
 mod validate;
 
 pub use spark::{entry_point, entry_point_arguments, py_files, SparkSubmit};
-pub use validate::{validate_request, FieldError, MAX_ARGUMENTS, MAX_VALUE_CHARS};
+pub use validate::{
+    validate_request, FieldError, MAX_ARGUMENTS, MAX_ARGUMENT_NAME_CHARS, MAX_VALUE_CHARS,
+};
 
 use std::fmt;
 
@@ -219,7 +221,10 @@ pub struct JobView {
     pub name: String,
     pub state: JobState,
     /// `YYYY-MM-DD HH:MM:SS+00:00`, what Multiomix's `strptime` expects.
+    #[schema(pattern = r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\+00:00$")]
     pub created_at: String,
+    /// Same format as `createdAt`; null until the job ends.
+    #[schema(pattern = r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\+00:00$")]
     pub finished_at: Option<String>,
     pub state_details: Option<String>,
     pub failure_reason: Option<String>,
