@@ -47,7 +47,8 @@ async fn the_callback_answers_204_and_the_notice_waits_for_a_final_state() {
     assert!(is_multiomix_date(&body["finishedAt"]), "{body}");
     assert!(body.as_object().unwrap().contains_key("stateDetails"));
 
-    // The notice carries what GET /job/{id} shows.
+    // The notice carries what GET /job/{id} shows, once the delivery is recorded.
+    assert_eq!(app.wait_notice_closed(&id, WAIT).await, "delivered");
     let mut shown: Value = app.get_job(&id).await.json().await.unwrap();
     assert_eq!(shown["notice"]["status"], "delivered");
     shown.as_object_mut().unwrap().remove("notice");
