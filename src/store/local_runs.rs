@@ -114,17 +114,15 @@ impl Store {
         .await?;
         let created = done.rows_affected() == 1;
         if created {
-            sqlx::query(
-                "INSERT INTO jobs (id, name, algorithm, backend, created_at, adopted)
-                 VALUES (?, ?, ?, ?, ?, 0) ON CONFLICT (id) DO NOTHING",
-            )
-            .bind(run.id)
-            .bind(run.name)
-            .bind(run.algorithm)
-            .bind(LOCAL_BACKEND)
-            .bind(run.created_at)
-            .execute(&mut *tx)
-            .await?;
+            let job = super::JobRecord {
+                id: run.id.to_owned(),
+                name: run.name.to_owned(),
+                algorithm: Some(run.algorithm),
+                backend: LOCAL_BACKEND.to_owned(),
+                created_at: run.created_at,
+                adopted: false,
+            };
+            super::insert_job(&mut *tx, &job).await?;
         }
         let row = sqlx::query("SELECT * FROM local_runs WHERE client_token = ?")
             .bind(run.client_token)

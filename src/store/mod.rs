@@ -114,6 +114,26 @@ pub enum AttemptRecord {
 
 pub type StoreResult<T> = Result<T, sqlx::Error>;
 
+/// Records a job once; a second record of the same id changes nothing.
+pub(crate) async fn insert_job<'e, E>(executor: E, job: &JobRecord) -> StoreResult<()>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
+{
+    sqlx::query(
+        "INSERT INTO jobs (id, name, algorithm, backend, created_at, adopted)
+         VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(&job.id)
+    .bind(&job.name)
+    .bind(job.algorithm)
+    .bind(&job.backend)
+    .bind(job.created_at)
+    .bind(job.adopted)
+    .execute(executor)
+    .await?;
+    Ok(())
+}
+
 pub fn now_millis() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64 / 1_000_000
 }
@@ -159,19 +179,7 @@ impl Store {
     }
 
     pub async fn record_job(&self, job: &JobRecord) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO jobs (id, name, algorithm, backend, created_at, adopted)
-             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(&job.id)
-        .bind(&job.name)
-        .bind(job.algorithm)
-        .bind(&job.backend)
-        .bind(job.created_at)
-        .bind(job.adopted)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        insert_job(&self.pool, job).await
     }
 
     pub async fn job(&self, id: &JobId) -> StoreResult<Option<JobRecord>> {
@@ -230,18 +238,7 @@ impl Store {
         key: Option<(&str, &str)>,
     ) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO jobs (id, name, algorithm, backend, created_at, adopted)
-             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(&job.id)
-        .bind(&job.name)
-        .bind(job.algorithm)
-        .bind(&job.backend)
-        .bind(job.created_at)
-        .bind(job.adopted)
-        .execute(&mut *tx)
-        .await?;
+        insert_job(&mut *tx, job).await?;
         if let Some((key, fingerprint)) = key {
             sqlx::query(
                 "INSERT INTO idempotency_keys (key, fingerprint, job_id, created_at)
