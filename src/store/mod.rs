@@ -360,6 +360,9 @@ impl Store {
     }
 
     /// The job is final: keep the notice body and mark the job, in one transaction.
+    /// The lease stays: the worker that read the job delivers the notice next, and
+    /// [`Store::record_attempt`] frees it. Freeing it here let the outbox claim the same
+    /// notice again while it was being delivered, and Multiomix got it twice.
     pub async fn notice_ready(
         &self,
         job_id: &str,
@@ -370,7 +373,7 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "UPDATE notices SET status = 'pending', payload = ?, final_state = ?, due_at = ?,
-                    last_error = NULL, updated_at = ?, lease_until = NULL
+                    last_error = NULL, updated_at = ?
              WHERE job_id = ? AND status = 'waiting'",
         )
         .bind(payload)
@@ -530,6 +533,35 @@ mod tests {
         let n = s.notice("j1").await.unwrap().unwrap();
         assert_eq!(n.status, NoticeStatus::Pending);
         assert_eq!(n.final_state.as_deref(), Some("COMPLETED"));
+    }
+
+    #[tokio::test]
+    async fn a_notice_made_ready_stays_with_the_worker_that_delivers_it() {
+        let (s, _d) = store().await;
+        let t = now_millis();
+        let lease = t + 60_000;
+        s.open_notice("j1", t).await.unwrap();
+        assert_eq!(s.claim_due(t, lease, 10).await.unwrap().len(), 1);
+        s.notice_ready("j1", JobState::Completed, "{}")
+            .await
+            .unwrap();
+        // Due at once now, but still leased: another claim must not take it.
+        let later = now_millis() + 1_000;
+        assert!(s
+            .claim_due(later, later + 60_000, 10)
+            .await
+            .unwrap()
+            .is_empty());
+        let retry = AttemptRecord::Retry {
+            due_at: later,
+            error: "503".into(),
+        };
+        s.record_attempt("j1", t, &retry).await.unwrap();
+        // The attempt frees the lease.
+        assert_eq!(
+            s.claim_due(later, later + 60_000, 10).await.unwrap().len(),
+            1
+        );
     }
 
     #[tokio::test]
