@@ -13,6 +13,7 @@ use tracing::{info, warn};
 
 use crate::api::{self, AppState};
 use crate::backend::emr::EmrBackend;
+use crate::backend::instrumented::InstrumentedBackend;
 use crate::backend::JobBackend;
 use crate::config::{BackendKind, Config};
 use crate::notify::Notifier;
@@ -66,6 +67,8 @@ impl Application {
         backend: Arc<dyn JobBackend>,
         store: Store,
     ) -> anyhow::Result<Self> {
+        // Every backend call, from the API, the outbox or the reconciler, is counted and timed.
+        let backend = InstrumentedBackend::wrap(backend);
         let notifier = Notifier::new(
             store.clone(),
             backend.clone(),
@@ -143,7 +146,10 @@ impl Application {
                 .clone()
                 .run_until_stopped(stopped(stop_rx.clone())),
         );
-        let reconciler = tokio::spawn(self.reconciler.run_until_stopped(stopped(stop_rx)));
+        let reconciler = tokio::spawn(self.reconciler.run_until_stopped(stopped(stop_rx.clone())));
+        if let Some(handle) = self.state.metrics.clone() {
+            tokio::spawn(telemetry::run_upkeep(handle, stopped(stop_rx)));
+        }
 
         let app = api::router(self.state);
         let result = axum::serve(self.listener, app)
