@@ -219,11 +219,16 @@ impl Store {
     }
 
     /// Records a job and, when given, the idempotency key that started it, together.
+    /// Without a key it is one statement, so no transaction: BEGIN and COMMIT would be
+    /// two more round trips to the database thread on every `POST /job`.
     pub async fn record_submission(
         &self,
         job: &JobRecord,
         key: Option<(&str, &str)>,
     ) -> StoreResult<()> {
+        let Some((key, fingerprint)) = key else {
+            return self.record_job(job).await;
+        };
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO jobs (id, name, algorithm, backend, created_at, adopted)
@@ -237,18 +242,16 @@ impl Store {
         .bind(job.adopted)
         .execute(&mut *tx)
         .await?;
-        if let Some((key, fingerprint)) = key {
-            sqlx::query(
-                "INSERT INTO idempotency_keys (key, fingerprint, job_id, created_at)
-                 VALUES (?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
-            )
-            .bind(key)
-            .bind(fingerprint)
-            .bind(&job.id)
-            .bind(job.created_at)
-            .execute(&mut *tx)
-            .await?;
-        }
+        sqlx::query(
+            "INSERT INTO idempotency_keys (key, fingerprint, job_id, created_at)
+             VALUES (?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(key)
+        .bind(fingerprint)
+        .bind(&job.id)
+        .bind(job.created_at)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await
     }
 
