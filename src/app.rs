@@ -13,6 +13,7 @@ use tracing::{info, warn};
 
 use crate::api::{self, AppState};
 use crate::backend::emr::EmrBackend;
+use crate::backend::finished::FinishedRuns;
 use crate::backend::instrumented::InstrumentedBackend;
 use crate::backend::JobBackend;
 use crate::config::{BackendKind, Config};
@@ -67,8 +68,12 @@ impl Application {
         backend: Arc<dyn JobBackend>,
         store: Store,
     ) -> anyhow::Result<Self> {
-        // Every backend call, from the API, the outbox or the reconciler, is counted and timed.
-        let backend = InstrumentedBackend::wrap(backend);
+        // Every backend call, from the API, the outbox or the reconciler, is counted and
+        // timed; reads of finished runs are answered from memory and are not calls.
+        let backend = FinishedRuns::wrap(
+            InstrumentedBackend::wrap(backend),
+            crate::backend::finished::CAPACITY,
+        );
         let notifier = Notifier::new(
             store.clone(),
             backend.clone(),

@@ -2,6 +2,7 @@
 //! trait, so EMR on EKS, the local spark-submit runner and test doubles are interchangeable.
 
 pub mod emr;
+pub mod finished;
 pub mod instrumented;
 
 use async_trait::async_trait;
