@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use hyper::{Method, StatusCode};
 use load::LoadResult;
-use procs::{mib, Memory, Proc};
+use procs::{mib, split, Memory, Proc};
 
 const USAGE: &str = "usage: multiomix-bench [--smoke] [--duration SECS] [--connections N] \
 [--callbacks N] [--startup-runs N] [--bin-dir DIR]";
@@ -140,6 +140,7 @@ async fn run(o: &Options, bin_dir: &Path) -> Result<(), String> {
         o.callbacks
     );
     println!("binaries: {}", bin_dir.display());
+    println!("load average at the start: {}", loadavg());
     println!();
 
     let (multiomix, multiomix_addr) = procs::start_fake(bin_dir, procs::FAKE_MULTIOMIX, &[])?;
@@ -287,18 +288,15 @@ async fn run(o: &Options, bin_dir: &Path) -> Result<(), String> {
         ms(*health.last().expect("at least one run"))
     );
     println!(
-        "| idle RSS after start-up | ≤ 15 MiB | {:.1} MiB |",
-        mib(idle_start.rss_kib)
+        "| idle RSS after start-up | ≤ 15 MiB | {} |",
+        split(idle_start)
     );
     println!(
         "| RSS at the end of the request scenarios (peak) | — | {:.1} MiB ({:.1} MiB) |",
         mib(loaded.rss_kib),
         mib(loaded.hwm_kib)
     );
-    println!(
-        "| idle RSS after load | ≤ 15 MiB | {:.1} MiB |",
-        mib(idle_after.rss_kib)
-    );
+    println!("| idle RSS after load | ≤ 15 MiB | {} |", split(idle_after));
     println!();
     println!(
         "## Burst of {} concurrent sidecar callbacks (finished jobs)",
@@ -350,16 +348,17 @@ async fn run(o: &Options, bin_dir: &Path) -> Result<(), String> {
         mib(burst.sampled_peak),
         ms(burst.peak_at)
     );
-    println!(
-        "| RSS after delivery | — | {:.1} MiB |",
-        mib(burst.after.rss_kib)
-    );
+    println!("| RSS after delivery | — | {} |", split(burst.after));
     println!();
     println!("the service's notice metrics after the burst:");
     for line in notice_metrics.lines() {
         println!("    {line}");
     }
     println!();
+    println!(
+        "load average at the end: {} (above about 2, other work shared the cores)",
+        loadavg()
+    );
     println!("fake EMR calls during the request scenarios: {describe_calls}");
     for (name, result) in [
         ("POST /job", &post),
@@ -390,6 +389,13 @@ fn print_load(name: &str, target: &str, r: &LoadResult) {
         r.percentile_ms(1.0),
         r.errors
     );
+}
+
+/// `/proc/loadavg`'s 1, 5 and 15 minute figures.
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
 }
 
 fn machine() -> String {

@@ -176,6 +176,10 @@ pub fn free_port() -> u16 {
 pub struct Memory {
     pub rss_kib: u64,
     pub hwm_kib: u64,
+    /// The process's own memory (heap, stacks).
+    pub anon_kib: u64,
+    /// Pages of mapped files, mostly the binary's code: shared and reclaimable.
+    pub file_kib: u64,
 }
 
 impl Memory {
@@ -192,8 +196,20 @@ impl Memory {
         Memory {
             rss_kib: field("VmRSS:"),
             hwm_kib: field("VmHWM:"),
+            anon_kib: field("RssAnon:"),
+            file_kib: field("RssFile:"),
         }
     }
+}
+
+/// `17.5 MiB (2.4 anonymous + 15.1 file)`.
+pub fn split(m: Memory) -> String {
+    format!(
+        "{:.1} MiB ({:.1} anonymous + {:.1} file-backed)",
+        mib(m.rss_kib),
+        mib(m.anon_kib),
+        mib(m.file_kib)
+    )
 }
 
 pub fn mib(kib: u64) -> f64 {
