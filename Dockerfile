@@ -15,12 +15,17 @@ FROM rust:${RUST_VERSION}-slim-bookworm AS build
 WORKDIR /src
 
 # Dependency layer: a build of the locked dependencies with empty sources.
+# The workspace's other members (test fakes, the benchmark) are not built, but cargo
+# needs their manifests to read the workspace.
 COPY Cargo.toml Cargo.lock ./
-RUN mkdir src \
+COPY fakes/Cargo.toml fakes/Cargo.toml
+COPY bench/Cargo.toml bench/Cargo.toml
+RUN mkdir -p src fakes/src bench/src \
     && echo 'fn main() {}' > src/main.rs \
-    && touch src/lib.rs \
-    && cargo build --release --locked \
-    && rm -rf src
+    && touch src/lib.rs fakes/src/lib.rs \
+    && echo 'fn main() {}' > bench/src/main.rs \
+    && cargo build --release --locked -p multiomix-aws-emr --bin multiomix-aws-emr \
+    && rm -rf src fakes/src bench/src
 
 # The crate itself. `touch` makes cargo see the real sources as newer than the stubs.
 # SQLX_OFFLINE makes compile-time checked queries (if any) use the committed .sqlx data
@@ -28,7 +33,7 @@ RUN mkdir src \
 ENV SQLX_OFFLINE=true
 COPY . .
 RUN touch src/main.rs src/lib.rs \
-    && cargo build --release --locked --bin multiomix-aws-emr \
+    && cargo build --release --locked -p multiomix-aws-emr --bin multiomix-aws-emr \
     && mkdir -p /out/data \
     && cp target/release/multiomix-aws-emr /out/multiomix-aws-emr
 

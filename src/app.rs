@@ -13,6 +13,8 @@ use tracing::{debug, info, warn};
 
 use crate::api::{self, AppState};
 use crate::backend::emr::EmrBackend;
+use crate::backend::finished::FinishedRuns;
+use crate::backend::instrumented::InstrumentedBackend;
 use crate::backend::local::LocalBackend;
 use crate::backend::JobBackend;
 use crate::config::{BackendKind, Config};
@@ -99,6 +101,12 @@ impl Application {
         backend: Arc<dyn JobBackend>,
         store: Store,
     ) -> anyhow::Result<Self> {
+        // Every backend call, from the API, the outbox or the reconciler, is counted and
+        // timed; reads of finished runs are answered from memory and are not calls.
+        let backend = FinishedRuns::wrap(
+            InstrumentedBackend::wrap(backend),
+            crate::backend::finished::CAPACITY,
+        );
         let notifier = Notifier::new(
             store.clone(),
             backend.clone(),
@@ -176,7 +184,10 @@ impl Application {
                 .clone()
                 .run_until_stopped(stopped(stop_rx.clone())),
         );
-        let reconciler = tokio::spawn(self.reconciler.run_until_stopped(stopped(stop_rx)));
+        let reconciler = tokio::spawn(self.reconciler.run_until_stopped(stopped(stop_rx.clone())));
+        if let Some(handle) = self.state.metrics.clone() {
+            tokio::spawn(telemetry::run_upkeep(handle, stopped(stop_rx)));
+        }
 
         let app = api::router(self.state);
         let result = axum::serve(self.listener, app)

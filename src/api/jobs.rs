@@ -189,10 +189,13 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 }
 
 fn sha256_hex(data: &[u8]) -> String {
+    use std::fmt::Write;
     Sha256::digest(data)
         .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+        .fold(String::with_capacity(64), |mut hex, b| {
+            let _ = write!(hex, "{b:02x}");
+            hex
+        })
 }
 
 /// `POST /job`: validates, starts the job, records it, answers 201 with its id.
@@ -235,12 +238,15 @@ pub async fn start_job(
 ) -> Result<Response, ApiError> {
     let spec = validate_request(&body).map_err(ApiError::Invalid)?;
     let key = idempotency_key(&headers)?;
-    // serde_json sorts object keys, so equal requests give equal fingerprints.
-    let fingerprint = sha256_hex(body.to_string().as_bytes());
+    // serde_json sorts object keys, so equal requests give equal fingerprints. Only a
+    // request with an Idempotency-Key needs one.
+    let fingerprint = key
+        .as_ref()
+        .map(|_| sha256_hex(body.to_string().as_bytes()));
 
-    if let Some(key) = &key {
+    if let (Some(key), Some(fingerprint)) = (&key, &fingerprint) {
         if let Some((job_id, seen)) = state.store.idempotent_job(key).await? {
-            if seen != fingerprint {
+            if &seen != fingerprint {
                 return Err(ApiError::Unprocessable(
                     "this Idempotency-Key was used for a different request".into(),
                 ));
@@ -271,7 +277,7 @@ pub async fn start_job(
     };
     state
         .store
-        .record_submission(&record, key.as_deref().map(|k| (k, fingerprint.as_str())))
+        .record_submission(&record, key.as_deref().zip(fingerprint.as_deref()))
         .await?;
     metrics::counter!("jobs_started_total", "algorithm" => spec.algorithm.slug()).increment(1);
     info!(

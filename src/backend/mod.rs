@@ -2,6 +2,8 @@
 //! trait, so EMR on EKS, the local spark-submit runner and test doubles are interchangeable.
 
 pub mod emr;
+pub mod finished;
+pub mod instrumented;
 pub mod local;
 
 use async_trait::async_trait;

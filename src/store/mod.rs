@@ -232,25 +232,28 @@ impl Store {
     }
 
     /// Records a job and, when given, the idempotency key that started it, together.
+    /// Without a key it is one statement, so no transaction: BEGIN and COMMIT would be
+    /// two more round trips to the database thread on every `POST /job`.
     pub async fn record_submission(
         &self,
         job: &JobRecord,
         key: Option<(&str, &str)>,
     ) -> StoreResult<()> {
+        let Some((key, fingerprint)) = key else {
+            return self.record_job(job).await;
+        };
         let mut tx = self.pool.begin().await?;
         insert_job(&mut *tx, job).await?;
-        if let Some((key, fingerprint)) = key {
-            sqlx::query(
-                "INSERT INTO idempotency_keys (key, fingerprint, job_id, created_at)
-                 VALUES (?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
-            )
-            .bind(key)
-            .bind(fingerprint)
-            .bind(&job.id)
-            .bind(job.created_at)
-            .execute(&mut *tx)
-            .await?;
-        }
+        sqlx::query(
+            "INSERT INTO idempotency_keys (key, fingerprint, job_id, created_at)
+             VALUES (?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(key)
+        .bind(fingerprint)
+        .bind(&job.id)
+        .bind(job.created_at)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await
     }
 
@@ -361,9 +364,10 @@ impl Store {
         Ok(())
     }
 
-    /// The job is final: keep the notice body and mark the job, in one transaction. The
-    /// lease is kept: the worker that read the job delivers the notice right away, and
-    /// another round must not take it meanwhile (recording the attempt frees it).
+    /// The job is final: keep the notice body and mark the job, in one transaction.
+    /// The lease stays: the worker that read the job delivers the notice next, and
+    /// [`Store::record_attempt`] frees it. Freeing it here let the outbox claim the same
+    /// notice again while it was being delivered, and Multiomix got it twice.
     pub async fn notice_ready(
         &self,
         job_id: &str,
@@ -534,6 +538,35 @@ mod tests {
         let n = s.notice("j1").await.unwrap().unwrap();
         assert_eq!(n.status, NoticeStatus::Pending);
         assert_eq!(n.final_state.as_deref(), Some("COMPLETED"));
+    }
+
+    #[tokio::test]
+    async fn a_notice_made_ready_stays_with_the_worker_that_delivers_it() {
+        let (s, _d) = store().await;
+        let t = now_millis();
+        let lease = t + 60_000;
+        s.open_notice("j1", t).await.unwrap();
+        assert_eq!(s.claim_due(t, lease, 10).await.unwrap().len(), 1);
+        s.notice_ready("j1", JobState::Completed, "{}")
+            .await
+            .unwrap();
+        // Due at once now, but still leased: another claim must not take it.
+        let later = now_millis() + 1_000;
+        assert!(s
+            .claim_due(later, later + 60_000, 10)
+            .await
+            .unwrap()
+            .is_empty());
+        let retry = AttemptRecord::Retry {
+            due_at: later,
+            error: "503".into(),
+        };
+        s.record_attempt("j1", t, &retry).await.unwrap();
+        // The attempt frees the lease.
+        assert_eq!(
+            s.claim_due(later, later + 60_000, 10).await.unwrap().len(),
+            1
+        );
     }
 
     #[tokio::test]
