@@ -238,7 +238,7 @@ async fn a_job_reads_back_in_the_contract_shape_with_multiomix_dates() {
         Some("OOM in driver"),
         Some("USER_ERROR"),
     );
-    let job: Value = app.get_job(&id).await.json().await.unwrap();
+    let job: Value = app.get_json(&format!("/job/{id}")).await;
     assert_eq!(job["state"], "FAILED");
     assert!(
         is_multiomix_date(&job["finishedAt"]),
@@ -281,12 +281,7 @@ async fn cancelling_a_running_job_answers_200_with_its_id() {
     let app = spawn_app().await;
     let id = app.start_job().await;
     app.emr.set_state(&id, JobState::Running, None, None);
-    let r = app
-        .http
-        .delete(app.url(&format!("/job/{id}")))
-        .send()
-        .await
-        .unwrap();
+    let r = app.delete_job(&id).await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["location"], format!("/job/{id}").as_str());
     let body: Value = r.json().await.unwrap();
@@ -304,12 +299,7 @@ async fn cancelling_a_finished_job_is_a_conflict() {
     let app = spawn_app().await;
     let id = app.start_job().await;
     app.emr.set_state(&id, JobState::Completed, None, None);
-    let r = app
-        .http
-        .delete(app.url(&format!("/job/{id}")))
-        .send()
-        .await
-        .unwrap();
+    let r = app.delete_job(&id).await;
     assert_eq!(r.status(), 409);
     let err: Value = r.json().await.unwrap();
     assert_eq!(err["error"], "conflict");
@@ -406,15 +396,7 @@ async fn the_job_list_shows_only_this_services_jobs_filtered_by_state() {
         state: JobState::Running,
         ..NewJob::default()
     });
-    let all: Value = app
-        .http
-        .get(app.url("/jobs"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let all: Value = app.get_json("/jobs").await;
     let ids: Vec<&str> = all["jobs"]
         .as_array()
         .unwrap()
@@ -427,15 +409,7 @@ async fn the_job_list_shows_only_this_services_jobs_filtered_by_state() {
         assert!(is_multiomix_date(&job["createdAt"]));
     }
 
-    let done: Value = app
-        .http
-        .get(app.url("/jobs?state=COMPLETED"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let done: Value = app.get_json("/jobs?state=COMPLETED").await;
     let jobs = done["jobs"].as_array().unwrap();
     assert_eq!(jobs.len(), 1);
     assert_eq!(jobs[0]["id"], b.as_str());
@@ -463,30 +437,14 @@ async fn the_job_list_pages_with_a_continuation_token() {
     for _ in 0..3 {
         app.start_job().await;
     }
-    let first: Value = app
-        .http
-        .get(app.url("/jobs?page_size=2"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let first: Value = app.get_json("/jobs?page_size=2").await;
     assert_eq!(first["jobs"].as_array().unwrap().len(), 2);
     let token = first["nextToken"]
         .as_str()
         .expect("a next token")
         .to_owned();
     let url = format!("/jobs?page_size=2&next_token={}", urlencode(&token));
-    let second: Value = app
-        .http
-        .get(app.url(&url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let second: Value = app.get_json(&url).await;
     assert_eq!(second["jobs"].as_array().unwrap().len(), 1);
     assert!(second.get("nextToken").is_none());
 }

@@ -49,7 +49,7 @@ async fn the_callback_answers_204_and_the_notice_waits_for_a_final_state() {
 
     // The notice carries what GET /job/{id} shows, once the delivery is recorded.
     assert_eq!(app.wait_notice_closed(&id, WAIT).await, "delivered");
-    let mut shown: Value = app.get_job(&id).await.json().await.unwrap();
+    let mut shown: Value = app.get_json(&format!("/job/{id}")).await;
     assert_eq!(shown["notice"]["status"], "delivered");
     shown.as_object_mut().unwrap().remove("notice");
     assert_eq!(&shown, body);
@@ -120,7 +120,7 @@ async fn server_errors_are_retried_until_multiomix_takes_the_notice() {
         .map(|n| n.headers["idempotency-key"].to_str().unwrap().to_owned())
         .collect();
     assert!(keys.iter().all(|k| k == &format!("{id}-CANCELLED")));
-    let job: Value = app.get_job(&id).await.json().await.unwrap();
+    let job: Value = app.get_json(&format!("/job/{id}")).await;
     assert_eq!(job["notice"]["attempts"], 4);
 }
 
@@ -147,7 +147,7 @@ async fn a_notice_is_given_up_after_the_configured_time_and_says_so() {
     assert_eq!(app.wait_notice_closed(&id, WAIT).await, "given_up");
     let attempts = app.multiomix.count();
     assert!(attempts >= 2, "retried before giving up ({attempts})");
-    let job: Value = app.get_job(&id).await.json().await.unwrap();
+    let job: Value = app.get_json(&format!("/job/{id}")).await;
     assert_eq!(job["notice"]["status"], "given_up");
     assert!(job["notice"]["lastError"].as_str().unwrap().contains("503"));
     tokio::time::sleep(Duration::from_millis(300)).await;

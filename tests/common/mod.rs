@@ -198,6 +198,26 @@ impl TestApp {
             .expect("GET /job")
     }
 
+    pub async fn delete_job(&self, id: &str) -> reqwest::Response {
+        self.http
+            .delete(self.url(&format!("/job/{id}")))
+            .send()
+            .await
+            .expect("DELETE /job")
+    }
+
+    /// GETs a path of the service and reads its JSON body, whatever the status.
+    pub async fn get_json(&self, path: &str) -> Value {
+        self.http
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("GET")
+            .json()
+            .await
+            .expect("a JSON body")
+    }
+
     pub async fn patch_job(&self, id: &str) -> reqwest::Response {
         self.http
             .patch(self.url(&format!("/job/{id}")))

@@ -47,21 +47,12 @@ async fn main() -> ExitCode {
     println!("virtual cluster {}", fake.virtual_cluster_id());
     let _ = std::io::stdout().flush();
 
-    wait_for_stop().await;
+    multiomix_fakes::wait_for_stop().await;
     let counts = serde_json::to_string(&fake.call_counts()).expect("JSON");
     println!("calls {counts}");
     let _ = std::io::stdout().flush();
     fake.shutdown().await;
     ExitCode::SUCCESS
-}
-
-async fn wait_for_stop() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("SIGTERM handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
 }
 
 struct Options {

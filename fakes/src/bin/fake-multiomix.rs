@@ -43,20 +43,11 @@ async fn main() -> ExitCode {
     println!("notices go to {}/{{id}}/", fake.url());
     let _ = std::io::stdout().flush();
 
-    wait_for_stop().await;
+    multiomix_fakes::wait_for_stop().await;
     println!("notices {}", fake.count());
     let _ = std::io::stdout().flush();
     fake.shutdown().await;
     ExitCode::SUCCESS
-}
-
-async fn wait_for_stop() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("SIGTERM handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
 }
 
 struct Options {
