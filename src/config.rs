@@ -820,12 +820,20 @@ mod tests {
             "{:?}",
             envy::from_iter::<_, Raw>(Vec::<(String, String)>::new()).unwrap()
         );
-        for field in debug
+        let fields: Vec<&str> = debug
             .trim_start_matches("Raw {")
             .split(", ")
             .filter_map(|part| part.split_once(':').map(|(k, _)| k.trim()))
-            .filter(|k| k.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
-        {
+            .filter(|k| {
+                k.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            })
+            .collect();
+        // Every known variable is a field except the three read by other parts (the log
+        // filter, and the AWS credentials the SDK reads itself); a change in the Debug
+        // format that finds no fields must fail here, not pass with nothing checked.
+        assert_eq!(fields.len(), KNOWN_VARIABLES.len() - 3, "{fields:?}");
+        for field in fields {
             let upper = field.to_uppercase();
             assert!(
                 KNOWN_VARIABLES.contains(&upper.as_str()),
