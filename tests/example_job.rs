@@ -15,7 +15,7 @@ use common::is_multiomix_date;
 use multiomix_aws_emr::app::Application;
 use multiomix_aws_emr::config::Config;
 use multiomix_fakes::FakeMultiomix;
-use serde_json::{json, Value};
+use serde_json::json;
 
 fn spark_submit() -> Option<String> {
     if let Ok(p) = std::env::var("REAL_SPARK_SUBMIT") {
@@ -81,37 +81,12 @@ async fn the_example_job_runs_through_the_service_to_completed_with_its_notice()
             {"name": "clinical-dataset", "value": "clinical.csv"},
             {"name": "top", "value": 5},
             {"name": "n-stars", "value": 15}]});
-    let r = http
-        .post(format!("{base}/job"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    let id = r.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = common::submit_job(&http, &base, &body).await;
 
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
-    let job = loop {
-        let job: Value = http
-            .get(format!("{base}/job/{id}"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if job["state"] != "PENDING" && job["state"] != "RUNNING" {
-            break job;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the job did not finish: {job}"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
+    let job = common::read_job_until(&http, &base, &id, Duration::from_secs(300), |job| {
+        job["state"] != "PENDING" && job["state"] != "RUNNING"
+    })
+    .await;
     let log = std::fs::read_to_string(job["logUri"].as_str().unwrap()).unwrap_or_default();
     assert_eq!(job["state"], "COMPLETED", "{job}\n--- log ---\n{log}");
     assert!(is_multiomix_date(&job["finishedAt"]), "{job}");

@@ -257,17 +257,7 @@ async fn multiomix_flow_on_moto_submit_read_cancel_callback_notice() {
     let http = reqwest::Client::new();
 
     // Submit exactly as Multiomix does: requests' json=, then raise_for_status and ['id'].
-    let r = http
-        .post(format!("{base}/job"))
-        .json(&multiomix_body())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    let id = r.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = common::submit_job(&http, &base, &multiomix_body()).await;
 
     let job: Value = http
         .get(format!("{base}/job/{id}"))

@@ -1,11 +1,13 @@
 //! The real binary as a process: start-up checks, SIGTERM, and surviving SIGKILL.
 
+mod common;
+
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
 use multiomix_fakes::{FakeEmr, FakeMultiomix, JobState};
-use serde_json::{json, Value};
+use serde_json::json;
 use tokio::process::{Child, Command};
 
 const BIN: &str = env!("CARGO_BIN_EXE_multiomix-aws-emr");
@@ -136,17 +138,7 @@ async fn a_service_killed_before_delivery_delivers_after_restart() {
     let body = json!({"name": "BreastCancerBBHA", "algorithm": 1,
                       "entrypoint_arguments": [{"name": "app-name", "value": "exp-42-app"},
                                                {"name": "n-stars", "value": 15}]});
-    let r = http
-        .post(format!("http://127.0.0.1:{port}/job"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    let id = r.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = common::submit_job(&http, &format!("http://127.0.0.1:{port}"), &body).await;
     emr.set_state(&id, JobState::Completed, None, None);
 
     multiomix.down().await;
@@ -170,21 +162,10 @@ async fn a_service_killed_before_delivery_delivers_after_restart() {
     assert_eq!(notices[0].id, id);
     assert_eq!(notices[0].body["state"], "COMPLETED");
     // The delivery is recorded right after Multiomix answers.
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let job: Value = http
-            .get(format!("http://127.0.0.1:{port}/job/{id}"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if job["notice"]["status"] == "delivered" {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{job}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    let base = format!("http://127.0.0.1:{port}");
+    common::read_job_until(&http, &base, &id, WAIT, |job| {
+        job["notice"]["status"] == "delivered"
+    })
+    .await;
     second.kill().await.unwrap();
 }

@@ -184,10 +184,7 @@ impl TestApp {
 
     /// Starts a job with Multiomix's body and returns its id.
     pub async fn start_job(&self) -> String {
-        let response = self.post_job(&multiomix_body()).await;
-        assert_eq!(response.status(), 201);
-        let body: Value = response.json().await.unwrap();
-        body["id"].as_str().unwrap().to_owned()
+        submit_job(&self.http, &self.base, &multiomix_body()).await
     }
 
     pub async fn get_job(&self, id: &str) -> reqwest::Response {
@@ -282,4 +279,47 @@ pub fn is_multiomix_date(value: &Value) -> bool {
             .enumerate()
             .filter(|(i, _)| ![4, 7, 10, 13, 16, 19, 22].contains(i))
             .all(|(_, c)| c.is_ascii_digit())
+}
+
+/// POSTs a job to the service at `base`, as Multiomix does, asserts the 201 and returns
+/// the job's id.
+pub async fn submit_job(http: &reqwest::Client, base: &str, body: &Value) -> String {
+    let r = http
+        .post(format!("{base}/job"))
+        .json(body)
+        .send()
+        .await
+        .expect("POST /job");
+    assert_eq!(r.status(), 201);
+    let answer: Value = r.json().await.expect("a JSON body");
+    answer["id"].as_str().expect("an id").to_owned()
+}
+
+/// Reads `GET {base}/job/{id}` until `done` holds for it, and returns that reading.
+pub async fn read_job_until(
+    http: &reqwest::Client,
+    base: &str,
+    id: &str,
+    timeout: Duration,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let job: Value = http
+            .get(format!("{base}/job/{id}"))
+            .send()
+            .await
+            .expect("GET /job")
+            .json()
+            .await
+            .expect("a JSON body");
+        if done(&job) {
+            return job;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the job did not get there in {timeout:?}: {job}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
 }
