@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
 use crate::api::{self, AppState};
-use crate::backend::emr::EmrBackend;
+use crate::backend::emr_eks::EmrEksBackend;
 use crate::backend::finished::FinishedRuns;
 use crate::backend::instrumented::InstrumentedBackend;
 use crate::backend::local::LocalBackend;
@@ -44,7 +44,7 @@ impl Application {
                     .clone()
                     .context("the EMR backend needs its settings")?;
                 let backend =
-                    EmrBackend::connect(emr, config.spark.clone(), config.job.clone()).await;
+                    EmrEksBackend::connect(emr, config.spark.clone(), config.job.clone()).await;
                 Self::build_with_backend(config, Arc::new(backend)).await
             }
             BackendKind::Local => {

@@ -2,10 +2,11 @@
 //! when they end.
 //!
 //! - [`config`]: every environment variable, read and checked once at start-up.
-//! - [`job`]: the job model — validation of Multiomix's requests, spark-submit
-//!   parameters, states, and the JSON the API and the notices carry.
+//! - [`job`]: the job model — validation of Multiomix's requests, states, and the JSON
+//!   the API and the notices carry.
 //! - [`backend`]: where jobs run, behind the [`backend::JobBackend`] trait: EMR on EKS
-//!   ([`backend::emr`]) or local spark-submit processes.
+//!   ([`backend::emr_eks`]) or local spark-submit processes; what they share (the job
+//!   package in S3, spark-submit options) is in [`backend::spark`].
 //! - [`api`]: the HTTP routes and the layers every request passes.
 //! - [`store`]: the embedded SQLite store of jobs, idempotency keys and the notice outbox.
 //! - [`notify`]: the outbox worker that delivers job-end notices to Multiomix.

@@ -359,7 +359,7 @@ async fn a_throttled_emr_is_a_503() {
 
 #[tokio::test]
 async fn an_unreachable_emr_is_unavailable_not_an_internal_error() {
-    use multiomix_aws_emr::backend::{emr::EmrBackend, BackendError, JobBackend};
+    use multiomix_aws_emr::backend::{emr_eks::EmrEksBackend, BackendError, JobBackend};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let closed = listener.local_addr().unwrap();
     drop(listener);
@@ -372,7 +372,7 @@ async fn an_unreachable_emr_is_unavailable_not_an_internal_error() {
         ("EMR_S3_BUCKET".to_string(), "b".to_string()),
     ])
     .unwrap();
-    let backend = EmrBackend::with_client(
+    let backend = EmrEksBackend::with_client(
         common::emr_client(&format!("http://{closed}")),
         config.emr.unwrap(),
         config.spark,

@@ -17,7 +17,7 @@ use aws_sdk_emrcontainers::types::{
 };
 use common::{emr_client, is_multiomix_date, multiomix_body};
 use multiomix_aws_emr::app::Application;
-use multiomix_aws_emr::backend::emr::EmrBackend;
+use multiomix_aws_emr::backend::emr_eks::EmrEksBackend;
 use multiomix_aws_emr::backend::{BackendError, JobBackend, ListQuery};
 use multiomix_aws_emr::config::Config;
 use multiomix_aws_emr::job::{JobId, JobState};
@@ -111,8 +111,8 @@ fn config(vc: &str, extra: &[(&str, &str)]) -> Config {
     Config::from_vars(vars).unwrap()
 }
 
-fn backend(moto: &Moto, config: &Config) -> EmrBackend {
-    EmrBackend::with_client(
+fn backend(moto: &Moto, config: &Config) -> EmrEksBackend {
+    EmrEksBackend::with_client(
         emr_client(&moto.url),
         config.emr.clone().unwrap(),
         config.spark.clone(),

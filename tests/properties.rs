@@ -2,10 +2,11 @@
 //! accepts: whatever gets through is a safe name and safe arguments, and the parameter
 //! string holds exactly the options the contract lists, whatever the request said.
 
+use multiomix_aws_emr::backend::emr_eks::spark_submit;
+use multiomix_aws_emr::backend::spark::entry_point_arguments;
 use multiomix_aws_emr::config::Config;
 use multiomix_aws_emr::job::{
-    entry_point_arguments, validate_request, JobSpec, SparkSubmit, MAX_ARGUMENTS,
-    MAX_ARGUMENT_NAME_CHARS, MAX_VALUE_CHARS,
+    validate_request, JobSpec, MAX_ARGUMENTS, MAX_ARGUMENT_NAME_CHARS, MAX_VALUE_CHARS,
 };
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
@@ -59,7 +60,7 @@ fn config(image: bool, templates: bool) -> Config {
 fn assert_parameters(spec: &JobSpec, image: bool, templates: bool) {
     let c = config(image, templates);
     let parameters =
-        SparkSubmit::for_emr(c.emr.as_ref().unwrap(), &c.spark, &c.job, spec).to_parameter_string();
+        spark_submit(c.emr.as_ref().unwrap(), &c.spark, &c.job, spec).to_parameter_string();
     let words: Vec<&str> = parameters.split(' ').collect();
     assert_eq!(words.len() % 2, 0, "{parameters}");
     let pairs: Vec<(&str, &str)> = words.chunks(2).map(|p| (p[0], p[1])).collect();
@@ -92,8 +93,8 @@ fn assert_parameters(spec: &JobSpec, image: bool, templates: bool) {
         arguments: Vec::new(),
         ..spec.clone()
     };
-    let without = SparkSubmit::for_emr(c.emr.as_ref().unwrap(), &c.spark, &c.job, &bare)
-        .to_parameter_string();
+    let without =
+        spark_submit(c.emr.as_ref().unwrap(), &c.spark, &c.job, &bare).to_parameter_string();
     assert_eq!(parameters, without);
     let args = entry_point_arguments(spec, "--");
     assert_eq!(args.len(), 2 * spec.arguments.len());

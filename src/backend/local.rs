@@ -33,12 +33,10 @@ use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, watch, Semaphore};
 use tracing::{error, info, warn};
 
+use super::spark::{entry_point, entry_point_arguments, py_files, SparkSubmit};
 use super::{BackendError, JobBackend, JobPage, ListQuery};
 use crate::config::{JobSettings, LocalSettings, SparkSettings};
-use crate::job::{
-    entry_point, entry_point_arguments, format_date, py_files, Algorithm, JobId, JobRun, JobSpec,
-    JobState, SparkSubmit,
-};
+use crate::job::{format_date, Algorithm, JobId, JobRun, JobSpec, JobState};
 use crate::store::{now_millis, Inserted, LocalRunEnd, LocalRunRow, NewLocalRun, Store};
 
 /// How many of the last log lines a failed run's `stateDetails` carries.

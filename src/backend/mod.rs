@@ -1,10 +1,11 @@
 //! Job backends: where jobs actually run. The HTTP layer and the notifier only know this
 //! trait, so EMR on EKS, the local spark-submit runner and test doubles are interchangeable.
 
-pub mod emr;
+pub mod emr_eks;
 pub mod finished;
 pub mod instrumented;
 pub mod local;
+pub mod spark;
 
 use async_trait::async_trait;
 use time::OffsetDateTime;

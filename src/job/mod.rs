@@ -1,9 +1,7 @@
 //! The job model: what Multiomix asks for, what a backend reports, and what the API shows.
 
-mod spark;
 mod validate;
 
-pub use spark::{entry_point, entry_point_arguments, py_files, SparkSubmit};
 pub use validate::{
     validate_request, FieldError, MAX_ARGUMENTS, MAX_ARGUMENT_NAME_CHARS, MAX_VALUE_CHARS,
 };

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use aws_sdk_emrcontainers::config::{BehaviorVersion, Credentials, Region};
 use multiomix_aws_emr::app::Application;
-use multiomix_aws_emr::backend::emr::EmrBackend;
+use multiomix_aws_emr::backend::emr_eks::EmrEksBackend;
 use multiomix_aws_emr::config::Config;
 use multiomix_aws_emr::notify::Notifier;
 use multiomix_aws_emr::store::Store;
@@ -138,7 +138,7 @@ pub async fn spawn(setup: Setup) -> TestApp {
     let vars: std::collections::BTreeMap<String, String> = vars.into_iter().collect();
     let config = Config::from_vars(vars).expect("test configuration is valid");
     let emr_settings = config.emr.clone().expect("EMR settings");
-    let backend = Arc::new(EmrBackend::with_client(
+    let backend = Arc::new(EmrEksBackend::with_client(
         emr_client(&emr.url()),
         emr_settings,
         config.spark.clone(),

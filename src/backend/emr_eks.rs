@@ -15,11 +15,10 @@ use aws_sdk_emrcontainers::Client;
 use aws_smithy_types::DateTime;
 use time::OffsetDateTime;
 
+use super::spark::{entry_point_arguments, DriverEnv, S3Package, SparkSubmit};
 use super::{BackendError, JobBackend, JobPage, ListQuery};
 use crate::config::{EmrSettings, JobSettings, SparkSettings};
-use crate::job::{
-    entry_point, entry_point_arguments, JobId, JobRun, JobSpec, JobState, SparkSubmit,
-};
+use crate::job::{JobId, JobRun, JobSpec, JobState};
 
 /// Tag that marks a job as started by this service.
 pub const MANAGED_BY_TAG: &str = "managed-by";
@@ -30,14 +29,17 @@ pub const CALLBACK_HOST_TAG: &str = "callback-host";
 /// The length of an EMR job run id, e.g. `000000031kd8aj0vtn3`.
 pub const EMR_JOB_ID_CHARS: usize = 19;
 
-pub struct EmrBackend {
+/// Runs each job as an EMR on EKS job run in `EMR_VIRTUAL_CLUSTER_ID`; the driver pod's
+/// sidecar calls back when it ends.
+pub struct EmrEksBackend {
     client: Client,
+    package: S3Package,
     emr: EmrSettings,
     spark: SparkSettings,
     job: JobSettings,
 }
 
-impl EmrBackend {
+impl EmrEksBackend {
     /// Builds the SDK client from the standard AWS chain (environment, profile, IRSA web
     /// identity, instance metadata), in the configured region and, when
     /// `AWS_ENDPOINT_URL` is set, against that endpoint.
@@ -66,16 +68,13 @@ impl EmrBackend {
         spark: SparkSettings,
         job: JobSettings,
     ) -> Self {
-        EmrBackend {
+        EmrEksBackend {
             client,
+            package: S3Package::new(&emr.s3_bucket),
             emr,
             spark,
             job,
         }
-    }
-
-    fn log_uri(&self) -> String {
-        format!("s3://{}/joblogs", self.emr.s3_bucket)
     }
 
     fn is_own(&self, tags: Option<&HashMap<String, String>>) -> bool {
@@ -101,7 +100,7 @@ impl EmrBackend {
             })?;
         let log_location = Some(format!(
             "{}/{}/jobs/{id}/",
-            self.log_uri(),
+            self.package.log_uri(),
             self.emr.virtual_cluster_id
         ));
         Ok(JobRun {
@@ -120,7 +119,37 @@ impl EmrBackend {
     }
 }
 
-fn to_offset(at: &DateTime) -> OffsetDateTime {
+/// The spark-submit options of an EMR on EKS job, exactly as the contract lists them. A
+/// conf whose setting is unset (image, pod templates) is left out rather than sent empty.
+pub fn spark_submit(
+    emr: &EmrSettings,
+    spark: &SparkSettings,
+    job: &JobSettings,
+    spec: &JobSpec,
+) -> SparkSubmit {
+    let package = S3Package::new(&emr.s3_bucket);
+    let mut submit = SparkSubmit::with_py_files(package.py_files(job, spec.algorithm));
+    if let Some(t) = &emr.driver_template {
+        submit = submit.conf(
+            "spark.kubernetes.driver.podTemplateFile",
+            &package.template(t),
+        );
+    }
+    if let Some(t) = &emr.executor_template {
+        submit = submit.conf(
+            "spark.kubernetes.executor.podTemplateFile",
+            &package.template(t),
+        );
+    }
+    if let Some(image) = &emr.image {
+        submit = submit.conf("spark.kubernetes.container.image", image);
+    }
+    submit
+        .sizes(spark)
+        .driver_env(DriverEnv::Kubernetes, job, spec)
+}
+
+pub(crate) fn to_offset(at: &DateTime) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(at.secs()).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
@@ -159,25 +188,21 @@ where
 }
 
 #[async_trait]
-impl JobBackend for EmrBackend {
+impl JobBackend for EmrEksBackend {
     fn kind(&self) -> &'static str {
         "emr"
     }
 
     async fn start(&self, spec: &JobSpec, client_token: &str) -> Result<JobId, BackendError> {
-        let parameters = SparkSubmit::for_emr(&self.emr, &self.spark, &self.job, spec);
+        let parameters = spark_submit(&self.emr, &self.spark, &self.job, spec);
         let driver = SparkSubmitJobDriver::builder()
-            .entry_point(format!(
-                "s3://{}/scripts/{}",
-                self.emr.s3_bucket,
-                entry_point(&self.job, spec.algorithm)
-            ))
+            .entry_point(self.package.entry_point(&self.job, spec.algorithm))
             .set_entry_point_arguments(Some(entry_point_arguments(spec, &self.job.args_key_prefix)))
             .spark_submit_parameters(parameters.to_parameter_string())
             .build()
             .map_err(|e| BackendError::Rejected(e.to_string()))?;
         let monitoring = S3MonitoringConfiguration::builder()
-            .log_uri(self.log_uri())
+            .log_uri(self.package.log_uri())
             .build()
             .map_err(|e| BackendError::Rejected(e.to_string()))?;
         let out = self
@@ -311,5 +336,88 @@ impl JobBackend for EmrBackend {
             .await
             .map_err(|e| classify("DescribeVirtualCluster", e))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::job::{Algorithm, JobName};
+
+    fn config(extra: &[(&str, &str)]) -> Config {
+        let mut vars: Vec<(String, String)> = [
+            ("EMR_VIRTUAL_CLUSTER_ID", "vc1"),
+            ("EMR_EXECUTION_ROLE_ARN", "arn:aws:iam::1:role/r"),
+            ("EMR_S3_BUCKET", "bkt"),
+        ]
+        .iter()
+        .chain(extra)
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        vars.sort();
+        Config::from_vars(vars).unwrap()
+    }
+
+    fn spec(algorithm: Algorithm) -> JobSpec {
+        JobSpec {
+            name: JobName::parse("BreastCancerBBHA").unwrap(),
+            algorithm,
+            arguments: vec![("app-name".into(), "exp-42-app".into())],
+        }
+    }
+
+    #[test]
+    fn parameters_with_every_setting_match_the_contract_line_for_line() {
+        let c = config(&[
+            ("EMR_IMAGE", "123.dkr.ecr/img:1"),
+            ("EMR_DRIVER_TEMPLATE", "driver.yaml"),
+            ("EMR_EXECUTOR_TEMPLATE", "executor.yaml"),
+            ("ALGO_BBHA_PY_FILES", "bbha.zip"),
+        ]);
+        let s = spark_submit(
+            c.emr.as_ref().unwrap(),
+            &c.spark,
+            &c.job,
+            &spec(Algorithm::Bbha),
+        );
+        let expected = [
+            "--py-files s3://bkt/py-files/bbha.zip",
+            "--conf spark.kubernetes.driver.podTemplateFile=s3://bkt/templates/driver.yaml",
+            "--conf spark.kubernetes.executor.podTemplateFile=s3://bkt/templates/executor.yaml",
+            "--conf spark.kubernetes.container.image=123.dkr.ecr/img:1",
+            "--conf spark.executor.cores=1",
+            "--conf spark.executor.memory=4g",
+            "--conf spark.driver.cores=1",
+            "--conf spark.driver.maxResultSize=2g",
+            "--conf spark.driver.memory=4g",
+            "--conf spark.executor.instances=3",
+            "--conf spark.executor.heartbeatInterval=600s",
+            "--conf spark.network.timeout=2400s",
+            "--conf spark.kubernetes.driverEnv.DATASETS_PATH=/var/data",
+            "--conf spark.kubernetes.driverEnv.RESULTS_PATH=/var/results",
+            "--conf spark.kubernetes.driverEnv.JOB_NAME=BreastCancerBBHA",
+        ]
+        .join(" ");
+        assert_eq!(s.to_parameter_string(), expected);
+    }
+
+    #[test]
+    fn unset_image_and_templates_are_left_out_not_sent_empty() {
+        let c = config(&[]);
+        let s = spark_submit(
+            c.emr.as_ref().unwrap(),
+            &c.spark,
+            &c.job,
+            &spec(Algorithm::BlindSearch),
+        )
+        .to_parameter_string();
+        assert!(!s.contains("podTemplateFile"), "{s}");
+        assert!(!s.contains("container.image"), "{s}");
+        assert!(!s.contains("None") && !s.contains("=/templates") && !s.contains("= "));
+        assert!(
+            s.starts_with("--py-files s3://bkt/py-files/scripts.zip --conf spark.executor.cores=1")
+        );
+        assert_eq!(s.matches("--conf").count(), 11);
     }
 }

@@ -1,0 +1,299 @@
+//! What every Spark backend submits, whatever runs it: the job package's layout in S3,
+//! the spark-submit options and the entry-point arguments.
+//!
+//! Nothing the caller sends reaches the parameter string but the validated job name;
+//! argument names and values only ever become entry-point arguments.
+
+use crate::config::{JobSettings, SparkSettings};
+use crate::job::{Algorithm, JobSpec};
+
+/// Flattens the arguments as the job script reads them: `{prefix}{name}`, `{value}`, ...
+pub fn entry_point_arguments(spec: &JobSpec, prefix: &str) -> Vec<String> {
+    spec.arguments
+        .iter()
+        .flat_map(|(name, value)| [format!("{prefix}{name}"), value.clone()])
+        .collect()
+}
+
+/// `ALGO_<ALG>_ENTRYPOINT`.
+pub fn entry_point(job: &JobSettings, algorithm: Algorithm) -> &str {
+    match algorithm {
+        Algorithm::BlindSearch => &job.blind_search_entrypoint,
+        Algorithm::Bbha => &job.bbha_entrypoint,
+    }
+}
+
+/// `ALGO_<ALG>_PY_FILES`.
+pub fn py_files(job: &JobSettings, algorithm: Algorithm) -> &str {
+    match algorithm {
+        Algorithm::BlindSearch => &job.blind_search_py_files,
+        Algorithm::Bbha => &job.bbha_py_files,
+    }
+}
+
+/// The job package in the `EMR_S3_BUCKET` bucket, laid out the same for every EMR
+/// flavour: `scripts/`, `py-files/`, `templates/`, and `joblogs/` for the logs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct S3Package {
+    bucket: String,
+}
+
+impl S3Package {
+    pub fn new(bucket: impl Into<String>) -> Self {
+        S3Package {
+            bucket: bucket.into(),
+        }
+    }
+
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    /// `s3://{bucket}/scripts/{ALGO_<ALG>_ENTRYPOINT}`.
+    pub fn entry_point(&self, job: &JobSettings, algorithm: Algorithm) -> String {
+        format!(
+            "s3://{}/scripts/{}",
+            self.bucket,
+            entry_point(job, algorithm)
+        )
+    }
+
+    /// `s3://{bucket}/py-files/{ALGO_<ALG>_PY_FILES}`.
+    pub fn py_files(&self, job: &JobSettings, algorithm: Algorithm) -> String {
+        format!("s3://{}/py-files/{}", self.bucket, py_files(job, algorithm))
+    }
+
+    /// `s3://{bucket}/templates/{name}`.
+    pub fn template(&self, name: &str) -> String {
+        format!("s3://{}/templates/{name}", self.bucket)
+    }
+
+    /// `s3://{bucket}/joblogs`, where EMR writes the jobs' logs.
+    pub fn log_uri(&self) -> String {
+        format!("s3://{}/joblogs", self.bucket)
+    }
+}
+
+/// How a cluster hands environment variables to the Spark driver.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DriverEnv {
+    /// EMR on EKS: `spark.kubernetes.driverEnv.*`.
+    Kubernetes,
+    /// EMR Serverless: `spark.emr-serverless.driverEnv.*`.
+    EmrServerless,
+    /// YARN in cluster mode (EMR on EC2): `spark.yarn.appMasterEnv.*`.
+    Yarn,
+}
+
+impl DriverEnv {
+    pub fn prefix(self) -> &'static str {
+        match self {
+            DriverEnv::Kubernetes => "spark.kubernetes.driverEnv.",
+            DriverEnv::EmrServerless => "spark.emr-serverless.driverEnv.",
+            DriverEnv::Yarn => "spark.yarn.appMasterEnv.",
+        }
+    }
+}
+
+/// spark-submit options as `(option, value)` pairs, in the order they are passed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SparkSubmit {
+    pub options: Vec<(&'static str, String)>,
+}
+
+impl SparkSubmit {
+    /// Starts with `--py-files {py_files}`.
+    pub fn with_py_files(py_files: String) -> Self {
+        SparkSubmit {
+            options: vec![("--py-files", py_files)],
+        }
+    }
+
+    /// Adds `--conf {key}={value}`.
+    pub fn conf(mut self, key: &str, value: &str) -> Self {
+        self.options.push(("--conf", format!("{key}={value}")));
+        self
+    }
+
+    /// The executor and driver sizes and timeouts every cluster job gets, in the
+    /// contract's order.
+    pub fn sizes(self, spark: &SparkSettings) -> Self {
+        self.conf("spark.executor.cores", &spark.executor_cores)
+            .conf("spark.executor.memory", &spark.executor_memory)
+            .conf("spark.driver.cores", &spark.driver_cores)
+            .conf("spark.driver.maxResultSize", &spark.driver_max_result_size)
+            .conf("spark.driver.memory", &spark.driver_memory)
+            .conf("spark.executor.instances", &spark.executor_instances)
+            .conf(
+                "spark.executor.heartbeatInterval",
+                &spark.executor_heartbeat_interval,
+            )
+            .conf("spark.network.timeout", &spark.network_timeout)
+    }
+
+    /// `DATASETS_PATH`, `RESULTS_PATH` and `JOB_NAME` for the driver, the way `env`
+    /// passes them.
+    pub fn driver_env(self, env: DriverEnv, job: &JobSettings, spec: &JobSpec) -> Self {
+        let p = env.prefix();
+        self.conf(&format!("{p}DATASETS_PATH"), &job.datasets_path)
+            .conf(&format!("{p}RESULTS_PATH"), &job.results_path)
+            .conf(&format!("{p}JOB_NAME"), spec.name.as_str())
+    }
+
+    /// The options of a job on a cluster that has no pod templates or image to set (EMR
+    /// Serverless, EMR on EC2): py-files, sizes, driver environment.
+    pub fn for_cluster(
+        package: &S3Package,
+        env: DriverEnv,
+        spark: &SparkSettings,
+        job: &JobSettings,
+        spec: &JobSpec,
+    ) -> Self {
+        SparkSubmit::with_py_files(package.py_files(job, spec.algorithm))
+            .sizes(spark)
+            .driver_env(env, job, spec)
+    }
+
+    /// The options of a local job: the driver settings that mean something outside a
+    /// cluster; executors live inside the driver in local mode.
+    pub fn for_local(spark: &SparkSettings, py_files_path: String) -> Self {
+        SparkSubmit::with_py_files(py_files_path)
+            .conf("spark.driver.memory", &spark.driver_memory)
+            .conf("spark.driver.maxResultSize", &spark.driver_max_result_size)
+            .conf(
+                "spark.executor.heartbeatInterval",
+                &spark.executor_heartbeat_interval,
+            )
+            .conf("spark.network.timeout", &spark.network_timeout)
+    }
+
+    /// The space-separated form EMR's `sparkSubmitParameters` takes.
+    pub fn to_parameter_string(&self) -> String {
+        self.options
+            .iter()
+            .map(|(option, value)| format!("{option} {value}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// The form a process takes: one argv item per option and value.
+    pub fn to_args(&self) -> Vec<String> {
+        self.options
+            .iter()
+            .flat_map(|(option, value)| [option.to_string(), value.clone()])
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::job::{JobName, JobSpec};
+
+    fn config(extra: &[(&str, &str)]) -> Config {
+        let vars: Vec<(String, String)> = extra
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_vars(vars).unwrap()
+    }
+
+    fn spec(algorithm: Algorithm) -> JobSpec {
+        JobSpec {
+            name: JobName::parse("BreastCancerBBHA").unwrap(),
+            algorithm,
+            arguments: vec![
+                ("app-name".into(), "exp-42-app".into()),
+                ("n-stars".into(), "15".into()),
+            ],
+        }
+    }
+
+    #[test]
+    fn arguments_flatten_in_request_order_with_the_prefix() {
+        assert_eq!(
+            entry_point_arguments(&spec(Algorithm::Bbha), "--"),
+            vec!["--app-name", "exp-42-app", "--n-stars", "15"]
+        );
+        assert_eq!(
+            entry_point_arguments(&spec(Algorithm::Bbha), "-"),
+            vec!["-app-name", "exp-42-app", "-n-stars", "15"]
+        );
+    }
+
+    #[test]
+    fn entry_point_and_py_files_follow_the_algorithm() {
+        let c = config(&[
+            ("ALGO_BLIND_SEARCH_ENTRYPOINT", "bs.py"),
+            ("ALGO_BBHA_ENTRYPOINT", "bbha.py"),
+        ]);
+        assert_eq!(entry_point(&c.job, Algorithm::BlindSearch), "bs.py");
+        assert_eq!(entry_point(&c.job, Algorithm::Bbha), "bbha.py");
+        assert_eq!(py_files(&c.job, Algorithm::Bbha), "scripts.zip");
+        let package = S3Package::new("bkt");
+        assert_eq!(
+            package.entry_point(&c.job, Algorithm::Bbha),
+            "s3://bkt/scripts/bbha.py"
+        );
+        assert_eq!(
+            package.py_files(&c.job, Algorithm::BlindSearch),
+            "s3://bkt/py-files/scripts.zip"
+        );
+        assert_eq!(package.template("d.yaml"), "s3://bkt/templates/d.yaml");
+        assert_eq!(package.log_uri(), "s3://bkt/joblogs");
+    }
+
+    #[test]
+    fn each_cluster_passes_the_driver_environment_its_own_way() {
+        let c = config(&[]);
+        let s = spec(Algorithm::Bbha);
+        for (env, prefix) in [
+            (DriverEnv::Kubernetes, "spark.kubernetes.driverEnv."),
+            (DriverEnv::EmrServerless, "spark.emr-serverless.driverEnv."),
+            (DriverEnv::Yarn, "spark.yarn.appMasterEnv."),
+        ] {
+            let params =
+                SparkSubmit::for_cluster(&S3Package::new("bkt"), env, &c.spark, &c.job, &s)
+                    .to_parameter_string();
+            assert!(
+                params.ends_with(&format!(
+                    "--conf {prefix}DATASETS_PATH=/var/data --conf {prefix}RESULTS_PATH=/var/results \
+                     --conf {prefix}JOB_NAME=BreastCancerBBHA"
+                )),
+                "{params}"
+            );
+            assert!(params.starts_with(
+                "--py-files s3://bkt/py-files/scripts.zip --conf spark.executor.cores=1"
+            ));
+            assert_eq!(params.matches("--conf").count(), 11, "{params}");
+        }
+    }
+
+    #[test]
+    fn argument_values_never_reach_the_parameter_string() {
+        let c = config(&[]);
+        let mut s = spec(Algorithm::Bbha);
+        s.arguments.push((
+            "x".into(),
+            "--conf spark.driver.extraJavaOptions=-Dpwn".into(),
+        ));
+        let params = SparkSubmit::for_cluster(
+            &S3Package::new("bkt"),
+            DriverEnv::EmrServerless,
+            &c.spark,
+            &c.job,
+            &s,
+        )
+        .to_parameter_string();
+        assert!(!params.contains("extraJavaOptions"), "{params}");
+    }
+
+    #[test]
+    fn local_options_are_one_argv_item_each() {
+        let c = config(&[]);
+        let args = SparkSubmit::for_local(&c.spark, "/s/scripts.zip".into()).to_args();
+        assert_eq!(&args[..3], ["--py-files", "/s/scripts.zip", "--conf"]);
+        assert_eq!(args[3], "spark.driver.memory=4g");
+    }
+}
