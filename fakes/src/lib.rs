@@ -3,6 +3,8 @@
 //!
 //! - [`emr`]: [`FakeEmr`], the emr-containers (EMR on EKS) REST-JSON API that
 //!   aws-sdk-emrcontainers calls, with scriptable job states, errors and delays;
+//! - [`emr_serverless`]: [`FakeEmrServerless`], the emr-serverless REST-JSON API that
+//!   aws-sdk-emrserverless calls, with runs that can be driven through every state;
 //! - [`multiomix`]: [`FakeMultiomix`], Multiomix's job-end notice endpoint, which records
 //!   what it receives and can answer errors, answer slowly, or go down and come back;
 //! - `server` (private): the accept loop both use, which can really stop listening.
@@ -10,12 +12,14 @@
 //! The binaries `fake-emr` and `fake-multiomix` run the same fakes as processes.
 
 pub mod emr;
+pub mod emr_serverless;
 pub mod multiomix;
 mod server;
 
 use std::fmt;
 
 pub use emr::{FakeEmr, FakeEmrBuilder, JobState, NewJob};
+pub use emr_serverless::{FakeEmrServerless, FakeEmrServerlessBuilder, RunState};
 pub use multiomix::{FakeMultiomix, FakeMultiomixBuilder, Notice, Reply};
 
 /// A wait for something to happen ran out of time.
