@@ -1,7 +1,8 @@
 //! The reconciler: the sidecar's callback is a fast path, this is the guarantee.
 //!
-//! Every `RECONCILE_INTERVAL` it reads, from the backend, the jobs this service started
-//! that have no notice yet, and opens the notice of any that ended — also for jobs whose
+//! Every `RECONCILE_INTERVAL` (every `POLL_INTERVAL` for a backend that has no sidecar to
+//! call back, EMR Serverless) it reads, from the backend and in one batch, the jobs this
+//! service started that have no notice yet, and opens the notice of any that ended — also for jobs whose
 //! driver never started and so never called back. On a start with an empty store it
 //! first adopts this service's recent jobs from the backend, so a pod rescheduled without
 //! its disk still reports the jobs that were running.
@@ -114,13 +115,25 @@ impl Reconciler {
             debug!(purged, "expired idempotency keys removed");
         }
         let mut round = Round::default();
+        let mut tracked = Vec::new();
         for id in self.store.unfinished_jobs(ROUND_LIMIT).await? {
             round.checked += 1;
-            let Some(job) = JobId::parse(&id) else {
-                self.store.mark_job_final(&id, "UNKNOWN").await?;
-                continue;
-            };
-            match self.backend.describe(&job).await {
+            match JobId::parse(&id) {
+                Some(job) => tracked.push(job),
+                None => self.store.mark_job_final(&id, "UNKNOWN").await?,
+            }
+        }
+        // One batch: a backend that can list runs by state reads a page per call.
+        let described = match self.backend.describe_batch(&tracked).await {
+            Ok(described) => described,
+            Err(e) => {
+                warn!(error = %e, tracked = tracked.len(), "cannot read the unfinished jobs; will try next round");
+                Vec::new()
+            }
+        };
+        for (job, result) in described {
+            let id = job.to_string();
+            match result {
                 Ok(run) if run.state.is_final() => {
                     match self.notifier.request(&job, Duration::ZERO).await {
                         Ok(_) => {

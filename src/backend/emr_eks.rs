@@ -15,8 +15,9 @@ use aws_sdk_emrcontainers::Client;
 use aws_smithy_types::DateTime;
 use time::OffsetDateTime;
 
+use super::batch::describe_by_listing;
 use super::spark::{entry_point_arguments, DriverEnv, S3Package, SparkSubmit};
-use super::{BackendError, JobBackend, JobPage, ListQuery};
+use super::{BackendError, Described, JobBackend, JobPage, ListQuery};
 use crate::config::{EmrSettings, JobSettings, SparkSettings};
 use crate::job::{JobId, JobRun, JobSpec, JobState};
 
@@ -114,6 +115,10 @@ impl EmrEksBackend {
             state_details: run.state_details().map(str::to_owned),
             failure_reason: run.failure_reason().map(|r| r.as_str().to_owned()),
             log_location,
+            tags: run
+                .tags()
+                .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                .unwrap_or_default(),
             id,
         })
     }
@@ -326,6 +331,11 @@ impl JobBackend for EmrEksBackend {
             jobs,
             next_token: out.next_token().map(str::to_owned),
         })
+    }
+
+    async fn describe_batch(&self, ids: &[JobId]) -> Result<Described, BackendError> {
+        // ListJobRuns answers at most 50 runs a page.
+        describe_by_listing(self, ids, 50).await
     }
 
     async fn check(&self) -> Result<(), BackendError> {

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
-use super::{BackendError, JobBackend, JobPage, ListQuery};
+use super::{BackendError, Described, JobBackend, JobPage, ListQuery};
 use crate::job::{JobId, JobRun, JobSpec};
 
 /// How many finished runs are kept (a few hundred bytes each); the oldest go first.
@@ -104,6 +104,26 @@ impl JobBackend for FinishedRuns {
     async fn check(&self) -> Result<(), BackendError> {
         self.inner.check().await
     }
+
+    async fn describe_batch(&self, ids: &[JobId]) -> Result<Described, BackendError> {
+        let mut out = Vec::with_capacity(ids.len());
+        let mut unknown = Vec::new();
+        for id in ids {
+            match self.get(id) {
+                Some(run) => out.push((id.clone(), Ok(run))),
+                None => unknown.push(id.clone()),
+            }
+        }
+        if !unknown.is_empty() {
+            for (id, result) in self.inner.describe_batch(&unknown).await? {
+                if let Ok(run) = &result {
+                    self.remember(run);
+                }
+                out.push((id, result));
+            }
+        }
+        Ok(out)
+    }
 }
 
 #[cfg(test)]
@@ -140,6 +160,7 @@ mod tests {
                 state_details: None,
                 failure_reason: None,
                 log_location: None,
+                tags: Default::default(),
             })
         }
         async fn cancel(&self, _: &JobId) -> Result<(), BackendError> {

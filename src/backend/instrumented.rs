@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 
-use super::{BackendError, JobBackend, JobPage, ListQuery};
+use super::{BackendError, Described, JobBackend, JobPage, ListQuery};
 use crate::job::{JobId, JobRun, JobSpec};
 
 /// Wraps a backend; see the module documentation.
@@ -72,6 +72,10 @@ impl JobBackend for InstrumentedBackend {
 
     async fn check(&self) -> Result<(), BackendError> {
         observe("check", self.inner.check()).await
+    }
+
+    async fn describe_batch(&self, ids: &[JobId]) -> Result<Described, BackendError> {
+        observe("describe_batch", self.inner.describe_batch(ids)).await
     }
 }
 

@@ -689,6 +689,7 @@ fn to_run(row: LocalRunRow) -> Result<JobRun, BackendError> {
         BackendError::Rejected(format!("a local run has an unusable id {:?}", row.id))
     })?;
     Ok(JobRun {
+        tags: Default::default(),
         id,
         name: row.name,
         state: row.state,

@@ -1,6 +1,7 @@
 //! Job backends: where jobs actually run. The HTTP layer and the notifier only know this
 //! trait, so EMR on EKS, the local spark-submit runner and test doubles are interchangeable.
 
+pub mod batch;
 pub mod emr_eks;
 pub mod finished;
 pub mod instrumented;
@@ -46,6 +47,12 @@ pub struct JobPage {
     pub next_token: Option<String>,
 }
 
+/// What [`JobBackend::describe_batch`] read: each id asked for, with its run or why it
+/// could not be read.
+pub type Described = Vec<(JobId, Result<JobRun, BackendError>)>;
+
+/// A place where jobs run. The API, the outbox and the reconciler only know this trait;
+/// each backend owns its SDK, its state mapping and its id format.
 #[async_trait]
 pub trait JobBackend: Send + Sync + 'static {
     /// A short name for logs and `/ready`.
@@ -64,4 +71,16 @@ pub trait JobBackend: Send + Sync + 'static {
 
     /// Whether the backend can do its work right now (credentials, cluster, program).
     async fn check(&self) -> Result<(), BackendError>;
+
+    /// Reads many tracked runs at once, for the rounds that look for ended jobs. Every id
+    /// asked for is in the answer. This default reads them one by one; a backend that can
+    /// list its runs by state overrides it with [`batch::describe_by_listing`], which
+    /// costs a page of active runs per call instead of one call per run.
+    async fn describe_batch(&self, ids: &[JobId]) -> Result<Described, BackendError> {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.push((id.clone(), self.describe(id).await));
+        }
+        Ok(out)
+    }
 }

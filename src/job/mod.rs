@@ -6,6 +6,7 @@ pub use validate::{
     validate_request, FieldError, MAX_ARGUMENTS, MAX_ARGUMENT_NAME_CHARS, MAX_VALUE_CHARS,
 };
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -199,6 +200,9 @@ pub struct JobRun {
     pub failure_reason: Option<String>,
     /// Where the job's logs are (an S3 prefix or a local file).
     pub log_location: Option<String>,
+    /// The tags the backend keeps with the run (empty where it keeps none): what tells
+    /// this deployment's runs from another's.
+    pub tags: BTreeMap<String, String>,
 }
 
 /// How the delivery of a job's end notice stands, for `GET /job/{id}`.
