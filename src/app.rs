@@ -13,6 +13,7 @@ use tracing::{debug, info, warn};
 
 use crate::api::{self, AppState};
 use crate::backend::emr_eks::EmrEksBackend;
+use crate::backend::emr_serverless::EmrServerlessBackend;
 use crate::backend::finished::FinishedRuns;
 use crate::backend::instrumented::InstrumentedBackend;
 use crate::backend::local::LocalBackend;
@@ -45,6 +46,19 @@ impl Application {
                     .context("the EMR backend needs its settings")?;
                 let backend =
                     EmrEksBackend::connect(emr, config.spark.clone(), config.job.clone()).await;
+                Self::build_with_backend(config, Arc::new(backend)).await
+            }
+            BackendKind::EmrServerless => {
+                let settings = config
+                    .serverless
+                    .clone()
+                    .context("the EMR Serverless backend needs its settings")?;
+                let backend = EmrServerlessBackend::connect(
+                    settings,
+                    config.spark.clone(),
+                    config.job.clone(),
+                )
+                .await;
                 Self::build_with_backend(config, Arc::new(backend)).await
             }
             BackendKind::Local => {
@@ -119,7 +133,7 @@ impl Application {
             store.clone(),
             backend.clone(),
             notifier.clone(),
-            config.notify.reconcile_interval,
+            round_interval(&config),
             config.notify.recovery_window,
         );
         let address = SocketAddr::new(config.server.host, config.server.port);
@@ -211,6 +225,20 @@ impl Application {
     }
 }
 
+/// How often the reconciler reads the unfinished jobs. EMR Serverless has no sidecar to
+/// call back, so its jobs are read every `POLL_INTERVAL` (in batches, so that costs a few
+/// calls a round); the others are read every `RECONCILE_INTERVAL`, their callback or
+/// channel being the fast path.
+fn round_interval(config: &Config) -> Duration {
+    match config.backend {
+        BackendKind::EmrServerless => config
+            .notify
+            .poll_interval
+            .min(config.notify.reconcile_interval),
+        BackendKind::Emr | BackendKind::Local => config.notify.reconcile_interval,
+    }
+}
+
 async fn connect_store(config: &Config) -> anyhow::Result<Store> {
     Store::connect(&config.database_url)
         .await
@@ -218,8 +246,19 @@ async fn connect_store(config: &Config) -> anyhow::Result<Store> {
 }
 
 fn log_start(config: &Config, address: SocketAddr, backend: &str) {
-    match &config.emr {
-        Some(emr) => info!(
+    match (&config.emr, &config.serverless) {
+        (_, Some(serverless)) => info!(
+            %address,
+            backend,
+            application = %serverless.application_id,
+            region = %serverless.region,
+            endpoint = serverless.endpoint_url.as_deref().unwrap_or("AWS"),
+            multiomix = %config.notify.multiomix_url,
+            store = %config.database_url,
+            "multiomix-aws-emr {} listening",
+            env!("CARGO_PKG_VERSION")
+        ),
+        (Some(emr), None) => info!(
             %address,
             backend,
             virtual_cluster = %emr.virtual_cluster_id,
@@ -230,7 +269,7 @@ fn log_start(config: &Config, address: SocketAddr, backend: &str) {
             "multiomix-aws-emr {} listening",
             env!("CARGO_PKG_VERSION")
         ),
-        None => info!(
+        (None, None) => info!(
             %address,
             backend,
             spark_submit = %config.local.spark_submit,

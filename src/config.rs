@@ -44,6 +44,9 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "EMR_NETWORK_TIMEOUT",
     "EMR_EXECUTOR_INSTANCES",
     "EKS_EMR_SERVICE_URL",
+    // EMR Serverless (with the role, bucket and Spark sizes above)
+    "EMR_SERVERLESS_APPLICATION_ID",
+    "EMR_SERVERLESS_EXECUTION_TIMEOUT",
     "AWS_DEFAULT_REGION",
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
@@ -104,7 +107,10 @@ impl fmt::Debug for Secret {
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum BackendKind {
+    /// EMR on EKS (`JOB_BACKEND=emr`).
     Emr,
+    /// EMR Serverless (`JOB_BACKEND=emr-serverless`).
+    EmrServerless,
     Local,
 }
 
@@ -112,6 +118,7 @@ impl fmt::Display for BackendKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             BackendKind::Emr => "emr",
+            BackendKind::EmrServerless => "emr-serverless",
             BackendKind::Local => "local",
         })
     }
@@ -172,6 +179,8 @@ struct Raw {
     emr_executor_instances: String,
     #[serde(default = "defaults::eks_emr_service_url")]
     eks_emr_service_url: String,
+    emr_serverless_application_id: Option<String>,
+    emr_serverless_execution_timeout: Option<u32>,
     #[serde(default = "defaults::region")]
     aws_default_region: String,
     aws_endpoint_url: Option<String>,
@@ -386,7 +395,22 @@ pub struct EmrSettings {
     pub executor_template: Option<String>,
 }
 
-/// Spark resources, shared by both backends.
+/// EMR Serverless: the application jobs run in. The image and the release label belong to
+/// the application, so there is neither here.
+#[derive(Clone, Debug)]
+pub struct ServerlessSettings {
+    pub application_id: String,
+    pub execution_role_arn: String,
+    pub s3_bucket: String,
+    pub region: String,
+    pub endpoint_url: Option<String>,
+    /// Names this deployment in the tags of its runs, as for EMR on EKS.
+    pub service_url: String,
+    /// EMR Serverless `executionTimeoutMinutes`; `None` leaves EMR's default.
+    pub execution_timeout_minutes: Option<u32>,
+}
+
+/// Spark resources, shared by every backend.
 #[derive(Clone, Debug)]
 pub struct SparkSettings {
     pub driver_cores: String,
@@ -444,6 +468,8 @@ pub struct Config {
     pub server: ServerSettings,
     /// Present exactly when `backend` is [`BackendKind::Emr`].
     pub emr: Option<EmrSettings>,
+    /// Present exactly when `backend` is [`BackendKind::EmrServerless`].
+    pub serverless: Option<ServerlessSettings>,
     pub spark: SparkSettings,
     pub job: JobSettings,
     pub local: LocalSettings,
@@ -486,11 +512,12 @@ impl Config {
     fn from_raw(raw: Raw) -> Result<Self, ConfigError> {
         let backend = match raw.job_backend.as_deref().map(str::to_ascii_lowercase) {
             Some(ref b) if b == "emr" => BackendKind::Emr,
+            Some(ref b) if b == "emr-serverless" => BackendKind::EmrServerless,
             Some(ref b) if b == "local" => BackendKind::Local,
             Some(other) => {
                 return Err(invalid(
                     "JOB_BACKEND",
-                    format!("'{other}' is neither 'emr' nor 'local'"),
+                    format!("'{other}' is none of 'emr', 'emr-serverless' and 'local'"),
                 ))
             }
             None if raw.emr_virtual_cluster_id.is_some() => BackendKind::Emr,
@@ -513,15 +540,54 @@ impl Config {
             }
             Some(EmrSettings {
                 virtual_cluster_id: raw.emr_virtual_cluster_id.unwrap_or_default(),
-                execution_role_arn: raw.emr_execution_role_arn.unwrap_or_default(),
-                s3_bucket: raw.emr_s3_bucket.unwrap_or_default(),
-                release_label: raw.emr_release_label,
-                region: raw.aws_default_region,
-                endpoint_url: raw.aws_endpoint_url,
-                service_url: raw.eks_emr_service_url,
+                execution_role_arn: raw.emr_execution_role_arn.clone().unwrap_or_default(),
+                s3_bucket: raw.emr_s3_bucket.clone().unwrap_or_default(),
+                release_label: raw.emr_release_label.clone(),
+                region: raw.aws_default_region.clone(),
+                endpoint_url: raw.aws_endpoint_url.clone(),
+                service_url: raw.eks_emr_service_url.clone(),
                 image: raw.emr_image,
                 driver_template: raw.emr_driver_template,
                 executor_template: raw.emr_executor_template,
+            })
+        } else {
+            None
+        };
+
+        let serverless = if backend == BackendKind::EmrServerless {
+            let mut missing = Vec::new();
+            if raw.emr_serverless_application_id.is_none() {
+                missing.push("EMR_SERVERLESS_APPLICATION_ID");
+            }
+            if raw.emr_execution_role_arn.is_none() {
+                missing.push("EMR_EXECUTION_ROLE_ARN");
+            }
+            if raw.emr_s3_bucket.is_none() {
+                missing.push("EMR_S3_BUCKET");
+            }
+            if !missing.is_empty() {
+                return Err(ConfigError::Missing(missing));
+            }
+            // EMR Serverless accepts 1 minute to 7 days; 0 is not "no timeout" there.
+            if let Some(minutes) = raw.emr_serverless_execution_timeout {
+                if !(1..=10_080).contains(&minutes) {
+                    return Err(invalid(
+                        "EMR_SERVERLESS_EXECUTION_TIMEOUT",
+                        "must be between 1 and 10080 minutes",
+                    ));
+                }
+            }
+            Some(ServerlessSettings {
+                application_id: raw
+                    .emr_serverless_application_id
+                    .clone()
+                    .unwrap_or_default(),
+                execution_role_arn: raw.emr_execution_role_arn.clone().unwrap_or_default(),
+                s3_bucket: raw.emr_s3_bucket.clone().unwrap_or_default(),
+                region: raw.aws_default_region.clone(),
+                endpoint_url: raw.aws_endpoint_url.clone(),
+                service_url: raw.eks_emr_service_url.clone(),
+                execution_timeout_minutes: raw.emr_serverless_execution_timeout,
             })
         } else {
             None
@@ -608,6 +674,7 @@ impl Config {
                 callback_token: raw.callback_token,
             },
             emr,
+            serverless,
             spark: SparkSettings {
                 driver_cores: raw.emr_driver_cores,
                 driver_memory: raw.emr_driver_memory,
@@ -783,6 +850,54 @@ mod tests {
             Config::from_vars(vars(&[("SLEEP_TIME", "0.05"), ("POLL_INTERVAL", "0.2")])).unwrap();
         assert_eq!(c.notify.sleep_time, Duration::from_millis(50));
         assert_eq!(c.notify.poll_interval, Duration::from_millis(200));
+    }
+
+    #[test]
+    fn emr_serverless_needs_its_application_and_names_what_is_missing() {
+        let err = Config::from_vars(vars(&[("JOB_BACKEND", "emr-serverless")])).unwrap_err();
+        match err {
+            ConfigError::Missing(names) => assert_eq!(
+                names,
+                vec![
+                    "EMR_SERVERLESS_APPLICATION_ID",
+                    "EMR_EXECUTION_ROLE_ARN",
+                    "EMR_S3_BUCKET"
+                ]
+            ),
+            other => panic!("unexpected {other}"),
+        }
+        let c = Config::from_vars(vars(&[
+            ("JOB_BACKEND", "emr-serverless"),
+            ("EMR_SERVERLESS_APPLICATION_ID", "00fabc123"),
+            ("EMR_EXECUTION_ROLE_ARN", "arn:aws:iam::1:role/job"),
+            ("EMR_S3_BUCKET", "bucket"),
+            ("EMR_SERVERLESS_EXECUTION_TIMEOUT", "90"),
+        ]))
+        .unwrap();
+        assert_eq!(c.backend, BackendKind::EmrServerless);
+        assert!(c.emr.is_none());
+        let s = c.serverless.unwrap();
+        assert_eq!(s.application_id, "00fabc123");
+        assert_eq!(s.execution_timeout_minutes, Some(90));
+        assert_eq!(s.service_url, "multiomix-aws-emr");
+    }
+
+    #[test]
+    fn an_execution_timeout_outside_what_emr_serverless_accepts_is_refused() {
+        for bad in ["0", "10081", "-5", "soon"] {
+            let err = Config::from_vars(vars(&[
+                ("JOB_BACKEND", "emr-serverless"),
+                ("EMR_SERVERLESS_APPLICATION_ID", "00fabc123"),
+                ("EMR_EXECUTION_ROLE_ARN", "arn:aws:iam::1:role/job"),
+                ("EMR_S3_BUCKET", "bucket"),
+                ("EMR_SERVERLESS_EXECUTION_TIMEOUT", bad),
+            ]))
+            .unwrap_err();
+            assert!(
+                err.to_string().contains("EMR_SERVERLESS_EXECUTION_TIMEOUT"),
+                "{bad}: {err}"
+            );
+        }
     }
 
     #[test]

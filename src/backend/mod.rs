@@ -3,6 +3,7 @@
 
 pub mod batch;
 pub mod emr_eks;
+pub mod emr_serverless;
 pub mod finished;
 pub mod instrumented;
 pub mod local;
