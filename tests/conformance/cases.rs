@@ -1,0 +1,304 @@
+//! The behaviour every backend owes the API, written once.
+
+use std::sync::Arc;
+
+use multiomix_aws_emr::backend::BackendError;
+use multiomix_aws_emr::job::{validate_request, JobId};
+use serde_json::json;
+
+use crate::common::is_multiomix_date;
+use crate::harness::{body, Peer, Suite, WAIT};
+
+const STATES: [&str; 7] = [
+    "PENDING",
+    "SUBMITTED",
+    "RUNNING",
+    "FAILED",
+    "CANCELLED",
+    "CANCEL_PENDING",
+    "COMPLETED",
+];
+
+/// A start gives 201, `Location`, and the backend receives exactly the fields the
+/// contract lists for it.
+pub async fn start_sends_the_exact_fields(peer: Arc<dyn Peer>) {
+    let suite = Suite::start(peer).await;
+    let name = "ExactFields";
+    suite.peer.plan(suite.dir.path(), name, None).await;
+    let r = suite
+        .http
+        .post(suite.url("/job"))
+        .json(&body(name))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let location = r.headers()["location"].to_str().unwrap().to_owned();
+    let id = r.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(location, format!("/job/{id}"));
+    assert!(id.len() <= 100 && !id.contains('/'), "{id}");
+
+    let got = suite.peer.submitted(suite.dir.path(), &id, name).await;
+    assert_eq!(got.name, name);
+    assert!(
+        got.entry_point.ends_with("scripts/main.py") || got.entry_point.ends_with("/main.py"),
+        "{got:?}"
+    );
+    assert_eq!(
+        got.arguments,
+        [
+            "--app-name",
+            "exp-42-app",
+            "--molecules-dataset",
+            "exp-42-app/molecules.csv",
+            "--n-stars",
+            "15",
+            "--cv-folds",
+            "10"
+        ]
+    );
+    assert!(
+        got.parameters.starts_with("--py-files "),
+        "{}",
+        got.parameters
+    );
+    assert!(
+        got.parameters.contains("--conf spark.driver.memory=4g"),
+        "{}",
+        got.parameters
+    );
+    assert_eq!(
+        got.driver_env.get("JOB_NAME").map(String::as_str),
+        Some(name),
+        "{got:?}"
+    );
+    assert!(got.driver_env.contains_key("DATASETS_PATH"), "{got:?}");
+    assert!(got.driver_env.contains_key("RESULTS_PATH"), "{got:?}");
+    // What only the EMR flavours have: the log location, the role and the tags that mark
+    // this deployment's runs.
+    if let Some(log_uri) = &got.log_uri {
+        assert_eq!(log_uri, "s3://multiomix-bucket/joblogs");
+        assert_eq!(got.entry_point, "s3://multiomix-bucket/scripts/main.py");
+        assert_eq!(got.execution_role.as_deref(), Some(crate::harness::ROLE));
+        assert_eq!(
+            got.tags.get("managed-by").map(String::as_str),
+            Some("multiomix-aws-emr"),
+            "{got:?}"
+        );
+        assert_eq!(
+            got.tags.get("callback-host").map(String::as_str),
+            Some("multiomix-aws-emr"),
+            "{got:?}"
+        );
+    }
+}
+
+/// A new job reads back with its name, a known state and Multiomix's date format.
+pub async fn describe_shows_the_job(peer: Arc<dyn Peer>) {
+    let suite = Suite::start(peer).await;
+    let id = suite.submit("Described", None).await;
+    let (status, job) = suite.get(&format!("/job/{id}")).await;
+    assert_eq!(status, 200, "{job}");
+    assert_eq!(job["id"], id.as_str());
+    assert_eq!(job["name"], "Described");
+    assert!(STATES.iter().any(|s| job["state"] == *s), "{job}");
+    assert!(is_multiomix_date(&job["createdAt"]), "{job}");
+    if !["COMPLETED", "FAILED", "CANCELLED"]
+        .iter()
+        .any(|s| job["state"] == *s)
+    {
+        assert_eq!(job["finishedAt"], serde_json::Value::Null, "{job}");
+    }
+}
+
+/// Runs reach each final state the peer can lead them to, with a `finishedAt`.
+pub async fn runs_reach_their_final_state(peer: Arc<dyn Peer>) {
+    let endings = peer.endings();
+    if endings.is_empty() {
+        eprintln!("this peer cannot lead a run to COMPLETED or FAILED; cancel covers its end");
+        return;
+    }
+    let suite = Suite::start(peer).await;
+    for (i, ending) in endings.iter().enumerate() {
+        let id = suite.submit(&format!("Final{i}"), Some(*ending)).await;
+        suite.peer.end(&id, *ending).await;
+        if suite.peer.needs_callback() {
+            assert_eq!(suite.patch(&id).await, 204);
+        }
+        let job = suite.read_until(&id, &[ending.state()]).await;
+        assert!(
+            is_multiomix_date(&job["finishedAt"]),
+            "a final state has a finishedAt: {job}"
+        );
+        assert!(
+            job["finishedAt"].as_str() >= job["createdAt"].as_str(),
+            "{job}"
+        );
+    }
+}
+
+/// Cancelling a running job answers 200 and the job goes CANCEL_PENDING or CANCELLED;
+/// cancelling a finished one answers 409.
+pub async fn cancel_running_then_finished(peer: Arc<dyn Peer>) {
+    let suite = Suite::start(peer).await;
+    if suite.peer.can_hold() {
+        let id = suite.submit("Cancelled", None).await;
+        let (status, answer) = suite.delete(&format!("/job/{id}")).await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer, json!({ "id": id }));
+        suite
+            .read_until(&id, &["CANCEL_PENDING", "CANCELLED"])
+            .await;
+        suite.read_until(&id, &["CANCELLED"]).await;
+        let (status, answer) = suite.delete(&format!("/job/{id}")).await;
+        assert_eq!(status, 409, "{answer}");
+    } else {
+        eprintln!("this peer cannot keep a run running; only the 409 of a finished one is shown");
+    }
+    if let Some(ending) = suite.peer.endings().first().copied() {
+        let id = suite.submit("FinishedFirst", Some(ending)).await;
+        suite.peer.end(&id, ending).await;
+        suite.read_until(&id, &[ending.state()]).await;
+        let (status, answer) = suite.delete(&format!("/job/{id}")).await;
+        assert_eq!(status, 409, "{answer}");
+    }
+}
+
+/// An id that names no run is a 404 for reading and for cancelling.
+pub async fn unknown_is_404(peer: Arc<dyn Peer>) {
+    let suite = Suite::start(peer).await;
+    let unknown = suite.peer.unknown_id();
+    assert_eq!(suite.get(&format!("/job/{unknown}")).await.0, 404);
+    assert_eq!(suite.delete(&format!("/job/{unknown}")).await.0, 404);
+    assert!(matches!(
+        suite
+            .backend
+            .describe(&JobId::parse(unknown).unwrap())
+            .await,
+        Err(BackendError::NotFound)
+    ));
+}
+
+/// `GET /jobs` lists the job, and a state filter keeps or drops it.
+pub async fn list_and_filter(peer: Arc<dyn Peer>) {
+    let suite = Suite::start(peer).await;
+    let id = suite.submit("Listed", None).await;
+    let (_, job) = suite.get(&format!("/job/{id}")).await;
+    let state = job["state"].as_str().unwrap().to_owned();
+    let listed = |jobs: &serde_json::Value| {
+        jobs["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|j| j["id"] == id.as_str())
+    };
+    let (status, all) = suite.get("/jobs").await;
+    assert_eq!(status, 200, "{all}");
+    assert!(listed(&all), "{all}");
+    let (_, same) = suite.get(&format!("/jobs?state={state}")).await;
+    assert!(listed(&same), "filtered by its own state {state}: {same}");
+    let other = if state == "COMPLETED" {
+        "FAILED"
+    } else {
+        "COMPLETED"
+    };
+    let (_, others) = suite.get(&format!("/jobs?state={other}")).await;
+    assert!(!listed(&others), "filtered by {other}: {others}");
+}
+
+/// A repeated Idempotency-Key gives one job; so does a repeated client token at the
+/// backend, where the peer honours it.
+pub async fn a_repeated_key_gives_one_job(peer: Arc<dyn Peer>) {
+    let suite = Suite::start(peer).await;
+    suite.peer.plan(suite.dir.path(), "Once", None).await;
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let r = suite
+            .http
+            .post(suite.url("/job"))
+            .header("Idempotency-Key", "conformance-key-1")
+            .json(&body("Once"))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status() == 201 || r.status() == 200, "{}", r.status());
+        ids.push(r.json::<serde_json::Value>().await.unwrap()["id"].clone());
+    }
+    assert_eq!(ids[0], ids[1]);
+    if suite.peer.honours_client_token() {
+        suite.peer.plan(suite.dir.path(), "Token", None).await;
+        let spec = validate_request(&body("Token")).unwrap();
+        let a = suite
+            .backend
+            .start(&spec, "conformance-token")
+            .await
+            .unwrap();
+        let b = suite
+            .backend
+            .start(&spec, "conformance-token")
+            .await
+            .unwrap();
+        assert_eq!(a, b);
+    } else {
+        eprintln!("this peer ignores client tokens; only the service's Idempotency-Key is shown");
+    }
+}
+
+/// Once the job ends, its notice reaches Multiomix with the final state and dates. Where
+/// the peer cannot end a run, a cancel ends it.
+pub async fn the_notice_follows_the_end(peer: Arc<dyn Peer>) {
+    let suite = Suite::start(peer).await;
+    let (id, state) = match suite.peer.endings().first().copied() {
+        Some(ending) => {
+            let id = suite.submit("Noticed", Some(ending)).await;
+            suite.peer.end(&id, ending).await;
+            (id, ending.state())
+        }
+        None => {
+            let id = suite.submit("Noticed", None).await;
+            assert_eq!(suite.delete(&format!("/job/{id}")).await.0, 200);
+            (id, "CANCELLED")
+        }
+    };
+    if suite.peer.needs_callback() {
+        assert_eq!(suite.patch(&id).await, 204);
+    }
+    let notices = suite.multiomix.wait_for_notices(1, WAIT).await.unwrap();
+    assert_eq!(notices[0].path, format!("/{id}/"));
+    let body = &notices[0].body;
+    assert_eq!(body["state"], state, "{body}");
+    assert!(is_multiomix_date(&body["createdAt"]), "{body}");
+    assert!(is_multiomix_date(&body["finishedAt"]), "{body}");
+}
+
+/// Used by every peer's module: one test per case.
+#[macro_export]
+macro_rules! conformance {
+    ($peer:expr) => {
+        $crate::conformance!(@cases $peer;
+            start_sends_the_exact_fields,
+            describe_shows_the_job,
+            runs_reach_their_final_state,
+            cancel_running_then_finished,
+            unknown_is_404,
+            list_and_filter,
+            a_repeated_key_gives_one_job,
+            the_notice_follows_the_end
+        );
+    };
+    (@cases $peer:expr; $($case:ident),*) => {
+        $(
+            #[tokio::test]
+            async fn $case() {
+                let Some(peer) = $peer.await else { return };
+                $crate::cases::$case(peer).await;
+            }
+        )*
+    };
+}
+
+#[allow(unused_imports)]
+pub(crate) use conformance;

@@ -1,0 +1,31 @@
+//! One conformance suite for every backend: the behaviour the API owes Multiomix (start
+//! with the exact fields, describe, states to final, cancel and its 409, 404, list and
+//! filter, one job per repeated key, the notice after the end), written once in
+//! [`cases`] and run against each peer in [`peers`]. What a peer cannot show is said
+//! where it is described, and covered by a fake that can.
+
+mod cases;
+#[path = "../common/mod.rs"]
+mod common;
+mod harness;
+mod peers;
+
+mod fake_emr_eks {
+    crate::conformance!(crate::peers::fake_eks());
+}
+
+mod moto_emr_eks {
+    crate::conformance!(crate::peers::moto_eks());
+}
+
+mod local {
+    crate::conformance!(crate::peers::local());
+}
+
+mod fake_emr_serverless {
+    crate::conformance!(crate::peers::fake_serverless());
+}
+
+mod moto_emr_serverless {
+    crate::conformance!(crate::peers::moto_serverless());
+}

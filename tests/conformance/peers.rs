@@ -1,0 +1,606 @@
+//! The backends the suite runs against: fakes that speak the real wire protocols, moto's
+//! servers (peers nobody here wrote), and the local backend with a fake spark-submit.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_emrserverless::config::{BehaviorVersion, Credentials, Region};
+use multiomix_aws_emr::backend::emr_eks::EmrEksBackend;
+use multiomix_aws_emr::backend::emr_serverless::EmrServerlessBackend;
+use multiomix_aws_emr::backend::local::LocalBackend;
+use multiomix_aws_emr::backend::JobBackend;
+use multiomix_aws_emr::config::Config;
+use multiomix_aws_emr::job::JobId;
+use multiomix_aws_emr::store::Store;
+use multiomix_fakes::{FakeEmr, FakeEmrServerless, RunState};
+use serde_json::Value;
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc::{self, UnboundedReceiver};
+
+use crate::common::emr_client;
+use crate::harness::{driver_env, Ending, Peer, Submitted, ROLE, WAIT};
+
+const BUCKET: &str = "multiomix-bucket";
+const ALL_ENDINGS: &[Ending] = &[Ending::Completed, Ending::Failed];
+
+fn emr_vars(backend: &str) -> Vec<(String, String)> {
+    vec![
+        ("JOB_BACKEND".into(), backend.into()),
+        ("EMR_EXECUTION_ROLE_ARN".into(), ROLE.into()),
+        ("EMR_S3_BUCKET".into(), BUCKET.into()),
+    ]
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// An emr-serverless client for a local endpoint, with fixed test credentials.
+pub fn serverless_client(endpoint: &str) -> aws_sdk_emrserverless::Client {
+    let conf = aws_sdk_emrserverless::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new(
+            "AKIDTEST",
+            "test-secret",
+            None,
+            None,
+            "tests",
+        ))
+        .endpoint_url(endpoint)
+        .build();
+    aws_sdk_emrserverless::Client::from_conf(conf)
+}
+
+// ---- moto -------------------------------------------------------------------------
+
+/// A moto server on a free loopback port, stopped when dropped.
+pub struct Moto {
+    pub url: String,
+    _child: Child,
+}
+
+/// Starts moto from the test virtualenv; `None` (the test is skipped with a message) on a
+/// machine without it, a failure under CI.
+pub async fn moto() -> Option<Moto> {
+    let bin = match std::env::var("MOTO_SERVER") {
+        Ok(p) => PathBuf::from(p),
+        Err(_) => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/moto_server"),
+    };
+    if !bin.exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "moto_server not found: CI must run these tests"
+        );
+        eprintln!("skipping: moto_server not found (run dev/test.sh, or set MOTO_SERVER)");
+        return None;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(&bin)
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while http.get(format!("{url}/moto-api/")).send().await.is_err() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "moto_server did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Some(Moto { url, _child: child })
+}
+
+// ---- EMR on EKS --------------------------------------------------------------------
+
+async fn eks_backend(
+    url: &str,
+    config: &Config,
+) -> (Arc<dyn JobBackend>, Option<UnboundedReceiver<JobId>>) {
+    let backend = EmrEksBackend::with_client(
+        emr_client(url),
+        config.emr.clone().unwrap(),
+        config.spark.clone(),
+        config.job.clone(),
+    );
+    (Arc::new(backend), None)
+}
+
+fn eks_submitted(request: &Value) -> Submitted {
+    let driver = &request["jobDriver"]["sparkSubmitJobDriver"];
+    let parameters = driver["sparkSubmitParameters"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    Submitted {
+        name: request["name"].as_str().unwrap_or_default().to_owned(),
+        entry_point: driver["entryPoint"].as_str().unwrap_or_default().to_owned(),
+        arguments: strings(&driver["entryPointArguments"]),
+        driver_env: driver_env(&parameters, "spark.kubernetes.driverEnv."),
+        parameters,
+        log_uri: request["configurationOverrides"]["monitoringConfiguration"]
+            ["s3MonitoringConfiguration"]["logUri"]
+            .as_str()
+            .map(str::to_owned),
+        execution_role: request["executionRoleArn"].as_str().map(str::to_owned),
+        tags: serde_json::from_value(request["tags"].clone()).unwrap_or_default(),
+    }
+}
+
+/// The fake EMR on EKS: every state, the sidecar's callback announces the end.
+pub struct FakeEks(FakeEmr);
+
+pub async fn fake_eks() -> Option<Arc<dyn Peer>> {
+    Some(Arc::new(FakeEks(FakeEmr::start().await)))
+}
+
+#[async_trait]
+impl Peer for FakeEks {
+    fn vars(&self, _: &Path) -> Vec<(String, String)> {
+        let mut v = emr_vars("emr");
+        v.push((
+            "EMR_VIRTUAL_CLUSTER_ID".into(),
+            self.0.virtual_cluster_id().into(),
+        ));
+        v
+    }
+    async fn connect(
+        &self,
+        config: &Config,
+    ) -> (Arc<dyn JobBackend>, Option<UnboundedReceiver<JobId>>) {
+        eks_backend(&self.0.url(), config).await
+    }
+    fn endings(&self) -> &'static [Ending] {
+        ALL_ENDINGS
+    }
+    fn can_hold(&self) -> bool {
+        true
+    }
+    fn honours_client_token(&self) -> bool {
+        true
+    }
+    fn needs_callback(&self) -> bool {
+        true
+    }
+    async fn plan(&self, _: &Path, _: &str, _: Option<Ending>) {}
+    async fn end(&self, id: &str, ending: Ending) {
+        let state = match ending {
+            Ending::Completed => multiomix_fakes::JobState::Completed,
+            Ending::Failed => multiomix_fakes::JobState::Failed,
+        };
+        assert!(self.0.set_state(id, state, None, None));
+    }
+    async fn submitted(&self, _: &Path, _: &str, name: &str) -> Submitted {
+        let requests = self.0.start_requests();
+        let request = requests
+            .iter()
+            .rev()
+            .find(|r| r["name"] == name)
+            .expect("a StartJobRun of this name");
+        eks_submitted(request)
+    }
+    fn unknown_id(&self) -> &'static str {
+        "0000000000000000000"
+    }
+}
+
+/// moto's emr-containers: runs stay RUNNING (only a cancel ends them) and client tokens
+/// are not honoured.
+pub struct MotoEks {
+    moto: Moto,
+    vc: String,
+}
+
+pub async fn moto_eks() -> Option<Arc<dyn Peer>> {
+    use aws_sdk_emrcontainers::types::{
+        ContainerInfo, ContainerProvider, ContainerProviderType, EksInfo,
+    };
+    let moto = moto().await?;
+    let provider = ContainerProvider::builder()
+        .r#type(ContainerProviderType::Eks)
+        .id("multiomix-eks")
+        .info(ContainerInfo::EksInfo(
+            EksInfo::builder().namespace("emr-jobs").build(),
+        ))
+        .build()
+        .unwrap();
+    let vc = emr_client(&moto.url)
+        .create_virtual_cluster()
+        .name("multiomix")
+        .container_provider(provider)
+        .send()
+        .await
+        .unwrap()
+        .id()
+        .unwrap()
+        .to_owned();
+    Some(Arc::new(MotoEks { moto, vc }))
+}
+
+#[async_trait]
+impl Peer for MotoEks {
+    fn vars(&self, _: &Path) -> Vec<(String, String)> {
+        let mut v = emr_vars("emr");
+        v.push(("EMR_VIRTUAL_CLUSTER_ID".into(), self.vc.clone()));
+        v
+    }
+    async fn connect(
+        &self,
+        config: &Config,
+    ) -> (Arc<dyn JobBackend>, Option<UnboundedReceiver<JobId>>) {
+        eks_backend(&self.moto.url, config).await
+    }
+    fn endings(&self) -> &'static [Ending] {
+        &[]
+    }
+    fn can_hold(&self) -> bool {
+        true
+    }
+    fn honours_client_token(&self) -> bool {
+        false
+    }
+    fn needs_callback(&self) -> bool {
+        true
+    }
+    async fn plan(&self, _: &Path, _: &str, _: Option<Ending>) {}
+    async fn end(&self, _: &str, _: Ending) {
+        unreachable!("moto's emr-containers cannot end a run")
+    }
+    async fn submitted(&self, _: &Path, id: &str, _: &str) -> Submitted {
+        let out = emr_client(&self.moto.url)
+            .describe_job_run()
+            .virtual_cluster_id(&self.vc)
+            .id(id)
+            .send()
+            .await
+            .unwrap();
+        let run = out.job_run().unwrap();
+        let driver = run.job_driver().unwrap().spark_submit_job_driver().unwrap();
+        let parameters = driver
+            .spark_submit_parameters()
+            .unwrap_or_default()
+            .to_owned();
+        Submitted {
+            name: run.name().unwrap_or_default().to_owned(),
+            entry_point: driver.entry_point().to_owned(),
+            arguments: driver.entry_point_arguments().to_vec(),
+            driver_env: driver_env(&parameters, "spark.kubernetes.driverEnv."),
+            parameters,
+            log_uri: run
+                .configuration_overrides()
+                .and_then(|c| c.monitoring_configuration())
+                .and_then(|m| m.s3_monitoring_configuration())
+                .map(|s| s.log_uri().to_owned()),
+            execution_role: run.execution_role_arn().map(str::to_owned),
+            tags: run
+                .tags()
+                .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                .unwrap_or_default(),
+        }
+    }
+    fn unknown_id(&self) -> &'static str {
+        "0000000000000000000"
+    }
+}
+
+// ---- EMR Serverless ----------------------------------------------------------------
+
+async fn serverless_backend(
+    url: &str,
+    config: &Config,
+) -> (Arc<dyn JobBackend>, Option<UnboundedReceiver<JobId>>) {
+    let backend = EmrServerlessBackend::with_client(
+        serverless_client(url),
+        config.serverless.clone().unwrap(),
+        config.spark.clone(),
+        config.job.clone(),
+    );
+    (Arc::new(backend), None)
+}
+
+fn serverless_vars(application: &str) -> Vec<(String, String)> {
+    let mut v = emr_vars("emr-serverless");
+    v.push(("EMR_SERVERLESS_APPLICATION_ID".into(), application.into()));
+    v
+}
+
+/// What GetJobRun shows of a run's request, read with the real SDK.
+async fn serverless_submitted(url: &str, application: &str, id: &str) -> Submitted {
+    let out = serverless_client(url)
+        .get_job_run()
+        .application_id(application)
+        .job_run_id(id)
+        .send()
+        .await
+        .unwrap();
+    let run = out.job_run().unwrap();
+    let aws_sdk_emrserverless::types::JobDriver::SparkSubmit(driver) = run.job_driver().unwrap()
+    else {
+        panic!("not a Spark job: {run:?}")
+    };
+    let parameters = driver
+        .spark_submit_parameters()
+        .unwrap_or_default()
+        .to_owned();
+    Submitted {
+        name: run.name().unwrap_or_default().to_owned(),
+        entry_point: driver.entry_point().to_owned(),
+        arguments: driver.entry_point_arguments().to_vec(),
+        driver_env: driver_env(&parameters, "spark.emr-serverless.driverEnv."),
+        parameters,
+        log_uri: run
+            .configuration_overrides()
+            .and_then(|c| c.monitoring_configuration())
+            .and_then(|m| m.s3_monitoring_configuration())
+            .and_then(|s| s.log_uri())
+            .map(str::to_owned),
+        execution_role: Some(run.execution_role().to_owned()),
+        tags: run
+            .tags()
+            .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default(),
+    }
+}
+
+/// The fake EMR Serverless: every state, cancels that take a moment, no callback.
+pub struct FakeServerless(pub FakeEmrServerless);
+
+pub async fn fake_serverless() -> Option<Arc<dyn Peer>> {
+    let fake = FakeEmrServerless::builder()
+        .cancel_takes(Duration::from_millis(300))
+        .start()
+        .await;
+    Some(Arc::new(FakeServerless(fake)))
+}
+
+#[async_trait]
+impl Peer for FakeServerless {
+    fn vars(&self, _: &Path) -> Vec<(String, String)> {
+        serverless_vars(self.0.application_id())
+    }
+    async fn connect(
+        &self,
+        config: &Config,
+    ) -> (Arc<dyn JobBackend>, Option<UnboundedReceiver<JobId>>) {
+        serverless_backend(&self.0.url(), config).await
+    }
+    fn endings(&self) -> &'static [Ending] {
+        ALL_ENDINGS
+    }
+    fn can_hold(&self) -> bool {
+        true
+    }
+    fn honours_client_token(&self) -> bool {
+        true
+    }
+    fn needs_callback(&self) -> bool {
+        false
+    }
+    async fn plan(&self, _: &Path, _: &str, _: Option<Ending>) {}
+    async fn end(&self, id: &str, ending: Ending) {
+        let (state, details) = match ending {
+            Ending::Completed => (RunState::Success, ""),
+            Ending::Failed => (RunState::Failed, "Job failed, ExitCode: 1"),
+        };
+        assert!(self.0.set_state(id, state, details));
+    }
+    async fn submitted(&self, _: &Path, id: &str, _: &str) -> Submitted {
+        let submitted = serverless_submitted(&self.0.url(), self.0.application_id(), id).await;
+        // GetJobRun does not show the client token; the request does.
+        let request = self
+            .0
+            .start_requests()
+            .into_iter()
+            .rev()
+            .find(|r| r["name"] == submitted.name.as_str())
+            .unwrap();
+        assert!(
+            request["clientToken"]
+                .as_str()
+                .is_some_and(|t| !t.is_empty()),
+            "{request}"
+        );
+        submitted
+    }
+    fn unknown_id(&self) -> &'static str {
+        "00f0000000000000"
+    }
+}
+
+/// moto's emr-serverless: runs are created already SUCCESS, with no `endedAt` and a
+/// `createdAt` truncated to the day; client tokens are not honoured; CancelJobRun does
+/// not refuse a finished run. So it cannot show a run RUNNING, FAILED or cancelled, nor
+/// the backend's own idempotency: the fake EMR Serverless shows those.
+pub struct MotoServerless {
+    moto: Moto,
+    application: String,
+}
+
+pub async fn moto_serverless() -> Option<Arc<dyn Peer>> {
+    let moto = moto().await?;
+    let application = serverless_client(&moto.url)
+        .create_application()
+        .name("multiomix")
+        .release_label("emr-6.9.0")
+        .r#type("SPARK")
+        .send()
+        .await
+        .expect("moto creates an application")
+        .application_id()
+        .to_owned();
+    Some(Arc::new(MotoServerless { moto, application }))
+}
+
+#[async_trait]
+impl Peer for MotoServerless {
+    fn vars(&self, _: &Path) -> Vec<(String, String)> {
+        serverless_vars(&self.application)
+    }
+    async fn connect(
+        &self,
+        config: &Config,
+    ) -> (Arc<dyn JobBackend>, Option<UnboundedReceiver<JobId>>) {
+        serverless_backend(&self.moto.url, config).await
+    }
+    fn endings(&self) -> &'static [Ending] {
+        &[Ending::Completed]
+    }
+    fn can_hold(&self) -> bool {
+        false
+    }
+    fn honours_client_token(&self) -> bool {
+        false
+    }
+    fn needs_callback(&self) -> bool {
+        false
+    }
+    async fn plan(&self, _: &Path, _: &str, _: Option<Ending>) {}
+    async fn end(&self, _: &str, _: Ending) {}
+    async fn submitted(&self, _: &Path, id: &str, _: &str) -> Submitted {
+        serverless_submitted(&self.moto.url, &self.application, id).await
+    }
+    fn unknown_id(&self) -> &'static str {
+        "00f0000000000000"
+    }
+}
+
+// ---- local -------------------------------------------------------------------------
+
+const FAKE_SPARK: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/fake-spark-submit"
+);
+
+/// The local backend, running tests/fixtures/fake-spark-submit, which exits or sleeps as
+/// each job's behaviour file says and records how it was started.
+pub struct Local;
+
+pub async fn local() -> Option<Arc<dyn Peer>> {
+    Some(Arc::new(Local))
+}
+
+#[async_trait]
+impl Peer for Local {
+    fn vars(&self, dir: &Path) -> Vec<(String, String)> {
+        let scripts = dir.join("scripts");
+        std::fs::create_dir_all(&scripts).unwrap();
+        for file in ["main.py", "scripts.zip"] {
+            std::fs::write(scripts.join(file), "").unwrap();
+        }
+        let path = |p: &str| dir.join(p).display().to_string();
+        vec![
+            ("JOB_BACKEND".into(), "local".into()),
+            ("SPARK_SUBMIT".into(), FAKE_SPARK.into()),
+            ("SPARK_MASTER".into(), "local[2]".into()),
+            ("LOCAL_SCRIPTS_DIR".into(), path("scripts")),
+            ("LOCAL_LOG_DIR".into(), path("logs")),
+            ("LOCAL_MAX_CONCURRENT".into(), "4".into()),
+            ("DATASETS_PATH".into(), path("data")),
+            ("RESULTS_PATH".into(), path("results")),
+            ("RECONCILE_INTERVAL".into(), "0.2".into()),
+        ]
+    }
+    async fn connect(
+        &self,
+        config: &Config,
+    ) -> (Arc<dyn JobBackend>, Option<UnboundedReceiver<JobId>>) {
+        let store = Store::connect(&config.database_url).await.unwrap();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let backend = LocalBackend::new(
+            store,
+            config.local.clone(),
+            config.spark.clone(),
+            config.job.clone(),
+            tx,
+        )
+        .await
+        .unwrap();
+        (Arc::new(backend), Some(rx))
+    }
+    fn endings(&self) -> &'static [Ending] {
+        ALL_ENDINGS
+    }
+    fn can_hold(&self) -> bool {
+        true
+    }
+    fn honours_client_token(&self) -> bool {
+        true
+    }
+    fn needs_callback(&self) -> bool {
+        false
+    }
+    async fn plan(&self, dir: &Path, name: &str, ending: Option<Ending>) {
+        let results = dir.join("results");
+        std::fs::create_dir_all(&results).unwrap();
+        let behaviour = match ending {
+            Some(Ending::Completed) => "exit 0",
+            Some(Ending::Failed) => "exit 3",
+            None => "sleep 60",
+        };
+        std::fs::write(results.join(format!("{name}.behaviour")), behaviour).unwrap();
+    }
+    async fn end(&self, _: &str, _: Ending) {}
+    async fn submitted(&self, dir: &Path, _: &str, name: &str) -> Submitted {
+        let record = dir.join("results").join(format!("{name}.record"));
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while !record.exists() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the fake spark-submit did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let text = std::fs::read_to_string(record).unwrap();
+        let mut args = Vec::new();
+        let mut env = std::collections::BTreeMap::new();
+        for line in text.lines() {
+            let (k, v) = line.split_once('=').unwrap();
+            match k {
+                "arg" => args.push(v.to_owned()),
+                "pid" => {}
+                _ => {
+                    env.insert(k.to_owned(), v.to_owned());
+                }
+            }
+        }
+        let entry = args
+            .iter()
+            .position(|a| a.ends_with("/main.py"))
+            .expect("an entry point");
+        let options_from = args
+            .iter()
+            .position(|a| a == "--py-files")
+            .expect("--py-files");
+        Submitted {
+            name: env.get("JOB_NAME").cloned().unwrap_or_default(),
+            entry_point: args[entry].clone(),
+            arguments: args[entry + 1..].to_vec(),
+            parameters: args[options_from..entry].join(" "),
+            driver_env: env,
+            log_uri: None,
+            execution_role: None,
+            tags: Default::default(),
+        }
+    }
+    fn unknown_id(&self) -> &'static str {
+        "0000000000unknown00"
+    }
+}
