@@ -124,6 +124,11 @@ impl Drop for Suite {
 
 impl Suite {
     pub async fn start(peer: Arc<dyn Peer>) -> Suite {
+        Self::start_with(peer, &[]).await
+    }
+
+    /// With more variables, which win over the suite's and the peer's.
+    pub async fn start_with(peer: Arc<dyn Peer>, extra: &[(&str, &str)]) -> Suite {
         let multiomix = FakeMultiomix::start().await;
         let dir = tempfile::tempdir().unwrap();
         let mut vars: BTreeMap<String, String> = [
@@ -144,6 +149,7 @@ impl Suite {
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
         vars.extend(peer.vars(dir.path()));
+        vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let config = Config::from_vars(vars).expect("a valid configuration");
         let (backend, ended) = peer.connect(&config).await;
         let app = Application::build_with_backend(config, backend.clone())

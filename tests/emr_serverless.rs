@@ -1,0 +1,176 @@
+//! What only the EMR Serverless backend does; the behaviour every backend shares is in the
+//! conformance suite (tests/conformance), whose harness and peers this reuses.
+//!
+//! - a run stopped by its execution timeout is reported FAILED, saying why;
+//! - with no sidecar, running runs are read in batches and the notice leaves without any
+//!   `PATCH`;
+//! - `GET /job/{id}` shows where the run's logs are;
+//! - `/ready` asks GetApplication once per cache period and names a terminated
+//!   application;
+//! - the "done when", on moto's emr-serverless server.
+
+#[path = "common/mod.rs"]
+mod common;
+#[path = "conformance/harness.rs"]
+#[allow(dead_code)]
+mod harness;
+#[path = "conformance/peers.rs"]
+#[allow(dead_code)]
+mod peers;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::is_multiomix_date;
+use harness::{Peer, Suite, WAIT};
+use multiomix_fakes::{FakeEmrServerless, RunState};
+use peers::FakeServerless;
+use serde_json::json;
+
+async fn fake() -> (Arc<FakeServerless>, Arc<dyn Peer>) {
+    let fake = Arc::new(FakeServerless(FakeEmrServerless::start().await));
+    let peer: Arc<dyn Peer> = fake.clone();
+    (fake, peer)
+}
+
+#[tokio::test]
+async fn a_run_stopped_by_its_execution_timeout_is_reported_failed_and_says_it_timed_out() {
+    let (fake, peer) = fake().await;
+    let suite = Suite::start_with(peer, &[("EMR_SERVERLESS_EXECUTION_TIMEOUT", "30")]).await;
+    let id = suite.submit("TimedOut", None).await;
+    let request = fake.0.start_requests().pop().unwrap();
+    assert_eq!(request["executionTimeoutMinutes"], 30);
+
+    assert!(fake.0.time_out(&id));
+    let notices = suite.multiomix.wait_for_notices(1, WAIT).await.unwrap();
+    let body = &notices[0].body;
+    assert_eq!(body["state"], "FAILED", "{body}");
+    let details = body["stateDetails"].as_str().unwrap();
+    assert!(details.starts_with("timed out"), "{details}");
+    assert!(details.contains("30 minutes"), "{details}");
+    assert!(is_multiomix_date(&body["finishedAt"]), "{body}");
+
+    // A user's cancel stays CANCELLED.
+    let id = suite.submit("UserCancel", None).await;
+    assert_eq!(suite.delete(&format!("/job/{id}")).await.0, 200);
+    suite.read_until(&id, &["CANCELLED"]).await;
+}
+
+#[tokio::test]
+async fn running_runs_are_read_in_batches_and_the_notice_leaves_without_a_patch() {
+    let (fake, peer) = fake().await;
+    let suite = Suite::start(peer).await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let id = suite.submit(&format!("Batch{i}"), None).await;
+        assert!(fake.0.set_state(&id, RunState::Running, ""));
+        ids.push(id);
+    }
+    // Several rounds (POLL_INTERVAL is 50 ms here) read the five runs by listing them.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while fake.0.calls("ListJobRuns") < 4 {
+        assert!(tokio::time::Instant::now() < deadline, "no rounds");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        fake.0.calls("GetJobRun"),
+        0,
+        "no run is read alone while it runs"
+    );
+
+    assert!(fake.0.set_state(&ids[2], RunState::Success, ""));
+    let notices = suite.multiomix.wait_for_notices(1, WAIT).await.unwrap();
+    assert_eq!(notices[0].path, format!("/{}/", ids[2]));
+    assert_eq!(notices[0].body["state"], "COMPLETED");
+    // The run that ended is read once, by the round that missed it in the listing; the
+    // outbox's read before the notice is answered from memory.
+    assert_eq!(fake.0.calls("GetJobRun"), 1);
+    assert_eq!(suite.multiomix.count(), 1, "the running runs get no notice");
+}
+
+#[tokio::test]
+async fn get_job_shows_where_the_run_logs_are() {
+    let (fake, peer) = fake().await;
+    let suite = Suite::start(peer).await;
+    let id = suite.submit("Logs", None).await;
+    let (status, job) = suite.get(&format!("/job/{id}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        job["logUri"],
+        json!(format!(
+            "s3://multiomix-bucket/joblogs/applications/{}/jobs/{id}/",
+            fake.0.application_id()
+        ))
+    );
+    assert_eq!(job["state"], "SUBMITTED");
+}
+
+#[tokio::test]
+async fn ready_asks_get_application_once_per_cache_period_and_names_a_terminated_application() {
+    let (fake, peer) = fake().await;
+    fake.0.set_application_state("TERMINATED");
+    let suite = Suite::start(peer).await;
+    let (status, body) = suite.get("/ready").await;
+    assert_eq!(status, 503, "{body}");
+    let problems = body["problems"].to_string();
+    assert!(problems.contains("TERMINATED"), "{problems}");
+    assert!(problems.contains(fake.0.application_id()), "{problems}");
+    assert_eq!(suite.get("/ready").await.0, 503);
+    assert_eq!(fake.0.calls("GetApplication"), 1, "the answer is cached");
+}
+
+#[tokio::test]
+async fn a_started_application_is_ready() {
+    let (_fake, peer) = fake().await;
+    let suite = Suite::start(peer).await;
+    let (status, body) = suite.get("/ready").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["backend"], "emr-serverless");
+}
+
+/// The "done when", in order, on a peer nobody here wrote. moto creates runs
+/// already SUCCESS, with no endedAt (the finishedAt is the updatedAt) and a createdAt
+/// truncated to the day.
+#[tokio::test]
+async fn done_when_on_moto_multiomix_submits_reads_lists_and_gets_the_notice_without_a_patch() {
+    let Some(peer) = peers::moto_serverless().await else {
+        return;
+    };
+    let suite = Suite::start(peer).await;
+    // Multiomix's BBHA request gives 201.
+    let id = suite.submit("BreastCancerBBHA", None).await;
+    // The run carries the fields.
+    let got = suite
+        .peer
+        .submitted(suite.dir.path(), &id, "BreastCancerBBHA")
+        .await;
+    assert_eq!(got.entry_point, "s3://multiomix-bucket/scripts/main.py");
+    assert_eq!(
+        got.log_uri.as_deref(),
+        Some("s3://multiomix-bucket/joblogs")
+    );
+    assert_eq!(got.execution_role.as_deref(), Some(harness::ROLE));
+    assert_eq!(got.driver_env["JOB_NAME"], "BreastCancerBBHA");
+    assert_eq!(got.tags["managed-by"], "multiomix-aws-emr");
+    // GET /job/{id} shows COMPLETED with dates Multiomix parses.
+    let job = suite.read_until(&id, &["COMPLETED"]).await;
+    assert!(is_multiomix_date(&job["createdAt"]), "{job}");
+    assert!(is_multiomix_date(&job["finishedAt"]), "{job}");
+    // The notice arrives without any PATCH.
+    let notices = suite.multiomix.wait_for_notices(1, WAIT).await.unwrap();
+    assert_eq!(notices[0].path, format!("/{id}/"));
+    assert_eq!(notices[0].body["state"], "COMPLETED");
+    // DELETE: 409 for the finished run, 404 for an unknown one.
+    assert_eq!(suite.delete(&format!("/job/{id}")).await.0, 409);
+    assert_eq!(suite.delete("/job/00f0000000000000").await.0, 404);
+    // GET /jobs lists it.
+    let (_, listed) = suite.get("/jobs").await;
+    assert!(
+        listed["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|j| j["id"] == id.as_str()),
+        "{listed}"
+    );
+}
