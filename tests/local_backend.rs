@@ -1,5 +1,8 @@
 //! The local backend against a fake spark-submit (tests/fixtures/fake-spark-submit), which
-//! records how it was started and exits, fails or sleeps as each test tells it.
+//! records how it was started and exits, fails or sleeps as each test tells it. What every
+//! backend owes the API (an unknown job, one job per client token, ...) is in the
+//! conformance suite (tests/conformance), which runs against this backend too; this file
+//! covers what is the local backend's own.
 
 use std::collections::{HashMap, HashSet};
 use std::os::unix::process::CommandExt;
@@ -433,36 +436,6 @@ async fn a_queued_job_is_cancelled_at_once_and_never_starts() {
     assert!(!setup.record_path("queued").exists());
     assert_eq!(state_of(&backend, &queued).await.state, JobState::Cancelled);
     assert!(ended.try_recv().is_err(), "a job ended twice");
-}
-
-#[tokio::test]
-async fn an_unknown_job_is_not_found() {
-    let setup = Setup::new();
-    let (backend, _ended, _store) = setup.backend(&[]).await;
-    let id = JobId::parse("0000000000000000000").unwrap();
-    assert!(matches!(
-        backend.describe(&id).await,
-        Err(BackendError::NotFound)
-    ));
-    assert!(matches!(
-        backend.cancel(&id).await,
-        Err(BackendError::NotFound)
-    ));
-}
-
-#[tokio::test]
-async fn the_same_client_token_twice_is_one_job() {
-    let setup = Setup::new();
-    let (backend, mut ended, _store) = setup.backend(&[]).await;
-    let a = backend.start(&simple("once"), "same").await.unwrap();
-    let b = backend.start(&simple("once"), "same").await.unwrap();
-    assert_eq!(a, b);
-    let c = backend.start(&simple("other"), "different").await.unwrap();
-    assert_ne!(a, c);
-    let mut ids = HashSet::from([next_ended(&mut ended).await, next_ended(&mut ended).await]);
-    assert!(ids.remove(&a) && ids.remove(&c));
-    let page = backend.list(&ListQuery::default()).await.unwrap();
-    assert_eq!(page.jobs.len(), 2);
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
-//! Conformance against moto's emr-containers server: a peer nobody here wrote, speaking
-//! the same protocol as AWS. The same client code the service uses starts, reads, lists
-//! and cancels jobs there, and the whole Multiomix flow runs through it.
+//! The EMR on EKS client against moto's emr-containers server: a peer nobody here wrote,
+//! speaking the same protocol as AWS. The same client code the service uses starts, reads,
+//! lists and cancels jobs there. The whole Multiomix flow on moto (submit, read, list,
+//! cancel, 409, 404, callback, notice) is in the conformance suite (tests/conformance).
 //!
 //! moto comes from the test virtualenv (`dev/test.sh` creates it). Without it these tests
 //! are skipped with a message on a developer's machine, and fail under CI.
@@ -9,20 +10,16 @@ mod common;
 
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_emrcontainers::types::{
     ContainerInfo, ContainerProvider, ContainerProviderType, EksInfo,
 };
-use common::{emr_client, is_multiomix_date, multiomix_body};
-use multiomix_aws_emr::app::Application;
+use common::{emr_client, multiomix_body};
 use multiomix_aws_emr::backend::emr_eks::EmrEksBackend;
 use multiomix_aws_emr::backend::{BackendError, JobBackend, ListQuery};
 use multiomix_aws_emr::config::Config;
 use multiomix_aws_emr::job::{JobId, JobState};
-use multiomix_fakes::FakeMultiomix;
-use serde_json::{json, Value};
 use tokio::process::{Child, Command};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -228,100 +225,4 @@ async fn an_unknown_virtual_cluster_is_reported_not_found_by_moto() {
     let emr = backend(&moto, &config);
     assert!(emr.check().await.is_err());
     assert!(emr.start(&spec(), "t").await.is_err());
-}
-
-#[tokio::test]
-async fn multiomix_flow_on_moto_submit_read_cancel_callback_notice() {
-    let Some(moto) = moto().await else { return };
-    let vc = create_virtual_cluster(&emr_client(&moto.url)).await;
-    let multiomix = Arc::new(FakeMultiomix::start().await);
-    let dir = tempfile::tempdir().unwrap();
-    let config = config(
-        &vc,
-        &[
-            ("HOST", "127.0.0.1"),
-            ("PORT", "0"),
-            ("MULTIOMIX_URL", &format!("{}/", multiomix.url())),
-            (
-                "DATABASE_URL",
-                &format!("sqlite:{}/store.db", dir.path().display()),
-            ),
-            ("SLEEP_TIME", "0.05"),
-            ("POLL_INTERVAL", "0.05"),
-        ],
-    );
-    let emr = Arc::new(backend(&moto, &config));
-    let app = Application::build_with_backend(config, emr).await.unwrap();
-    let base = format!("http://{}", app.local_addr());
-    let server = tokio::spawn(app.run_until_stopped(std::future::pending()));
-    let http = reqwest::Client::new();
-
-    // Submit exactly as Multiomix does: requests' json=, then raise_for_status and ['id'].
-    let id = common::submit_job(&http, &base, &multiomix_body()).await;
-
-    let job: Value = http
-        .get(format!("{base}/job/{id}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(job["id"], id.as_str());
-    assert!(is_multiomix_date(&job["createdAt"]), "{job}");
-    assert_eq!(job["finishedAt"], Value::Null);
-
-    let listed: Value = http
-        .get(format!("{base}/jobs"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert!(
-        listed["jobs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|j| j["id"] == id.as_str()),
-        "{listed}"
-    );
-
-    let r = http
-        .delete(format!("{base}/job/{id}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    assert_eq!(r.json::<Value>().await.unwrap(), json!({ "id": id }));
-    let r = http
-        .delete(format!("{base}/job/{id}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 409);
-    let r = http
-        .get(format!("{base}/job/0000000000000000000"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 404);
-
-    // The sidecar's call, exactly as its curl sends it.
-    let r = http
-        .patch(format!("{base}/job/{id}"))
-        .header("Content-Type", "application/json")
-        .body(r#"{"state":"Terminated"}"#)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 204);
-    let notices = multiomix.wait_for_notices(1, WAIT).await.unwrap();
-    let body = &notices[0].body;
-    assert_eq!(notices[0].path, format!("/{id}/"));
-    assert_eq!(body["state"], "CANCELLED");
-    assert!(is_multiomix_date(&body["createdAt"]), "{body}");
-    assert!(is_multiomix_date(&body["finishedAt"]), "{body}");
-    server.abort();
 }

@@ -173,11 +173,13 @@ pub async fn unknown_is_404(peer: Arc<dyn Peer>) {
     let unknown = suite.peer.unknown_id();
     assert_eq!(suite.get(&format!("/job/{unknown}")).await.0, 404);
     assert_eq!(suite.delete(&format!("/job/{unknown}")).await.0, 404);
+    let unknown = JobId::parse(unknown).unwrap();
     assert!(matches!(
-        suite
-            .backend
-            .describe(&JobId::parse(unknown).unwrap())
-            .await,
+        suite.backend.describe(&unknown).await,
+        Err(BackendError::NotFound)
+    ));
+    assert!(matches!(
+        suite.backend.cancel(&unknown).await,
         Err(BackendError::NotFound)
     ));
 }
@@ -242,6 +244,14 @@ pub async fn a_repeated_key_gives_one_job(peer: Arc<dyn Peer>) {
             .await
             .unwrap();
         assert_eq!(a, b);
+        suite.peer.plan(suite.dir.path(), "OtherToken", None).await;
+        let other = validate_request(&body("OtherToken")).unwrap();
+        let c = suite
+            .backend
+            .start(&other, "conformance-token-2")
+            .await
+            .unwrap();
+        assert_ne!(a, c, "another token is another job");
     } else {
         eprintln!("this peer ignores client tokens; only the service's Idempotency-Key is shown");
     }
