@@ -5,8 +5,9 @@
 //! - [`job`]: the job model — validation of Multiomix's requests, states, and the JSON
 //!   the API and the notices carry.
 //! - [`backend`]: where jobs run, behind the [`backend::JobBackend`] trait: EMR on EKS
-//!   ([`backend::emr_eks`]) or local spark-submit processes; what they share (the job
-//!   package in S3, spark-submit options) is in [`backend::spark`].
+//!   ([`backend::emr_eks`]), EMR Serverless ([`backend::emr_serverless`]) or local
+//!   spark-submit processes; what they share (the job package in S3, spark-submit
+//!   options, reads in batches) is in [`backend::spark`] and [`backend::batch`].
 //! - [`api`]: the HTTP routes and the layers every request passes.
 //! - [`store`]: the embedded SQLite store of jobs, idempotency keys and the notice outbox.
 //! - [`notify`]: the outbox worker that delivers job-end notices to Multiomix.

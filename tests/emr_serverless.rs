@@ -174,3 +174,35 @@ async fn done_when_on_moto_multiomix_submits_reads_lists_and_gets_the_notice_wit
         "{listed}"
     );
 }
+
+#[tokio::test]
+async fn every_emr_serverless_state_reads_back_as_one_multiomix_knows() {
+    let (fake, peer) = fake().await;
+    let suite = Suite::start(peer).await;
+    let id = suite.submit("Moving", None).await;
+    for (theirs, ours) in [
+        (RunState::Submitted, "SUBMITTED"),
+        (RunState::Pending, "PENDING"),
+        (RunState::Scheduled, "PENDING"),
+        (RunState::Queued, "PENDING"),
+        (RunState::Running, "RUNNING"),
+        (RunState::Cancelling, "CANCEL_PENDING"),
+    ] {
+        assert!(fake.0.set_state(&id, theirs, ""));
+        let (_, job) = suite.get(&format!("/job/{id}")).await;
+        assert_eq!(job["state"], ours, "{theirs:?}: {job}");
+        assert_eq!(job["finishedAt"], serde_json::Value::Null, "{job}");
+    }
+    // Final states, each on a run of its own (a final run is never read again).
+    for (theirs, ours) in [
+        (RunState::Success, "COMPLETED"),
+        (RunState::Failed, "FAILED"),
+        (RunState::Cancelled, "CANCELLED"),
+    ] {
+        let id = suite.submit(&format!("Final{ours}"), None).await;
+        assert!(fake.0.set_state(&id, theirs, "details"));
+        let job = suite.read_until(&id, &[ours]).await;
+        assert!(is_multiomix_date(&job["finishedAt"]), "{job}");
+        assert_eq!(job["stateDetails"], "details");
+    }
+}
