@@ -16,9 +16,9 @@ pub fn active_states() -> Vec<JobState> {
 }
 
 /// See the module documentation. `page_size` is the backend's largest page. The listing
-/// stops as soon as every tracked run was seen, and never costs more calls than reading
-/// each run would: with few tracked runs among many active ones, the rest are read one by
-/// one.
+/// stops as soon as every tracked run was seen, and after as many pages as there are
+/// tracked runs still unseen: with few tracked runs among many active ones, the rest are
+/// read one by one, so a round never costs more than twice the reads of each run.
 pub async fn describe_by_listing<B: JobBackend + ?Sized>(
     backend: &B,
     ids: &[JobId],
@@ -176,7 +176,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_few_tracked_runs_among_many_active_ones_cost_no_more_than_reading_each() {
+    async fn a_few_tracked_runs_among_many_active_ones_cost_at_most_twice_reading_each() {
         let backend = paged(100, &[]);
         let out = describe_by_listing(
             &backend,
