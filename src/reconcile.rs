@@ -2,8 +2,8 @@
 //!
 //! Every `RECONCILE_INTERVAL` (every `POLL_INTERVAL` for a backend that has no sidecar to
 //! call back, EMR Serverless) it reads, from the backend and in one batch, the jobs this
-//! service started that have no notice yet, and opens the notice of any that ended — also for jobs whose
-//! driver never started and so never called back. On a start with an empty store it
+//! service started that have no notice yet, and opens the notice of any that ended — also
+//! for jobs whose driver never started and so never called back. On a start with an empty store it
 //! first adopts this service's recent jobs from the backend, so a pod rescheduled without
 //! its disk still reports the jobs that were running.
 
