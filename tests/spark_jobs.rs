@@ -86,7 +86,7 @@ async fn multiomix_bbha_requests_for_every_model_complete_and_read_as_multiomix_
         ("SPARK_SUBMIT", spark_submit),
         ("SPARK_MASTER", "local[2]".to_string()),
         ("EMR_DRIVER_MEMORY", "1g".to_string()),
-        ("LOCAL_MAX_CONCURRENT", "3".to_string()),
+        ("LOCAL_MAX_CONCURRENT", "4".to_string()),
         (
             "LOCAL_SCRIPTS_DIR",
             repo.join("scripts").display().to_string(),
@@ -149,6 +149,16 @@ async fn multiomix_bbha_requests_for_every_model_complete_and_read_as_multiomix_
         ids.push(common::submit_job(&http, &base, &body).await);
     }
 
+    // A request the job refuses (a misspelt argument) fails before Spark starts, and the
+    // job's one-line reason is in stateDetails.
+    copy_example(&datasets, "BBHA_44", &repo);
+    let mut refused = multiomix_bbha_request(44, "svm", json!([]));
+    refused["entrypoint_arguments"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "n-star", "value": 15}));
+    let refused_id = common::submit_job(&http, &base, &refused).await;
+
     for ((id, model, class, _), job_id) in requests.iter().zip(&ids) {
         let job = common::read_job_until(&http, &base, job_id, Duration::from_secs(300), |job| {
             job["state"] != "PENDING" && job["state"] != "RUNNING"
@@ -178,16 +188,35 @@ async fn multiomix_bbha_requests_for_every_model_complete_and_read_as_multiomix_
         assert!(!summary["features"].as_array().unwrap().is_empty());
     }
 
+    let job = common::read_job_until(&http, &base, &refused_id, Duration::from_secs(300), |job| {
+        job["state"] != "PENDING" && job["state"] != "RUNNING"
+    })
+    .await;
+    assert_eq!(job["state"], "FAILED", "{job}");
+    let details = job["stateDetails"].as_str().unwrap_or_default();
+    assert!(details.contains("code 2"), "{job}");
+    assert!(
+        details.contains("[feature-selection] error: unknown argument --n-star"),
+        "{job}"
+    );
+    assert!(!results.join("BBHA_44").exists());
+    ids.push(refused_id);
+
     let notices = multiomix
-        .wait_for_notices(requests.len(), Duration::from_secs(30))
+        .wait_for_notices(ids.len(), Duration::from_secs(30))
         .await
         .unwrap();
-    for job_id in &ids {
+    for (i, job_id) in ids.iter().enumerate() {
         let notice = notices
             .iter()
             .find(|n| &n.id == job_id)
             .unwrap_or_else(|| panic!("no notice for {job_id}: {notices:?}"));
-        assert_eq!(notice.body["state"], "COMPLETED");
+        let want = if i < requests.len() {
+            "COMPLETED"
+        } else {
+            "FAILED"
+        };
+        assert_eq!(notice.body["state"], want);
     }
     server.abort();
 }

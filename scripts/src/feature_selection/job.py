@@ -144,15 +144,20 @@ def run(argv: List[str], algorithm: str = BBHA) -> int:
     sc = spark_context(args.app_name)
     try:
         evaluator = SparkEvaluator(sc, spec, data)
-        say = log
         if args.debug:
-            def say(message):  # noqa: E306
-                log(f"{message} (Spark master {sc.master}, {sc.defaultParallelism} cores)")
-        outcome, all_features = search(algorithm, args, evaluator, len(data.molecules), say)
+            log(f"Spark master {sc.master}, default parallelism {sc.defaultParallelism}")
+        outcome, all_features = search(algorithm, args, evaluator, len(data.molecules), log)
         evaluator.close()
     finally:
         sc.stop()
 
+    if args.debug:
+        for step in outcome.steps:
+            for e in step.evaluations:
+                log(
+                    f"iteration {step.iteration}: {e.n_features} molecules, fitness "
+                    f"{e.fitness:.4f}, {e.seconds:.3f} s" + (f", {e.error}" if e.error else "")
+                )
     if not np.isfinite(outcome.best_fitness):
         errors = {e.error for s in outcome.steps for e in s.evaluations if e.error}
         log(f"error: no subset could be evaluated: {'; '.join(sorted(errors))[:500]}")
@@ -183,6 +188,9 @@ def finish(args, algorithm, data, spec, parameters, outcome, all_features, start
         "random_state": args.random_state,
         "version": __version__,
     }
+    if failed:
+        first = next(e.error for s in outcome.steps for e in s.evaluations if e.error)
+        log(f"warning: {failed} of {evaluations} evaluations failed and lost; the first: {first}")
     out = results.write(args.app_name, result, times, model)
     log(
         f"selected {len(selected)} of {len(data.molecules)} molecules, fitness "
