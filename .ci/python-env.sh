@@ -9,6 +9,8 @@ set -eu
 repo=$(cd "$(dirname "$0")/.." && pwd)
 venv="$repo/.venv"
 requirements="$repo/.ci/requirements.txt"
+# Files the requirements include with -r; a change to any of them reinstalls too.
+included="$repo/scripts/requirements.txt"
 python=${PYTHON:-python3}
 
 case "$repo" in *"'"*) echo "python-env.sh: repository path contains a quote: $repo" >&2; exit 1 ;; esac
@@ -18,9 +20,9 @@ if [ ! -x "$venv/bin/python" ]; then
     "$python" -m venv "$venv"
 fi
 
-# Reinstall only when the requirements or the interpreter changed.
+# Reinstall only when the requirements (or a file they include) or the interpreter changed.
 stamp="$venv/.requirements.sha256"
-want=$( (cat "$requirements"; "$venv/bin/python" -VV) | sha256sum | cut -d' ' -f1)
+want=$( (cat "$requirements" "$included"; "$venv/bin/python" -VV) | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "python-env.sh: installing $requirements" >&2
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \

@@ -1,14 +1,13 @@
-"""Entry point of the feature selection job (spark-submit runs this file).
+"""BBHA feature selection (Multiomix's `"algorithm": 1`); spark-submit runs this file.
 
 The code is in the `feature_selection` package, shipped as scripts.zip with --py-files.
-Usage: main.py --app-name NAME --molecules-dataset PATH [--clinical-dataset PATH]
-               [--clinical-column time] [--top N] [--any-other-name value ...]
-Paths are relative to DATASETS_PATH; results go to RESULTS_PATH/NAME/.
+Arguments: see scripts/README.md. Exit status: 0 done, 2 bad arguments, 3 unusable
+datasets, 1 other failure.
 """
 
 import sys
 
-from feature_selection.job import run
+from feature_selection.job import BBHA, main
 
 if __name__ == "__main__":
-    sys.exit(run(sys.argv[1:]))
+    sys.exit(main(BBHA))

@@ -1,4 +1,4 @@
-"""Command-line handling of the job; no Spark needed."""
+"""Command-line handling of the jobs; no Spark needed."""
 
 import os
 import sys
@@ -6,50 +6,135 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
 
-from feature_selection.arguments import UsageError, parse  # noqa: E402
+from feature_selection.arguments import (  # noqa: E402
+    CLUSTERING_ALGORITHMS, SCORING_METHODS, UsageError, known_names, parameters_string, parse,
+)
+
+BASE = ["--app-name", "BBHA_42", "--molecules-dataset", "BBHA_42/molecules.csv",
+        "--clinical-dataset", "BBHA_42/clinical.csv"]
 
 
-class ArgumentTests(unittest.TestCase):
-    def test_known_arguments_are_read_and_unknown_pairs_are_kept_in_order(self):
-        args = parse(
-            ["--app-name", "exp-42-app", "--molecules-dataset", "exp-42-app/molecules.csv",
-             "--n-stars", "15", "--cv-folds", "10", "--clinical-dataset", "c.csv"]
+def with_(*pairs):
+    return parse(BASE + list(pairs))
+
+
+class MultiomixRequestTests(unittest.TestCase):
+    def test_multiomix_svm_request_in_its_order_and_value_forms(self):
+        # What the service makes of Multiomix's BBHA svm body (numbers rendered as text).
+        args = parse(BASE + [
+            "--model", "svm", "--n-stars", "15", "--bbha-iterations", "10", "--cv-folds", "3",
+            "--debug", "true", "--svm-kernel", "rbf", "--svm-optimizer", "avltree",
+            "--svm-max-iterations", "1000", "--svm-is-regression", "true", "--random-state", "7",
+        ])
+        self.assertEqual(
+            (args.app_name, args.molecules_dataset, args.clinical_dataset),
+            ("BBHA_42", "BBHA_42/molecules.csv", "BBHA_42/clinical.csv"),
         )
-        self.assertEqual(args.app_name, "exp-42-app")
-        self.assertEqual(args.molecules_dataset, "exp-42-app/molecules.csv")
-        self.assertEqual(args.clinical_dataset, "c.csv")
-        self.assertEqual(args.clinical_column, "time")
-        self.assertEqual(list(args.extra.items()), [("n-stars", "15"), ("cv-folds", "10")])
+        self.assertEqual((args.model, args.n_stars, args.bbha_iterations, args.cv_folds),
+                         ("svm", 15, 10, 3))
+        self.assertTrue(args.debug)
+        self.assertEqual((args.svm_kernel, args.svm_optimizer, args.svm_max_iterations),
+                         ("rbf", "avltree", 1000))
+        self.assertTrue(args.svm_is_regression)
+        self.assertEqual(args.random_state, 7)
 
-    def test_unknown_argument_with_a_negative_number_keeps_its_value(self):
-        args = parse(["--app-name", "a", "--molecules-dataset", "m.csv", "--alpha", "-0.5"])
-        self.assertEqual(args.extra, {"alpha": "-0.5"})
+    def test_rf_and_clustering_arguments(self):
+        self.assertEqual(with_("--model", "rf", "--rf-n-estimators", "20").rf_n_estimators, 20)
+        for algorithm in CLUSTERING_ALGORITHMS:
+            for scoring in SCORING_METHODS:
+                with self.subTest(algorithm=algorithm, scoring=scoring):
+                    a = with_("--model", "clustering", "--clustering-algorithm", algorithm,
+                              "--number-of-clusters", "3", "--clustering-scoring-method", scoring)
+                    self.assertEqual(
+                        (a.clustering_algorithm, a.number_of_clusters, a.clustering_scoring_method),
+                        (algorithm, 3, scoring),
+                    )
 
-    def test_unknown_bare_flag_counts_as_true(self):
-        args = parse(["--app-name", "a", "--verbose", "--molecules-dataset", "m.csv"])
-        self.assertEqual(args.extra, {"verbose": "true"})
+    def test_every_known_name_is_accepted_in_equals_form(self):
+        values = {"model": "rf", "svm-kernel": "poly", "svm-optimizer": "rbtree",
+                  "svm-is-regression": "false", "debug": "false",
+                  "clustering-algorithm": "ward", "clustering-scoring-method": "concordance_index"}
+        for name in known_names():
+            if name in ("app-name", "molecules-dataset", "clinical-dataset"):
+                continue
+            with self.subTest(name=name):
+                args = parse(BASE + [f"--{name}={values.get(name, '5')}"])
+                self.assertIsNotNone(args)
 
-    def test_missing_app_name_is_a_usage_error(self):
-        with self.assertRaisesRegex(UsageError, "--app-name"):
-            parse(["--molecules-dataset", "m.csv"])
+    def test_defaults_when_absent(self):
+        a = parse(BASE)
+        self.assertEqual((a.model, a.n_stars, a.bbha_iterations, a.cv_folds), ("svm", 15, 10, 10))
+        self.assertFalse(a.debug)
+        self.assertFalse(a.svm_is_regression)
+        self.assertIsNone(a.random_state)
 
-    def test_an_abbreviated_known_name_is_not_taken_for_the_full_one(self):
-        args = parse(["--app-name", "a", "--molecules-dataset", "m.csv", "--clinical", "x"])
-        self.assertIsNone(args.clinical_dataset)
-        self.assertEqual(args.extra, {"clinical": "x"})
+    def test_integers_sent_as_json_numbers_may_look_like_floats(self):
+        self.assertEqual(with_("--n-stars", "15.0").n_stars, 15)
+
+
+class RefusalTests(unittest.TestCase):
+    def assertRefused(self, argv, *words):
+        with self.assertRaises(UsageError) as caught:
+            parse(argv)
+        for word in words:
+            self.assertIn(word, str(caught.exception))
+
+    def test_unknown_argument_is_named(self):
+        self.assertRefused(BASE + ["--n-star", "15"], "--n-star")
+
+    def test_each_required_argument_is_named_when_missing(self):
+        for i in (0, 2, 4):
+            argv = BASE[:i] + BASE[i + 2:]
+            with self.subTest(missing=BASE[i]):
+                self.assertRefused(argv, BASE[i])
+
+    def test_invalid_values_are_named(self):
+        cases = [
+            ("--model", "cox"), ("--n-stars", "many"), ("--n-stars", "1"),
+            ("--bbha-iterations", "0"), ("--cv-folds", "1"), ("--cv-folds", "3.5"),
+            ("--debug", "yes"), ("--svm-kernel", "sigmoid"), ("--svm-optimizer", "simple"),
+            ("--svm-max-iterations", "-1"), ("--svm-is-regression", "maybe"),
+            ("--rf-n-estimators", "0"), ("--clustering-algorithm", "k-means"),
+            ("--clustering-algorithm", "dbscan"), ("--number-of-clusters", "1"),
+            ("--clustering-scoring-method", "aic"), ("--random-state", "-3"),
+            ("--random-state", "seed"),
+        ]
+        for name, value in cases:
+            with self.subTest(name=name, value=value):
+                self.assertRefused(BASE + [name, value], name)
+
+    def test_a_name_given_twice_is_refused(self):
+        self.assertRefused(BASE + ["--model", "svm", "--model", "rf"], "--model", "twice")
+
+    def test_a_name_without_value_is_refused(self):
+        self.assertRefused(BASE + ["--model"], "--model")
+
+    def test_a_stray_value_without_a_name_is_refused(self):
+        self.assertRefused(BASE + ["stray"], "stray")
 
     def test_app_names_that_would_leave_the_results_folder_are_refused(self):
         for bad in ["../up", "a/b", ".hidden", ""]:
-            with self.subTest(app_name=bad), self.assertRaises(UsageError):
-                parse(["--app-name", bad, "--molecules-dataset", "m.csv"])
+            with self.subTest(app_name=bad):
+                self.assertRefused(["--app-name", bad] + BASE[2:], "--app-name")
 
-    def test_a_stray_value_without_a_name_is_refused(self):
-        with self.assertRaisesRegex(UsageError, "stray"):
-            parse(["--app-name", "a", "--molecules-dataset", "m.csv", "stray"])
 
-    def test_top_must_be_positive(self):
-        with self.assertRaises(UsageError):
-            parse(["--app-name", "a", "--molecules-dataset", "m.csv", "--top", "0"])
+class ParametersStringTests(unittest.TestCase):
+    def test_svm_positions_multiomix_reads(self):
+        p = parameters_string(with_("--model", "svm", "--svm-is-regression", "true",
+                                    "--svm-max-iterations", "500", "--svm-kernel", "poly")).split("_")
+        self.assertEqual((p[0], p[1], p[4], p[6]), ("regression", "500", "avltree", "poly"))
+        self.assertEqual(parameters_string(with_("--model", "svm")).split("_")[0], "ranking")
+
+    def test_rf(self):
+        self.assertEqual(parameters_string(with_("--model", "rf", "--rf-n-estimators", "30")), "30_trees")
+
+    def test_clustering_underscores_become_dashes(self):
+        p = parameters_string(with_(
+            "--model", "clustering", "--clustering-algorithm", "bk_means",
+            "--number-of-clusters", "4", "--clustering-scoring-method", "log_likelihood"))
+        self.assertEqual(p, "4_clusters_bk-means_algorithm_log-likelihood_scoring_method")
+        parts = p.split("_")
+        self.assertEqual((parts[0], parts[2], parts[4]), ("4", "bk-means", "log-likelihood"))
 
 
 if __name__ == "__main__":

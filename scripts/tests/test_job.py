@@ -1,10 +1,10 @@
-"""The job run the way the service runs it: spark-submit with the committed scripts.zip.
+"""The jobs run the way the service runs them: spark-submit with the committed scripts.zip.
 
 Needs spark-submit: $SPARK_SUBMIT, or .venv/bin/spark-submit at the repository root
-(.ci/python-env.sh creates it). Skipped when neither exists. Takes about 30 s per Spark run.
+(.ci/python-env.sh creates it); skipped when neither exists. The BBHA runs through the
+service are in tests/spark_jobs.rs; here are the refusals and a Blind Search run.
 """
 
-import csv
 import json
 import os
 import shutil
@@ -15,7 +15,11 @@ import unittest
 
 SCRIPTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REPO = os.path.dirname(SCRIPTS)
-EXAMPLES = os.path.join(REPO, "examples", "datasets")
+sys.path.insert(0, os.path.join(REPO, "examples", "datasets"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import generate  # noqa: E402
+import multiomix_reader  # noqa: E402
 
 
 def _spark_submit():
@@ -42,69 +46,59 @@ class CommittedArchiveTests(unittest.TestCase):
 class SparkSubmitTests(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="feature-selection-test-")
+        self.addCleanup(shutil.rmtree, self.tmp, ignore_errors=True)
         self.datasets = os.path.join(self.tmp, "datasets")
         self.results = os.path.join(self.tmp, "results")
-        os.makedirs(os.path.join(self.datasets, "exp-1"))
-        for name in ("molecules.csv", "clinical.csv"):
-            shutil.copy(os.path.join(EXAMPLES, name), os.path.join(self.datasets, "exp-1", name))
+        generate.write(os.path.join(self.datasets, "BS_1"), 5, 40, 2, seed=3)
 
-    def tearDown(self):
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
-    def submit(self, *args):
+    def submit(self, entry, *args):
         env = dict(os.environ, DATASETS_PATH=self.datasets, RESULTS_PATH=self.results,
                    JOB_NAME="test-job")
         # A pip-installed spark-submit finds Spark with this interpreter: the one next to
         # it (its virtualenv's), else the one running the tests.
         beside = os.path.join(os.path.dirname(_spark_submit()), "python")
         env.setdefault("PYSPARK_PYTHON", beside if os.path.exists(beside) else sys.executable)
-        command = [
-            _spark_submit(), "--master", "local[2]",
-            "--py-files", os.path.join(SCRIPTS, "scripts.zip"),
-            os.path.join(SCRIPTS, "main.py"), *args,
-        ]
-        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+        return subprocess.run(
+            [_spark_submit(), "--master", "local[2]", "--driver-memory", "1g",
+             "--py-files", os.path.join(SCRIPTS, "scripts.zip"), os.path.join(SCRIPTS, entry),
+             *args],
+            env=env, capture_output=True, text=True, timeout=300,
+        )
 
-    def ranking(self, app_name):
-        with open(os.path.join(self.results, app_name, "result.csv"), newline="") as f:
-            return list(csv.DictReader(f))
+    def job_lines(self, run):
+        return [l for l in (run.stdout + run.stderr).splitlines() if l.startswith("[feature-selection]")]
 
-    def summary(self, app_name):
-        with open(os.path.join(self.results, app_name, "summary.json")) as f:
-            return json.load(f)
+    def common(self, app="BS_1"):
+        return ["--app-name", app, "--molecules-dataset", "BS_1/molecules.csv",
+                "--clinical-dataset", "BS_1/clinical.csv"]
 
-    def test_without_clinical_data_the_high_variance_molecules_come_first(self):
-        run = self.submit("--app-name", "exp-1-app", "--molecules-dataset", "exp-1/molecules.csv",
-                          "--n-stars", "15", "--cv-folds", "10")
-        self.assertEqual(run.returncode, 0, run.stderr)
-        rows = self.ranking("exp-1-app")
-        self.assertEqual(len(rows), 24)
-        self.assertEqual({rows[0]["molecule"], rows[1]["molecule"]}, {"GENE_07", "GENE_19"})
-        self.assertEqual([r["rank"] for r in rows], [str(i) for i in range(1, 25)])
-        scores = [float(r["score"]) for r in rows]
-        self.assertEqual(scores, sorted(scores, reverse=True))
-        summary = self.summary("exp-1-app")
-        self.assertEqual(summary["criterion"], "variance")
-        self.assertEqual(summary["job_name"], "test-job")
-        self.assertEqual(summary["parameters"], {"n-stars": "15", "cv-folds": "10"})
+    def test_unknown_argument_exits_2_naming_it_first(self):
+        run = self.submit("main.py", *self.common(), "--n-star", "15")
+        self.assertEqual(run.returncode, 2, run.stdout + run.stderr)
+        self.assertEqual(self.job_lines(run), ["[feature-selection] error: unknown argument --n-star"])
+        self.assertFalse(os.path.exists(self.results))
 
-    def test_with_clinical_data_the_molecules_that_follow_survival_time_come_first(self):
-        run = self.submit("--app-name", "exp-1-app", "--molecules-dataset", "exp-1/molecules.csv",
-                          "--clinical-dataset", "exp-1/clinical.csv", "--top", "5")
-        self.assertEqual(run.returncode, 0, run.stderr)
-        rows = self.ranking("exp-1-app")
-        self.assertEqual(len(rows), 5)
-        self.assertEqual({rows[0]["molecule"], rows[1]["molecule"]}, {"GENE_03", "GENE_11"})
-        self.assertGreater(float(rows[1]["score"]), 0.9)
-        self.assertLess(float(rows[2]["score"]), 0.9)
-        self.assertEqual(self.summary("exp-1-app")["criterion"], "abs_pearson")
-
-    def test_a_missing_dataset_fails_with_a_message_and_writes_nothing(self):
-        run = self.submit("--app-name", "exp-1-app", "--molecules-dataset", "exp-1/nope.csv")
+    def test_unusable_dataset_exits_3_naming_the_file(self):
+        with open(os.path.join(self.datasets, "BS_1", "clinical.csv"), "a") as f:
+            f.write("TCGA-0001b\t2\t10\n")
+        run = self.submit("main.py", *self.common())
         self.assertEqual(run.returncode, 3, run.stdout + run.stderr)
-        # spark-submit merges the Python driver's stderr into its own stdout.
-        self.assertIn("dataset 'exp-1/nope.csv' not found", run.stdout)
-        self.assertFalse(os.path.exists(os.path.join(self.results, "exp-1-app")))
+        lines = self.job_lines(run)
+        self.assertEqual(len(lines), 1, lines)
+        self.assertIn("BS_1/clinical.csv", lines[0])
+        self.assertIn("must be 0 or 1", lines[0])
+
+    def test_blind_search_runs_every_subset_on_spark_and_multiomix_reads_it(self):
+        run = self.submit("blind_search.py", *self.common(), "--model", "rf",
+                          "--rf-n-estimators", "5", "--cv-folds", "3", "--random-state", "1")
+        self.assertEqual(run.returncode, 0, run.stdout + run.stderr)
+        folder = os.path.join(self.results, "BS_1")
+        summary = multiomix_reader.read(folder, os.path.join(self.datasets, "BS_1", "molecules.csv"))
+        self.assertEqual(summary["times_rows"], 31)
+        with open(os.path.join(folder, "result.json")) as f:
+            result = json.load(f)
+        self.assertEqual(result["algorithm"], "Blind Search")
+        self.assertEqual(sorted(os.listdir(self.results)), ["BS_1"])  # no staging folder left
 
 
 if __name__ == "__main__":

@@ -1,13 +1,15 @@
-"""Feature selection job run by multiomix-aws-emr, on EMR on EKS or with a local Spark.
+"""Multiomix's feature selection jobs, run by multiomix-aws-emr with spark-submit.
 
-The job ranks the molecules of a molecules x samples dataset by a simple, well-defined
-criterion and writes the ranking under RESULTS_PATH/<app-name>/. Modules:
+Two entry points (`main.py`: BBHA, `blind_search.py`: Blind Search) share this package,
+shipped as scripts.zip with --py-files. Modules:
 
-- `arguments`: the command line the service builds (`--name value` pairs).
-- `datasets`: where datasets are, and reading them into Spark.
-- `ranking`: the ranking itself, as Spark aggregations.
-- `results`: writing the ranking and a summary for Multiomix to pick up.
-- `job`: the whole run, from arguments to exit status.
+- `arguments`: the command line (Multiomix's `entrypoint_arguments` as `--name value`).
+- `datasets`: reading and checking the molecules and clinical files.
+- `models`: the fitness models (svm, rf, clustering) and the fitness of a subset.
+- `bbha`: the Binary Black Hole Algorithm; `blind_search`: every subset.
+- `evaluators`: running a batch of evaluations in this process or as Spark tasks.
+- `results`: result.json, times.json and model.pkl, written atomically.
+- `job`: a whole run, from arguments to exit status.
 """
 
-__version__ = "0.1.0"
+__version__ = "1.0.0"

@@ -1,18 +1,43 @@
-"""Where the datasets are and how they are read.
+"""The two input files, read and checked before Spark starts.
 
-Dataset arguments are paths relative to DATASETS_PATH (Multiomix sends
-`<app-name>/molecules.csv`). Both comma- and tab-separated files are accepted, since
-Multiomix users upload both; the first line decides.
+Multiomix writes them with pandas `to_csv(sep='\\t')`, index included:
+- molecules: one row per molecule (`NAME_TYPE` identifiers), one column per sample;
+- clinical: one row per sample, two columns, event (0/1) first and time second.
+A comma-separated file is read too (the first line decides). Anything that would make
+the fitness meaningless or crash it later is a `DatasetError` naming the file and the
+problem; the job exits 3 on it.
 """
 
 import os
-from typing import List, Tuple
+from dataclasses import dataclass
+from typing import List
+
+import numpy as np
 
 DEFAULT_DATASETS_PATH = "/var/data"
 
 
 class DatasetError(Exception):
-    """A dataset is missing or unusable; the message names it."""
+    """A dataset is missing or unusable; the message names the file and the problem."""
+
+
+@dataclass
+class Data:
+    """The samples present in both files, in the molecules file's column order."""
+
+    molecules: List[str]  # identifiers, in the file's row order
+    samples: List[str]
+    X: np.ndarray  # samples x molecules, float64
+    event: np.ndarray  # bool
+    time: np.ndarray  # float64
+
+    @property
+    def y(self) -> np.ndarray:
+        """The structured survival array scikit-survival expects."""
+        y = np.empty(len(self.time), dtype=[("event", bool), ("time", np.float64)])
+        y["event"] = self.event
+        y["time"] = self.time
+        return y
 
 
 def datasets_root() -> str:
@@ -24,26 +49,114 @@ def resolve(relative: str) -> str:
     root = os.path.abspath(datasets_root())
     path = os.path.normpath(os.path.join(root, relative))
     if not os.path.isfile(path):
-        raise DatasetError(f"dataset {relative!r} not found (looked for {path})")
+        raise DatasetError(f"{relative}: not found (looked for {path})")
     return path
 
 
-def header(path: str) -> Tuple[str, List[str]]:
-    """The separator and the column names, read from the first line."""
-    with open(path, "r", encoding="utf-8", newline="") as f:
-        first = f.readline().rstrip("\r\n")
-    if not first:
-        raise DatasetError(f"dataset {path} is empty")
+def _read_table(path: str, label: str):
+    import pandas as pd
+
+    try:
+        with open(path, "r", encoding="utf-8", newline="") as f:
+            first = f.readline()
+    except (OSError, UnicodeDecodeError) as e:
+        raise DatasetError(f"{label}: cannot be read ({e})") from None
+    if not first.strip():
+        raise DatasetError(f"{label}: is empty")
     sep = "\t" if "\t" in first else ","
-    columns = [c.strip().strip('"') for c in first.split(sep)]
-    if len(columns) < 2:
-        raise DatasetError(f"dataset {path} has fewer than two columns")
-    if len(set(columns)) != len(columns):
-        raise DatasetError(f"dataset {path} has duplicated column names")
-    return sep, columns
+    try:
+        table = pd.read_csv(path, sep=sep, index_col=0, decimal=".")
+    except Exception as e:  # pandas raises several kinds for malformed files
+        raise DatasetError(f"{label}: not a table pandas can read ({e})") from None
+    table.index = table.index.map(lambda v: str(v).strip())
+    table.columns = [str(c).strip() for c in table.columns]
+    return table
 
 
-def read_csv(spark, path: str):
-    """Reads a dataset with every column as text; callers cast what they need."""
-    sep, _ = header(path)
-    return spark.read.csv("file://" + path, header=True, sep=sep, inferSchema=False)
+def _numeric(table, label: str, what: str):
+    import pandas as pd
+
+    values = table.apply(pd.to_numeric, errors="coerce")
+    bad = values.isna() & table.notna()
+    if bad.to_numpy().any():
+        row, col = next(zip(*np.nonzero(bad.to_numpy())))
+        raise DatasetError(
+            f"{label}: {what} must be numbers; {table.index[row]!r}, column "
+            f"{table.columns[col]!r} is {table.iat[row, col]!r}"
+        )
+    missing = int(values.isna().to_numpy().sum())
+    if missing:
+        raise DatasetError(f"{label}: {missing} empty or NaN values")
+    return values
+
+
+def read(
+    molecules_arg: str,
+    clinical_arg: str,
+    *,
+    min_samples: int = 2,
+    min_events: int = 1,
+    positive_times: bool = False,
+) -> Data:
+    """Reads and checks both files; see the module documentation."""
+    molecules = _read_table(resolve(molecules_arg), molecules_arg)
+    clinical = _read_table(resolve(clinical_arg), clinical_arg)
+
+    if molecules.shape[0] == 0 or molecules.shape[1] == 0:
+        raise DatasetError(f"{molecules_arg}: has no molecules or no samples")
+    if molecules.index.has_duplicates:
+        dup = molecules.index[molecules.index.duplicated()][0]
+        raise DatasetError(f"{molecules_arg}: molecule {dup!r} appears more than once")
+    if len(set(molecules.columns)) != len(molecules.columns):
+        raise DatasetError(f"{molecules_arg}: a sample column appears more than once")
+    molecules = _numeric(molecules, molecules_arg, "expression values")
+    if not np.isfinite(molecules.to_numpy()).all():
+        raise DatasetError(f"{molecules_arg}: has infinite values")
+
+    if clinical.shape[1] != 2:
+        raise DatasetError(
+            f"{clinical_arg}: needs exactly two columns, event then time; has "
+            f"{clinical.shape[1]} ({', '.join(map(str, clinical.columns))})"
+        )
+    if clinical.index.has_duplicates:
+        dup = clinical.index[clinical.index.duplicated()][0]
+        raise DatasetError(f"{clinical_arg}: sample {dup!r} appears more than once")
+    clinical = _numeric(clinical, clinical_arg, "event and time")
+    event_col, time_col = clinical.columns
+    events = clinical[event_col]
+    if not events.isin([0, 1]).all():
+        bad = events[~events.isin([0, 1])]
+        raise DatasetError(
+            f"{clinical_arg}: the event (first column, {event_col!r}) must be 0 or 1; "
+            f"sample {bad.index[0]!r} has {bad.iloc[0]!r}"
+        )
+    times = clinical[time_col]
+    too_small = times[times <= 0] if positive_times else times[times < 0]
+    if len(too_small):
+        need = "greater than 0" if positive_times else "0 or more"
+        raise DatasetError(
+            f"{clinical_arg}: the time (second column, {time_col!r}) must be {need}; "
+            f"sample {too_small.index[0]!r} has {too_small.iloc[0]!r}"
+        )
+
+    clinical_samples = set(clinical.index)
+    samples = [s for s in molecules.columns if s in clinical_samples]
+    if len(samples) < min_samples:
+        raise DatasetError(
+            f"{molecules_arg}: only {len(samples)} of its samples are in {clinical_arg}; "
+            f"at least {min_samples} are needed"
+        )
+    clinical = clinical.loc[samples]
+    n_events = int(clinical[event_col].sum())
+    if n_events < min_events:
+        raise DatasetError(
+            f"{clinical_arg}: {n_events} events (event = 1) among the {len(samples)} "
+            f"shared samples; at least {min_events} are needed"
+        )
+    return Data(
+        molecules=list(molecules.index),
+        samples=samples,
+        X=np.ascontiguousarray(molecules[samples].to_numpy(dtype=np.float64).T),
+        event=clinical[event_col].to_numpy().astype(bool),
+        time=clinical[time_col].to_numpy(dtype=np.float64),
+    )

@@ -1,8 +1,8 @@
-"""One run of the job, from command line to exit status.
+"""One run of a job, from command line to exit status.
 
 Exit status: 0 done, 2 unusable command line, 3 missing or unusable dataset, 1 anything
-else. Arguments and datasets are checked before Spark starts, so a bad request fails in
-a second rather than after the JVM is up.
+else (no result.json then). Arguments and datasets are checked before Spark starts, so a
+bad request fails in a second with a one-line message first in the log.
 """
 
 import os
@@ -10,101 +10,202 @@ import sys
 import time
 from typing import List, Optional
 
-from . import __version__, arguments, datasets, results
+import numpy as np
+
+from . import __version__, arguments, bbha, blind_search, datasets, results
+from .models import ModelSpec, fit_final
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_DATASET = 3
 
-# Settings for a local master only: a single machine gains nothing from the web UI or
-# from 200 shuffle partitions, and both slow small jobs down. On a cluster the
-# deployment's settings stand. Anything given with --conf wins over these.
+BBHA = "BBHA"
+BLIND_SEARCH = "Blind Search"
+
+# Settings for a local master only: a single machine gains nothing from the web UI, and
+# the driver stays on the loopback. On a cluster the deployment's settings stand.
+# Anything given with --conf wins over these.
 _LOCAL_CONF = {
     "spark.ui.enabled": "false",
     "spark.ui.showConsoleProgress": "false",
-    "spark.sql.shuffle.partitions": "4",
-    "spark.default.parallelism": "4",
-    "spark.sql.adaptive.enabled": "true",
     "spark.driver.host": "127.0.0.1",
     "spark.driver.bindAddress": "127.0.0.1",
     "spark.log.level": "WARN",
 }
 
 
-def _log(message: str) -> None:
+def log(message: str) -> None:
     print(f"[feature-selection] {message}", file=sys.stderr, flush=True)
 
 
-def _spark(app_name: str):
-    from pyspark import SparkConf
-    from pyspark.sql import SparkSession
+def spark_context(app_name: str):
+    from pyspark import SparkConf, SparkContext
 
-    conf = SparkConf()
-    builder = SparkSession.builder.appName(app_name)
+    conf = SparkConf().setAppName(app_name)
     if conf.get("spark.master", "local[*]").startswith("local"):
         for key, value in _LOCAL_CONF.items():
             if not conf.contains(key):
-                builder = builder.config(key, value)
-    spark = builder.getOrCreate()
-    spark.sparkContext.setLogLevel("WARN")
-    return spark
+                conf.set(key, value)
+    sc = SparkContext.getOrCreate(conf)
+    sc.setLogLevel("WARN")
+    return sc
 
 
-def run(argv: List[str]) -> int:
+def load(args: arguments.JobArguments, algorithm: str) -> datasets.Data:
+    """Reads the datasets with the checks the model needs; raises DatasetError."""
+    if args.model == "clustering":
+        need = dict(min_samples=args.number_of_clusters + 1, min_events=1)
+    else:
+        # Stratified folds: every fold needs an event for its C-index.
+        need = dict(min_samples=args.cv_folds, min_events=args.cv_folds)
+    data = datasets.read(
+        args.molecules_dataset,
+        args.clinical_dataset,
+        positive_times=args.model == "svm" and args.svm_is_regression,
+        **need,
+    )
+    if algorithm == BLIND_SEARCH and len(data.molecules) > blind_search.MAX_MOLECULES:
+        n = len(data.molecules)
+        raise datasets.DatasetError(
+            f"{args.molecules_dataset}: {n} molecules is too many for Blind Search "
+            f"(2^{n} - 1 subsets); the limit is {blind_search.MAX_MOLECULES} molecules "
+            f"({2 ** blind_search.MAX_MOLECULES - 1} subsets)"
+        )
+    return data
+
+
+def search(algorithm: str, args: arguments.JobArguments, evaluator, n_molecules: int, say=log):
+    """Runs the algorithm; returns (outcome, fitness with all features or None)."""
+    if algorithm == BBHA:
+        everything = np.ones(n_molecules, dtype=bool)
+        outcome = bbha.run(
+            evaluator,
+            n_molecules,
+            n_stars=args.n_stars,
+            iterations=args.bbha_iterations,
+            seed=args.random_state,
+            extra_masks=[everything],
+            log=say,
+        )
+        all_features = outcome.steps[0].evaluations[-1].fitness
+    else:
+        outcome = blind_search.run(evaluator, n_molecules, log=say)
+        all_features = outcome.steps[-1].evaluations[-1].fitness  # the last subset is all
+    return outcome, all_features
+
+
+def times_table(outcome: bbha.Outcome, n_samples: int, parameters: str):
+    """The times file: one entry per successful evaluation in each list."""
+    table = {k: [] for k in (
+        "number_of_features", "execution_times", "fitness", "times_by_iteration",
+        "test_times", "train_scores", "number_of_iterations",
+    )}
+    failed = 0
+    for step in outcome.steps:
+        for e in step.evaluations:
+            if not np.isfinite(e.fitness):
+                failed += 1
+                continue
+            table["number_of_features"].append(e.n_features)
+            table["execution_times"].append(round(e.seconds, 6))
+            table["fitness"].append(e.fitness)
+            table["times_by_iteration"].append(round(step.seconds, 6))
+            table["test_times"].append(round(e.test_seconds, 6))
+            table["train_scores"].append(e.train_score if np.isfinite(e.train_score) else None)
+            table["number_of_iterations"].append(step.iteration)
+    table["number_of_samples"] = n_samples
+    table["parameters"] = parameters
+    return table, failed
+
+
+def run(argv: List[str], algorithm: str = BBHA) -> int:
     started = time.monotonic()
     try:
         args = arguments.parse(argv)
     except arguments.UsageError as e:
-        _log(f"error: {e}")
+        log(f"error: {e}")
         return EXIT_USAGE
-
     try:
-        molecules_path = datasets.resolve(args.molecules_dataset)
-        datasets.header(molecules_path)
-        clinical_path: Optional[str] = None
-        if args.clinical_dataset:
-            clinical_path = datasets.resolve(args.clinical_dataset)
-            _, columns = datasets.header(clinical_path)
-            if args.clinical_column not in columns[1:]:
-                raise datasets.DatasetError(
-                    f"clinical dataset {args.clinical_dataset!r} has no column "
-                    f"{args.clinical_column!r} (columns: {', '.join(columns)})"
-                )
+        data = load(args, algorithm)
     except datasets.DatasetError as e:
-        _log(f"error: {e}")
+        log(f"error: {e}")
         return EXIT_DATASET
 
-    _log(f"app {args.app_name}: molecules {molecules_path}, clinical {clinical_path or '-'}")
-    from . import ranking  # imports pyspark; kept out of the argument checks above
+    spec = ModelSpec.from_arguments(args)
+    parameters = arguments.parameters_string(args)
+    log(
+        f"{algorithm} for {args.app_name}: {len(data.molecules)} molecules x "
+        f"{len(data.samples)} samples ({int(data.event.sum())} events), model {args.model} "
+        f"({parameters}), feature-selection {__version__}"
+    )
+    from .evaluators import SparkEvaluator
 
-    spark = _spark(args.app_name)
+    sc = spark_context(args.app_name)
     try:
-        molecules = datasets.read_csv(spark, molecules_path)
-        clinical = datasets.read_csv(spark, clinical_path) if clinical_path else None
-        criterion, n_samples, ranked = ranking.rank(molecules, clinical, args.clinical_column)
-    except datasets.DatasetError as e:
-        _log(f"error: {e}")
-        return EXIT_DATASET
+        evaluator = SparkEvaluator(sc, spec, data)
+        if args.debug:
+            log(f"Spark master {sc.master}, default parallelism {sc.defaultParallelism}")
+        outcome, all_features = search(algorithm, args, evaluator, len(data.molecules), log)
+        evaluator.close()
     finally:
-        spark.stop()
+        sc.stop()
 
-    kept = ranked[: args.top] if args.top else ranked
-    summary = {
-        "app_name": args.app_name,
-        "job_name": os.environ.get("JOB_NAME"),
-        "criterion": criterion,
-        "clinical_column": args.clinical_column if clinical_path else None,
-        "molecules_dataset": args.molecules_dataset,
-        "clinical_dataset": args.clinical_dataset,
-        "molecules_ranked": len(ranked),
-        "molecules_written": len(kept),
-        "samples": n_samples,
-        "parameters": args.extra,
-        "seconds": round(time.monotonic() - started, 3),
+    if args.debug:
+        for step in outcome.steps:
+            for e in step.evaluations:
+                log(
+                    f"iteration {step.iteration}: {e.n_features} molecules, fitness "
+                    f"{e.fitness:.4f}, {e.seconds:.3f} s" + (f", {e.error}" if e.error else "")
+                )
+    if not np.isfinite(outcome.best_fitness):
+        errors = {e.error for s in outcome.steps for e in s.evaluations if e.error}
+        log(f"error: no subset could be evaluated: {'; '.join(sorted(errors))[:500]}")
+        return EXIT_FAILED
+    return finish(args, algorithm, data, spec, parameters, outcome, all_features, started, evaluator)
+
+
+def finish(args, algorithm, data, spec, parameters, outcome, all_features, started, evaluator) -> int:
+    selected = [m for m, keep in zip(data.molecules, outcome.best_mask) if keep]
+    model = fit_final(spec, data.X, data.event, data.time, outcome.best_mask)
+    times, failed = times_table(outcome, len(data.samples), parameters)
+    evaluations = sum(len(s.evaluations) for s in outcome.steps)
+    result = {
+        "features": results.features_field(selected),
+        "best_metric": outcome.best_fitness,
+        "dataset": os.path.basename(os.path.dirname(args.molecules_dataset)) or args.app_name,
+        "model": args.model,
+        "improved": int(bool(np.isfinite(all_features) and outcome.best_fitness > all_features)),
+        "best_metric_with_all_features": all_features if np.isfinite(all_features) else None,
+        "execution_time": round(time.monotonic() - started, 3),
+        "algorithm": algorithm,
+        "parameters": parameters,
+        "number_of_features": len(selected),
+        "number_of_samples": len(data.samples),
+        "evaluations": evaluations,
+        "failed_evaluations": failed,
+        "evaluation_seconds": round(evaluator.seconds, 3),
+        "random_state": args.random_state,
         "version": __version__,
     }
-    out = results.write(args.app_name, kept, summary)
-    best = f"best {kept[0][0]} ({kept[0][1]:.4g})" if kept else "no molecule could be scored"
-    _log(f"ranked {len(ranked)} molecules by {criterion}; {best}; wrote {out}")
+    if failed:
+        first = next(e.error for s in outcome.steps for e in s.evaluations if e.error)
+        log(f"warning: {failed} of {evaluations} evaluations failed and lost; the first: {first}")
+    out = results.write(args.app_name, result, times, model)
+    log(
+        f"selected {len(selected)} of {len(data.molecules)} molecules, fitness "
+        f"{outcome.best_fitness:.4f} (all molecules: {all_features:.4f}); {evaluations} "
+        f"evaluations in {evaluator.seconds:.1f} s; wrote {out}"
+    )
     return EXIT_OK
+
+
+def main(algorithm: str, argv: Optional[List[str]] = None) -> int:
+    try:
+        return run(sys.argv[1:] if argv is None else argv, algorithm)
+    except Exception as e:  # the message first and short; the traceback after it
+        import traceback
+
+        log(f"error: {type(e).__name__}: {e}")
+        traceback.print_exc()
+        return EXIT_FAILED

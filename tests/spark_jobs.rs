@@ -1,0 +1,222 @@
+//! Real runs: Multiomix's own BBHA request bodies (svm, rf, clustering) go through the
+//! service on the local backend, with the real spark-submit and the jobs of `scripts/`,
+//! to COMPLETED; each job-end notice reaches Multiomix, and the results folder reads
+//! the way Multiomix's view reads it (`scripts/tests/multiomix_reader.py`, run with the
+//! jobs' pinned environment).
+//!
+//! spark-submit comes from the test virtualenv: `dev/test.sh` sets REAL_SPARK_SUBMIT and
+//! PYSPARK_PYTHON (which a pip-installed spark-submit needs, and which runs the reader).
+//! Without them the test is skipped with a message on a developer's machine, and fails
+//! under CI.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::is_multiomix_date;
+use multiomix_aws_emr::app::Application;
+use multiomix_aws_emr::config::Config;
+use multiomix_fakes::FakeMultiomix;
+use serde_json::{json, Value};
+
+fn tools() -> Option<(String, String)> {
+    match (
+        std::env::var("REAL_SPARK_SUBMIT"),
+        std::env::var("PYSPARK_PYTHON"),
+    ) {
+        (Ok(spark), Ok(python)) => Some((spark, python)),
+        _ if std::env::var_os("CI").is_some() => {
+            panic!("REAL_SPARK_SUBMIT and PYSPARK_PYTHON must be set under CI (run dev/test.sh)")
+        }
+        _ => {
+            eprintln!(
+                "skipping: REAL_SPARK_SUBMIT or PYSPARK_PYTHON is not set (dev/test.sh sets both)"
+            );
+            None
+        }
+    }
+}
+
+/// Multiomix's request for experiment `id`: its arguments in Multiomix's order and value
+/// forms (n-stars and bbha-iterations as numbers, cv-folds and the other integers as
+/// strings), with the model's own arguments.
+fn multiomix_bbha_request(id: u32, model: &str, model_args: Value) -> Value {
+    let app = format!("BBHA_{id}");
+    let mut args = vec![
+        json!({"name": "app-name", "value": app}),
+        json!({"name": "molecules-dataset", "value": format!("{app}/molecules.csv")}),
+        json!({"name": "clinical-dataset", "value": format!("{app}/clinical.csv")}),
+        json!({"name": "model", "value": model}),
+        json!({"name": "n-stars", "value": 5}),
+        json!({"name": "bbha-iterations", "value": 2}),
+        json!({"name": "cv-folds", "value": "3"}),
+    ];
+    args.extend(model_args.as_array().unwrap().iter().cloned());
+    args.push(json!({"name": "random-state", "value": "7"}));
+    json!({"name": format!("JobforFSExperiment{id}"), "algorithm": 1,
+           "entrypoint_arguments": args})
+}
+
+fn copy_example(datasets: &Path, app: &str, repo: &Path) {
+    let dir = datasets.join(app);
+    std::fs::create_dir_all(&dir).unwrap();
+    for file in ["molecules.csv", "clinical.csv"] {
+        std::fs::copy(
+            repo.join("examples/datasets/example").join(file),
+            dir.join(file),
+        )
+        .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn multiomix_bbha_requests_for_every_model_complete_and_read_as_multiomix_reads_them() {
+    let Some((spark_submit, python)) = tools() else {
+        return;
+    };
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("results");
+    let datasets = dir.path().join("datasets");
+    std::fs::create_dir_all(&results).unwrap();
+    let multiomix = FakeMultiomix::start().await;
+    let vars: Vec<(String, String)> = [
+        ("JOB_BACKEND", "local".to_string()),
+        ("SPARK_SUBMIT", spark_submit),
+        ("SPARK_MASTER", "local[2]".to_string()),
+        ("EMR_DRIVER_MEMORY", "1g".to_string()),
+        ("LOCAL_MAX_CONCURRENT", "4".to_string()),
+        (
+            "LOCAL_SCRIPTS_DIR",
+            repo.join("scripts").display().to_string(),
+        ),
+        (
+            "LOCAL_LOG_DIR",
+            dir.path().join("logs").display().to_string(),
+        ),
+        ("DATASETS_PATH", datasets.display().to_string()),
+        ("RESULTS_PATH", results.display().to_string()),
+        (
+            "DATABASE_URL",
+            format!("sqlite:{}/store.db", dir.path().display()),
+        ),
+        ("MULTIOMIX_URL", multiomix.url()),
+        ("HOST", "127.0.0.1".to_string()),
+        ("PORT", "0".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let app = Application::build(Config::from_vars(vars).unwrap())
+        .await
+        .expect("the local backend finds spark-submit and the scripts");
+    let base = format!("http://{}", app.local_addr());
+    let server = tokio::spawn(app.run_until_stopped(std::future::pending()));
+    let http = reqwest::Client::new();
+
+    let requests = [
+        (
+            41,
+            "svm",
+            "FastKernelSurvivalSVM",
+            json!([
+                {"name": "svm-kernel", "value": "linear"},
+                {"name": "svm-optimizer", "value": "avltree"},
+                {"name": "svm-max-iterations", "value": "1000"},
+                {"name": "svm-is-regression", "value": "true"}]),
+        ),
+        (
+            42,
+            "rf",
+            "RandomSurvivalForest",
+            json!([{"name": "rf-n-estimators", "value": 10}]),
+        ),
+        (
+            43,
+            "clustering",
+            "BisectingKMeans",
+            json!([
+                {"name": "clustering-algorithm", "value": "bk_means"},
+                {"name": "number-of-clusters", "value": "2"},
+                {"name": "clustering-scoring-method", "value": "log_likelihood"}]),
+        ),
+    ];
+    let mut ids = Vec::new();
+    for (id, model, _, model_args) in &requests {
+        copy_example(&datasets, &format!("BBHA_{id}"), &repo);
+        let body = multiomix_bbha_request(*id, model, model_args.clone());
+        ids.push(common::submit_job(&http, &base, &body).await);
+    }
+
+    // A request the job refuses (a misspelt argument) fails before Spark starts, and the
+    // job's one-line reason is in stateDetails.
+    copy_example(&datasets, "BBHA_44", &repo);
+    let mut refused = multiomix_bbha_request(44, "svm", json!([]));
+    refused["entrypoint_arguments"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "n-star", "value": 15}));
+    let refused_id = common::submit_job(&http, &base, &refused).await;
+
+    for ((id, model, class, _), job_id) in requests.iter().zip(&ids) {
+        let job = common::read_job_until(&http, &base, job_id, Duration::from_secs(300), |job| {
+            job["state"] != "PENDING" && job["state"] != "RUNNING"
+        })
+        .await;
+        let log = std::fs::read_to_string(job["logUri"].as_str().unwrap()).unwrap_or_default();
+        assert_eq!(job["state"], "COMPLETED", "{job}\n--- log ---\n{log}");
+        assert!(is_multiomix_date(&job["finishedAt"]), "{job}");
+
+        let folder = results.join(format!("BBHA_{id}"));
+        let out = std::process::Command::new(&python)
+            .arg(repo.join("scripts/tests/multiomix_reader.py"))
+            .arg(&folder)
+            .arg(datasets.join(format!("BBHA_{id}/molecules.csv")))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{model}: the reader failed: {}\n--- log ---\n{log}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(summary["model"], *model, "{summary}");
+        assert_eq!(summary["model_class"], *class, "{summary}");
+        // 5 stars and all molecules, then 4 moved stars in each of 2 iterations.
+        assert_eq!(summary["times_rows"], 6 + 4 + 4, "{summary}");
+        assert!(!summary["features"].as_array().unwrap().is_empty());
+    }
+
+    let job = common::read_job_until(&http, &base, &refused_id, Duration::from_secs(300), |job| {
+        job["state"] != "PENDING" && job["state"] != "RUNNING"
+    })
+    .await;
+    assert_eq!(job["state"], "FAILED", "{job}");
+    let details = job["stateDetails"].as_str().unwrap_or_default();
+    assert!(details.contains("code 2"), "{job}");
+    assert!(
+        details.contains("[feature-selection] error: unknown argument --n-star"),
+        "{job}"
+    );
+    assert!(!results.join("BBHA_44").exists());
+    ids.push(refused_id);
+
+    let notices = multiomix
+        .wait_for_notices(ids.len(), Duration::from_secs(30))
+        .await
+        .unwrap();
+    for (i, job_id) in ids.iter().enumerate() {
+        let notice = notices
+            .iter()
+            .find(|n| &n.id == job_id)
+            .unwrap_or_else(|| panic!("no notice for {job_id}: {notices:?}"));
+        let want = if i < requests.len() {
+            "COMPLETED"
+        } else {
+            "FAILED"
+        };
+        assert_eq!(notice.body["state"], want);
+    }
+    server.abort();
+}
