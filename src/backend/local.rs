@@ -536,12 +536,47 @@ fn spawn(id: &JobId, command: &LocalCommand, log_path: &Path) -> io::Result<Chil
     let stderr = log.try_clone()?;
     Command::new(&command.program)
         .args(&command.args)
+        .env_clear()
+        .envs(inherited_env())
         .envs(command.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::from(log))
         .stderr(Stdio::from(stderr))
         .process_group(0)
         .spawn()
+}
+
+/// What a job keeps of the service's environment: what spark-submit, the JVM and Python
+/// need to start. Nothing else, so that the API and callback tokens, the notice secret
+/// and AWS credentials never reach a job's code.
+pub const INHERITED_ENV: &[&str] = &[
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TZ",
+    "TMPDIR",
+    "LD_LIBRARY_PATH",
+    "JAVA_HOME",
+    "SPARK_HOME",
+    "SPARK_CONF_DIR",
+    "SPARK_LOCAL_IP",
+    "SPARK_LOCAL_DIRS",
+    "HADOOP_HOME",
+    "HADOOP_CONF_DIR",
+    "PYSPARK_PYTHON",
+    "PYSPARK_DRIVER_PYTHON",
+    "PYTHONPATH",
+    "VIRTUAL_ENV",
+];
+
+fn inherited_env() -> impl Iterator<Item = (&'static str, std::ffi::OsString)> {
+    INHERITED_ENV
+        .iter()
+        .filter_map(|name| std::env::var_os(name).map(|value| (*name, value)))
 }
 
 /// Kills the process group of a run left RUNNING by a previous process, if it is still
