@@ -114,7 +114,7 @@ impl Application {
             config.server.max_pending_callbacks,
         )
         .await
-        .context("cannot read the notice outbox")?;
+        .context("cannot set up the notice outbox")?;
         let reconciler = Reconciler::new(
             store.clone(),
             backend.clone(),

@@ -595,6 +595,11 @@ impl Config {
             }
         }
 
+        if let Some(secret) = &raw.notify_secret {
+            crate::notify::delivery::signing_key(secret)
+                .map_err(|why| invalid("NOTIFY_SECRET", why))?;
+        }
+
         Ok(Config {
             backend,
             server: ServerSettings {
@@ -797,6 +802,25 @@ mod tests {
         v.push(("EMR_DRIVER_MEMORY".into(), "4g --conf x=y".into()));
         let err = Config::from_vars(v).unwrap_err();
         assert!(err.to_string().contains("EMR_DRIVER_MEMORY"));
+    }
+
+    #[test]
+    fn a_whsec_notify_secret_that_is_not_base64_stops_start_up() {
+        for bad in ["whsec_not base64!", "whsec_"] {
+            let mut v = vars(EMR_REQUIRED);
+            v.push(("NOTIFY_SECRET".into(), bad.into()));
+            let err = Config::from_vars(v).unwrap_err();
+            assert!(err.to_string().contains("NOTIFY_SECRET"), "{err}");
+            assert!(
+                !err.to_string().contains("base64!"),
+                "the secret is not shown: {err}"
+            );
+        }
+        for good in ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "a plain secret"] {
+            let mut v = vars(EMR_REQUIRED);
+            v.push(("NOTIFY_SECRET".into(), good.into()));
+            assert!(Config::from_vars(v).is_ok(), "{good}");
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{is_multiomix_date, multiomix_body, spawn, spawn_app, Setup};
-use multiomix_fakes::{FakeEmr, FakeMultiomix, JobState, NewJob};
+use multiomix_fakes::{FakeEmr, FakeMultiomix, JobState, NewJob, Reply};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -135,6 +135,63 @@ async fn a_404_from_multiomix_is_final_after_one_attempt() {
     assert_eq!(app.wait_notice_closed(&id, WAIT).await, "refused");
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(app.multiomix.count(), 1, "a 404 is not retried");
+}
+
+#[tokio::test]
+async fn a_410_from_multiomix_is_final_after_one_attempt_too() {
+    let app = spawn_app().await;
+    let id = app.start_job().await;
+    app.emr.set_state(&id, JobState::Completed, None, None);
+    app.multiomix.set_status(410);
+    app.patch_job(&id).await;
+    assert_eq!(app.wait_notice_closed(&id, WAIT).await, "refused");
+    assert_eq!(app.multiomix.count(), 1, "a 410 is not retried");
+}
+
+#[tokio::test]
+async fn other_4xx_answers_are_retried_until_multiomix_takes_the_notice() {
+    let app = spawn_app().await;
+    let id = app.start_job().await;
+    app.emr.set_state(&id, JobState::Failed, None, None);
+    // A secret being rotated, a proxy's refusals: none of them is Multiomix's final word.
+    app.multiomix.queue_statuses([401, 403, 400, 422]);
+    app.patch_job(&id).await;
+    assert_eq!(app.wait_notice_closed(&id, WAIT).await, "delivered");
+    let statuses: Vec<u16> = app.multiomix.notices().iter().map(|n| n.status).collect();
+    assert_eq!(statuses, [401, 403, 400, 422, 200]);
+}
+
+#[tokio::test]
+async fn the_body_of_a_refusal_is_kept_in_the_notices_error_cut_short() {
+    let app = spawn_app().await;
+    let id = app.start_job().await;
+    app.emr.set_state(&id, JobState::Completed, None, None);
+    let reason = format!("signature mismatch\n{}", "x".repeat(5_000));
+    app.multiomix.set_reply(Reply::status(403).body(reason));
+    app.patch_job(&id).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let notice = loop {
+        let job: Value = app.get_json(&format!("/job/{id}")).await;
+        if job["notice"]["attempts"].as_i64().unwrap_or(0) >= 2 {
+            break job["notice"].clone();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no second attempt: {job}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(notice["status"], "pending", "a 403 is retried: {notice}");
+    let error = notice["lastError"].as_str().unwrap();
+    assert!(
+        error.starts_with("Multiomix answered 403 Forbidden: signature mismatch x"),
+        "{error}"
+    );
+    assert!(
+        error.chars().count() < 400,
+        "cut short: {} chars",
+        error.chars().count()
+    );
 }
 
 #[tokio::test]
@@ -335,7 +392,8 @@ async fn signed_notices_carry_standard_webhooks_headers() {
         msg_id,
         ts,
         body,
-    );
+    )
+    .expect("a valid whsec_ secret");
     assert_eq!(sig, expected);
     assert!((time::OffsetDateTime::now_utc().unix_timestamp() - ts).abs() < 60);
 }

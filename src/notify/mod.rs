@@ -71,7 +71,7 @@ impl Notifier {
         backend: Arc<dyn JobBackend>,
         settings: NotifySettings,
         max_open: usize,
-    ) -> StoreResult<Self> {
+    ) -> anyhow::Result<Self> {
         let released = store.release_leases().await?;
         if released > 0 {
             info!(
@@ -85,7 +85,7 @@ impl Notifier {
             settings.multiomix_url.clone(),
             settings.timeout,
             settings.secret.clone(),
-        );
+        )?;
         Ok(Notifier {
             inner: Arc::new(Inner {
                 backoff: Backoff {
@@ -297,19 +297,14 @@ impl Notifier {
                 metrics::counter!("notices_delivered_total").increment(1);
                 AttemptRecord::Delivered
             }
-            Outcome::Refused { status } => {
+            Outcome::Refused { status, error } => {
                 if status == 404 {
-                    info!(state, attempt, "Multiomix answered 404: the experiment is no longer in process; notice closed");
+                    info!(state, attempt, error = %error, "Multiomix answered 404: the experiment is no longer in process; notice closed");
                 } else {
-                    warn!(
-                        state,
-                        attempt, status, "Multiomix refused the job-end notice; not retrying"
-                    );
+                    warn!(state, attempt, status, error = %error, "Multiomix refused the job-end notice for good; not retrying");
                 }
                 metrics::counter!("notices_refused_total").increment(1);
-                AttemptRecord::Refused {
-                    error: format!("Multiomix answered {status}"),
-                }
+                AttemptRecord::Refused { error }
             }
             Outcome::Retry { error, retry_after } => {
                 let first = row.first_attempt_at.unwrap_or(started);
