@@ -416,3 +416,119 @@ async fn a_flood_of_callbacks_beyond_the_bound_is_refused_with_503() {
     assert_eq!(r.status(), 503);
     assert!(r.headers().contains_key("retry-after"));
 }
+
+/// A backend whose every job is COMPLETED: the outbox test needs nothing else of it.
+struct AllCompleted;
+
+#[async_trait::async_trait]
+impl multiomix_aws_emr::backend::JobBackend for AllCompleted {
+    fn kind(&self) -> &'static str {
+        "all-completed"
+    }
+    async fn start(
+        &self,
+        _: &multiomix_aws_emr::job::JobSpec,
+        _: &str,
+    ) -> Result<multiomix_aws_emr::job::JobId, multiomix_aws_emr::backend::BackendError> {
+        unreachable!("the outbox never starts jobs")
+    }
+    async fn describe(
+        &self,
+        id: &multiomix_aws_emr::job::JobId,
+    ) -> Result<multiomix_aws_emr::job::JobRun, multiomix_aws_emr::backend::BackendError> {
+        let now = time::OffsetDateTime::now_utc();
+        Ok(multiomix_aws_emr::job::JobRun {
+            id: id.clone(),
+            name: "job".into(),
+            state: multiomix_aws_emr::job::JobState::Completed,
+            created_at: now,
+            finished_at: Some(now),
+            state_details: None,
+            failure_reason: None,
+            log_location: None,
+        })
+    }
+    async fn cancel(
+        &self,
+        _: &multiomix_aws_emr::job::JobId,
+    ) -> Result<(), multiomix_aws_emr::backend::BackendError> {
+        unreachable!("the outbox never cancels jobs")
+    }
+    async fn list(
+        &self,
+        _: &multiomix_aws_emr::backend::ListQuery,
+    ) -> Result<multiomix_aws_emr::backend::JobPage, multiomix_aws_emr::backend::BackendError> {
+        Ok(Default::default())
+    }
+    async fn check(&self) -> Result<(), multiomix_aws_emr::backend::BackendError> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_slow_multiomix_no_notice_waits_past_its_lease_and_none_is_sent_twice() {
+    use multiomix_aws_emr::config::Config;
+    use multiomix_aws_emr::job::JobId;
+    use multiomix_aws_emr::notify::Notifier;
+    use multiomix_aws_emr::store::Store;
+
+    // Each notice takes Multiomix 200 ms; the lease is twice that. Nearly five times the
+    // outbox's concurrency (64) of notices are due at once, so most of them wait for a
+    // slot: a notice claimed before it has a slot waits up to three rounds, past its lease.
+    const NOTICES: usize = 300;
+    let multiomix = FakeMultiomix::builder()
+        .reply(Reply::status(200).delay(Duration::from_millis(200)))
+        .start()
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config::from_vars([
+        ("JOB_BACKEND".to_owned(), "local".to_owned()),
+        ("MULTIOMIX_URL".to_owned(), multiomix.url()),
+        ("NOTIFY_TIMEOUT".to_owned(), "5".to_owned()),
+        ("POLL_INTERVAL".to_owned(), "0.05".to_owned()),
+    ])
+    .unwrap();
+    let store = Store::connect(&format!("sqlite:{}/store.db", dir.path().display()))
+        .await
+        .unwrap();
+    let notifier = Notifier::new(store.clone(), Arc::new(AllCompleted), config.notify, 10_000)
+        .await
+        .unwrap();
+    notifier.set_lease(Duration::from_millis(400));
+    let ids: Vec<String> = (0..NOTICES).map(|i| format!("job{i:05}")).collect();
+    for id in &ids {
+        notifier
+            .request(&JobId::parse(id).unwrap(), Duration::ZERO)
+            .await
+            .unwrap();
+    }
+    assert_eq!(notifier.open_count().await.unwrap(), NOTICES as i64);
+
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let outbox = tokio::spawn(notifier.clone().run_until_stopped(async {
+        let _ = stop_rx.await;
+    }));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while store.open_notice_count().await.unwrap() > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the outbox did not drain"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = stop_tx.send(());
+    outbox.await.unwrap();
+
+    let mut sent: std::collections::HashMap<String, usize> = Default::default();
+    for n in multiomix.notices() {
+        *sent.entry(n.id).or_default() += 1;
+    }
+    let twice: Vec<_> = sent.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        twice.is_empty(),
+        "{} notices sent more than once",
+        twice.len()
+    );
+    assert_eq!(sent.len(), NOTICES);
+    assert_eq!(notifier.open_count().await.unwrap(), 0);
+}

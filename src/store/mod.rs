@@ -282,6 +282,32 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Like [`Store::open_notice`], but only while fewer than `max_open` notices are open:
+    /// the count and the insert are one statement, so concurrent callers cannot pass the
+    /// bound together. False when the job already had a notice or the bound is reached.
+    pub async fn open_notice_within(
+        &self,
+        job_id: &str,
+        due_at: i64,
+        max_open: i64,
+    ) -> StoreResult<bool> {
+        let now = now_millis();
+        let done = sqlx::query(
+            "INSERT INTO notices (job_id, status, due_at, created_at, updated_at)
+             SELECT ?, 'waiting', ?, ?, ?
+             WHERE (SELECT COUNT(*) FROM notices WHERE status IN ('waiting', 'pending')) < ?
+             ON CONFLICT (job_id) DO NOTHING",
+        )
+        .bind(job_id)
+        .bind(due_at)
+        .bind(now)
+        .bind(now)
+        .bind(max_open)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     pub async fn notice(&self, job_id: &str) -> StoreResult<Option<NoticeRow>> {
         let row = sqlx::query("SELECT * FROM notices WHERE job_id = ?")
             .bind(job_id)
@@ -344,14 +370,15 @@ impl Store {
         Ok(row.get("n"))
     }
 
-    /// The job was read and is not final yet: read it again at `due_at`.
+    /// The job was read and is not final yet: read it again at `due_at`. False when the
+    /// notice was no longer waiting (nothing changed).
     pub async fn recheck_later(
         &self,
         job_id: &str,
         due_at: i64,
         error: Option<&str>,
-    ) -> StoreResult<()> {
-        sqlx::query(
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
             "UPDATE notices SET due_at = ?, last_error = ?, updated_at = ?, lease_until = NULL
              WHERE job_id = ? AND status = 'waiting'",
         )
@@ -361,7 +388,7 @@ impl Store {
         .bind(job_id)
         .execute(&self.pool)
         .await?;
-        Ok(())
+        Ok(done.rows_affected() == 1)
     }
 
     /// The job is final: keep the notice body and mark the job, in one transaction.
@@ -373,10 +400,10 @@ impl Store {
         job_id: &str,
         state: JobState,
         payload: &str,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<bool> {
         let now = now_millis();
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
+        let done = sqlx::query(
             "UPDATE notices SET status = 'pending', payload = ?, final_state = ?, due_at = ?,
                     last_error = NULL, updated_at = ?
              WHERE job_id = ? AND status = 'waiting'",
@@ -388,19 +415,23 @@ impl Store {
         .bind(job_id)
         .execute(&mut *tx)
         .await?;
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
         sqlx::query("UPDATE jobs SET final_state = ? WHERE id = ?")
             .bind(state.as_str())
             .bind(job_id)
             .execute(&mut *tx)
             .await?;
-        tx.commit().await
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// The backend does not know the job: nothing can ever be reported for it.
-    pub async fn notice_abandoned(&self, job_id: &str, reason: &str) -> StoreResult<()> {
+    pub async fn notice_abandoned(&self, job_id: &str, reason: &str) -> StoreResult<bool> {
         let now = now_millis();
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
+        let done = sqlx::query(
             "UPDATE notices SET status = 'abandoned', last_error = ?, updated_at = ?,
                     lease_until = NULL
              WHERE job_id = ? AND status = 'waiting'",
@@ -410,20 +441,25 @@ impl Store {
         .bind(job_id)
         .execute(&mut *tx)
         .await?;
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
         sqlx::query("UPDATE jobs SET final_state = 'UNKNOWN' WHERE id = ? AND final_state IS NULL")
             .bind(job_id)
             .execute(&mut *tx)
             .await?;
-        tx.commit().await
+        tx.commit().await?;
+        Ok(true)
     }
 
-    /// Records one delivery attempt of a pending notice.
+    /// Records one delivery attempt of a pending notice. False when the notice was no
+    /// longer pending (nothing changed).
     pub async fn record_attempt(
         &self,
         job_id: &str,
         attempt_started: i64,
         outcome: &AttemptRecord,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<bool> {
         let now = now_millis();
         let (status, due_at, error) = match outcome {
             AttemptRecord::Delivered => ("delivered", now, None),
@@ -431,7 +467,7 @@ impl Store {
             AttemptRecord::Retry { due_at, error } => ("pending", *due_at, Some(error.as_str())),
             AttemptRecord::GivenUp { error } => ("given_up", now, Some(error.as_str())),
         };
-        sqlx::query(
+        let done = sqlx::query(
             "UPDATE notices SET status = ?, due_at = ?, last_error = ?,
                     attempts = attempts + 1,
                     first_attempt_at = COALESCE(first_attempt_at, ?),
@@ -446,7 +482,7 @@ impl Store {
         .bind(job_id)
         .execute(&self.pool)
         .await?;
-        Ok(())
+        Ok(done.rows_affected() == 1)
     }
 
     /// Counts of notices by status, for metrics and the operator.
@@ -589,12 +625,56 @@ mod tests {
         assert_eq!(n.status, NoticeStatus::Delivered);
         assert_eq!(n.attempts, 3);
         assert_eq!(s.open_notice_count().await.unwrap(), 0);
-        // A delivered notice is closed: later attempts do not change it.
-        s.record_attempt("j1", 12, &retry).await.unwrap();
+        // A delivered notice is closed: later attempts do not change it, and say so.
+        assert!(!s.record_attempt("j1", 12, &retry).await.unwrap());
         assert_eq!(
             s.notice("j1").await.unwrap().unwrap().status,
             NoticeStatus::Delivered
         );
+    }
+
+    #[tokio::test]
+    async fn state_changes_say_whether_they_changed_the_notice() {
+        let (s, _d) = store().await;
+        s.open_notice("j1", 0).await.unwrap();
+        assert!(s.recheck_later("j1", 5, None).await.unwrap());
+        assert!(s.notice_ready("j1", JobState::Failed, "{}").await.unwrap());
+        // Another worker's copy, still 'waiting', changes nothing any more.
+        assert!(!s.notice_ready("j1", JobState::Failed, "{}").await.unwrap());
+        assert!(!s.recheck_later("j1", 5, None).await.unwrap());
+        assert!(!s.notice_abandoned("j1", "x").await.unwrap());
+        assert!(s
+            .record_attempt("j1", 1, &AttemptRecord::Delivered)
+            .await
+            .unwrap());
+        assert!(!s
+            .record_attempt("j1", 2, &AttemptRecord::Delivered)
+            .await
+            .unwrap());
+        assert!(!s
+            .record_attempt("nobody", 2, &AttemptRecord::Delivered)
+            .await
+            .unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_notice_opens_only_while_fewer_than_the_bound_are_open() {
+        let (s, _d) = store().await;
+        assert!(s.open_notice_within("j1", 0, 2).await.unwrap());
+        assert!(s.open_notice_within("j2", 0, 2).await.unwrap());
+        assert!(!s.open_notice_within("j3", 0, 2).await.unwrap());
+        assert!(
+            !s.open_notice_within("j1", 0, 10).await.unwrap(),
+            "one per job"
+        );
+        s.notice_ready("j1", JobState::Completed, "{}")
+            .await
+            .unwrap();
+        s.record_attempt("j1", 1, &AttemptRecord::Delivered)
+            .await
+            .unwrap();
+        assert!(s.open_notice_within("j3", 0, 2).await.unwrap());
+        assert_eq!(s.open_notice_count().await.unwrap(), 2);
     }
 
     #[tokio::test]
