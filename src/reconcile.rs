@@ -19,6 +19,8 @@ use crate::store::{now_millis, JobRecord, Store, StoreResult};
 
 /// Idempotency keys are kept this long (at least the promised 24 hours).
 pub const IDEMPOTENCY_KEY_LIFETIME: Duration = Duration::from_secs(48 * 3600);
+/// Closed notices are kept this long, so `GET /job/{id}` can still say how delivery went.
+pub const CLOSED_NOTICE_LIFETIME: Duration = Duration::from_secs(14 * 24 * 3600);
 /// Jobs read per round; the rest wait for the next round.
 const ROUND_LIMIT: i64 = 1_000;
 
@@ -112,6 +114,11 @@ impl Reconciler {
         let purged = self.store.purge_idempotency_keys(cutoff).await?;
         if purged > 0 {
             debug!(purged, "expired idempotency keys removed");
+        }
+        let cutoff = now_millis() - CLOSED_NOTICE_LIFETIME.as_millis() as i64;
+        let pruned = self.store.purge_closed_notices(cutoff).await?;
+        if pruned > 0 {
+            debug!(pruned, "closed notices past their retention removed");
         }
         let mut round = Round::default();
         for id in self.store.unfinished_jobs(ROUND_LIMIT).await? {

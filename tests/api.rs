@@ -553,3 +553,72 @@ async fn every_response_carries_a_request_id() {
         .unwrap();
     assert_eq!(r.headers()["x-request-id"], "abc-123");
 }
+
+/// A job in the same virtual cluster that another deployment (or someone by hand) started.
+fn foreign_job(app: &common::TestApp, tags: &[(&str, &str)]) -> String {
+    app.emr.insert_job(NewJob {
+        name: Some("someone-elses".into()),
+        state: JobState::Running,
+        tags: tags
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        ..NewJob::default()
+    })
+}
+
+#[tokio::test]
+async fn jobs_this_deployment_did_not_start_can_be_neither_read_nor_cancelled() {
+    let app = spawn_app().await;
+    let untagged = foreign_job(&app, &[]);
+    let other_deployment = foreign_job(
+        &app,
+        &[
+            ("managed-by", "multiomix-aws-emr"),
+            ("callback-host", "staging"),
+        ],
+    );
+    for id in [&untagged, &other_deployment] {
+        let r = app.get_job(id).await;
+        assert_eq!(r.status(), 404, "GET {id}");
+        let r = app.delete_job(id).await;
+        assert_eq!(r.status(), 404, "DELETE {id}");
+        assert_eq!(
+            app.emr.job(id).unwrap()["state"],
+            "RUNNING",
+            "{id} still runs"
+        );
+    }
+    assert_eq!(app.emr.calls("CancelJobRun"), 0);
+
+    // A job tagged as this deployment's is readable even when the store lost it.
+    let tagged = foreign_job(
+        &app,
+        &[
+            ("managed-by", "multiomix-aws-emr"),
+            ("callback-host", "multiomix-aws-emr"),
+        ],
+    );
+    assert_eq!(app.get_job(&tagged).await.status(), 200);
+    // And one this service started is, of course.
+    let own = app.start_job().await;
+    assert_eq!(app.get_job(&own).await.status(), 200);
+    assert_eq!(app.delete_job(&own).await.status(), 200);
+}
+
+#[tokio::test]
+async fn a_callback_for_a_job_this_service_did_not_start_costs_no_row_and_no_emr_call() {
+    let app = spawn_app().await;
+    let foreign = foreign_job(&app, &[]);
+    for id in [foreign.as_str(), "000000031kd8aj0vtn3", "0000000unknownjob"] {
+        let r = app.patch_job(id).await;
+        assert_eq!(r.status(), 404, "PATCH {id}");
+        assert!(app.store.notice(id).await.unwrap().is_none(), "{id}");
+    }
+    assert_eq!(app.emr.calls("DescribeJobRun"), 0);
+    assert_eq!(app.store.open_notice_count().await.unwrap(), 0);
+    // The service's own job still gets its notice.
+    let own = app.start_job().await;
+    assert_eq!(app.patch_job(&own).await.status(), 204);
+    assert!(app.store.notice(&own).await.unwrap().is_some());
+}

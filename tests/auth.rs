@@ -85,12 +85,24 @@ async fn start_with_token(app: &TestApp) -> String {
 #[tokio::test]
 async fn every_job_route_refuses_anything_but_the_api_token() {
     let app = spawn_with_tokens().await;
-    // A job EMR knows but this service did not start, so that no background work of the
-    // service reads it: every EMR call below comes from a request.
+    // A job EMR knows and the store holds as already settled, so that no background work
+    // of the service reads it: every EMR call below comes from a request.
     let id = app.emr.insert_job(NewJob {
         state: JobState::Running,
         ..NewJob::default()
     });
+    app.store
+        .record_job(&multiomix_aws_emr::store::JobRecord {
+            id: id.clone(),
+            name: "settled".into(),
+            algorithm: Some(1),
+            backend: "emr".into(),
+            created_at: 0,
+            adopted: false,
+        })
+        .await
+        .unwrap();
+    app.store.mark_job_final(&id, "COMPLETED").await.unwrap();
     let job = format!("/job/{id}");
     let routes = [
         (Method::POST, "/job"),

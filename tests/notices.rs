@@ -446,6 +446,7 @@ impl multiomix_aws_emr::backend::JobBackend for AllCompleted {
             state_details: None,
             failure_reason: None,
             log_location: None,
+            ours: true,
         })
     }
     async fn cancel(

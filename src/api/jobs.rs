@@ -156,6 +156,11 @@ fn location(id: &str) -> HeaderValue {
     HeaderValue::from_str(&format!("/job/{id}")).expect("job ids are ASCII")
 }
 
+/// A job this deployment did not start looks like no job at all.
+fn not_ours(id: &JobId) -> ApiError {
+    ApiError::from_backend(BackendError::NotFound, id.as_str())
+}
+
 fn bad_id() -> ApiError {
     ApiError::BadRequest("a job id is 1 to 64 characters of lowercase letters and digits".into())
 }
@@ -333,6 +338,9 @@ pub async fn read_job(
         .describe(&id)
         .await
         .map_err(|e| ApiError::from_backend(e, id.as_str()))?;
+    if !run.ours && state.store.job_final_state(&id).await?.is_none() {
+        return Err(not_ours(&id));
+    }
     let mut view = JobView::from(&run);
     view.notice = state.store.notice(id.as_str()).await?.map(|n| NoticeView {
         status: n.status.as_str().to_owned(),
@@ -369,6 +377,18 @@ pub async fn cancel_job(
     State(state): State<AppState>,
     JobIdPath(id): JobIdPath,
 ) -> Result<Response, ApiError> {
+    // A job in the store is ours; any other is read first, and cancelled only when the
+    // backend says this deployment started it.
+    if state.store.job_final_state(&id).await?.is_none() {
+        let run = state
+            .backend
+            .describe(&id)
+            .await
+            .map_err(|e| ApiError::from_backend(e, id.as_str()))?;
+        if !run.ours {
+            return Err(not_ours(&id));
+        }
+    }
     state
         .backend
         .cancel(&id)
@@ -401,6 +421,7 @@ pub async fn cancel_job(
         (status = 400, description = "Malformed job id", body = ErrorBody),
         (status = 401, description = "Missing or wrong callback token", body = ErrorBody,
          headers(("WWW-Authenticate" = String))),
+        (status = 404, description = "A job this service did not start", body = ErrorBody),
         (status = 413, description = "The body is larger than 256 KiB", body = ErrorBody),
         (status = 500, description = "Internal error", body = ErrorBody),
         (status = 503, description = "Too many notices are waiting, or the service is at capacity",
@@ -420,6 +441,20 @@ pub async fn job_callback(
         .and_then(|v| v.get("state").and_then(Value::as_str).map(str::to_owned));
     let reported = reported.as_deref().unwrap_or("-");
     let reported: String = reported.chars().take(64).collect();
+    // Only jobs this service started get a notice: an unknown id costs no row and no
+    // backend call. A job whose notice is closed (and perhaps pruned) is not opened again.
+    match state.store.job_final_state(&id).await? {
+        None => {
+            info!(job_id = %id, reported = %reported, "callback for a job this service did not start; ignored");
+            metrics::counter!("callbacks_unknown_total").increment(1);
+            return Err(not_ours(&id));
+        }
+        Some(Some(final_state)) if state.store.notice(id.as_str()).await?.is_none() => {
+            info!(job_id = %id, %final_state, "callback for a job already settled; nothing to do");
+            return Ok(StatusCode::NO_CONTENT);
+        }
+        Some(_) => {}
+    }
     match state
         .notifier
         .request(&id, state.config.notify.sleep_time)

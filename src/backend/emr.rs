@@ -115,6 +115,7 @@ impl EmrBackend {
             state_details: run.state_details().map(str::to_owned),
             failure_reason: run.failure_reason().map(|r| r.as_str().to_owned()),
             log_location,
+            ours: self.is_own(run.tags()),
             id,
         })
     }

@@ -140,6 +140,7 @@ mod tests {
                 state_details: None,
                 failure_reason: None,
                 log_location: None,
+                ours: true,
             })
         }
         async fn cancel(&self, _: &JobId) -> Result<(), BackendError> {

@@ -734,6 +734,8 @@ fn to_run(row: LocalRunRow) -> Result<JobRun, BackendError> {
         state_details: row.state_details,
         failure_reason: row.failure_reason,
         log_location: Some(row.log_path),
+        // Local runs live in this service's own store.
+        ours: true,
     })
 }
 

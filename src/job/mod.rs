@@ -201,6 +201,12 @@ pub struct JobRun {
     pub failure_reason: Option<String>,
     /// Where the job's logs are (an S3 prefix or a local file).
     pub log_location: Option<String>,
+    /// Whether the backend's own marks say this deployment started the run (on EMR, its
+    /// `managed-by` and `callback-host` tags). A backend whose runs can only be this
+    /// service's (the local one) says true. The API answers 404 for a run that is neither
+    /// this nor in the store, so that deployments sharing a virtual cluster cannot read
+    /// or cancel each other's jobs.
+    pub ours: bool,
 }
 
 /// How the delivery of a job's end notice stands, for `GET /job/{id}`.

@@ -199,6 +199,16 @@ impl Store {
         }))
     }
 
+    /// Whether the job is in the store and, if so, the final state recorded for it (once
+    /// its notice was made ready, or the backend stopped knowing it).
+    pub async fn job_final_state(&self, id: &JobId) -> StoreResult<Option<Option<String>>> {
+        let row = sqlx::query("SELECT final_state FROM jobs WHERE id = ?")
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.get("final_state")))
+    }
+
     /// Jobs this service started that are not known to be final and have no notice yet:
     /// what the reconciler reads from the backend.
     pub async fn unfinished_jobs(&self, limit: i64) -> StoreResult<Vec<String>> {
@@ -255,6 +265,18 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         tx.commit().await
+    }
+
+    /// Deletes closed notices last changed before `older_than`. Their job keeps its final
+    /// state, so neither the reconciler nor a late callback opens them again.
+    pub async fn purge_closed_notices(&self, older_than: i64) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "DELETE FROM notices WHERE status NOT IN ('waiting', 'pending') AND updated_at < ?",
+        )
+        .bind(older_than)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
     }
 
     pub async fn purge_idempotency_keys(&self, older_than: i64) -> StoreResult<u64> {
@@ -675,6 +697,38 @@ mod tests {
             .unwrap();
         assert!(s.open_notice_within("j3", 0, 2).await.unwrap());
         assert_eq!(s.open_notice_count().await.unwrap(), 2);
+    }
+
+    #[tokio::test]
+    async fn closed_notices_are_pruned_after_their_retention_and_open_ones_never() {
+        let (s, _d) = store().await;
+        s.record_job(&job("j1")).await.unwrap();
+        s.open_notice("j1", 0).await.unwrap();
+        s.open_notice("j2", 0).await.unwrap();
+        s.notice_ready("j1", JobState::Completed, "{}")
+            .await
+            .unwrap();
+        s.record_attempt("j1", 1, &AttemptRecord::Delivered)
+            .await
+            .unwrap();
+        assert_eq!(s.purge_closed_notices(0).await.unwrap(), 0);
+        assert_eq!(
+            s.purge_closed_notices(now_millis() + 1_000).await.unwrap(),
+            1
+        );
+        assert!(s.notice("j1").await.unwrap().is_none());
+        assert!(s.notice("j2").await.unwrap().is_some(), "open notices stay");
+        let id = JobId::parse("j1").unwrap();
+        assert_eq!(
+            s.job_final_state(&id).await.unwrap(),
+            Some(Some("COMPLETED".to_owned()))
+        );
+        assert_eq!(
+            s.job_final_state(&JobId::parse("j9").unwrap())
+                .await
+                .unwrap(),
+            None
+        );
     }
 
     #[tokio::test]
