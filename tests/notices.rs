@@ -402,17 +402,17 @@ async fn signed_notices_carry_standard_webhooks_headers() {
 async fn a_flood_of_callbacks_beyond_the_bound_is_refused_with_503() {
     let app =
         spawn(Setup::default().vars(&[("MAX_PENDING_CALLBACKS", "3"), ("SLEEP_TIME", "60")])).await;
-    let ids = [
-        "0000000000000000001",
-        "0000000000000000002",
-        "0000000000000000003",
-    ];
-    for id in ids {
+    // Jobs of this service: a callback for any other is refused before the bound.
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        ids.push(app.start_job().await);
+    }
+    for id in &ids[..3] {
         assert_eq!(app.patch_job(id).await.status(), 204);
     }
     // A repeat for a known job is still fine; a new one is not.
-    assert_eq!(app.patch_job(ids[0]).await.status(), 204);
-    let r = app.patch_job("0000000000000000004").await;
+    assert_eq!(app.patch_job(&ids[0]).await.status(), 204);
+    let r = app.patch_job(&ids[3]).await;
     assert_eq!(r.status(), 503);
     assert!(r.headers().contains_key("retry-after"));
 }
