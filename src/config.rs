@@ -384,6 +384,9 @@ pub struct EmrSettings {
     pub image: Option<String>,
     pub driver_template: Option<String>,
     pub executor_template: Option<String>,
+    /// The longest one EMR call may take, retries included: below `REQUEST_TIMEOUT`, so
+    /// that a `POST /job` learns whether its job started before the request is cut off.
+    pub call_timeout: Duration,
 }
 
 /// Spark resources, shared by both backends.
@@ -522,6 +525,7 @@ impl Config {
                 image: raw.emr_image,
                 driver_template: raw.emr_driver_template,
                 executor_template: raw.emr_executor_template,
+                call_timeout: emr_call_timeout(seconds("REQUEST_TIMEOUT", raw.request_timeout)?),
             })
         } else {
             None
@@ -658,6 +662,12 @@ impl Config {
             database_url: raw.database_url,
         })
     }
+}
+
+/// Four fifths of the request timeout (24 s of the default 30 s), leaving the rest for
+/// the store writes around a `StartJobRun`.
+pub fn emr_call_timeout(request_timeout: Duration) -> Duration {
+    request_timeout.mul_f64(0.8)
 }
 
 /// Durations are given in seconds; fractions are allowed so tests can run in milliseconds.
@@ -802,6 +812,18 @@ mod tests {
         v.push(("EMR_DRIVER_MEMORY".into(), "4g --conf x=y".into()));
         let err = Config::from_vars(v).unwrap_err();
         assert!(err.to_string().contains("EMR_DRIVER_MEMORY"));
+    }
+
+    #[test]
+    fn an_emr_call_ends_before_the_request_that_made_it_is_cut_off() {
+        for timeout in ["30", "5", "0.3"] {
+            let mut v = vars(EMR_REQUIRED);
+            v.push(("REQUEST_TIMEOUT".into(), timeout.into()));
+            let c = Config::from_vars(v).unwrap();
+            let call = c.emr.unwrap().call_timeout;
+            assert!(call < c.server.request_timeout, "{timeout}: {call:?}");
+            assert!(call >= c.server.request_timeout / 2, "{timeout}: {call:?}");
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 use utoipa::openapi::extensions::Extensions;
 use utoipa::openapi::schema::{
     ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type,
@@ -24,7 +24,7 @@ use crate::job::{
     validate_request, JobId, JobState, JobView, NoticeView, MAX_ARGUMENTS, MAX_VALUE_CHARS,
 };
 use crate::notify::RequestError;
-use crate::store::{now_millis, JobRecord};
+use crate::store::{now_millis, JobRecord, Submission};
 
 /// Longest `Idempotency-Key` accepted.
 pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 255;
@@ -271,23 +271,69 @@ pub async fn start_job(
         Some(k) => sha256_hex(k.as_bytes()),
         None => uuid::Uuid::new_v4().simple().to_string(),
     };
-    let id = state
-        .backend
-        .start(&spec, &client_token)
-        .await
-        .map_err(|e| ApiError::from_backend(e, ""))?;
-    let record = JobRecord {
-        id: id.to_string(),
+    let submission = Submission {
+        client_token,
         name: spec.name.as_str().to_owned(),
         algorithm: Some(spec.algorithm.code()),
         backend: state.backend.kind().to_owned(),
+        idempotency: key.clone().zip(fingerprint.clone()),
         created_at: now_millis(),
-        adopted: false,
     };
-    state
-        .store
-        .record_submission(&record, key.as_deref().zip(fingerprint.as_deref()))
-        .await?;
+    // The submission is written before the backend is asked, and completed after, in a
+    // task of its own: a request cut off by its timeout or a dropped connection cannot
+    // stop it between the start and its record. A submission left incomplete (the
+    // process died, the store failed) is settled by the reconciler from the backend.
+    state.store.begin_submission(&submission).await?;
+    let work = {
+        let state = state.clone();
+        let spec = spec.clone();
+        tokio::spawn(async move {
+            let id = match state.backend.start(&spec, &submission.client_token).await {
+                Ok(id) => id,
+                Err(e) => {
+                    // Only a clear refusal means nothing started; after a timeout or an
+                    // outage the reconciler finds out.
+                    if matches!(
+                        e,
+                        BackendError::Rejected(_)
+                            | BackendError::Conflict(_)
+                            | BackendError::NotFound
+                    ) {
+                        if let Err(e) = state.store.drop_submission(&submission.client_token).await
+                        {
+                            warn!(error = %e, "cannot remove a refused submission; the reconciler will");
+                        }
+                    }
+                    return Err(ApiError::from_backend(e, ""));
+                }
+            };
+            let record = JobRecord {
+                id: id.to_string(),
+                name: submission.name.clone(),
+                algorithm: submission.algorithm,
+                backend: submission.backend.clone(),
+                created_at: submission.created_at,
+                adopted: false,
+            };
+            let key = submission
+                .idempotency
+                .as_ref()
+                .map(|(k, f)| (k.as_str(), f.as_str()));
+            if let Err(e) = state
+                .store
+                .complete_submission(&submission.client_token, &record, key)
+                .await
+            {
+                // The job runs: say so. Its submission stays, and the reconciler records
+                // the job from the backend.
+                error!(job_id = %id, error = %e, "the job started but cannot be recorded now; the reconciler will record it");
+            }
+            Ok(id)
+        })
+    };
+    let id = work
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("the start of a job failed: {e}")))??;
     metrics::counter!("jobs_started_total", "algorithm" => spec.algorithm.slug()).increment(1);
     info!(
         job_id = %id,

@@ -15,7 +15,7 @@ use aws_sdk_emrcontainers::Client;
 use aws_smithy_types::DateTime;
 use time::OffsetDateTime;
 
-use super::{BackendError, JobBackend, JobPage, ListQuery};
+use super::{BackendError, JobBackend, JobPage, ListQuery, Submitted};
 use crate::config::{EmrSettings, JobSettings, SparkSettings};
 use crate::job::{
     entry_point, entry_point_arguments, JobId, JobRun, JobSpec, JobState, SparkSubmit,
@@ -27,6 +27,9 @@ pub const MANAGED_BY_VALUE: &str = "multiomix-aws-emr";
 /// Tag that names the deployment (its callback host), so that deployments sharing a
 /// virtual cluster each see only their own jobs.
 pub const CALLBACK_HOST_TAG: &str = "callback-host";
+/// Tag that carries the client token of the submission, so that a job started by a
+/// process that died before recording it can be found again (`find_submission`).
+pub const CLIENT_TOKEN_TAG: &str = "client-token";
 /// The length of an EMR job run id, e.g. `000000031kd8aj0vtn3`.
 pub const EMR_JOB_ID_CHARS: usize = 19;
 
@@ -46,10 +49,12 @@ impl EmrBackend {
             .region(Region::new(emr.region.clone()))
             .retry_config(RetryConfig::standard().with_max_attempts(3))
             .timeout_config(
+                // The whole call, retries included, ends before the request that made it
+                // is cut off (see EmrSettings::call_timeout).
                 TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(3))
-                    .operation_attempt_timeout(Duration::from_secs(10))
-                    .operation_timeout(Duration::from_secs(30))
+                    .connect_timeout(Duration::from_secs(3).min(emr.call_timeout))
+                    .operation_attempt_timeout(emr.call_timeout / 3)
+                    .operation_timeout(emr.call_timeout)
                     .build(),
             );
         if let Some(url) = &emr.endpoint_url {
@@ -202,6 +207,7 @@ impl JobBackend for EmrBackend {
             .tags(MANAGED_BY_TAG, MANAGED_BY_VALUE)
             .tags(CALLBACK_HOST_TAG, &self.emr.service_url)
             .tags("algorithm", spec.algorithm.slug())
+            .tags(CLIENT_TOKEN_TAG, client_token)
             .send()
             .await
             .map_err(|e| classify("StartJobRun", e))?;
@@ -302,6 +308,35 @@ impl JobBackend for EmrBackend {
             jobs,
             next_token: out.next_token().map(str::to_owned),
         })
+    }
+
+    async fn find_submission(
+        &self,
+        client_token: &str,
+        since: OffsetDateTime,
+    ) -> Result<Submitted, BackendError> {
+        let mut next_token: Option<String> = None;
+        loop {
+            let out = self
+                .client
+                .list_job_runs()
+                .virtual_cluster_id(&self.emr.virtual_cluster_id)
+                .created_after(DateTime::from_secs(since.unix_timestamp()))
+                .set_next_token(next_token.take())
+                .send()
+                .await
+                .map_err(|e| classify("ListJobRuns", e))?;
+            for run in out.job_runs() {
+                let token = run.tags().and_then(|t| t.get(CLIENT_TOKEN_TAG));
+                if token.map(String::as_str) == Some(client_token) && self.is_own(run.tags()) {
+                    return Ok(Submitted::Started(self.to_run(run)?));
+                }
+            }
+            match out.next_token() {
+                Some(t) => next_token = Some(t.to_owned()),
+                None => return Ok(Submitted::NotStarted),
+            }
+        }
     }
 
     async fn check(&self) -> Result<(), BackendError> {

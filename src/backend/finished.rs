@@ -104,6 +104,14 @@ impl JobBackend for FinishedRuns {
     async fn check(&self) -> Result<(), BackendError> {
         self.inner.check().await
     }
+
+    async fn find_submission(
+        &self,
+        client_token: &str,
+        since: time::OffsetDateTime,
+    ) -> Result<super::Submitted, BackendError> {
+        self.inner.find_submission(client_token, since).await
+    }
 }
 
 #[cfg(test)]

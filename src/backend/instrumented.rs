@@ -73,6 +73,18 @@ impl JobBackend for InstrumentedBackend {
     async fn check(&self) -> Result<(), BackendError> {
         observe("check", self.inner.check()).await
     }
+
+    async fn find_submission(
+        &self,
+        client_token: &str,
+        since: time::OffsetDateTime,
+    ) -> Result<super::Submitted, BackendError> {
+        observe(
+            "find_submission",
+            self.inner.find_submission(client_token, since),
+        )
+        .await
+    }
 }
 
 #[cfg(test)]

@@ -895,6 +895,25 @@ impl JobBackend for LocalBackend {
         Ok(JobPage { jobs, next_token })
     }
 
+    /// A local start records its run in the store before it answers, so a client token
+    /// the store does not know never started anything.
+    async fn find_submission(
+        &self,
+        client_token: &str,
+        _since: OffsetDateTime,
+    ) -> Result<super::Submitted, BackendError> {
+        match self
+            .inner
+            .store
+            .local_run_by_token(client_token)
+            .await
+            .map_err(store_error)?
+        {
+            Some(row) => Ok(super::Submitted::Started(to_run(row)?)),
+            None => Ok(super::Submitted::NotStarted),
+        }
+    }
+
     async fn check(&self) -> Result<(), BackendError> {
         let inner = &self.inner;
         let mut problems = Vec::new();

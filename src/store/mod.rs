@@ -103,6 +103,19 @@ impl NoticeRow {
     }
 }
 
+/// A job submission written before the backend is asked to start it; see the
+/// `submissions` table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Submission {
+    pub client_token: String,
+    pub name: String,
+    pub algorithm: Option<i64>,
+    pub backend: String,
+    /// The `Idempotency-Key` and the request's fingerprint, when it had one.
+    pub idempotency: Option<(String, String)>,
+    pub created_at: i64,
+}
+
 /// What happened to one delivery attempt, as the store records it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AttemptRecord {
@@ -277,6 +290,97 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected())
+    }
+
+    /// Writes a submission before its backend call. A second one with the same client
+    /// token (a retry with the same `Idempotency-Key`) changes nothing.
+    pub async fn begin_submission(&self, s: &Submission) -> StoreResult<()> {
+        let (key, fingerprint) = match &s.idempotency {
+            Some((k, f)) => (Some(k.as_str()), Some(f.as_str())),
+            None => (None, None),
+        };
+        sqlx::query(
+            "INSERT INTO submissions
+                (client_token, name, algorithm, backend, idempotency_key, fingerprint, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (client_token) DO NOTHING",
+        )
+        .bind(&s.client_token)
+        .bind(&s.name)
+        .bind(s.algorithm)
+        .bind(&s.backend)
+        .bind(key)
+        .bind(fingerprint)
+        .bind(s.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The backend started the job: records it (and its idempotency key) and removes the
+    /// submission, in one transaction.
+    pub async fn complete_submission(
+        &self,
+        client_token: &str,
+        job: &JobRecord,
+        key: Option<(&str, &str)>,
+    ) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        insert_job(&mut *tx, job).await?;
+        if let Some((key, fingerprint)) = key {
+            sqlx::query(
+                "INSERT INTO idempotency_keys (key, fingerprint, job_id, created_at)
+                 VALUES (?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
+            )
+            .bind(key)
+            .bind(fingerprint)
+            .bind(&job.id)
+            .bind(job.created_at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query("DELETE FROM submissions WHERE client_token = ?")
+            .bind(client_token)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await
+    }
+
+    /// The backend started nothing for this submission.
+    pub async fn drop_submission(&self, client_token: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM submissions WHERE client_token = ?")
+            .bind(client_token)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Submissions written before `older_than` and not completed: what the reconciler
+    /// settles.
+    pub async fn incomplete_submissions(
+        &self,
+        older_than: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<Submission>> {
+        let rows = sqlx::query(
+            "SELECT * FROM submissions WHERE created_at < ? ORDER BY created_at LIMIT ?",
+        )
+        .bind(older_than)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| Submission {
+                client_token: r.get("client_token"),
+                name: r.get("name"),
+                algorithm: r.get("algorithm"),
+                backend: r.get("backend"),
+                idempotency: r
+                    .get::<Option<String>, _>("idempotency_key")
+                    .zip(r.get::<Option<String>, _>("fingerprint")),
+                created_at: r.get("created_at"),
+            })
+            .collect())
     }
 
     pub async fn purge_idempotency_keys(&self, older_than: i64) -> StoreResult<u64> {
