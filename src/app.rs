@@ -9,8 +9,10 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
-use tracing::{debug, info, warn};
+use tokio::task::JoinHandle;
+use tracing::{debug, error, info, warn};
 
+use crate::api::ops::Readiness;
 use crate::api::{self, AppState};
 use crate::backend::emr::EmrBackend;
 use crate::backend::finished::FinishedRuns;
@@ -178,13 +180,24 @@ impl Application {
         let config = self.state.config.clone();
         log_start(&config, self.local_addr(), self.state.backend.kind());
 
-        let outbox = tokio::spawn(
-            self.state
-                .notifier
-                .clone()
-                .run_until_stopped(stopped(stop_rx.clone())),
+        let readiness = self.state.readiness.clone();
+        let outbox = supervise(
+            "notice outbox",
+            tokio::spawn(
+                self.state
+                    .notifier
+                    .clone()
+                    .run_until_stopped(stopped(stop_rx.clone())),
+            ),
+            stop_rx.clone(),
+            readiness.clone(),
         );
-        let reconciler = tokio::spawn(self.reconciler.run_until_stopped(stopped(stop_rx.clone())));
+        let reconciler = supervise(
+            "reconciler",
+            tokio::spawn(self.reconciler.run_until_stopped(stopped(stop_rx.clone()))),
+            stop_rx.clone(),
+            readiness,
+        );
         if let Some(handle) = self.state.metrics.clone() {
             tokio::spawn(telemetry::run_upkeep(handle, stopped(stop_rx)));
         }
@@ -209,6 +222,44 @@ impl Application {
         info!("stopped");
         result
     }
+}
+
+/// Watches a background task the service cannot do without. If it ends while the service
+/// runs (a panic, or a return it should never make), that is logged loudly, counted in
+/// `background_tasks_stopped_total`, and `/ready` fails from then on, so that the pod is
+/// taken out of service and looked at rather than silently not reporting jobs.
+fn supervise(
+    name: &'static str,
+    task: JoinHandle<()>,
+    stop: watch::Receiver<bool>,
+    readiness: Arc<Readiness>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let outcome = task.await;
+        if *stop.borrow() {
+            return;
+        }
+        let why = match outcome {
+            Ok(()) => "it returned".to_owned(),
+            Err(e) if e.is_panic() => {
+                let payload = e.into_panic();
+                let message = payload
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "no message".to_owned());
+                format!("it panicked: {message}")
+            }
+            Err(e) => e.to_string(),
+        };
+        error!(
+            task = name,
+            why = %why,
+            "a background task stopped while the service runs; job-end notices are at risk and /ready fails until restart"
+        );
+        metrics::counter!("background_tasks_stopped_total", "task" => name).increment(1);
+        readiness.task_died(name, &why);
+    })
 }
 
 async fn connect_store(config: &Config) -> anyhow::Result<Store> {

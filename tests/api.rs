@@ -622,3 +622,120 @@ async fn a_callback_for_a_job_this_service_did_not_start_costs_no_row_and_no_emr
     assert_eq!(app.patch_job(&own).await.status(), 204);
     assert!(app.store.notice(&own).await.unwrap().is_some());
 }
+
+#[tokio::test]
+async fn ready_answers_within_the_probe_timeout_while_emr_hangs() {
+    let app = spawn_app().await;
+    app.emr
+        .set_delay("DescribeVirtualCluster", std::time::Duration::from_secs(20));
+    // Two probes at once: neither waits for the other, and neither waits for EMR.
+    let probe = || async {
+        let started = std::time::Instant::now();
+        let r = app.http.get(app.url("/ready")).send().await.unwrap();
+        (
+            r.status(),
+            r.json::<Value>().await.unwrap(),
+            started.elapsed(),
+        )
+    };
+    let ((s1, b1, t1), (s2, b2, t2)) = tokio::join!(probe(), probe());
+    for (status, body, took) in [(s1, b1, t1), (s2, b2, t2)] {
+        assert_eq!(status, 503, "{body}");
+        assert!(
+            took < std::time::Duration::from_millis(2_900),
+            "the probe times out after 3 s; /ready took {took:?}"
+        );
+        assert!(
+            body["problems"][0].as_str().unwrap().contains("emr"),
+            "{body}"
+        );
+    }
+}
+
+/// A backend that panics when asked to list: the reconciler asks on its first round.
+struct PanicsOnList;
+
+#[async_trait::async_trait]
+impl multiomix_aws_emr::backend::JobBackend for PanicsOnList {
+    fn kind(&self) -> &'static str {
+        "panics-on-list"
+    }
+    async fn start(
+        &self,
+        _: &multiomix_aws_emr::job::JobSpec,
+        _: &str,
+    ) -> Result<multiomix_aws_emr::job::JobId, multiomix_aws_emr::backend::BackendError> {
+        Err(multiomix_aws_emr::backend::BackendError::Rejected(
+            "no".into(),
+        ))
+    }
+    async fn describe(
+        &self,
+        _: &multiomix_aws_emr::job::JobId,
+    ) -> Result<multiomix_aws_emr::job::JobRun, multiomix_aws_emr::backend::BackendError> {
+        Err(multiomix_aws_emr::backend::BackendError::NotFound)
+    }
+    async fn cancel(
+        &self,
+        _: &multiomix_aws_emr::job::JobId,
+    ) -> Result<(), multiomix_aws_emr::backend::BackendError> {
+        Err(multiomix_aws_emr::backend::BackendError::NotFound)
+    }
+    async fn list(
+        &self,
+        _: &multiomix_aws_emr::backend::ListQuery,
+    ) -> Result<multiomix_aws_emr::backend::JobPage, multiomix_aws_emr::backend::BackendError> {
+        panic!("a bug in the backend")
+    }
+    async fn check(&self) -> Result<(), multiomix_aws_emr::backend::BackendError> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_dead_reconciler_makes_ready_fail_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = multiomix_aws_emr::config::Config::from_vars([
+        ("JOB_BACKEND".to_owned(), "local".to_owned()),
+        ("HOST".to_owned(), "127.0.0.1".to_owned()),
+        ("PORT".to_owned(), "0".to_owned()),
+        (
+            "DATABASE_URL".to_owned(),
+            format!("sqlite:{}/store.db", dir.path().display()),
+        ),
+    ])
+    .unwrap();
+    let app = multiomix_aws_emr::app::Application::build_with_backend(
+        config,
+        std::sync::Arc::new(PanicsOnList),
+    )
+    .await
+    .unwrap();
+    let base = format!("http://{}", app.local_addr());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    let http = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let body = loop {
+        let r = http.get(format!("{base}/ready")).send().await.unwrap();
+        if r.status() == 503 {
+            break r.json::<Value>().await.unwrap();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "/ready stayed {}",
+            r.status()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    let problems = body["problems"].to_string();
+    assert!(problems.contains("reconciler stopped"), "{body}");
+    assert!(problems.contains("a bug in the backend"), "{body}");
+    // Liveness is not readiness: the process still serves.
+    let r = http.get(format!("{base}/health")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+}

@@ -253,29 +253,27 @@ impl Inner {
         Ok(())
     }
 
+    /// The cancel switches. Each statement under the lock leaves the map consistent, so a
+    /// panic elsewhere while it was held does not make it unusable: later requests go on
+    /// with it instead of panicking in turn.
+    fn controls(&self) -> std::sync::MutexGuard<'_, HashMap<JobId, watch::Sender<bool>>> {
+        self.controls.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Gives the run its cancel switch and its task, which waits for a slot.
     fn enqueue(self: &Arc<Self>, id: JobId, command: LocalCommand, log_path: PathBuf) {
         let (cancel_tx, cancel_rx) = watch::channel(false);
-        self.controls
-            .lock()
-            .expect("the controls lock is never poisoned")
-            .insert(id.clone(), cancel_tx);
+        self.controls().insert(id.clone(), cancel_tx);
         let this = self.clone();
         tokio::spawn(async move {
             this.run(&id, &command, &log_path, cancel_rx).await;
-            this.controls
-                .lock()
-                .expect("the controls lock is never poisoned")
-                .remove(&id);
+            this.controls().remove(&id);
         });
     }
 
     /// Flips the run's cancel switch. False when no task of this process watches it.
     fn signal_cancel(&self, id: &JobId) -> bool {
-        let controls = self
-            .controls
-            .lock()
-            .expect("the controls lock is never poisoned");
+        let controls = self.controls();
         match controls.get(id) {
             Some(tx) => {
                 tx.send_replace(true);
@@ -934,6 +932,38 @@ impl JobBackend for LocalBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_panic_while_the_controls_are_held_does_not_break_later_cancels() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::connect(&format!("sqlite:{}/db.sqlite", dir.path().display()))
+            .await
+            .unwrap();
+        let config = crate::config::Config::from_vars([
+            ("JOB_BACKEND".to_owned(), "local".to_owned()),
+            ("SPARK_SUBMIT".to_owned(), "/bin/true".to_owned()),
+            (
+                "LOCAL_SCRIPTS_DIR".to_owned(),
+                dir.path().display().to_string(),
+            ),
+        ])
+        .unwrap();
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let backend = LocalBackend::new(store, config.local, config.spark, config.job, tx)
+            .await
+            .unwrap();
+        let inner = backend.inner.clone();
+        let poisoner = std::thread::spawn(move || {
+            let _held = inner.controls.lock().unwrap();
+            panic!("a panic while the lock is held");
+        });
+        assert!(poisoner.join().is_err());
+        assert!(backend.inner.controls.is_poisoned());
+        // Later requests still work.
+        assert!(!backend
+            .inner
+            .signal_cancel(&JobId::parse("nosuchrun").unwrap()));
+    }
 
     #[test]
     fn ids_are_19_lowercase_alphanumerics_and_sort_by_creation() {
