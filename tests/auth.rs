@@ -91,18 +91,15 @@ async fn every_job_route_refuses_anything_but_the_api_token() {
         state: JobState::Running,
         ..NewJob::default()
     });
-    app.store
-        .record_job(&multiomix_aws_emr::store::JobRecord {
-            id: id.clone(),
-            name: "settled".into(),
-            algorithm: Some(1),
-            backend: "emr".into(),
-            created_at: 0,
-            adopted: false,
-        })
-        .await
-        .unwrap();
-    app.store.mark_job_final(&id, "COMPLETED").await.unwrap();
+    // One statement, so that the reconciler never sees it unfinished.
+    sqlx::query(
+        "INSERT INTO jobs (id, name, algorithm, backend, created_at, adopted, final_state)
+         VALUES (?, 'settled', 1, 'emr', 0, 0, 'COMPLETED')",
+    )
+    .bind(&id)
+    .execute(app.store.pool())
+    .await
+    .unwrap();
     let job = format!("/job/{id}");
     let routes = [
         (Method::POST, "/job"),
