@@ -404,9 +404,9 @@ async fn bodies_that_are_not_json_are_refused_and_start_nothing() {
             "unsupported_media_type",
         ),
         (
-            "a body over 256 KiB",
+            "a body over 64 KiB",
             Some(json),
-            vec![b' '; 256 * 1024 + 1],
+            vec![b' '; 64 * 1024 + 1],
             413,
             "payload_too_large",
         ),

@@ -20,6 +20,7 @@ use utoipa::openapi::{Ref, RefOr};
 use super::error::{from_bytes_rejection, ApiError, ApiJson, ErrorBody};
 use super::AppState;
 use crate::backend::{BackendError, ListQuery};
+use crate::job::body::RequestBody;
 use crate::job::{
     validate_request, JobId, JobState, JobView, NoticeView, MAX_ARGUMENTS, MAX_VALUE_CHARS,
 };
@@ -230,7 +231,7 @@ fn sha256_hex(data: &[u8]) -> String {
         (status = 400, description = "The body is not a valid job request", body = ErrorBody),
         (status = 401, description = "Missing or wrong API token", body = ErrorBody,
          headers(("WWW-Authenticate" = String))),
-        (status = 413, description = "The body is larger than 256 KiB", body = ErrorBody),
+        (status = 413, description = "The body is larger than 64 KiB", body = ErrorBody),
         (status = 415, description = "The body is not declared as JSON", body = ErrorBody),
         (status = 422, description = "The Idempotency-Key was used for a different request", body = ErrorBody),
         (status = 500, description = "Internal error", body = ErrorBody),
@@ -243,7 +244,7 @@ fn sha256_hex(data: &[u8]) -> String {
 pub async fn start_job(
     State(state): State<AppState>,
     headers: HeaderMap,
-    ApiJson(body): ApiJson<Value>,
+    ApiJson(RequestBody(body)): ApiJson<RequestBody>,
 ) -> Result<Response, ApiError> {
     let spec = validate_request(&body).map_err(ApiError::Invalid)?;
     let key = idempotency_key(&headers)?;
@@ -468,7 +469,7 @@ pub async fn cancel_job(
         (status = 401, description = "Missing or wrong callback token", body = ErrorBody,
          headers(("WWW-Authenticate" = String))),
         (status = 404, description = "A job this service did not start", body = ErrorBody),
-        (status = 413, description = "The body is larger than 256 KiB", body = ErrorBody),
+        (status = 413, description = "The body is larger than 4 KiB", body = ErrorBody),
         (status = 500, description = "Internal error", body = ErrorBody),
         (status = 503, description = "Too many notices are waiting, or the service is at capacity",
          body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),

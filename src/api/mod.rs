@@ -29,8 +29,11 @@ use crate::notify::Notifier;
 use crate::store::Store;
 use error::ApiError;
 
-/// Largest request body accepted (413 beyond).
-pub const MAX_BODY_BYTES: usize = 256 * 1024;
+/// Largest request body accepted (413 beyond). A Multiomix job request is well under
+/// 1 KiB; this leaves room for long dataset paths while bounding what one request costs.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Largest body of the sidecar's callback, `{"state": "..."}`.
+pub const MAX_CALLBACK_BODY_BYTES: usize = 4 * 1024;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -55,7 +58,11 @@ pub fn router(state: AppState) -> Router {
     let job_routes = axum::routing::get(jobs::read_job)
         .delete(jobs::cancel_job)
         .route_layer(api_auth.clone())
-        .merge(axum::routing::patch(jobs::job_callback).route_layer(callback_auth));
+        .merge(
+            axum::routing::patch(jobs::job_callback)
+                .route_layer(callback_auth)
+                .layer(DefaultBodyLimit::max(MAX_CALLBACK_BODY_BYTES)),
+        );
 
     // Everything but liveness shares one bound on requests in flight; beyond it a request
     // is answered 503 at once instead of queuing. Liveness stays out of it so that a busy

@@ -1,5 +1,6 @@
 //! The job model: what Multiomix asks for, what a backend reports, and what the API shows.
 
+pub mod body;
 mod spark;
 mod validate;
 

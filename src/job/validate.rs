@@ -92,10 +92,7 @@ pub fn validate_request(body: &Value) -> Result<JobSpec, FieldError> {
     if items.len() > MAX_ARGUMENTS {
         return Err(FieldError::new(
             "entrypoint_arguments",
-            format!(
-                "has {} items; at most {MAX_ARGUMENTS} are allowed",
-                items.len()
-            ),
+            format!("has more than {MAX_ARGUMENTS} items; at most {MAX_ARGUMENTS} are allowed"),
         ));
     }
 
