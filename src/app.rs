@@ -203,10 +203,14 @@ impl Application {
         }
 
         let app = api::router(self.state);
-        let result = axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("the HTTP server failed");
+        let result = serve(
+            self.listener,
+            app,
+            config.server.header_read_timeout,
+            config.server.max_connections,
+            shutdown,
+        )
+        .await;
         info!("no longer accepting requests; stopping background work");
         let _ = stop_tx.send(true);
         let background = async {
@@ -222,6 +226,71 @@ impl Application {
         info!("stopped");
         result
     }
+}
+
+/// Serves HTTP/1 on `listener` until `shutdown` resolves, then lets the requests in flight
+/// finish. Unlike `axum::serve` it bounds what a client can hold: the headers of each
+/// request must arrive within `header_read_timeout`, an idle keep-alive connection is
+/// closed after the same time (hyper's header-read timer runs while it waits for the next
+/// request), and beyond `max_connections` a new connection is closed at once.
+async fn serve(
+    listener: TcpListener,
+    app: axum::Router,
+    header_read_timeout: Duration,
+    max_connections: usize,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+
+    let slots = Arc::new(tokio::sync::Semaphore::new(max_connections));
+    let (closing_tx, closing_rx) = watch::channel(false);
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a little, keep serving.
+                    warn!(error = %e, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            metrics::counter!("connections_refused_total").increment(1);
+            debug!(%peer, max_connections, "too many connections; closing a new one");
+            drop(stream);
+            continue;
+        };
+        let service = TowerToHyperService::new(app.clone());
+        let mut closing = closing_rx.clone();
+        tokio::spawn(async move {
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_read_timeout)
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(connection);
+            let result = tokio::select! {
+                result = connection.as_mut() => result,
+                _ = async { closing.wait_for(|closing| *closing).await.map(|_| ()) } => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(e) = result {
+                debug!(%peer, error = %e, "connection ended with an error");
+            }
+            drop(slot);
+        });
+    }
+    let _ = closing_tx.send(true);
+    // Every connection holds a slot until it ends: all slots back means all ended.
+    let _ = slots.acquire_many(max_connections as u32).await;
+    Ok(())
 }
 
 /// Watches a background task the service cannot do without. If it ends while the service

@@ -21,6 +21,8 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "LOG_FORMAT",
     "RUST_LOG",
     "REQUEST_TIMEOUT",
+    "HEADER_READ_TIMEOUT",
+    "MAX_CONNECTIONS",
     "MAX_CONCURRENT_REQUESTS",
     "MAX_PENDING_CALLBACKS",
     "API_TOKEN",
@@ -137,6 +139,10 @@ struct Raw {
     log_format: LogFormat,
     #[serde(default = "defaults::request_timeout")]
     request_timeout: f64,
+    #[serde(default = "defaults::header_read_timeout")]
+    header_read_timeout: f64,
+    #[serde(default = "defaults::max_connections")]
+    max_connections: usize,
     #[serde(default = "defaults::max_concurrent_requests")]
     max_concurrent_requests: usize,
     #[serde(default = "defaults::max_pending_callbacks")]
@@ -242,6 +248,12 @@ mod defaults {
     }
     pub fn max_concurrent_requests() -> usize {
         1024
+    }
+    pub fn header_read_timeout() -> f64 {
+        10.0
+    }
+    pub fn max_connections() -> usize {
+        2048
     }
     pub fn max_pending_callbacks() -> usize {
         10_000
@@ -364,6 +376,12 @@ pub struct ServerSettings {
     pub log_format: LogFormat,
     pub request_timeout: Duration,
     pub max_concurrent_requests: usize,
+    /// How long a client has to send a request's headers, and how long an idle
+    /// keep-alive connection stays open: a slow or silent client cannot hold a
+    /// connection.
+    pub header_read_timeout: Duration,
+    /// Connections open at once; beyond this new ones are closed at once.
+    pub max_connections: usize,
     pub max_pending_callbacks: usize,
     pub api_token: Option<Secret>,
     pub callback_token: Option<Secret>,
@@ -535,6 +553,9 @@ impl Config {
             .host
             .parse()
             .map_err(|_| invalid("HOST", format!("'{}' is not an IP address", raw.host)))?;
+        if raw.max_connections == 0 {
+            return Err(invalid("MAX_CONNECTIONS", "must be at least 1"));
+        }
         if raw.max_concurrent_requests == 0 {
             return Err(invalid("MAX_CONCURRENT_REQUESTS", "must be at least 1"));
         }
@@ -612,6 +633,11 @@ impl Config {
                 log_format: raw.log_format,
                 request_timeout: seconds("REQUEST_TIMEOUT", raw.request_timeout)?,
                 max_concurrent_requests: raw.max_concurrent_requests,
+                header_read_timeout: positive_seconds(
+                    "HEADER_READ_TIMEOUT",
+                    raw.header_read_timeout,
+                )?,
+                max_connections: raw.max_connections,
                 max_pending_callbacks: raw.max_pending_callbacks,
                 api_token: raw.api_token,
                 callback_token: raw.callback_token,
