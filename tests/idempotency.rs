@@ -141,3 +141,47 @@ async fn a_submission_the_backend_refused_or_never_started_is_removed() {
         .is_empty());
     assert!(app.emr.job_ids().is_empty());
 }
+
+#[tokio::test]
+async fn a_restart_records_the_job_a_failed_store_write_left_unrecorded() {
+    let app = spawn_app().await;
+    let emr = app.emr.clone();
+    break_job_records(&app).await;
+    let r = app.post_job(&multiomix_body()).await;
+    assert_eq!(r.status(), 201);
+    let id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    mend_job_records(&app).await;
+    let dir = app.stop().await;
+
+    // The next process settles it in its first round, whatever its age.
+    let app = common::spawn(common::Setup {
+        emr: Some(emr),
+        dir: Some(dir),
+        ..common::Setup::default()
+    })
+    .await;
+    // (An empty store also adopts the job from its tags; the submission is settled
+    // after that, in the same round.)
+    let job_id = multiomix_aws_emr::job::JobId::parse(&id).unwrap();
+    let settled = || async {
+        let now = multiomix_aws_emr::store::now_millis();
+        app.store.job(&job_id).await.unwrap().is_some()
+            && app
+                .store
+                .incomplete_submissions(now + 1, 10)
+                .await
+                .unwrap()
+                .is_empty()
+    };
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !settled().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the restart did not settle the submission"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
