@@ -9,8 +9,10 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
-use tracing::{debug, info, warn};
+use tokio::task::JoinHandle;
+use tracing::{debug, error, info, warn};
 
+use crate::api::ops::Readiness;
 use crate::api::{self, AppState};
 use crate::backend::emr_eks::EmrEksBackend;
 use crate::backend::emr_serverless::EmrServerlessBackend;
@@ -128,7 +130,7 @@ impl Application {
             config.server.max_pending_callbacks,
         )
         .await
-        .context("cannot read the notice outbox")?;
+        .context("cannot set up the notice outbox")?;
         let reconciler = Reconciler::new(
             store.clone(),
             backend.clone(),
@@ -192,22 +194,37 @@ impl Application {
         let config = self.state.config.clone();
         log_start(&config, self.local_addr(), self.state.backend.kind());
 
-        let outbox = tokio::spawn(
-            self.state
-                .notifier
-                .clone()
-                .run_until_stopped(stopped(stop_rx.clone())),
+        let readiness = self.state.readiness.clone();
+        let outbox = supervise(
+            "notice outbox",
+            tokio::spawn(
+                self.state
+                    .notifier
+                    .clone()
+                    .run_until_stopped(stopped(stop_rx.clone())),
+            ),
+            stop_rx.clone(),
+            readiness.clone(),
         );
-        let reconciler = tokio::spawn(self.reconciler.run_until_stopped(stopped(stop_rx.clone())));
+        let reconciler = supervise(
+            "reconciler",
+            tokio::spawn(self.reconciler.run_until_stopped(stopped(stop_rx.clone()))),
+            stop_rx.clone(),
+            readiness,
+        );
         if let Some(handle) = self.state.metrics.clone() {
             tokio::spawn(telemetry::run_upkeep(handle, stopped(stop_rx)));
         }
 
         let app = api::router(self.state);
-        let result = axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("the HTTP server failed");
+        let result = serve(
+            self.listener,
+            app,
+            config.server.header_read_timeout,
+            config.server.max_connections,
+            shutdown,
+        )
+        .await;
         info!("no longer accepting requests; stopping background work");
         let _ = stop_tx.send(true);
         let background = async {
@@ -237,6 +254,109 @@ fn round_interval(config: &Config) -> Duration {
             .min(config.notify.reconcile_interval),
         BackendKind::Emr | BackendKind::Local => config.notify.reconcile_interval,
     }
+}
+
+/// Serves HTTP/1 on `listener` until `shutdown` resolves, then lets the requests in flight
+/// finish. Unlike `axum::serve` it bounds what a client can hold: the headers of each
+/// request must arrive within `header_read_timeout`, an idle keep-alive connection is
+/// closed after the same time (hyper's header-read timer runs while it waits for the next
+/// request), and beyond `max_connections` a new connection is closed at once.
+async fn serve(
+    listener: TcpListener,
+    app: axum::Router,
+    header_read_timeout: Duration,
+    max_connections: usize,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+
+    let slots = Arc::new(tokio::sync::Semaphore::new(max_connections));
+    let (closing_tx, closing_rx) = watch::channel(false);
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a little, keep serving.
+                    warn!(error = %e, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            metrics::counter!("connections_refused_total").increment(1);
+            debug!(%peer, max_connections, "too many connections; closing a new one");
+            drop(stream);
+            continue;
+        };
+        let service = TowerToHyperService::new(app.clone());
+        let mut closing = closing_rx.clone();
+        tokio::spawn(async move {
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_read_timeout)
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(connection);
+            let result = tokio::select! {
+                result = connection.as_mut() => result,
+                _ = async { closing.wait_for(|closing| *closing).await.map(|_| ()) } => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(e) = result {
+                debug!(%peer, error = %e, "connection ended with an error");
+            }
+            drop(slot);
+        });
+    }
+    let _ = closing_tx.send(true);
+    // Every connection holds a slot until it ends: all slots back means all ended.
+    let _ = slots.acquire_many(max_connections as u32).await;
+    Ok(())
+}
+
+/// Watches a background task the service cannot do without. If it ends while the service
+/// runs (a panic, or a return it should never make), that is logged loudly, counted in
+/// `background_tasks_stopped_total`, and `/ready` fails from then on, so that the pod is
+/// taken out of service and looked at rather than silently not reporting jobs.
+fn supervise(
+    name: &'static str,
+    task: JoinHandle<()>,
+    stop: watch::Receiver<bool>,
+    readiness: Arc<Readiness>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let outcome = task.await;
+        if *stop.borrow() {
+            return;
+        }
+        let why = match outcome {
+            Ok(()) => "it returned".to_owned(),
+            Err(e) if e.is_panic() => {
+                let payload = e.into_panic();
+                let message = payload
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "no message".to_owned());
+                format!("it panicked: {message}")
+            }
+            Err(e) => e.to_string(),
+        };
+        error!(
+            task = name,
+            why = %why,
+            "a background task stopped while the service runs; job-end notices are at risk and /ready fails until restart"
+        );
+        metrics::counter!("background_tasks_stopped_total", "task" => name).increment(1);
+        readiness.task_died(name, &why);
+    })
 }
 
 async fn connect_store(config: &Config) -> anyhow::Result<Store> {

@@ -21,6 +21,8 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "LOG_FORMAT",
     "RUST_LOG",
     "REQUEST_TIMEOUT",
+    "HEADER_READ_TIMEOUT",
+    "MAX_CONNECTIONS",
     "MAX_CONCURRENT_REQUESTS",
     "MAX_PENDING_CALLBACKS",
     "API_TOKEN",
@@ -144,6 +146,10 @@ struct Raw {
     log_format: LogFormat,
     #[serde(default = "defaults::request_timeout")]
     request_timeout: f64,
+    #[serde(default = "defaults::header_read_timeout")]
+    header_read_timeout: f64,
+    #[serde(default = "defaults::max_connections")]
+    max_connections: usize,
     #[serde(default = "defaults::max_concurrent_requests")]
     max_concurrent_requests: usize,
     #[serde(default = "defaults::max_pending_callbacks")]
@@ -251,6 +257,12 @@ mod defaults {
     }
     pub fn max_concurrent_requests() -> usize {
         1024
+    }
+    pub fn header_read_timeout() -> f64 {
+        10.0
+    }
+    pub fn max_connections() -> usize {
+        2048
     }
     pub fn max_pending_callbacks() -> usize {
         10_000
@@ -373,6 +385,12 @@ pub struct ServerSettings {
     pub log_format: LogFormat,
     pub request_timeout: Duration,
     pub max_concurrent_requests: usize,
+    /// How long a client has to send a request's headers, and how long an idle
+    /// keep-alive connection stays open: a slow or silent client cannot hold a
+    /// connection.
+    pub header_read_timeout: Duration,
+    /// Connections open at once; beyond this new ones are closed at once.
+    pub max_connections: usize,
     pub max_pending_callbacks: usize,
     pub api_token: Option<Secret>,
     pub callback_token: Option<Secret>,
@@ -393,6 +411,9 @@ pub struct EmrSettings {
     pub image: Option<String>,
     pub driver_template: Option<String>,
     pub executor_template: Option<String>,
+    /// The longest one EMR call may take, retries included: below `REQUEST_TIMEOUT`, so
+    /// that a `POST /job` learns whether its job started before the request is cut off.
+    pub call_timeout: Duration,
 }
 
 /// EMR Serverless: the application jobs run in. The image and the release label belong to
@@ -549,6 +570,7 @@ impl Config {
                 image: raw.emr_image,
                 driver_template: raw.emr_driver_template,
                 executor_template: raw.emr_executor_template,
+                call_timeout: emr_call_timeout(seconds("REQUEST_TIMEOUT", raw.request_timeout)?),
             })
         } else {
             None
@@ -597,6 +619,9 @@ impl Config {
             .host
             .parse()
             .map_err(|_| invalid("HOST", format!("'{}' is not an IP address", raw.host)))?;
+        if raw.max_connections == 0 {
+            return Err(invalid("MAX_CONNECTIONS", "must be at least 1"));
+        }
         if raw.max_concurrent_requests == 0 {
             return Err(invalid("MAX_CONCURRENT_REQUESTS", "must be at least 1"));
         }
@@ -661,6 +686,11 @@ impl Config {
             }
         }
 
+        if let Some(secret) = &raw.notify_secret {
+            crate::notify::delivery::signing_key(secret)
+                .map_err(|why| invalid("NOTIFY_SECRET", why))?;
+        }
+
         Ok(Config {
             backend,
             server: ServerSettings {
@@ -669,6 +699,11 @@ impl Config {
                 log_format: raw.log_format,
                 request_timeout: seconds("REQUEST_TIMEOUT", raw.request_timeout)?,
                 max_concurrent_requests: raw.max_concurrent_requests,
+                header_read_timeout: positive_seconds(
+                    "HEADER_READ_TIMEOUT",
+                    raw.header_read_timeout,
+                )?,
+                max_connections: raw.max_connections,
                 max_pending_callbacks: raw.max_pending_callbacks,
                 api_token: raw.api_token,
                 callback_token: raw.callback_token,
@@ -720,6 +755,12 @@ impl Config {
             database_url: raw.database_url,
         })
     }
+}
+
+/// Four fifths of the request timeout (24 s of the default 30 s), leaving the rest for
+/// the store writes around a `StartJobRun`.
+pub fn emr_call_timeout(request_timeout: Duration) -> Duration {
+    request_timeout.mul_f64(0.8)
 }
 
 /// Durations are given in seconds; fractions are allowed so tests can run in milliseconds.
@@ -912,6 +953,37 @@ mod tests {
         v.push(("EMR_DRIVER_MEMORY".into(), "4g --conf x=y".into()));
         let err = Config::from_vars(v).unwrap_err();
         assert!(err.to_string().contains("EMR_DRIVER_MEMORY"));
+    }
+
+    #[test]
+    fn an_emr_call_ends_before_the_request_that_made_it_is_cut_off() {
+        for timeout in ["30", "5", "0.3"] {
+            let mut v = vars(EMR_REQUIRED);
+            v.push(("REQUEST_TIMEOUT".into(), timeout.into()));
+            let c = Config::from_vars(v).unwrap();
+            let call = c.emr.unwrap().call_timeout;
+            assert!(call < c.server.request_timeout, "{timeout}: {call:?}");
+            assert!(call >= c.server.request_timeout / 2, "{timeout}: {call:?}");
+        }
+    }
+
+    #[test]
+    fn a_whsec_notify_secret_that_is_not_base64_stops_start_up() {
+        for bad in ["whsec_not base64!", "whsec_"] {
+            let mut v = vars(EMR_REQUIRED);
+            v.push(("NOTIFY_SECRET".into(), bad.into()));
+            let err = Config::from_vars(v).unwrap_err();
+            assert!(err.to_string().contains("NOTIFY_SECRET"), "{err}");
+            assert!(
+                !err.to_string().contains("base64!"),
+                "the secret is not shown: {err}"
+            );
+        }
+        for good in ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "a plain secret"] {
+            let mut v = vars(EMR_REQUIRED);
+            v.push(("NOTIFY_SECRET".into(), good.into()));
+            assert!(Config::from_vars(v).is_ok(), "{good}");
+        }
     }
 
     #[test]

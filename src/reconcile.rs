@@ -13,18 +13,29 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use tracing::{debug, error, info, warn};
 
-use crate::backend::{BackendError, JobBackend, ListQuery};
+use crate::backend::{BackendError, JobBackend, ListQuery, Submitted};
 use crate::job::JobId;
 use crate::notify::{Notifier, RequestError};
 use crate::store::{now_millis, JobRecord, Store, StoreResult};
 
 /// Idempotency keys are kept this long (at least the promised 24 hours).
 pub const IDEMPOTENCY_KEY_LIFETIME: Duration = Duration::from_secs(48 * 3600);
+/// Closed notices are kept this long, so `GET /job/{id}` can still say how delivery went.
+pub const CLOSED_NOTICE_LIFETIME: Duration = Duration::from_secs(14 * 24 * 3600);
 /// Jobs read per round; the rest wait for the next round.
 const ROUND_LIMIT: i64 = 1_000;
 
+/// A submission is settled by this reconciler once it is this old (or older than the
+/// process): longer than any `POST /job` can take, so none in flight is touched, and long
+/// enough for EMR's listing to show a job it started.
+pub const SETTLE_AFTER: Duration = Duration::from_secs(120);
+/// Submissions settled per round.
+const SETTLE_LIMIT: i64 = 100;
+
 #[derive(Clone)]
 pub struct Reconciler {
+    /// When this process started: submissions written before it are nobody's.
+    started_at: i64,
     store: Store,
     backend: Arc<dyn JobBackend>,
     notifier: Notifier,
@@ -49,6 +60,7 @@ impl Reconciler {
         recovery_window: Duration,
     ) -> Self {
         Reconciler {
+            started_at: now_millis(),
             store,
             backend,
             notifier,
@@ -107,12 +119,78 @@ impl Reconciler {
         Ok(adopted)
     }
 
+    /// Settles the submissions written before `older_than` that were never completed: a
+    /// job the backend started for one is recorded (and then followed like any other);
+    /// one the backend did not start is removed, once it was written before
+    /// `absent_before` (a listing may lag a start by a little). Returns how many were
+    /// recorded.
+    pub async fn settle_submissions(
+        &self,
+        older_than: i64,
+        absent_before: i64,
+    ) -> StoreResult<usize> {
+        let mut recorded = 0;
+        for s in self
+            .store
+            .incomplete_submissions(older_than, SETTLE_LIMIT)
+            .await?
+        {
+            // A minute of slack for clocks.
+            let since = OffsetDateTime::from_unix_timestamp((s.created_at / 1_000) - 60)
+                .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+            match self.backend.find_submission(&s.client_token, since).await {
+                Ok(Submitted::Started(run)) => {
+                    let record = JobRecord {
+                        id: run.id.to_string(),
+                        name: s.name.clone(),
+                        algorithm: s.algorithm,
+                        backend: s.backend.clone(),
+                        created_at: s.created_at,
+                        adopted: false,
+                    };
+                    let key = s
+                        .idempotency
+                        .as_ref()
+                        .map(|(k, f)| (k.as_str(), f.as_str()));
+                    self.store
+                        .complete_submission(&s.client_token, &record, key)
+                        .await?;
+                    recorded += 1;
+                    warn!(job_id = %run.id, name = %s.name, "a job started without being recorded; recorded now");
+                }
+                Ok(Submitted::NotStarted) if s.created_at < absent_before => {
+                    self.store.drop_submission(&s.client_token).await?;
+                    info!(name = %s.name, "a submission that started no job removed");
+                }
+                Ok(Submitted::NotStarted) => {}
+                Ok(Submitted::Unknown) => {
+                    warn!(name = %s.name, backend = %s.backend, "an unfinished submission the backend cannot look up; check the backend for a job of this name");
+                }
+                Err(e) => {
+                    warn!(name = %s.name, error = %e, "cannot look up an unfinished submission; will try next round");
+                }
+            }
+        }
+        Ok(recorded)
+    }
+
     /// One pass over the unfinished jobs.
     pub async fn run_once(&self) -> StoreResult<Round> {
+        let settle_before = self
+            .started_at
+            .max(now_millis() - SETTLE_AFTER.as_millis() as i64);
+        let absent_before = now_millis() - SETTLE_AFTER.as_millis() as i64;
+        self.settle_submissions(settle_before, absent_before)
+            .await?;
         let cutoff = now_millis() - IDEMPOTENCY_KEY_LIFETIME.as_millis() as i64;
         let purged = self.store.purge_idempotency_keys(cutoff).await?;
         if purged > 0 {
             debug!(purged, "expired idempotency keys removed");
+        }
+        let cutoff = now_millis() - CLOSED_NOTICE_LIFETIME.as_millis() as i64;
+        let pruned = self.store.purge_closed_notices(cutoff).await?;
+        if pruned > 0 {
+            debug!(pruned, "closed notices past their retention removed");
         }
         let mut round = Round::default();
         let mut tracked = Vec::new();

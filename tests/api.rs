@@ -553,3 +553,189 @@ async fn every_response_carries_a_request_id() {
         .unwrap();
     assert_eq!(r.headers()["x-request-id"], "abc-123");
 }
+
+/// A job in the same virtual cluster that another deployment (or someone by hand) started.
+fn foreign_job(app: &common::TestApp, tags: &[(&str, &str)]) -> String {
+    app.emr.insert_job(NewJob {
+        name: Some("someone-elses".into()),
+        state: JobState::Running,
+        tags: tags
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        ..NewJob::default()
+    })
+}
+
+#[tokio::test]
+async fn jobs_this_deployment_did_not_start_can_be_neither_read_nor_cancelled() {
+    let app = spawn_app().await;
+    let untagged = foreign_job(&app, &[]);
+    let other_deployment = foreign_job(
+        &app,
+        &[
+            ("managed-by", "multiomix-aws-emr"),
+            ("callback-host", "staging"),
+        ],
+    );
+    for id in [&untagged, &other_deployment] {
+        let r = app.get_job(id).await;
+        assert_eq!(r.status(), 404, "GET {id}");
+        let r = app.delete_job(id).await;
+        assert_eq!(r.status(), 404, "DELETE {id}");
+        assert_eq!(
+            app.emr.job(id).unwrap()["state"],
+            "RUNNING",
+            "{id} still runs"
+        );
+    }
+    assert_eq!(app.emr.calls("CancelJobRun"), 0);
+
+    // A job tagged as this deployment's is readable even when the store lost it.
+    let tagged = foreign_job(
+        &app,
+        &[
+            ("managed-by", "multiomix-aws-emr"),
+            ("callback-host", "multiomix-aws-emr"),
+        ],
+    );
+    assert_eq!(app.get_job(&tagged).await.status(), 200);
+    // And one this service started is, of course.
+    let own = app.start_job().await;
+    assert_eq!(app.get_job(&own).await.status(), 200);
+    assert_eq!(app.delete_job(&own).await.status(), 200);
+}
+
+#[tokio::test]
+async fn a_callback_for_a_job_this_service_did_not_start_costs_no_row_and_no_emr_call() {
+    let app = spawn_app().await;
+    let foreign = foreign_job(&app, &[]);
+    for id in [foreign.as_str(), "000000031kd8aj0vtn3", "0000000unknownjob"] {
+        let r = app.patch_job(id).await;
+        assert_eq!(r.status(), 404, "PATCH {id}");
+        assert!(app.store.notice(id).await.unwrap().is_none(), "{id}");
+    }
+    assert_eq!(app.emr.calls("DescribeJobRun"), 0);
+    assert_eq!(app.store.open_notice_count().await.unwrap(), 0);
+    // The service's own job still gets its notice.
+    let own = app.start_job().await;
+    assert_eq!(app.patch_job(&own).await.status(), 204);
+    assert!(app.store.notice(&own).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn ready_answers_within_the_probe_timeout_while_emr_hangs() {
+    let app = spawn_app().await;
+    app.emr
+        .set_delay("DescribeVirtualCluster", std::time::Duration::from_secs(20));
+    // Two probes at once: neither waits for the other, and neither waits for EMR.
+    let probe = || async {
+        let started = std::time::Instant::now();
+        let r = app.http.get(app.url("/ready")).send().await.unwrap();
+        (
+            r.status(),
+            r.json::<Value>().await.unwrap(),
+            started.elapsed(),
+        )
+    };
+    let ((s1, b1, t1), (s2, b2, t2)) = tokio::join!(probe(), probe());
+    for (status, body, took) in [(s1, b1, t1), (s2, b2, t2)] {
+        assert_eq!(status, 503, "{body}");
+        assert!(
+            took < std::time::Duration::from_millis(2_900),
+            "the probe times out after 3 s; /ready took {took:?}"
+        );
+        assert!(
+            body["problems"][0].as_str().unwrap().contains("emr"),
+            "{body}"
+        );
+    }
+}
+
+/// A backend that panics when asked to list: the reconciler asks on its first round.
+struct PanicsOnList;
+
+#[async_trait::async_trait]
+impl multiomix_aws_emr::backend::JobBackend for PanicsOnList {
+    fn kind(&self) -> &'static str {
+        "panics-on-list"
+    }
+    async fn start(
+        &self,
+        _: &multiomix_aws_emr::job::JobSpec,
+        _: &str,
+    ) -> Result<multiomix_aws_emr::job::JobId, multiomix_aws_emr::backend::BackendError> {
+        Err(multiomix_aws_emr::backend::BackendError::Rejected(
+            "no".into(),
+        ))
+    }
+    async fn describe(
+        &self,
+        _: &multiomix_aws_emr::job::JobId,
+    ) -> Result<multiomix_aws_emr::job::JobRun, multiomix_aws_emr::backend::BackendError> {
+        Err(multiomix_aws_emr::backend::BackendError::NotFound)
+    }
+    async fn cancel(
+        &self,
+        _: &multiomix_aws_emr::job::JobId,
+    ) -> Result<(), multiomix_aws_emr::backend::BackendError> {
+        Err(multiomix_aws_emr::backend::BackendError::NotFound)
+    }
+    async fn list(
+        &self,
+        _: &multiomix_aws_emr::backend::ListQuery,
+    ) -> Result<multiomix_aws_emr::backend::JobPage, multiomix_aws_emr::backend::BackendError> {
+        panic!("a bug in the backend")
+    }
+    async fn check(&self) -> Result<(), multiomix_aws_emr::backend::BackendError> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_dead_reconciler_makes_ready_fail_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = multiomix_aws_emr::config::Config::from_vars([
+        ("JOB_BACKEND".to_owned(), "local".to_owned()),
+        ("HOST".to_owned(), "127.0.0.1".to_owned()),
+        ("PORT".to_owned(), "0".to_owned()),
+        (
+            "DATABASE_URL".to_owned(),
+            format!("sqlite:{}/store.db", dir.path().display()),
+        ),
+    ])
+    .unwrap();
+    let app = multiomix_aws_emr::app::Application::build_with_backend(
+        config,
+        std::sync::Arc::new(PanicsOnList),
+    )
+    .await
+    .unwrap();
+    let base = format!("http://{}", app.local_addr());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    let http = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let body = loop {
+        let r = http.get(format!("{base}/ready")).send().await.unwrap();
+        if r.status() == 503 {
+            break r.json::<Value>().await.unwrap();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "/ready stayed {}",
+            r.status()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    let problems = body["problems"].to_string();
+    assert!(problems.contains("reconciler stopped"), "{body}");
+    assert!(problems.contains("a bug in the backend"), "{body}");
+    // Liveness is not readiness: the process still serves.
+    let r = http.get(format!("{base}/health")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+}

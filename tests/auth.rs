@@ -85,12 +85,21 @@ async fn start_with_token(app: &TestApp) -> String {
 #[tokio::test]
 async fn every_job_route_refuses_anything_but_the_api_token() {
     let app = spawn_with_tokens().await;
-    // A job EMR knows but this service did not start, so that no background work of the
-    // service reads it: every EMR call below comes from a request.
+    // A job EMR knows and the store holds as already settled, so that no background work
+    // of the service reads it: every EMR call below comes from a request.
     let id = app.emr.insert_job(NewJob {
         state: JobState::Running,
         ..NewJob::default()
     });
+    // One statement, so that the reconciler never sees it unfinished.
+    sqlx::query(
+        "INSERT INTO jobs (id, name, algorithm, backend, created_at, adopted, final_state)
+         VALUES (?, 'settled', 1, 'emr', 0, 0, 'COMPLETED')",
+    )
+    .bind(&id)
+    .execute(app.store.pool())
+    .await
+    .unwrap();
     let job = format!("/job/{id}");
     let routes = [
         (Method::POST, "/job"),

@@ -442,6 +442,28 @@ fn compose_service_keeps_its_store_on_a_named_volume_and_publishes_8003() {
         ports.iter().any(|p| p.ends_with(":8003")),
         "container port 8003 published: {ports:?}"
     );
+    // Published on the loopback interface unless told otherwise, like every port of the
+    // file: with the tokens unset, whoever reaches the port can start jobs.
+    let none = BTreeMap::new();
+    for (name, svc) in get(&compose, "services").as_mapping().unwrap() {
+        let Some(ports) = svc.get("ports").and_then(Value::as_sequence) else {
+            continue;
+        };
+        for port in ports.iter().map(scalar) {
+            let published = interpolate(&port, &none);
+            assert!(
+                published.starts_with("127.0.0.1:"),
+                "{name:?} publishes {port} on every interface by default"
+            );
+        }
+    }
+    let told: BTreeMap<String, String> = [("HOST_BIND".to_string(), "0.0.0.0".to_string())].into();
+    assert!(
+        ports
+            .iter()
+            .any(|p| interpolate(p, &told) == "0.0.0.0:8003:8003"),
+        "HOST_BIND publishes it elsewhere: {ports:?}"
+    );
     let volumes: Vec<String> = seq_at(service, "volumes").iter().map(scalar).collect();
     let store = volumes
         .iter()
@@ -704,6 +726,71 @@ fn deployment_uses_a_service_account_with_an_irsa_role() {
         str_at(deployment, "spec.template.spec.serviceAccountName"),
         str_at(account, "metadata.name")
     );
+}
+
+#[test]
+fn the_service_pod_mounts_no_kubernetes_api_token() {
+    let docs = kubernetes();
+    let deployment = by_kind(&docs, "Deployment");
+    assert_eq!(
+        get(
+            deployment,
+            "spec.template.spec.automountServiceAccountToken"
+        )
+        .as_bool(),
+        Some(false),
+        "the service never calls the Kubernetes API"
+    );
+}
+
+#[test]
+fn a_network_policy_admits_only_multiomix_and_the_job_pods_namespace_on_8003() {
+    let docs = kubernetes();
+    let policy = by_kind(&docs, "NetworkPolicy");
+    let deployment = by_kind(&docs, "Deployment");
+    // It selects the service's pods.
+    let labels = get(deployment, "spec.template.metadata.labels");
+    let selector = get(policy, "spec.podSelector.matchLabels")
+        .as_mapping()
+        .unwrap();
+    assert!(!selector.is_empty());
+    for (key, value) in selector {
+        assert_eq!(labels.get(key.as_str().unwrap()), Some(value), "{key:?}");
+    }
+    let types: Vec<String> = seq_at(policy, "spec.policyTypes")
+        .iter()
+        .map(scalar)
+        .collect();
+    assert!(types.contains(&"Ingress".to_string()), "{types:?}");
+    // One rule: from Multiomix's pods or the job pods' namespace, to 8003 only.
+    let rules = seq_at(policy, "spec.ingress");
+    assert_eq!(rules.len(), 1, "{rules:?}");
+    let ports = seq_at(&rules[0], "ports");
+    assert_eq!(ports.len(), 1);
+    assert_eq!(get(&ports[0], "port").as_u64(), Some(8003));
+    let from = seq_at(&rules[0], "from");
+    assert_eq!(from.len(), 2, "{from:?}");
+    let pods = from
+        .iter()
+        .find(|peer| peer.get("podSelector").is_some())
+        .expect("a rule for Multiomix's pods");
+    assert!(
+        pods.get("namespaceSelector").is_none(),
+        "Multiomix's pods, in this namespace"
+    );
+    let multiomix = get(pods, "podSelector.matchLabels").as_mapping().unwrap();
+    assert!(
+        multiomix.values().any(|v| v.as_str() == Some("multiomix")),
+        "{multiomix:?}"
+    );
+    let jobs = from
+        .iter()
+        .find(|peer| peer.get("namespaceSelector").is_some())
+        .expect("a rule for the job pods' namespace");
+    assert!(jobs.get("podSelector").is_none());
+    assert!(get(jobs, "namespaceSelector.matchLabels")
+        .get("kubernetes.io/metadata.name")
+        .is_some());
 }
 
 #[test]

@@ -91,7 +91,7 @@ async fn hostile_job_bodies_are_refused_with_a_json_400_and_start_nothing() {
         ("quotes", named(json!("a\"b"))),
         ("an empty name", named(json!(""))),
         ("a 65-character name", named(json!(long(65)))),
-        ("a 100 KiB name", named(json!(long(100 * 1024)))),
+        ("a 40 KiB name", named(json!(long(40 * 1024)))),
         // Wrong types at the top.
         ("a number as the name", named(json!(42))),
         ("a boolean as the name", named(json!(true))),
@@ -404,9 +404,9 @@ async fn bodies_that_are_not_json_are_refused_and_start_nothing() {
             "unsupported_media_type",
         ),
         (
-            "a body over 256 KiB",
+            "a body over 64 KiB",
             Some(json),
-            vec![b' '; 256 * 1024 + 1],
+            vec![b' '; 64 * 1024 + 1],
             413,
             "payload_too_large",
         ),
@@ -781,4 +781,94 @@ async fn a_request_that_takes_too_long_is_cut_off_with_a_json_503() {
     let r = app.get_job("000000031kd8aj0vtn3").await;
     assert!(started.elapsed() < std::time::Duration::from_secs(2));
     assert_refused(r, 503, "timeout", "a slow EMR").await;
+}
+
+/// Reads until the server closes the connection; what it sent, or `None` if it was still
+/// open after `patience`.
+async fn read_until_closed(
+    stream: &mut tokio::net::TcpStream,
+    patience: std::time::Duration,
+) -> Option<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let mut seen = Vec::new();
+    let read_all = async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => seen.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(patience, read_all).await.ok()?;
+    Some(seen)
+}
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_headers_is_disconnected() {
+    use tokio::io::AsyncWriteExt;
+    let app = common::spawn_app_with(&[("HEADER_READ_TIMEOUT", "0.3")]).await;
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    stream
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let answer = read_until_closed(&mut stream, std::time::Duration::from_secs(5)).await;
+    assert!(
+        answer.is_some(),
+        "the half-sent request held its connection open"
+    );
+    assert!(started.elapsed() >= std::time::Duration::from_millis(250));
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed() {
+    use tokio::io::AsyncWriteExt;
+    let app = common::spawn_app_with(&[("HEADER_READ_TIMEOUT", "0.3")]).await;
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    stream
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = read_until_closed(&mut stream, std::time::Duration::from_secs(5))
+        .await
+        .expect("the idle connection was closed");
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+}
+
+#[tokio::test]
+async fn connections_beyond_the_cap_are_closed_at_once() {
+    use tokio::io::AsyncWriteExt;
+    let app =
+        common::spawn_app_with(&[("MAX_CONNECTIONS", "2"), ("HEADER_READ_TIMEOUT", "30")]).await;
+    let first = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let _second = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    // Both are held (accepted, waiting for headers); a third is closed without an answer.
+    let mut third = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let _ = third
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await;
+    let answer = read_until_closed(&mut third, std::time::Duration::from_secs(5))
+        .await
+        .expect("the third connection was closed");
+    assert!(answer.is_empty(), "{}", String::from_utf8_lossy(&answer));
+    // A slot frees when a connection ends.
+    drop(first);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let mut again = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+        let _ = again
+            .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await;
+        let answer = read_until_closed(&mut again, std::time::Duration::from_secs(5))
+            .await
+            .unwrap_or_default();
+        if String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no slot freed");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }

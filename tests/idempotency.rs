@@ -1,4 +1,5 @@
-//! `POST /job` with an `Idempotency-Key`: a retried request gets the job of the first.
+//! `POST /job` with an `Idempotency-Key`: a retried request gets the job of the first;
+//! and a job started while the store fails is still answered and recorded later.
 
 mod common;
 
@@ -42,4 +43,145 @@ async fn the_same_key_with_another_body_is_refused() {
     let mut changed = multiomix_body();
     changed["name"] = "AnotherName".into();
     assert_eq!(post_with_key(&app, "k", &changed).await.status(), 422);
+}
+
+/// Makes every insert into `jobs` fail, as a full disk would, until the guard is dropped.
+async fn break_job_records(app: &common::TestApp) {
+    sqlx::query(
+        "CREATE TRIGGER fail_job_records BEFORE INSERT ON jobs
+         BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END",
+    )
+    .execute(app.store.pool())
+    .await
+    .unwrap();
+}
+
+async fn mend_job_records(app: &common::TestApp) {
+    sqlx::query("DROP TRIGGER fail_job_records")
+        .execute(app.store.pool())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_job_started_while_the_store_fails_is_answered_and_recorded_later() {
+    let app = spawn_app().await;
+    break_job_records(&app).await;
+    let r = post_with_key(&app, "key-store-down", &multiomix_body()).await;
+    assert_eq!(r.status(), 201, "the job started, so the client is told so");
+    let id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(app.emr.job(&id).is_some());
+    let job_id = multiomix_aws_emr::job::JobId::parse(&id).unwrap();
+    assert!(app.store.job(&job_id).await.unwrap().is_none());
+
+    mend_job_records(&app).await;
+    let now = multiomix_aws_emr::store::now_millis();
+    let recorded = app.reconciler.settle_submissions(now + 1, 0).await.unwrap();
+    assert_eq!(recorded, 1);
+    let record = app.store.job(&job_id).await.unwrap().expect("recorded");
+    assert_eq!(record.name, "BreastCancerBBHA");
+    // Recorded with its key: the retry answers the same job and starts none.
+    let again = post_with_key(&app, "key-store-down", &multiomix_body()).await;
+    assert_eq!(again.status(), 201);
+    assert_eq!(again.json::<Value>().await.unwrap()["id"], id.as_str());
+    assert_eq!(app.emr.calls("StartJobRun"), 1);
+    // And it is this service's job: its callback opens its notice.
+    assert_eq!(app.patch_job(&id).await.status(), 204);
+    assert_eq!(
+        app.reconciler
+            .settle_submissions(now + 1, now + 1)
+            .await
+            .unwrap(),
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_submission_the_backend_refused_or_never_started_is_removed() {
+    let app = spawn_app().await;
+    // EMR refuses: nothing started, nothing to settle.
+    app.emr
+        .fail_next("StartJobRun", 400, "ValidationException", "bad role");
+    assert_eq!(app.post_job(&multiomix_body()).await.status(), 502);
+    // EMR is down: the job may or may not have started; the submission stays.
+    app.emr
+        .fail_times("StartJobRun", 10, 500, "InternalServerException", "boom");
+    assert_eq!(app.post_job(&multiomix_body()).await.status(), 503);
+    let now = multiomix_aws_emr::store::now_millis();
+    let left = app.store.incomplete_submissions(now + 1, 10).await.unwrap();
+    assert_eq!(left.len(), 1, "{left:?}");
+    // EMR never started it: the reconciler removes it, once old enough.
+    assert_eq!(
+        app.reconciler.settle_submissions(now + 1, 0).await.unwrap(),
+        0
+    );
+    assert_eq!(
+        app.store
+            .incomplete_submissions(now + 1, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        app.reconciler
+            .settle_submissions(now + 1, now + 1)
+            .await
+            .unwrap(),
+        0
+    );
+    assert!(app
+        .store
+        .incomplete_submissions(now + 1, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(app.emr.job_ids().is_empty());
+}
+
+#[tokio::test]
+async fn a_restart_records_the_job_a_failed_store_write_left_unrecorded() {
+    let app = spawn_app().await;
+    let emr = app.emr.clone();
+    break_job_records(&app).await;
+    let r = app.post_job(&multiomix_body()).await;
+    assert_eq!(r.status(), 201);
+    let id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    mend_job_records(&app).await;
+    let dir = app.stop().await;
+
+    // The next process settles it in its first round, whatever its age.
+    let app = common::spawn(common::Setup {
+        emr: Some(emr),
+        dir: Some(dir),
+        ..common::Setup::default()
+    })
+    .await;
+    // (An empty store also adopts the job from its tags; the submission is settled
+    // after that, in the same round.)
+    let job_id = multiomix_aws_emr::job::JobId::parse(&id).unwrap();
+    let settled = || async {
+        let now = multiomix_aws_emr::store::now_millis();
+        app.store.job(&job_id).await.unwrap().is_some()
+            && app
+                .store
+                .incomplete_submissions(now + 1, 10)
+                .await
+                .unwrap()
+                .is_empty()
+    };
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !settled().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the restart did not settle the submission"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }

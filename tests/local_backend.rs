@@ -123,6 +123,8 @@ impl Setup {
 struct Record {
     pid: i32,
     env: HashMap<String, String>,
+    /// The name of every variable the process was started with.
+    inherited: HashSet<String>,
     args: Vec<String>,
 }
 
@@ -131,17 +133,26 @@ impl Record {
         let mut pid = 0;
         let mut env = HashMap::new();
         let mut args = Vec::new();
+        let mut inherited = HashSet::new();
         for line in text.lines() {
             let (key, value) = line.split_once('=').unwrap();
             match key {
                 "pid" => pid = value.parse().unwrap(),
                 "arg" => args.push(value.to_owned()),
+                "inherited" => {
+                    inherited.insert(value.to_owned());
+                }
                 _ => {
                     env.insert(key.to_owned(), value.to_owned());
                 }
             }
         }
-        Record { pid, env, args }
+        Record {
+            pid,
+            env,
+            inherited,
+            args,
+        }
     }
 }
 
@@ -300,6 +311,51 @@ async fn a_job_runs_spark_submit_with_the_exact_command_and_environment_and_comp
     );
     // The process is gone once the job is final.
     assert!(!alive(record.pid));
+}
+
+#[tokio::test]
+async fn a_job_gets_none_of_the_services_secrets_from_its_environment() {
+    // Each test runs in its own process under nextest; these are what a deployment sets.
+    let secrets = [
+        "API_TOKEN",
+        "CALLBACK_TOKEN",
+        "NOTIFY_SECRET",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "DATABASE_URL",
+    ];
+    for name in secrets {
+        std::env::set_var(name, "must-not-leak");
+    }
+    std::env::set_var("SPARK_HOME", "/opt/spark-for-the-test");
+    let setup = Setup::new();
+    let (backend, mut ended, _store) = setup.backend(&[]).await;
+    let id = backend.start(&simple("EnvJob"), "token-env").await.unwrap();
+    assert_eq!(next_ended(&mut ended).await, id);
+
+    let record = setup.record("EnvJob").await;
+    for name in secrets {
+        assert!(
+            !record.inherited.contains(name),
+            "{name} reached the job: {:?}",
+            record.inherited
+        );
+    }
+    // What spark-submit needs to start is still there, and so is what the service sets.
+    for name in [
+        "PATH",
+        "SPARK_HOME",
+        "JOB_NAME",
+        "DATASETS_PATH",
+        "RESULTS_PATH",
+    ] {
+        assert!(
+            record.inherited.contains(name),
+            "{name} is missing: {:?}",
+            record.inherited
+        );
+    }
 }
 
 #[tokio::test]

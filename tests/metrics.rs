@@ -119,3 +119,35 @@ async fn a_backend_outage_is_counted_as_unavailable() {
     let down = r#"backend_calls_total{operation="describe",outcome="unavailable"}"#;
     assert!(sample(&text, down).unwrap_or(0.0) >= 1.0, "{text}");
 }
+
+#[tokio::test]
+async fn made_up_methods_add_no_series_of_their_own() {
+    let app = spawn_app().await;
+    for i in 0..20 {
+        let method = reqwest::Method::from_bytes(format!("MADEUP{i}").as_bytes()).unwrap();
+        for path in ["/job", "/nowhere", "/health"] {
+            let r = app
+                .http
+                .request(method.clone(), app.url(path))
+                .send()
+                .await
+                .unwrap();
+            assert!(
+                r.status().is_client_error(),
+                "{method} {path}: {}",
+                r.status()
+            );
+        }
+    }
+
+    let text = scrape(&app).await;
+    assert!(!text.contains("MADEUP"), "{text}");
+    let labelled = text
+        .lines()
+        .filter(|l| l.starts_with("http_requests_total{"))
+        .filter_map(|l| l.split("method=\"").nth(1)?.split('"').next())
+        .collect::<std::collections::BTreeSet<_>>();
+    assert!(labelled.contains("other"), "{labelled:?}");
+    let other = sum_where(&text, "http_requests_total", &[r#"method="other""#]);
+    assert!(other >= 60.0, "{text}");
+}

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{is_multiomix_date, multiomix_body, spawn, spawn_app, Setup};
-use multiomix_fakes::{FakeEmr, FakeMultiomix, JobState, NewJob};
+use multiomix_fakes::{FakeEmr, FakeMultiomix, JobState, NewJob, Reply};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -135,6 +135,63 @@ async fn a_404_from_multiomix_is_final_after_one_attempt() {
     assert_eq!(app.wait_notice_closed(&id, WAIT).await, "refused");
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(app.multiomix.count(), 1, "a 404 is not retried");
+}
+
+#[tokio::test]
+async fn a_410_from_multiomix_is_final_after_one_attempt_too() {
+    let app = spawn_app().await;
+    let id = app.start_job().await;
+    app.emr.set_state(&id, JobState::Completed, None, None);
+    app.multiomix.set_status(410);
+    app.patch_job(&id).await;
+    assert_eq!(app.wait_notice_closed(&id, WAIT).await, "refused");
+    assert_eq!(app.multiomix.count(), 1, "a 410 is not retried");
+}
+
+#[tokio::test]
+async fn other_4xx_answers_are_retried_until_multiomix_takes_the_notice() {
+    let app = spawn_app().await;
+    let id = app.start_job().await;
+    app.emr.set_state(&id, JobState::Failed, None, None);
+    // A secret being rotated, a proxy's refusals: none of them is Multiomix's final word.
+    app.multiomix.queue_statuses([401, 403, 400, 422]);
+    app.patch_job(&id).await;
+    assert_eq!(app.wait_notice_closed(&id, WAIT).await, "delivered");
+    let statuses: Vec<u16> = app.multiomix.notices().iter().map(|n| n.status).collect();
+    assert_eq!(statuses, [401, 403, 400, 422, 200]);
+}
+
+#[tokio::test]
+async fn the_body_of_a_refusal_is_kept_in_the_notices_error_cut_short() {
+    let app = spawn_app().await;
+    let id = app.start_job().await;
+    app.emr.set_state(&id, JobState::Completed, None, None);
+    let reason = format!("signature mismatch\n{}", "x".repeat(5_000));
+    app.multiomix.set_reply(Reply::status(403).body(reason));
+    app.patch_job(&id).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let notice = loop {
+        let job: Value = app.get_json(&format!("/job/{id}")).await;
+        if job["notice"]["attempts"].as_i64().unwrap_or(0) >= 2 {
+            break job["notice"].clone();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no second attempt: {job}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(notice["status"], "pending", "a 403 is retried: {notice}");
+    let error = notice["lastError"].as_str().unwrap();
+    assert!(
+        error.starts_with("Multiomix answered 403 Forbidden: signature mismatch x"),
+        "{error}"
+    );
+    assert!(
+        error.chars().count() < 400,
+        "cut short: {} chars",
+        error.chars().count()
+    );
 }
 
 #[tokio::test]
@@ -335,7 +392,8 @@ async fn signed_notices_carry_standard_webhooks_headers() {
         msg_id,
         ts,
         body,
-    );
+    )
+    .expect("a valid whsec_ secret");
     assert_eq!(sig, expected);
     assert!((time::OffsetDateTime::now_utc().unix_timestamp() - ts).abs() < 60);
 }
@@ -344,17 +402,135 @@ async fn signed_notices_carry_standard_webhooks_headers() {
 async fn a_flood_of_callbacks_beyond_the_bound_is_refused_with_503() {
     let app =
         spawn(Setup::default().vars(&[("MAX_PENDING_CALLBACKS", "3"), ("SLEEP_TIME", "60")])).await;
-    let ids = [
-        "0000000000000000001",
-        "0000000000000000002",
-        "0000000000000000003",
-    ];
-    for id in ids {
+    // Jobs of this service: a callback for any other is refused before the bound.
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        ids.push(app.start_job().await);
+    }
+    for id in &ids[..3] {
         assert_eq!(app.patch_job(id).await.status(), 204);
     }
     // A repeat for a known job is still fine; a new one is not.
-    assert_eq!(app.patch_job(ids[0]).await.status(), 204);
-    let r = app.patch_job("0000000000000000004").await;
+    assert_eq!(app.patch_job(&ids[0]).await.status(), 204);
+    let r = app.patch_job(&ids[3]).await;
     assert_eq!(r.status(), 503);
     assert!(r.headers().contains_key("retry-after"));
+}
+
+/// A backend whose every job is COMPLETED: the outbox test needs nothing else of it.
+struct AllCompleted;
+
+#[async_trait::async_trait]
+impl multiomix_aws_emr::backend::JobBackend for AllCompleted {
+    fn kind(&self) -> &'static str {
+        "all-completed"
+    }
+    async fn start(
+        &self,
+        _: &multiomix_aws_emr::job::JobSpec,
+        _: &str,
+    ) -> Result<multiomix_aws_emr::job::JobId, multiomix_aws_emr::backend::BackendError> {
+        unreachable!("the outbox never starts jobs")
+    }
+    async fn describe(
+        &self,
+        id: &multiomix_aws_emr::job::JobId,
+    ) -> Result<multiomix_aws_emr::job::JobRun, multiomix_aws_emr::backend::BackendError> {
+        let now = time::OffsetDateTime::now_utc();
+        Ok(multiomix_aws_emr::job::JobRun {
+            id: id.clone(),
+            name: "job".into(),
+            state: multiomix_aws_emr::job::JobState::Completed,
+            created_at: now,
+            finished_at: Some(now),
+            state_details: None,
+            failure_reason: None,
+            log_location: None,
+            ours: true,
+            tags: Default::default(),
+        })
+    }
+    async fn cancel(
+        &self,
+        _: &multiomix_aws_emr::job::JobId,
+    ) -> Result<(), multiomix_aws_emr::backend::BackendError> {
+        unreachable!("the outbox never cancels jobs")
+    }
+    async fn list(
+        &self,
+        _: &multiomix_aws_emr::backend::ListQuery,
+    ) -> Result<multiomix_aws_emr::backend::JobPage, multiomix_aws_emr::backend::BackendError> {
+        Ok(Default::default())
+    }
+    async fn check(&self) -> Result<(), multiomix_aws_emr::backend::BackendError> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_slow_multiomix_no_notice_waits_past_its_lease_and_none_is_sent_twice() {
+    use multiomix_aws_emr::config::Config;
+    use multiomix_aws_emr::job::JobId;
+    use multiomix_aws_emr::notify::Notifier;
+    use multiomix_aws_emr::store::Store;
+
+    // Each notice takes Multiomix 200 ms; the lease is twice that. Nearly five times the
+    // outbox's concurrency (64) of notices are due at once, so most of them wait for a
+    // slot: a notice claimed before it has a slot waits up to three rounds, past its lease.
+    const NOTICES: usize = 300;
+    let multiomix = FakeMultiomix::builder()
+        .reply(Reply::status(200).delay(Duration::from_millis(200)))
+        .start()
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config::from_vars([
+        ("JOB_BACKEND".to_owned(), "local".to_owned()),
+        ("MULTIOMIX_URL".to_owned(), multiomix.url()),
+        ("NOTIFY_TIMEOUT".to_owned(), "5".to_owned()),
+        ("POLL_INTERVAL".to_owned(), "0.05".to_owned()),
+    ])
+    .unwrap();
+    let store = Store::connect(&format!("sqlite:{}/store.db", dir.path().display()))
+        .await
+        .unwrap();
+    let notifier = Notifier::new(store.clone(), Arc::new(AllCompleted), config.notify, 10_000)
+        .await
+        .unwrap();
+    notifier.set_lease(Duration::from_millis(400));
+    let ids: Vec<String> = (0..NOTICES).map(|i| format!("job{i:05}")).collect();
+    for id in &ids {
+        notifier
+            .request(&JobId::parse(id).unwrap(), Duration::ZERO)
+            .await
+            .unwrap();
+    }
+    assert_eq!(notifier.open_count().await.unwrap(), NOTICES as i64);
+
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let outbox = tokio::spawn(notifier.clone().run_until_stopped(async {
+        let _ = stop_rx.await;
+    }));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while store.open_notice_count().await.unwrap() > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the outbox did not drain"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = stop_tx.send(());
+    outbox.await.unwrap();
+
+    let mut sent: std::collections::HashMap<String, usize> = Default::default();
+    for n in multiomix.notices() {
+        *sent.entry(n.id).or_default() += 1;
+    }
+    let twice: Vec<_> = sent.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        twice.is_empty(),
+        "{} notices sent more than once",
+        twice.len()
+    );
+    assert_eq!(sent.len(), NOTICES);
+    assert_eq!(notifier.open_count().await.unwrap(), 0);
 }

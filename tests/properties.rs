@@ -31,6 +31,11 @@ fn assert_safe(spec: &JobSpec) {
         assert!(!name.chars().any(char::is_control), "{name:?}");
         assert!(!value.chars().any(char::is_control), "{value:?}");
         assert!(value.chars().count() <= MAX_VALUE_CHARS);
+        // A job script's argparse would read any other word starting with `-` as an option.
+        assert!(
+            !value.starts_with('-') || value.parse::<f64>().is_ok(),
+            "{value:?}"
+        );
     }
     let names: std::collections::HashSet<_> = spec.arguments.iter().map(|(n, _)| n).collect();
     assert_eq!(names.len(), spec.arguments.len(), "names are unique");
@@ -263,7 +268,7 @@ proptest! {
 
     #[test]
     fn values_keep_their_text_and_reach_only_the_entry_point_arguments(
-        value in "[^\\p{Cc}]{0,40}",
+        value in "([^-\\p{Cc}][^\\p{Cc}]{0,39})?",
         number in any::<i64>(),
         flag in any::<bool>(),
     ) {
@@ -293,7 +298,7 @@ proptest! {
 fn a_value_that_spells_out_spark_options_is_only_an_argument() {
     let body = json!({"name": "job", "entrypoint_arguments": [
         {"name": "app-name", "value": "app"},
-        {"name": "extra", "value": "--conf spark.driver.extraJavaOptions=-Dx --py-files s3://evil/x.zip"},
+        {"name": "extra", "value": "x --conf spark.driver.extraJavaOptions=-Dx --py-files s3://evil/x.zip"},
     ]});
     let spec = validate_request(&body).unwrap();
     assert_safe(&spec);

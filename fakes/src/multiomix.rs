@@ -42,6 +42,8 @@ pub struct Reply {
     pub retry_after: Option<String>,
     /// How long the fake waits before answering.
     pub delay: Duration,
+    /// The answer's body; `{}` when unset.
+    pub body: Option<String>,
 }
 
 impl Reply {
@@ -50,7 +52,13 @@ impl Reply {
             status,
             retry_after: None,
             delay: Duration::ZERO,
+            body: None,
         }
+    }
+
+    pub fn body(mut self, body: impl Into<String>) -> Self {
+        self.body = Some(body.into());
+        self
     }
 
     pub fn retry_after(mut self, value: impl Into<String>) -> Self {
@@ -381,7 +389,10 @@ async fn receive(
         tokio::time::sleep(reply.delay).await;
     }
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut response = respond(status, "application/json", "{}");
+    let mut response = match reply.body {
+        Some(body) => respond(status, "text/plain", body),
+        None => respond(status, "application/json", "{}"),
+    };
     if let Some(value) = reply
         .retry_after
         .and_then(|value| HeaderValue::try_from(value).ok())

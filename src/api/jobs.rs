@@ -10,7 +10,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 use utoipa::openapi::extensions::Extensions;
 use utoipa::openapi::schema::{
     ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type,
@@ -20,11 +20,12 @@ use utoipa::openapi::{Ref, RefOr};
 use super::error::{from_bytes_rejection, ApiError, ApiJson, ErrorBody};
 use super::AppState;
 use crate::backend::{BackendError, ListQuery};
+use crate::job::body::RequestBody;
 use crate::job::{
     validate_request, JobId, JobState, JobView, NoticeView, MAX_ARGUMENTS, MAX_VALUE_CHARS,
 };
 use crate::notify::RequestError;
-use crate::store::{now_millis, JobRecord};
+use crate::store::{now_millis, JobRecord, Submission};
 
 /// Longest `Idempotency-Key` accepted.
 pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 255;
@@ -138,8 +139,12 @@ fn argument_value_schema() -> impl Into<RefOr<Schema>> {
             ObjectBuilder::new()
                 .schema_type(Type::String)
                 .max_length(Some(MAX_VALUE_CHARS))
-                // No control characters (what `char::is_control` refuses).
-                .pattern(Some(r"^[^\u0000-\u001f\u007f-\u009f]*$")),
+                // No control characters (what `char::is_control` refuses), and no leading
+                // `-` but that of a negative number: the job script would read it as an
+                // option.
+                .pattern(Some(
+                    r"^(?!-(?!(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$))[^\u0000-\u001f\u007f-\u009f]*$",
+                )),
         )
         .item(ObjectBuilder::new().schema_type(Type::Number))
         .item(ObjectBuilder::new().schema_type(Type::Boolean))
@@ -150,6 +155,11 @@ fn argument_value_schema() -> impl Into<RefOr<Schema>> {
 
 fn location(id: &str) -> HeaderValue {
     HeaderValue::from_str(&format!("/job/{id}")).expect("job ids are ASCII")
+}
+
+/// A job this deployment did not start looks like no job at all.
+fn not_ours(id: &JobId) -> ApiError {
+    ApiError::from_backend(BackendError::NotFound, id.as_str())
 }
 
 fn bad_id() -> ApiError {
@@ -221,7 +231,7 @@ fn sha256_hex(data: &[u8]) -> String {
         (status = 400, description = "The body is not a valid job request", body = ErrorBody),
         (status = 401, description = "Missing or wrong API token", body = ErrorBody,
          headers(("WWW-Authenticate" = String))),
-        (status = 413, description = "The body is larger than 256 KiB", body = ErrorBody),
+        (status = 413, description = "The body is larger than 64 KiB", body = ErrorBody),
         (status = 415, description = "The body is not declared as JSON", body = ErrorBody),
         (status = 422, description = "The Idempotency-Key was used for a different request", body = ErrorBody),
         (status = 500, description = "Internal error", body = ErrorBody),
@@ -234,7 +244,7 @@ fn sha256_hex(data: &[u8]) -> String {
 pub async fn start_job(
     State(state): State<AppState>,
     headers: HeaderMap,
-    ApiJson(body): ApiJson<Value>,
+    ApiJson(RequestBody(body)): ApiJson<RequestBody>,
 ) -> Result<Response, ApiError> {
     let spec = validate_request(&body).map_err(ApiError::Invalid)?;
     let key = idempotency_key(&headers)?;
@@ -262,23 +272,69 @@ pub async fn start_job(
         Some(k) => sha256_hex(k.as_bytes()),
         None => uuid::Uuid::new_v4().simple().to_string(),
     };
-    let id = state
-        .backend
-        .start(&spec, &client_token)
-        .await
-        .map_err(|e| ApiError::from_backend(e, ""))?;
-    let record = JobRecord {
-        id: id.to_string(),
+    let submission = Submission {
+        client_token,
         name: spec.name.as_str().to_owned(),
         algorithm: Some(spec.algorithm.code()),
         backend: state.backend.kind().to_owned(),
+        idempotency: key.clone().zip(fingerprint.clone()),
         created_at: now_millis(),
-        adopted: false,
     };
-    state
-        .store
-        .record_submission(&record, key.as_deref().zip(fingerprint.as_deref()))
-        .await?;
+    // The submission is written before the backend is asked, and completed after, in a
+    // task of its own: a request cut off by its timeout or a dropped connection cannot
+    // stop it between the start and its record. A submission left incomplete (the
+    // process died, the store failed) is settled by the reconciler from the backend.
+    state.store.begin_submission(&submission).await?;
+    let work = {
+        let state = state.clone();
+        let spec = spec.clone();
+        tokio::spawn(async move {
+            let id = match state.backend.start(&spec, &submission.client_token).await {
+                Ok(id) => id,
+                Err(e) => {
+                    // Only a clear refusal means nothing started; after a timeout or an
+                    // outage the reconciler finds out.
+                    if matches!(
+                        e,
+                        BackendError::Rejected(_)
+                            | BackendError::Conflict(_)
+                            | BackendError::NotFound
+                    ) {
+                        if let Err(e) = state.store.drop_submission(&submission.client_token).await
+                        {
+                            warn!(error = %e, "cannot remove a refused submission; the reconciler will");
+                        }
+                    }
+                    return Err(ApiError::from_backend(e, ""));
+                }
+            };
+            let record = JobRecord {
+                id: id.to_string(),
+                name: submission.name.clone(),
+                algorithm: submission.algorithm,
+                backend: submission.backend.clone(),
+                created_at: submission.created_at,
+                adopted: false,
+            };
+            let key = submission
+                .idempotency
+                .as_ref()
+                .map(|(k, f)| (k.as_str(), f.as_str()));
+            if let Err(e) = state
+                .store
+                .complete_submission(&submission.client_token, &record, key)
+                .await
+            {
+                // The job runs: say so. Its submission stays, and the reconciler records
+                // the job from the backend.
+                error!(job_id = %id, error = %e, "the job started but cannot be recorded now; the reconciler will record it");
+            }
+            Ok(id)
+        })
+    };
+    let id = work
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("the start of a job failed: {e}")))??;
     metrics::counter!("jobs_started_total", "algorithm" => spec.algorithm.slug()).increment(1);
     info!(
         job_id = %id,
@@ -329,6 +385,9 @@ pub async fn read_job(
         .describe(&id)
         .await
         .map_err(|e| ApiError::from_backend(e, id.as_str()))?;
+    if !run.ours && state.store.job_final_state(&id).await?.is_none() {
+        return Err(not_ours(&id));
+    }
     let mut view = JobView::from(&run);
     view.notice = state.store.notice(id.as_str()).await?.map(|n| NoticeView {
         status: n.status.as_str().to_owned(),
@@ -365,6 +424,18 @@ pub async fn cancel_job(
     State(state): State<AppState>,
     JobIdPath(id): JobIdPath,
 ) -> Result<Response, ApiError> {
+    // A job in the store is ours; any other is read first, and cancelled only when the
+    // backend says this deployment started it.
+    if state.store.job_final_state(&id).await?.is_none() {
+        let run = state
+            .backend
+            .describe(&id)
+            .await
+            .map_err(|e| ApiError::from_backend(e, id.as_str()))?;
+        if !run.ours {
+            return Err(not_ours(&id));
+        }
+    }
     state
         .backend
         .cancel(&id)
@@ -397,7 +468,8 @@ pub async fn cancel_job(
         (status = 400, description = "Malformed job id", body = ErrorBody),
         (status = 401, description = "Missing or wrong callback token", body = ErrorBody,
          headers(("WWW-Authenticate" = String))),
-        (status = 413, description = "The body is larger than 256 KiB", body = ErrorBody),
+        (status = 404, description = "A job this service did not start", body = ErrorBody),
+        (status = 413, description = "The body is larger than 4 KiB", body = ErrorBody),
         (status = 500, description = "Internal error", body = ErrorBody),
         (status = 503, description = "Too many notices are waiting, or the service is at capacity",
          body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
@@ -416,6 +488,20 @@ pub async fn job_callback(
         .and_then(|v| v.get("state").and_then(Value::as_str).map(str::to_owned));
     let reported = reported.as_deref().unwrap_or("-");
     let reported: String = reported.chars().take(64).collect();
+    // Only jobs this service started get a notice: an unknown id costs no row and no
+    // backend call. A job whose notice is closed (and perhaps pruned) is not opened again.
+    match state.store.job_final_state(&id).await? {
+        None => {
+            info!(job_id = %id, reported = %reported, "callback for a job this service did not start; ignored");
+            metrics::counter!("callbacks_unknown_total").increment(1);
+            return Err(not_ours(&id));
+        }
+        Some(Some(final_state)) if state.store.notice(id.as_str()).await?.is_none() => {
+            info!(job_id = %id, %final_state, "callback for a job already settled; nothing to do");
+            return Ok(StatusCode::NO_CONTENT);
+        }
+        Some(_) => {}
+    }
     match state
         .notifier
         .request(&id, state.config.notify.sleep_time)

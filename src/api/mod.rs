@@ -29,8 +29,11 @@ use crate::notify::Notifier;
 use crate::store::Store;
 use error::ApiError;
 
-/// Largest request body accepted (413 beyond).
-pub const MAX_BODY_BYTES: usize = 256 * 1024;
+/// Largest request body accepted (413 beyond). A Multiomix job request is well under
+/// 1 KiB; this leaves room for long dataset paths while bounding what one request costs.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Largest body of the sidecar's callback, `{"state": "..."}`.
+pub const MAX_CALLBACK_BODY_BYTES: usize = 4 * 1024;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -55,7 +58,11 @@ pub fn router(state: AppState) -> Router {
     let job_routes = axum::routing::get(jobs::read_job)
         .delete(jobs::cancel_job)
         .route_layer(api_auth.clone())
-        .merge(axum::routing::patch(jobs::job_callback).route_layer(callback_auth));
+        .merge(
+            axum::routing::patch(jobs::job_callback)
+                .route_layer(callback_auth)
+                .layer(DefaultBodyLimit::max(MAX_CALLBACK_BODY_BYTES)),
+        );
 
     // Everything but liveness shares one bound on requests in flight; beyond it a request
     // is answered 503 at once instead of queuing. Liveness stays out of it so that a busy
@@ -140,14 +147,32 @@ async fn record_metrics(req: Request, next: Next) -> Response {
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
-    let method = req.method().as_str().to_owned();
+    let method = method_label(req.method());
     let response = next.run(req).await;
     let status = response.status().as_u16().to_string();
     let elapsed = start.elapsed();
-    metrics::counter!("http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status).increment(1);
+    metrics::counter!("http_requests_total", "method" => method, "route" => route.clone(), "status" => status).increment(1);
     metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route)
         .record(elapsed.as_secs_f64());
     response
+}
+
+/// The method as a metrics label. Methods are free text in HTTP: labelling each one a
+/// client makes up would add series without bound, so only the standard ones are named.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        Method::TRACE => "TRACE",
+        Method::CONNECT => "CONNECT",
+        _ => "other",
+    }
 }
 
 /// How long `/ready` trusts its last check of the backend.

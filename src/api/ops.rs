@@ -2,17 +2,19 @@
 //! and JSON answers for unknown routes and panics.
 
 use std::any::Any;
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::json;
-use tokio::sync::Mutex;
 
 use super::error::{ApiError, ErrorBody};
 use super::{status_json, AppState, READY_CACHE};
+use crate::backend::JobBackend;
 
 /// The body of `GET /health`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -73,11 +75,78 @@ pub async fn health() -> Response {
     (StatusCode::OK, axum::Json(Health { status: "ok" })).into_response()
 }
 
-/// The last readiness check of the backend, reused for [`READY_CACHE`] so that probes
-/// do not turn into a stream of EMR calls.
+/// How long `/ready` waits for a check of the store or the backend: below the
+/// readiness probe's 3 s timeout, so that a slow EMR makes the probe fail with a reason
+/// instead of timing out.
+pub const CHECK_BUDGET: Duration = Duration::from_secs(2);
+
+/// What `/ready` knows beyond the check of the moment: the last check of the backend,
+/// reused for [`READY_CACHE`] so that probes do not turn into a stream of EMR calls, and
+/// the background tasks that stopped when they should not have.
 #[derive(Default)]
 pub struct Readiness {
-    last: Mutex<Option<(Instant, Result<(), String>)>>,
+    last: std::sync::Mutex<Option<(Instant, Result<(), String>)>>,
+    /// A check of the backend is in flight; probes meanwhile answer from `last`.
+    checking: AtomicBool,
+    dead: std::sync::Mutex<Vec<String>>,
+}
+
+impl Readiness {
+    /// A background task the service cannot do without has stopped: `/ready` fails from
+    /// now on, naming it.
+    pub fn task_died(&self, task: &str, why: &str) {
+        self.dead
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(format!("{task} stopped: {why}"));
+    }
+
+    fn dead_tasks(&self) -> Vec<String> {
+        self.dead.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn last(&self) -> Option<(Instant, Result<(), String>)> {
+        self.last.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The backend's state: the last result while it is fresh or while a new check is in
+    /// flight; otherwise a new check, bounded by [`CHECK_BUDGET`], that goes on in the
+    /// background (and answers later probes) if it takes longer.
+    async fn backend(self: &Arc<Self>, backend: &Arc<dyn JobBackend>) -> Result<(), String> {
+        let last = self.last();
+        if let Some((at, result)) = &last {
+            if at.elapsed() < READY_CACHE {
+                return result.clone();
+            }
+        }
+        if self
+            .checking
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return match last {
+                Some((_, result)) => result,
+                None => Err("the first check of the backend is still running".into()),
+            };
+        }
+        let this = self.clone();
+        let backend = backend.clone();
+        let check = tokio::spawn(async move {
+            let result = backend.check().await.map_err(|e| e.to_string());
+            *this.last.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some((Instant::now(), result.clone()));
+            this.checking.store(false, Ordering::Release);
+            result
+        });
+        match tokio::time::timeout(CHECK_BUDGET, check).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(e)) => {
+                self.checking.store(false, Ordering::Release);
+                Err(format!("the check failed: {e}"))
+            }
+            Err(_) => Err(format!("no answer within {} s", CHECK_BUDGET.as_secs_f64())),
+        }
+    }
 }
 
 /// `GET /ready`: the store answers and the backend can be reached.
@@ -94,22 +163,16 @@ pub struct Readiness {
     ),
 )]
 pub async fn ready(State(state): State<AppState>) -> Response {
-    let mut problems = Vec::new();
-    if let Err(e) = state.store.ping().await {
-        problems.push(format!("store: {e}"));
+    let mut problems = state.readiness.dead_tasks();
+    match tokio::time::timeout(CHECK_BUDGET, state.store.ping()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => problems.push(format!("store: {e}")),
+        Err(_) => problems.push(format!(
+            "store: no answer within {} s",
+            CHECK_BUDGET.as_secs_f64()
+        )),
     }
-    let backend = {
-        let mut last = state.readiness.last.lock().await;
-        match &*last {
-            Some((at, result)) if at.elapsed() < READY_CACHE => result.clone(),
-            _ => {
-                let result = state.backend.check().await.map_err(|e| e.to_string());
-                *last = Some((Instant::now(), result.clone()));
-                result
-            }
-        }
-    };
-    if let Err(e) = backend {
+    if let Err(e) = state.readiness.backend(&state.backend).await {
         problems.push(format!("{} backend: {e}", state.backend.kind()));
     }
     let backend = state.backend.kind();

@@ -17,7 +17,7 @@ use time::OffsetDateTime;
 
 use super::batch::describe_by_listing;
 use super::spark::{entry_point_arguments, DriverEnv, S3Package, SparkSubmit};
-use super::{BackendError, Described, JobBackend, JobPage, ListQuery};
+use super::{BackendError, Described, JobBackend, JobPage, ListQuery, Submitted};
 use crate::config::{EmrSettings, JobSettings, SparkSettings};
 use crate::job::{JobId, JobRun, JobSpec, JobState};
 
@@ -27,6 +27,18 @@ pub const MANAGED_BY_VALUE: &str = "multiomix-aws-emr";
 /// Tag that names the deployment (its callback host), so that deployments sharing a
 /// virtual cluster each see only their own jobs.
 pub const CALLBACK_HOST_TAG: &str = "callback-host";
+/// Tag that carries the client token of the submission, so that a job started by a
+/// process that died before recording it can be found again (`find_submission`).
+pub const CLIENT_TOKEN_TAG: &str = "client-token";
+/// Whether a run's tags mark it as started by the deployment whose callback host is
+/// `service_url`. Shared by the EMR backends that tag their runs.
+pub(super) fn is_own_tags(tags: Option<&HashMap<String, String>>, service_url: &str) -> bool {
+    tags.is_some_and(|t| {
+        t.get(MANAGED_BY_TAG).map(String::as_str) == Some(MANAGED_BY_VALUE)
+            && t.get(CALLBACK_HOST_TAG).map(String::as_str) == Some(service_url)
+    })
+}
+
 /// The length of an EMR job run id, e.g. `000000031kd8aj0vtn3`.
 pub const EMR_JOB_ID_CHARS: usize = 19;
 
@@ -49,10 +61,12 @@ impl EmrEksBackend {
             .region(Region::new(emr.region.clone()))
             .retry_config(RetryConfig::standard().with_max_attempts(3))
             .timeout_config(
+                // The whole call, retries included, ends before the request that made it
+                // is cut off (see EmrSettings::call_timeout).
                 TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(3))
-                    .operation_attempt_timeout(Duration::from_secs(10))
-                    .operation_timeout(Duration::from_secs(30))
+                    .connect_timeout(Duration::from_secs(3).min(emr.call_timeout))
+                    .operation_attempt_timeout(emr.call_timeout / 3)
+                    .operation_timeout(emr.call_timeout)
                     .build(),
             );
         if let Some(url) = &emr.endpoint_url {
@@ -79,10 +93,7 @@ impl EmrEksBackend {
     }
 
     fn is_own(&self, tags: Option<&HashMap<String, String>>) -> bool {
-        tags.is_some_and(|t| {
-            t.get(MANAGED_BY_TAG).map(String::as_str) == Some(MANAGED_BY_VALUE)
-                && t.get(CALLBACK_HOST_TAG) == Some(&self.emr.service_url)
-        })
+        is_own_tags(tags, &self.emr.service_url)
     }
 
     fn to_run(&self, run: &aws_sdk_emrcontainers::types::JobRun) -> Result<JobRun, BackendError> {
@@ -119,6 +130,7 @@ impl EmrEksBackend {
                 .tags()
                 .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
                 .unwrap_or_default(),
+            ours: self.is_own(run.tags()),
             id,
         })
     }
@@ -231,6 +243,7 @@ impl JobBackend for EmrEksBackend {
             .tags(MANAGED_BY_TAG, MANAGED_BY_VALUE)
             .tags(CALLBACK_HOST_TAG, &self.emr.service_url)
             .tags("algorithm", spec.algorithm.slug())
+            .tags(CLIENT_TOKEN_TAG, client_token)
             .send()
             .await
             .map_err(|e| classify("StartJobRun", e))?;
@@ -336,6 +349,35 @@ impl JobBackend for EmrEksBackend {
     async fn describe_batch(&self, ids: &[JobId]) -> Result<Described, BackendError> {
         // ListJobRuns answers at most 50 runs a page.
         describe_by_listing(self, ids, 50).await
+    }
+
+    async fn find_submission(
+        &self,
+        client_token: &str,
+        since: OffsetDateTime,
+    ) -> Result<Submitted, BackendError> {
+        let mut next_token: Option<String> = None;
+        loop {
+            let out = self
+                .client
+                .list_job_runs()
+                .virtual_cluster_id(&self.emr.virtual_cluster_id)
+                .created_after(DateTime::from_secs(since.unix_timestamp()))
+                .set_next_token(next_token.take())
+                .send()
+                .await
+                .map_err(|e| classify("ListJobRuns", e))?;
+            for run in out.job_runs() {
+                let token = run.tags().and_then(|t| t.get(CLIENT_TOKEN_TAG));
+                if token.map(String::as_str) == Some(client_token) && self.is_own(run.tags()) {
+                    return Ok(Submitted::Started(self.to_run(run)?));
+                }
+            }
+            match out.next_token() {
+                Some(t) => next_token = Some(t.to_owned()),
+                None => return Ok(Submitted::NotStarted),
+            }
+        }
     }
 
     async fn check(&self) -> Result<(), BackendError> {

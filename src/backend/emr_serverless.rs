@@ -18,11 +18,14 @@ use aws_sdk_emrserverless::types::{
 };
 use aws_sdk_emrserverless::Client;
 use aws_smithy_types::DateTime;
+use time::OffsetDateTime;
 
 use super::batch::describe_by_listing;
-use super::emr_eks::{to_offset, CALLBACK_HOST_TAG, MANAGED_BY_TAG, MANAGED_BY_VALUE};
+use super::emr_eks::{
+    is_own_tags, to_offset, CALLBACK_HOST_TAG, CLIENT_TOKEN_TAG, MANAGED_BY_TAG, MANAGED_BY_VALUE,
+};
 use super::spark::{entry_point_arguments, DriverEnv, S3Package, SparkSubmit};
-use super::{BackendError, Described, JobBackend, JobPage, ListQuery};
+use super::{BackendError, Described, JobBackend, JobPage, ListQuery, Submitted};
 use crate::config::{JobSettings, ServerlessSettings, SparkSettings};
 use crate::job::{JobId, JobRun, JobSpec, JobState};
 
@@ -112,6 +115,9 @@ impl EmrServerlessBackend {
             finished_at,
             state_details,
             failure_reason: None,
+            // Only GetJobRun shows tags: a run seen in a list is not vouched for here (the
+            // API still finds the runs it recorded in its store).
+            ours: is_own_tags(seen.tags, &self.settings.service_url),
             tags: seen
                 .tags
                 .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
@@ -343,6 +349,7 @@ impl JobBackend for EmrServerlessBackend {
             .tags(MANAGED_BY_TAG, MANAGED_BY_VALUE)
             .tags(CALLBACK_HOST_TAG, &self.settings.service_url)
             .tags("algorithm", spec.algorithm.slug())
+            .tags(CLIENT_TOKEN_TAG, client_token)
             .send()
             .await
             .map_err(|e| classify("StartJobRun", e))?;
@@ -484,6 +491,49 @@ impl JobBackend for EmrServerlessBackend {
 
     async fn describe_batch(&self, ids: &[JobId]) -> Result<Described, BackendError> {
         describe_by_listing(self, ids, PAGE_SIZE).await
+    }
+
+    /// ListJobRuns shows no tags, so each run created since the submission is read with
+    /// GetJobRun for its `client-token` tag. The window is the few runs started around one
+    /// lost record, not the application's history.
+    async fn find_submission(
+        &self,
+        client_token: &str,
+        since: OffsetDateTime,
+    ) -> Result<Submitted, BackendError> {
+        let mut next_token: Option<String> = None;
+        loop {
+            let out = self
+                .client
+                .list_job_runs()
+                .application_id(&self.settings.application_id)
+                .created_at_after(DateTime::from_secs(since.unix_timestamp()))
+                .set_next_token(next_token.take())
+                .send()
+                .await
+                .map_err(|e| classify("ListJobRuns", e))?;
+            for summary in out.job_runs() {
+                let run = self
+                    .client
+                    .get_job_run()
+                    .application_id(&self.settings.application_id)
+                    .job_run_id(summary.id())
+                    .send()
+                    .await
+                    .map_err(|e| classify("GetJobRun", e))?;
+                let Some(run) = run.job_run() else { continue };
+                let token = run.tags().and_then(|t| t.get(CLIENT_TOKEN_TAG));
+                if token.map(String::as_str) == Some(client_token)
+                    && is_own_tags(run.tags(), &self.settings.service_url)
+                {
+                    return Ok(Submitted::Started(self.to_run(Seen::from(run))?));
+                }
+            }
+            match out.next_token() {
+                Some(t) => next_token = Some(t.to_owned()),
+                None => return Ok(Submitted::NotStarted),
+            }
+        }
     }
 }
 

@@ -124,6 +124,14 @@ impl JobBackend for FinishedRuns {
         }
         Ok(out)
     }
+
+    async fn find_submission(
+        &self,
+        client_token: &str,
+        since: time::OffsetDateTime,
+    ) -> Result<super::Submitted, BackendError> {
+        self.inner.find_submission(client_token, since).await
+    }
 }
 
 #[cfg(test)]
@@ -161,6 +169,7 @@ mod tests {
                 failure_reason: None,
                 log_location: None,
                 tags: Default::default(),
+                ours: true,
             })
         }
         async fn cancel(&self, _: &JobId) -> Result<(), BackendError> {

@@ -77,6 +77,18 @@ impl JobBackend for InstrumentedBackend {
     async fn describe_batch(&self, ids: &[JobId]) -> Result<Described, BackendError> {
         observe("describe_batch", self.inner.describe_batch(ids)).await
     }
+
+    async fn find_submission(
+        &self,
+        client_token: &str,
+        since: time::OffsetDateTime,
+    ) -> Result<super::Submitted, BackendError> {
+        observe(
+            "find_submission",
+            self.inner.find_submission(client_token, since),
+        )
+        .await
+    }
 }
 
 #[cfg(test)]

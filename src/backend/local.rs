@@ -251,29 +251,27 @@ impl Inner {
         Ok(())
     }
 
+    /// The cancel switches. Each statement under the lock leaves the map consistent, so a
+    /// panic elsewhere while it was held does not make it unusable: later requests go on
+    /// with it instead of panicking in turn.
+    fn controls(&self) -> std::sync::MutexGuard<'_, HashMap<JobId, watch::Sender<bool>>> {
+        self.controls.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Gives the run its cancel switch and its task, which waits for a slot.
     fn enqueue(self: &Arc<Self>, id: JobId, command: LocalCommand, log_path: PathBuf) {
         let (cancel_tx, cancel_rx) = watch::channel(false);
-        self.controls
-            .lock()
-            .expect("the controls lock is never poisoned")
-            .insert(id.clone(), cancel_tx);
+        self.controls().insert(id.clone(), cancel_tx);
         let this = self.clone();
         tokio::spawn(async move {
             this.run(&id, &command, &log_path, cancel_rx).await;
-            this.controls
-                .lock()
-                .expect("the controls lock is never poisoned")
-                .remove(&id);
+            this.controls().remove(&id);
         });
     }
 
     /// Flips the run's cancel switch. False when no task of this process watches it.
     fn signal_cancel(&self, id: &JobId) -> bool {
-        let controls = self
-            .controls
-            .lock()
-            .expect("the controls lock is never poisoned");
+        let controls = self.controls();
         match controls.get(id) {
             Some(tx) => {
                 tx.send_replace(true);
@@ -534,12 +532,47 @@ fn spawn(id: &JobId, command: &LocalCommand, log_path: &Path) -> io::Result<Chil
     let stderr = log.try_clone()?;
     Command::new(&command.program)
         .args(&command.args)
+        .env_clear()
+        .envs(inherited_env())
         .envs(command.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::from(log))
         .stderr(Stdio::from(stderr))
         .process_group(0)
         .spawn()
+}
+
+/// What a job keeps of the service's environment: what spark-submit, the JVM and Python
+/// need to start. Nothing else, so that the API and callback tokens, the notice secret
+/// and AWS credentials never reach a job's code.
+pub const INHERITED_ENV: &[&str] = &[
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TZ",
+    "TMPDIR",
+    "LD_LIBRARY_PATH",
+    "JAVA_HOME",
+    "SPARK_HOME",
+    "SPARK_CONF_DIR",
+    "SPARK_LOCAL_IP",
+    "SPARK_LOCAL_DIRS",
+    "HADOOP_HOME",
+    "HADOOP_CONF_DIR",
+    "PYSPARK_PYTHON",
+    "PYSPARK_DRIVER_PYTHON",
+    "PYTHONPATH",
+    "VIRTUAL_ENV",
+];
+
+fn inherited_env() -> impl Iterator<Item = (&'static str, std::ffi::OsString)> {
+    INHERITED_ENV
+        .iter()
+        .filter_map(|name| std::env::var_os(name).map(|value| (*name, value)))
 }
 
 /// Kills the process group of a run left RUNNING by a previous process, if it is still
@@ -698,6 +731,8 @@ fn to_run(row: LocalRunRow) -> Result<JobRun, BackendError> {
         state_details: row.state_details,
         failure_reason: row.failure_reason,
         log_location: Some(row.log_path),
+        // Local runs live in this service's own store.
+        ours: true,
     })
 }
 
@@ -857,6 +892,25 @@ impl JobBackend for LocalBackend {
         Ok(JobPage { jobs, next_token })
     }
 
+    /// A local start records its run in the store before it answers, so a client token
+    /// the store does not know never started anything.
+    async fn find_submission(
+        &self,
+        client_token: &str,
+        _since: OffsetDateTime,
+    ) -> Result<super::Submitted, BackendError> {
+        match self
+            .inner
+            .store
+            .local_run_by_token(client_token)
+            .await
+            .map_err(store_error)?
+        {
+            Some(row) => Ok(super::Submitted::Started(to_run(row)?)),
+            None => Ok(super::Submitted::NotStarted),
+        }
+    }
+
     async fn check(&self) -> Result<(), BackendError> {
         let inner = &self.inner;
         let mut problems = Vec::new();
@@ -877,6 +931,38 @@ impl JobBackend for LocalBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_panic_while_the_controls_are_held_does_not_break_later_cancels() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::connect(&format!("sqlite:{}/db.sqlite", dir.path().display()))
+            .await
+            .unwrap();
+        let config = crate::config::Config::from_vars([
+            ("JOB_BACKEND".to_owned(), "local".to_owned()),
+            ("SPARK_SUBMIT".to_owned(), "/bin/true".to_owned()),
+            (
+                "LOCAL_SCRIPTS_DIR".to_owned(),
+                dir.path().display().to_string(),
+            ),
+        ])
+        .unwrap();
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let backend = LocalBackend::new(store, config.local, config.spark, config.job, tx)
+            .await
+            .unwrap();
+        let inner = backend.inner.clone();
+        let poisoner = std::thread::spawn(move || {
+            let _held = inner.controls.lock().unwrap();
+            panic!("a panic while the lock is held");
+        });
+        assert!(poisoner.join().is_err());
+        assert!(backend.inner.controls.is_poisoned());
+        // Later requests still work.
+        assert!(!backend
+            .inner
+            .signal_cancel(&JobId::parse("nosuchrun").unwrap()));
+    }
 
     #[test]
     fn ids_are_19_lowercase_alphanumerics_and_sort_by_creation() {

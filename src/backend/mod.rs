@@ -54,6 +54,18 @@ pub type Described = Vec<(JobId, Result<JobRun, BackendError>)>;
 
 /// A place where jobs run. The API, the outbox and the reconciler only know this trait;
 /// each backend owns its SDK, its state mapping and its id format.
+/// What a backend knows of a `start` it may or may not have received: see
+/// [`JobBackend::find_submission`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum Submitted {
+    /// The start with this client token made this job.
+    Started(JobRun),
+    /// No job was made with this client token.
+    NotStarted,
+    /// The backend cannot tell.
+    Unknown,
+}
+
 #[async_trait]
 pub trait JobBackend: Send + Sync + 'static {
     /// A short name for logs and `/ready`.
@@ -83,5 +95,19 @@ pub trait JobBackend: Send + Sync + 'static {
             out.push((id.clone(), self.describe(id).await));
         }
         Ok(out)
+    }
+
+    /// Finds the job that a [`start`](Self::start) with `client_token`, made at or after
+    /// `since`, started, if any. The reconciler uses it for submissions that were not
+    /// recorded as complete (the process stopped, or the store failed, between the start
+    /// and its record). A backend that cannot tell keeps this default: such submissions
+    /// stay until an operator looks (they are logged).
+    async fn find_submission(
+        &self,
+        client_token: &str,
+        since: OffsetDateTime,
+    ) -> Result<Submitted, BackendError> {
+        let _ = (client_token, since);
+        Ok(Submitted::Unknown)
     }
 }

@@ -1,5 +1,6 @@
 //! The job model: what Multiomix asks for, what a backend reports, and what the API shows.
 
+pub mod body;
 mod validate;
 
 pub use validate::{
@@ -203,6 +204,12 @@ pub struct JobRun {
     /// The tags the backend keeps with the run (empty where it keeps none): what tells
     /// this deployment's runs from another's.
     pub tags: BTreeMap<String, String>,
+    /// Whether the backend's own marks say this deployment started the run (on EMR, its
+    /// `managed-by` and `callback-host` tags). A backend whose runs can only be this
+    /// service's (the local one) says true. The API answers 404 for a run that is neither
+    /// this nor in the store, so that deployments sharing a virtual cluster cannot read
+    /// or cancel each other's jobs.
+    pub ours: bool,
 }
 
 /// How the delivery of a job's end notice stands, for `GET /job/{id}`.

@@ -92,10 +92,7 @@ pub fn validate_request(body: &Value) -> Result<JobSpec, FieldError> {
     if items.len() > MAX_ARGUMENTS {
         return Err(FieldError::new(
             "entrypoint_arguments",
-            format!(
-                "has {} items; at most {MAX_ARGUMENTS} are allowed",
-                items.len()
-            ),
+            format!("has more than {MAX_ARGUMENTS} items; at most {MAX_ARGUMENTS} are allowed"),
         ));
     }
 
@@ -206,7 +203,26 @@ fn check_argument_value(value: &str) -> Result<(), String> {
     if value.chars().any(char::is_control) {
         return Err("must not contain control characters (newlines, NUL, ...)".into());
     }
+    // The job scripts read their arguments with argparse, which takes a word starting
+    // with `-` as an option: `--app-name=..` as a value would replace the checked app
+    // name. Negative numbers are the one such word argparse reads as a value.
+    if value.starts_with('-') && !is_negative_number(value) {
+        return Err(
+            "must not start with '-' unless it is a negative number (the job script would read it as an option)"
+                .into(),
+        );
+    }
     Ok(())
+}
+
+/// A negative number (`-1`, `-0.5`, `-.5`, `-1e5`): it cannot name an option, which
+/// starts with a letter after its dashes.
+fn is_negative_number(value: &str) -> bool {
+    value
+        .strip_prefix('-')
+        .and_then(|rest| rest.bytes().next())
+        .is_some_and(|b| b.is_ascii_digit() || b == b'.')
+        && value.parse::<f64>().is_ok()
 }
 
 /// `app-name` names a folder under the results path: it must stay inside it.
@@ -374,6 +390,45 @@ mod tests {
         args.extend((0..MAX_ARGUMENTS).map(|i| json!({"name": format!("a{i}"), "value": i})));
         let err = refused(json!({ "entrypoint_arguments": args }));
         assert_eq!(err.field, "entrypoint_arguments");
+    }
+
+    #[test]
+    fn values_that_argparse_would_read_as_options_are_refused() {
+        for value in [
+            "--app-name",
+            "--app-name=../../x",
+            "--",
+            "-x",
+            "-inf",
+            "-",
+            "-.",
+            "-1x",
+        ] {
+            let mut body = multiomix_body();
+            body["entrypoint_arguments"][2]["value"] = json!(value);
+            assert_eq!(
+                refused(body).field,
+                "entrypoint_arguments[2].value",
+                "{value}"
+            );
+        }
+    }
+
+    #[test]
+    fn negative_numbers_stay_valid_values() {
+        for value in [
+            json!(-1),
+            json!("-1"),
+            json!("-0.5"),
+            json!("-.5"),
+            json!(-2.5e300),
+            json!(i64::MIN),
+        ] {
+            let mut body = multiomix_body();
+            body["entrypoint_arguments"][2]["value"] = value.clone();
+            let spec = validate_request(&body).unwrap_or_else(|e| panic!("{value}: {e:?}"));
+            assert!(spec.arguments[2].1.starts_with('-'), "{value}");
+        }
     }
 
     #[test]

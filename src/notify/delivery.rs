@@ -15,30 +15,32 @@ pub enum Outcome {
     /// Multiomix took the notice (2xx).
     Delivered,
     /// Multiomix answered something final that is not success (404: the experiment is no
-    /// longer in process). Retrying would not change it.
-    Refused { status: u16 },
-    /// Worth another try: network error, timeout, 5xx, 408, 429, a redirect.
+    /// longer in process; 410). Retrying would not change it.
+    Refused { status: u16, error: String },
+    /// Worth another try: network error, timeout, 5xx, any 4xx but 404 and 410, a
+    /// redirect.
     Retry {
         error: String,
         retry_after: Option<Duration>,
     },
 }
 
-/// How an HTTP answer is treated.
+/// How an HTTP answer is treated. Only 404 and 410 are final refusals: Multiomix's
+/// contract says 404 means the experiment is no longer in process. Any other 4xx can
+/// pass (a 401 or 403 while a secret is rotated, a 400 from a proxy), so it is retried
+/// with backoff until the give-up time, like a 5xx.
 pub fn classify(status: StatusCode) -> Outcome {
     if status.is_success() {
         Outcome::Delivered
-    } else if status == StatusCode::REQUEST_TIMEOUT
-        || status == StatusCode::TOO_MANY_REQUESTS
-        || status.is_server_error()
-    {
+    } else if status == StatusCode::NOT_FOUND || status == StatusCode::GONE {
+        Outcome::Refused {
+            status: status.as_u16(),
+            error: format!("Multiomix answered {status}"),
+        }
+    } else if status.is_client_error() || status.is_server_error() {
         Outcome::Retry {
             error: format!("Multiomix answered {status}"),
             retry_after: None,
-        }
-    } else if status.is_client_error() {
-        Outcome::Refused {
-            status: status.as_u16(),
         }
     } else {
         // 1xx/3xx: most likely MULTIOMIX_URL points at a redirect (http → https); keep
@@ -50,29 +52,50 @@ pub fn classify(status: StatusCode) -> Outcome {
     }
 }
 
+/// How much of a refusal's body is kept in the notice's error and the log.
+pub const MAX_REFUSAL_BODY_CHARS: usize = 300;
+
 /// Sends notices. One HTTP client with its connection pool, built once.
 #[derive(Clone)]
 pub struct Deliverer {
     client: reqwest::Client,
     base_url: String,
-    secret: Option<Secret>,
+    /// The HMAC key of `NOTIFY_SECRET`, decoded once.
+    key: Option<Vec<u8>>,
+}
+
+/// Why the notice sender cannot be built; start-up stops with it.
+#[derive(Debug, thiserror::Error)]
+pub enum DelivererError {
+    #[error("cannot build the HTTP client for notices: {0}")]
+    Client(#[from] reqwest::Error),
+    #[error("NOTIFY_SECRET: {0}")]
+    Secret(String),
 }
 
 impl Deliverer {
-    pub fn new(base_url: String, timeout: Duration, secret: Option<Secret>) -> Self {
+    pub fn new(
+        base_url: String,
+        timeout: Duration,
+        secret: Option<Secret>,
+    ) -> Result<Self, DelivererError> {
+        let key = secret
+            .as_ref()
+            .map(signing_key)
+            .transpose()
+            .map_err(DelivererError::Secret)?;
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("multiomix-aws-emr/", env!("CARGO_PKG_VERSION")))
             .pool_max_idle_per_host(64)
-            .build()
-            .expect("the TLS backend is compiled in");
-        Deliverer {
+            .build()?;
+        Ok(Deliverer {
             client,
             base_url,
-            secret,
-        }
+            key,
+        })
     }
 
     /// `{MULTIOMIX_URL}/{id}/`.
@@ -88,23 +111,30 @@ impl Deliverer {
             .post(self.url_for(job_id))
             .header(http::header::CONTENT_TYPE, "application/json")
             .header("Idempotency-Key", message_id);
-        if let Some(secret) = &self.secret {
+        if let Some(key) = &self.key {
             let timestamp = time::OffsetDateTime::now_utc().unix_timestamp();
             request = request
                 .header("webhook-id", message_id)
                 .header("webhook-timestamp", timestamp.to_string())
                 .header(
                     "webhook-signature",
-                    sign(secret, message_id, timestamp, body),
+                    sign_with_key(key, message_id, timestamp, body),
                 );
         }
         match request.body(body.to_owned()).send().await {
             Ok(response) => match classify(response.status()) {
-                Outcome::Retry { error, .. } => Outcome::Retry {
-                    error,
-                    retry_after: retry_after(response.headers()),
+                Outcome::Retry { error, .. } => {
+                    let retry_after = retry_after(response.headers());
+                    Outcome::Retry {
+                        error: with_body(error, response).await,
+                        retry_after,
+                    }
+                }
+                Outcome::Refused { status, error } => Outcome::Refused {
+                    status,
+                    error: with_body(error, response).await,
                 },
-                other => other,
+                Outcome::Delivered => Outcome::Delivered,
             },
             Err(e) => Outcome::Retry {
                 error: describe_error(&e),
@@ -112,6 +142,35 @@ impl Deliverer {
             },
         }
     }
+}
+
+/// The error of a refusal followed by the start of its body, which often says why (a
+/// proxy's page, a signature check). Read in chunks and cut short, so a large answer costs
+/// nothing; control characters are replaced so it stays one log line.
+async fn with_body(error: String, mut response: reqwest::Response) -> String {
+    let mut body = Vec::new();
+    let limit = MAX_REFUSAL_BODY_CHARS * 4;
+    while body.len() < limit {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                body.extend_from_slice(&chunk[..chunk.len().min(limit - body.len())])
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    let text: String = String::from_utf8_lossy(&body)
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let text = text.trim();
+    if text.is_empty() {
+        return error;
+    }
+    let mut excerpt: String = text.chars().take(MAX_REFUSAL_BODY_CHARS).collect();
+    if text.chars().count() > MAX_REFUSAL_BODY_CHARS {
+        excerpt.push('…');
+    }
+    format!("{error}: {excerpt}")
 }
 
 fn describe_error(e: &reqwest::Error) -> String {
@@ -147,18 +206,33 @@ fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
         .map(Duration::from_secs)
 }
 
-/// The Standard Webhooks signature: `v1,` + base64(HMAC-SHA256(key, "id.timestamp.body")).
-/// A secret of the form `whsec_<base64>` is decoded as that scheme's secrets are; any
-/// other secret is used as raw bytes.
-pub fn sign(secret: &Secret, message_id: &str, timestamp: i64, body: &str) -> String {
-    let b64 = base64::engine::general_purpose::STANDARD;
+/// The HMAC key of a notice secret. A secret of the form `whsec_<base64>` is decoded as
+/// Standard Webhooks secrets are, and one that does not decode is an error: signing with
+/// its raw bytes instead would give signatures no receiver can check. Any other secret is
+/// used as raw bytes.
+pub fn signing_key(secret: &Secret) -> Result<Vec<u8>, String> {
     let raw = secret.expose();
-    let key = raw
-        .strip_prefix("whsec_")
-        .and_then(|k| b64.decode(k).ok())
-        .unwrap_or_else(|| raw.as_bytes().to_vec());
-    let mut mac = Hmac::<Sha256>::new_from_slice(&key).expect("HMAC takes keys of any length");
+    match raw.strip_prefix("whsec_") {
+        Some(encoded) => base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .ok()
+            .filter(|key| !key.is_empty())
+            .ok_or_else(|| "a whsec_ secret must be followed by its key in base64".to_owned()),
+        None => Ok(raw.as_bytes().to_vec()),
+    }
+}
+
+/// The Standard Webhooks signature: `v1,` + base64(HMAC-SHA256(key, "id.timestamp.body")),
+/// with the key of [`signing_key`]; `None` for a secret that has no valid key.
+pub fn sign(secret: &Secret, message_id: &str, timestamp: i64, body: &str) -> Option<String> {
+    let key = signing_key(secret).ok()?;
+    Some(sign_with_key(&key, message_id, timestamp, body))
+}
+
+fn sign_with_key(key: &[u8], message_id: &str, timestamp: i64, body: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any length");
     mac.update(format!("{message_id}.{timestamp}.{body}").as_bytes());
+    let b64 = base64::engine::general_purpose::STANDARD;
     format!("v1,{}", b64.encode(mac.finalize().into_bytes()))
 }
 
@@ -176,13 +250,18 @@ mod tests {
         };
         assert_eq!(classify(StatusCode::OK), Outcome::Delivered);
         assert_eq!(classify(StatusCode::NO_CONTENT), Outcome::Delivered);
-        for s in [400, 401, 403, 404, 410, 422] {
-            assert_eq!(
-                classify(StatusCode::from_u16(s).unwrap()),
-                Outcome::Refused { status: s }
+        for s in [404, 410] {
+            assert!(
+                matches!(
+                    classify(StatusCode::from_u16(s).unwrap()),
+                    Outcome::Refused { status, .. } if status == s
+                ),
+                "{s} is final"
             );
         }
-        for s in [408, 429, 500, 502, 503, 504, 301, 302] {
+        for s in [
+            400, 401, 403, 408, 409, 413, 422, 429, 500, 502, 503, 504, 301, 302,
+        ] {
             assert!(retry(s), "{s} should be retried");
         }
     }
@@ -197,7 +276,23 @@ mod tests {
             1614265330,
             r#"{"test": 2432232314}"#,
         );
-        assert_eq!(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+        assert_eq!(
+            sig.as_deref(),
+            Some("v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=")
+        );
+    }
+
+    #[test]
+    fn a_whsec_secret_that_is_not_base64_gives_no_key() {
+        for bad in ["whsec_", "whsec_not base64!", "whsec_%%%%"] {
+            let secret = Secret::new(bad);
+            assert!(signing_key(&secret).is_err(), "{bad}");
+            assert_eq!(sign(&secret, "m", 1, "{}"), None, "{bad}");
+            assert!(
+                Deliverer::new("http://x".into(), Duration::from_secs(1), Some(secret)).is_err()
+            );
+        }
+        assert_eq!(signing_key(&Secret::new("plain")).unwrap(), b"plain");
     }
 
     #[test]

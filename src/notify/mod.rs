@@ -8,7 +8,7 @@
 pub mod delivery;
 pub mod retry;
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,8 +25,10 @@ use retry::Backoff;
 
 /// How many notices are worked on at once.
 const CONCURRENCY: usize = 64;
-/// How many due notices are claimed per round.
+/// How many due notices [`Notifier::run_once`] claims (and works on together).
 const BATCH: i64 = 256;
+/// What a claim's lease adds to the delivery timeout: time for one read of the job.
+pub const LEASE_MARGIN: Duration = Duration::from_secs(40);
 /// After this long without a final state, a job is read at the reconcile interval instead
 /// of the (shorter) poll interval.
 const FAST_POLL_FOR: Duration = Duration::from_secs(300);
@@ -55,7 +57,8 @@ struct Inner {
     settings: NotifySettings,
     backoff: Backoff,
     max_open: i64,
-    open: AtomicI64,
+    /// See [`Notifier::set_lease`]; milliseconds.
+    lease_ms: AtomicU64,
     wake: Notify,
 }
 
@@ -71,7 +74,7 @@ impl Notifier {
         backend: Arc<dyn JobBackend>,
         settings: NotifySettings,
         max_open: usize,
-    ) -> StoreResult<Self> {
+    ) -> anyhow::Result<Self> {
         let released = store.release_leases().await?;
         if released > 0 {
             info!(
@@ -85,7 +88,8 @@ impl Notifier {
             settings.multiomix_url.clone(),
             settings.timeout,
             settings.secret.clone(),
-        );
+        )?;
+        let lease = settings.timeout + LEASE_MARGIN;
         Ok(Notifier {
             inner: Arc::new(Inner {
                 backoff: Backoff {
@@ -97,7 +101,8 @@ impl Notifier {
                 deliverer,
                 settings,
                 max_open: max_open as i64,
-                open: AtomicI64::new(open),
+                // Long enough for a read of the job plus a full delivery attempt.
+                lease_ms: AtomicU64::new(lease.as_millis() as u64),
                 wake: Notify::new(),
             }),
         })
@@ -106,37 +111,54 @@ impl Notifier {
     /// Opens the job's notice, to be checked after `delay`. What the sidecar callback,
     /// the reconciler and the local backend call.
     pub async fn request(&self, job: &JobId, delay: Duration) -> Result<Requested, RequestError> {
-        let open = self.inner.open.load(Ordering::Relaxed);
-        if open >= self.inner.max_open {
-            // A repeated callback for a job that already has its notice costs nothing.
-            if self.inner.store.notice(job.as_str()).await?.is_some() {
-                return Ok(Requested::AlreadyKnown);
-            }
-            return Err(RequestError::Full(open));
-        }
         let due = now_millis() + delay.as_millis() as i64;
-        if self.inner.store.open_notice(job.as_str(), due).await? {
-            let open = self.inner.open.fetch_add(1, Ordering::Relaxed) + 1;
-            metrics::gauge!("notices_open").set(open as f64);
+        // The bound is checked by the insert itself, against the count in the store.
+        if self
+            .inner
+            .store
+            .open_notice_within(job.as_str(), due, self.inner.max_open)
+            .await?
+        {
             metrics::counter!("notices_opened_total").increment(1);
             debug!(job_id = %job, delay_ms = delay.as_millis() as u64, "job-end notice opened");
             self.inner.wake.notify_one();
-            Ok(Requested::Opened)
-        } else {
-            Ok(Requested::AlreadyKnown)
+            self.update_open_gauge().await;
+            return Ok(Requested::Opened);
+        }
+        // A repeated callback for a job that already has its notice costs nothing.
+        if self.inner.store.notice(job.as_str()).await?.is_some() {
+            return Ok(Requested::AlreadyKnown);
+        }
+        Err(RequestError::Full(
+            self.inner.store.open_notice_count().await?,
+        ))
+    }
+
+    async fn update_open_gauge(&self) {
+        if let Ok(open) = self.inner.store.open_notice_count().await {
+            metrics::gauge!("notices_open").set(open as f64);
         }
     }
 
     /// The number of notices still to be worked on.
-    pub fn open_count(&self) -> i64 {
-        self.inner.open.load(Ordering::Relaxed)
+    pub async fn open_count(&self) -> StoreResult<i64> {
+        self.inner.store.open_notice_count().await
+    }
+
+    /// Sets how long a claimed notice stays with its worker before another may take it;
+    /// by default the delivery timeout plus [`LEASE_MARGIN`] (one read of the job and one
+    /// attempt). Tests shorten it.
+    pub fn set_lease(&self, lease: Duration) {
+        self.inner
+            .lease_ms
+            .store(lease.as_millis() as u64, Ordering::Relaxed);
     }
 
     /// Works on every notice due now and waits for them; returns how many it took.
     /// Tests drive the outbox with this.
     pub async fn run_once(&self) -> StoreResult<usize> {
         let now = now_millis();
-        let rows = self.claim(now).await?;
+        let rows = self.claim(now, BATCH).await?;
         let n = rows.len();
         let mut tasks = JoinSet::new();
         for row in rows {
@@ -155,18 +177,29 @@ impl Notifier {
         let mut tasks = JoinSet::new();
         loop {
             while tasks.try_join_next().is_some() {}
-            let claimed = match self.claim(now_millis()).await {
+            // Claim only what a free slot works on now: a claimed notice that waited for
+            // a slot could outlive its lease and be claimed, and sent, a second time.
+            let first = tokio::select! {
+                p = permits.clone().acquire_owned() => p.expect("the semaphore is never closed"),
+                _ = &mut shutdown => break,
+            };
+            let free = 1 + permits.available_permits();
+            let claimed = match self.claim(now_millis(), free as i64).await {
                 Ok(rows) => rows,
                 Err(e) => {
                     error!(error = %e, "cannot read the notice outbox; retrying in 1 s");
                     Vec::new()
                 }
             };
-            let full_batch = claimed.len() as i64 == BATCH;
+            let took_all_free = claimed.len() == free;
+            let mut first = Some(first);
             for row in claimed {
-                let permit = tokio::select! {
-                    p = permits.clone().acquire_owned() => p.expect("the semaphore is never closed"),
-                    _ = &mut shutdown => return,
+                let permit = match first.take() {
+                    Some(p) => p,
+                    None => permits
+                        .clone()
+                        .try_acquire_owned()
+                        .expect("only this loop takes permits, and it counted them"),
                 };
                 let this = self.clone();
                 tasks.spawn(async move {
@@ -174,7 +207,10 @@ impl Notifier {
                     drop(permit);
                 });
             }
-            if full_batch {
+            drop(first);
+            self.update_open_gauge().await;
+            if took_all_free {
+                // More may be due: claim again as soon as a slot frees.
                 continue;
             }
             let wait = match self.inner.store.next_due().await {
@@ -191,12 +227,11 @@ impl Notifier {
         info!(in_flight = tasks.len(), "notice outbox stopped");
     }
 
-    async fn claim(&self, now: i64) -> StoreResult<Vec<NoticeRow>> {
-        // Long enough for a read of the job plus a full delivery attempt.
-        let lease = self.inner.settings.timeout + Duration::from_secs(40);
+    async fn claim(&self, now: i64, limit: i64) -> StoreResult<Vec<NoticeRow>> {
+        let lease = Duration::from_millis(self.inner.lease_ms.load(Ordering::Relaxed));
         self.inner
             .store
-            .claim_due(now, now + lease.as_millis() as i64, BATCH)
+            .claim_due(now, now + lease.as_millis() as i64, limit)
             .await
     }
 
@@ -220,11 +255,14 @@ impl Notifier {
     /// Reads the job; once it is final, turns the notice into a deliverable one.
     async fn check_job(&self, row: &NoticeRow) -> StoreResult<()> {
         let Some(id) = JobId::parse(&row.job_id) else {
-            self.inner
+            let changed = self
+                .inner
                 .store
                 .notice_abandoned(&row.job_id, "not a valid job id")
                 .await?;
-            self.closed();
+            if !changed {
+                self.changed_elsewhere("abandon it");
+            }
             return Ok(());
         };
         let s = &self.inner.settings;
@@ -239,10 +277,16 @@ impl Notifier {
             Ok(run) if run.state.is_final() => {
                 let payload = serde_json::to_string(&JobView::from(&run))
                     .expect("a job view always serialises");
-                self.inner
+                if !self
+                    .inner
                     .store
                     .notice_ready(&row.job_id, run.state, &payload)
-                    .await?;
+                    .await?
+                {
+                    // Someone else moved it on: delivering now could send it twice.
+                    self.changed_elsewhere("deliver it");
+                    return Ok(());
+                }
                 info!(state = %run.state, "job is final; delivering its notice");
                 let ready = NoticeRow {
                     status: NoticeStatus::Pending,
@@ -254,26 +298,39 @@ impl Notifier {
             }
             Ok(run) => {
                 debug!(state = %run.state, "job not final yet; reading it again later");
-                self.inner
+                if !self
+                    .inner
                     .store
                     .recheck_later(&row.job_id, next_read_at, None)
-                    .await
+                    .await?
+                {
+                    self.changed_elsewhere("read it again later");
+                }
+                Ok(())
             }
             Err(BackendError::NotFound) => {
                 warn!("the job backend does not know this job; no notice can be sent");
-                self.inner
+                if !self
+                    .inner
                     .store
                     .notice_abandoned(&row.job_id, "the job backend does not know this job")
-                    .await?;
-                self.closed();
+                    .await?
+                {
+                    self.changed_elsewhere("abandon it");
+                }
                 Ok(())
             }
             Err(e) => {
                 warn!(error = %e, "cannot read the job; trying again later");
-                self.inner
+                if !self
+                    .inner
                     .store
                     .recheck_later(&row.job_id, next_read_at, Some(&e.to_string()))
-                    .await
+                    .await?
+                {
+                    self.changed_elsewhere("read it again later");
+                }
+                Ok(())
             }
         }
     }
@@ -297,19 +354,14 @@ impl Notifier {
                 metrics::counter!("notices_delivered_total").increment(1);
                 AttemptRecord::Delivered
             }
-            Outcome::Refused { status } => {
+            Outcome::Refused { status, error } => {
                 if status == 404 {
-                    info!(state, attempt, "Multiomix answered 404: the experiment is no longer in process; notice closed");
+                    info!(state, attempt, error = %error, "Multiomix answered 404: the experiment is no longer in process; notice closed");
                 } else {
-                    warn!(
-                        state,
-                        attempt, status, "Multiomix refused the job-end notice; not retrying"
-                    );
+                    warn!(state, attempt, status, error = %error, "Multiomix refused the job-end notice for good; not retrying");
                 }
                 metrics::counter!("notices_refused_total").increment(1);
-                AttemptRecord::Refused {
-                    error: format!("Multiomix answered {status}"),
-                }
+                AttemptRecord::Refused { error }
             }
             Outcome::Retry { error, retry_after } => {
                 let first = row.first_attempt_at.unwrap_or(started);
@@ -336,19 +388,24 @@ impl Notifier {
                 }
             }
         };
-        let closes = !matches!(record, AttemptRecord::Retry { .. });
-        self.inner
+        if !self
+            .inner
             .store
             .record_attempt(&row.job_id, started, &record)
-            .await?;
-        if closes {
-            self.closed();
+            .await?
+        {
+            self.changed_elsewhere("record its delivery attempt");
         }
         Ok(())
     }
 
-    fn closed(&self) {
-        let open = self.inner.open.fetch_sub(1, Ordering::Relaxed) - 1;
-        metrics::gauge!("notices_open").set(open.max(0) as f64);
+    /// A state change found the notice no longer as this worker read it: another worker
+    /// took it after its lease ended. Nothing was changed; say so loudly, since it means
+    /// the lease was too short for the work.
+    fn changed_elsewhere(&self, what: &str) {
+        metrics::counter!("notice_lease_conflicts_total").increment(1);
+        warn!(
+            "the notice changed while this worker had it; did not {what} (a lease shorter than the work?)"
+        );
     }
 }

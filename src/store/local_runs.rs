@@ -137,6 +137,15 @@ impl Store {
         })
     }
 
+    /// The run a start with this client token made, if any.
+    pub async fn local_run_by_token(&self, client_token: &str) -> StoreResult<Option<LocalRunRow>> {
+        let row = sqlx::query("SELECT * FROM local_runs WHERE client_token = ?")
+            .bind(client_token)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(LocalRunRow::from_row).transpose()
+    }
+
     pub async fn local_run(&self, id: &str) -> StoreResult<Option<LocalRunRow>> {
         let row = sqlx::query("SELECT * FROM local_runs WHERE id = ?")
             .bind(id)

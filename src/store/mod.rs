@@ -103,6 +103,19 @@ impl NoticeRow {
     }
 }
 
+/// A job submission written before the backend is asked to start it; see the
+/// `submissions` table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Submission {
+    pub client_token: String,
+    pub name: String,
+    pub algorithm: Option<i64>,
+    pub backend: String,
+    /// The `Idempotency-Key` and the request's fingerprint, when it had one.
+    pub idempotency: Option<(String, String)>,
+    pub created_at: i64,
+}
+
 /// What happened to one delivery attempt, as the store records it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AttemptRecord {
@@ -199,6 +212,16 @@ impl Store {
         }))
     }
 
+    /// Whether the job is in the store and, if so, the final state recorded for it (once
+    /// its notice was made ready, or the backend stopped knowing it).
+    pub async fn job_final_state(&self, id: &JobId) -> StoreResult<Option<Option<String>>> {
+        let row = sqlx::query("SELECT final_state FROM jobs WHERE id = ?")
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.get("final_state")))
+    }
+
     /// Jobs this service started that are not known to be final and have no notice yet:
     /// what the reconciler reads from the backend.
     pub async fn unfinished_jobs(&self, limit: i64) -> StoreResult<Vec<String>> {
@@ -257,6 +280,109 @@ impl Store {
         tx.commit().await
     }
 
+    /// Deletes closed notices last changed before `older_than`. Their job keeps its final
+    /// state, so neither the reconciler nor a late callback opens them again.
+    pub async fn purge_closed_notices(&self, older_than: i64) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "DELETE FROM notices WHERE status NOT IN ('waiting', 'pending') AND updated_at < ?",
+        )
+        .bind(older_than)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Writes a submission before its backend call. A second one with the same client
+    /// token (a retry with the same `Idempotency-Key`) changes nothing.
+    pub async fn begin_submission(&self, s: &Submission) -> StoreResult<()> {
+        let (key, fingerprint) = match &s.idempotency {
+            Some((k, f)) => (Some(k.as_str()), Some(f.as_str())),
+            None => (None, None),
+        };
+        sqlx::query(
+            "INSERT INTO submissions
+                (client_token, name, algorithm, backend, idempotency_key, fingerprint, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (client_token) DO NOTHING",
+        )
+        .bind(&s.client_token)
+        .bind(&s.name)
+        .bind(s.algorithm)
+        .bind(&s.backend)
+        .bind(key)
+        .bind(fingerprint)
+        .bind(s.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The backend started the job: records it (and its idempotency key) and removes the
+    /// submission, in one transaction.
+    pub async fn complete_submission(
+        &self,
+        client_token: &str,
+        job: &JobRecord,
+        key: Option<(&str, &str)>,
+    ) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        insert_job(&mut *tx, job).await?;
+        if let Some((key, fingerprint)) = key {
+            sqlx::query(
+                "INSERT INTO idempotency_keys (key, fingerprint, job_id, created_at)
+                 VALUES (?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
+            )
+            .bind(key)
+            .bind(fingerprint)
+            .bind(&job.id)
+            .bind(job.created_at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query("DELETE FROM submissions WHERE client_token = ?")
+            .bind(client_token)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await
+    }
+
+    /// The backend started nothing for this submission.
+    pub async fn drop_submission(&self, client_token: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM submissions WHERE client_token = ?")
+            .bind(client_token)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Submissions written before `older_than` and not completed: what the reconciler
+    /// settles.
+    pub async fn incomplete_submissions(
+        &self,
+        older_than: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<Submission>> {
+        let rows = sqlx::query(
+            "SELECT * FROM submissions WHERE created_at < ? ORDER BY created_at LIMIT ?",
+        )
+        .bind(older_than)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| Submission {
+                client_token: r.get("client_token"),
+                name: r.get("name"),
+                algorithm: r.get("algorithm"),
+                backend: r.get("backend"),
+                idempotency: r
+                    .get::<Option<String>, _>("idempotency_key")
+                    .zip(r.get::<Option<String>, _>("fingerprint")),
+                created_at: r.get("created_at"),
+            })
+            .collect())
+    }
+
     pub async fn purge_idempotency_keys(&self, older_than: i64) -> StoreResult<u64> {
         let done = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < ?")
             .bind(older_than)
@@ -277,6 +403,32 @@ impl Store {
         .bind(due_at)
         .bind(now)
         .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Like [`Store::open_notice`], but only while fewer than `max_open` notices are open:
+    /// the count and the insert are one statement, so concurrent callers cannot pass the
+    /// bound together. False when the job already had a notice or the bound is reached.
+    pub async fn open_notice_within(
+        &self,
+        job_id: &str,
+        due_at: i64,
+        max_open: i64,
+    ) -> StoreResult<bool> {
+        let now = now_millis();
+        let done = sqlx::query(
+            "INSERT INTO notices (job_id, status, due_at, created_at, updated_at)
+             SELECT ?, 'waiting', ?, ?, ?
+             WHERE (SELECT COUNT(*) FROM notices WHERE status IN ('waiting', 'pending')) < ?
+             ON CONFLICT (job_id) DO NOTHING",
+        )
+        .bind(job_id)
+        .bind(due_at)
+        .bind(now)
+        .bind(now)
+        .bind(max_open)
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
@@ -344,14 +496,15 @@ impl Store {
         Ok(row.get("n"))
     }
 
-    /// The job was read and is not final yet: read it again at `due_at`.
+    /// The job was read and is not final yet: read it again at `due_at`. False when the
+    /// notice was no longer waiting (nothing changed).
     pub async fn recheck_later(
         &self,
         job_id: &str,
         due_at: i64,
         error: Option<&str>,
-    ) -> StoreResult<()> {
-        sqlx::query(
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
             "UPDATE notices SET due_at = ?, last_error = ?, updated_at = ?, lease_until = NULL
              WHERE job_id = ? AND status = 'waiting'",
         )
@@ -361,7 +514,7 @@ impl Store {
         .bind(job_id)
         .execute(&self.pool)
         .await?;
-        Ok(())
+        Ok(done.rows_affected() == 1)
     }
 
     /// The job is final: keep the notice body and mark the job, in one transaction.
@@ -373,10 +526,10 @@ impl Store {
         job_id: &str,
         state: JobState,
         payload: &str,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<bool> {
         let now = now_millis();
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
+        let done = sqlx::query(
             "UPDATE notices SET status = 'pending', payload = ?, final_state = ?, due_at = ?,
                     last_error = NULL, updated_at = ?
              WHERE job_id = ? AND status = 'waiting'",
@@ -388,19 +541,23 @@ impl Store {
         .bind(job_id)
         .execute(&mut *tx)
         .await?;
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
         sqlx::query("UPDATE jobs SET final_state = ? WHERE id = ?")
             .bind(state.as_str())
             .bind(job_id)
             .execute(&mut *tx)
             .await?;
-        tx.commit().await
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// The backend does not know the job: nothing can ever be reported for it.
-    pub async fn notice_abandoned(&self, job_id: &str, reason: &str) -> StoreResult<()> {
+    pub async fn notice_abandoned(&self, job_id: &str, reason: &str) -> StoreResult<bool> {
         let now = now_millis();
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
+        let done = sqlx::query(
             "UPDATE notices SET status = 'abandoned', last_error = ?, updated_at = ?,
                     lease_until = NULL
              WHERE job_id = ? AND status = 'waiting'",
@@ -410,20 +567,25 @@ impl Store {
         .bind(job_id)
         .execute(&mut *tx)
         .await?;
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
         sqlx::query("UPDATE jobs SET final_state = 'UNKNOWN' WHERE id = ? AND final_state IS NULL")
             .bind(job_id)
             .execute(&mut *tx)
             .await?;
-        tx.commit().await
+        tx.commit().await?;
+        Ok(true)
     }
 
-    /// Records one delivery attempt of a pending notice.
+    /// Records one delivery attempt of a pending notice. False when the notice was no
+    /// longer pending (nothing changed).
     pub async fn record_attempt(
         &self,
         job_id: &str,
         attempt_started: i64,
         outcome: &AttemptRecord,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<bool> {
         let now = now_millis();
         let (status, due_at, error) = match outcome {
             AttemptRecord::Delivered => ("delivered", now, None),
@@ -431,7 +593,7 @@ impl Store {
             AttemptRecord::Retry { due_at, error } => ("pending", *due_at, Some(error.as_str())),
             AttemptRecord::GivenUp { error } => ("given_up", now, Some(error.as_str())),
         };
-        sqlx::query(
+        let done = sqlx::query(
             "UPDATE notices SET status = ?, due_at = ?, last_error = ?,
                     attempts = attempts + 1,
                     first_attempt_at = COALESCE(first_attempt_at, ?),
@@ -446,7 +608,7 @@ impl Store {
         .bind(job_id)
         .execute(&self.pool)
         .await?;
-        Ok(())
+        Ok(done.rows_affected() == 1)
     }
 
     /// Counts of notices by status, for metrics and the operator.
@@ -589,11 +751,87 @@ mod tests {
         assert_eq!(n.status, NoticeStatus::Delivered);
         assert_eq!(n.attempts, 3);
         assert_eq!(s.open_notice_count().await.unwrap(), 0);
-        // A delivered notice is closed: later attempts do not change it.
-        s.record_attempt("j1", 12, &retry).await.unwrap();
+        // A delivered notice is closed: later attempts do not change it, and say so.
+        assert!(!s.record_attempt("j1", 12, &retry).await.unwrap());
         assert_eq!(
             s.notice("j1").await.unwrap().unwrap().status,
             NoticeStatus::Delivered
+        );
+    }
+
+    #[tokio::test]
+    async fn state_changes_say_whether_they_changed_the_notice() {
+        let (s, _d) = store().await;
+        s.open_notice("j1", 0).await.unwrap();
+        assert!(s.recheck_later("j1", 5, None).await.unwrap());
+        assert!(s.notice_ready("j1", JobState::Failed, "{}").await.unwrap());
+        // Another worker's copy, still 'waiting', changes nothing any more.
+        assert!(!s.notice_ready("j1", JobState::Failed, "{}").await.unwrap());
+        assert!(!s.recheck_later("j1", 5, None).await.unwrap());
+        assert!(!s.notice_abandoned("j1", "x").await.unwrap());
+        assert!(s
+            .record_attempt("j1", 1, &AttemptRecord::Delivered)
+            .await
+            .unwrap());
+        assert!(!s
+            .record_attempt("j1", 2, &AttemptRecord::Delivered)
+            .await
+            .unwrap());
+        assert!(!s
+            .record_attempt("nobody", 2, &AttemptRecord::Delivered)
+            .await
+            .unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_notice_opens_only_while_fewer_than_the_bound_are_open() {
+        let (s, _d) = store().await;
+        assert!(s.open_notice_within("j1", 0, 2).await.unwrap());
+        assert!(s.open_notice_within("j2", 0, 2).await.unwrap());
+        assert!(!s.open_notice_within("j3", 0, 2).await.unwrap());
+        assert!(
+            !s.open_notice_within("j1", 0, 10).await.unwrap(),
+            "one per job"
+        );
+        s.notice_ready("j1", JobState::Completed, "{}")
+            .await
+            .unwrap();
+        s.record_attempt("j1", 1, &AttemptRecord::Delivered)
+            .await
+            .unwrap();
+        assert!(s.open_notice_within("j3", 0, 2).await.unwrap());
+        assert_eq!(s.open_notice_count().await.unwrap(), 2);
+    }
+
+    #[tokio::test]
+    async fn closed_notices_are_pruned_after_their_retention_and_open_ones_never() {
+        let (s, _d) = store().await;
+        s.record_job(&job("j1")).await.unwrap();
+        s.open_notice("j1", 0).await.unwrap();
+        s.open_notice("j2", 0).await.unwrap();
+        s.notice_ready("j1", JobState::Completed, "{}")
+            .await
+            .unwrap();
+        s.record_attempt("j1", 1, &AttemptRecord::Delivered)
+            .await
+            .unwrap();
+        assert_eq!(s.purge_closed_notices(0).await.unwrap(), 0);
+        assert_eq!(
+            s.purge_closed_notices(now_millis() + 1_000).await.unwrap(),
+            1
+        );
+        assert!(s.notice("j1").await.unwrap().is_none());
+        assert!(s.notice("j2").await.unwrap().is_some(), "open notices stay");
+        let id = JobId::parse("j1").unwrap();
+        assert_eq!(
+            s.job_final_state(&id).await.unwrap(),
+            Some(Some("COMPLETED".to_owned()))
+        );
+        assert_eq!(
+            s.job_final_state(&JobId::parse("j9").unwrap())
+                .await
+                .unwrap(),
+            None
         );
     }
 

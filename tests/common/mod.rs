@@ -11,6 +11,7 @@ use multiomix_aws_emr::app::Application;
 use multiomix_aws_emr::backend::emr_eks::EmrEksBackend;
 use multiomix_aws_emr::config::Config;
 use multiomix_aws_emr::notify::Notifier;
+use multiomix_aws_emr::reconcile::Reconciler;
 use multiomix_aws_emr::store::Store;
 use multiomix_fakes::{FakeEmr, FakeMultiomix};
 use serde_json::{json, Value};
@@ -46,6 +47,7 @@ pub struct TestApp {
     pub emr: Arc<FakeEmr>,
     pub multiomix: Arc<FakeMultiomix>,
     pub notifier: Notifier,
+    pub reconciler: Reconciler,
     pub store: Store,
     pub dir: Arc<TempDir>,
     shutdown: Option<oneshot::Sender<()>>,
@@ -149,6 +151,7 @@ pub async fn spawn(setup: Setup) -> TestApp {
         .expect("the app builds");
     let addr = app.local_addr();
     let notifier = app.notifier();
+    let reconciler = app.reconciler();
     let store = app.store();
     let (tx, rx) = oneshot::channel();
     let task = tokio::spawn(app.run_until_stopped(async {
@@ -161,6 +164,7 @@ pub async fn spawn(setup: Setup) -> TestApp {
         emr,
         multiomix,
         notifier,
+        reconciler,
         store,
         dir,
         shutdown: Some(tx),
