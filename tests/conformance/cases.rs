@@ -188,8 +188,6 @@ pub async fn unknown_is_404(peer: Arc<dyn Peer>) {
 pub async fn list_and_filter(peer: Arc<dyn Peer>) {
     let suite = Suite::start(peer).await;
     let id = suite.submit("Listed", None).await;
-    let (_, job) = suite.get(&format!("/job/{id}")).await;
-    let state = job["state"].as_str().unwrap().to_owned();
     let listed = |jobs: &serde_json::Value| {
         jobs["jobs"]
             .as_array()
@@ -200,7 +198,21 @@ pub async fn list_and_filter(peer: Arc<dyn Peer>) {
     let (status, all) = suite.get("/jobs").await;
     assert_eq!(status, 200, "{all}");
     assert!(listed(&all), "{all}");
-    let (_, same) = suite.get(&format!("/jobs?state={state}")).await;
+    // A run may move on by itself (the local one goes from PENDING to RUNNING to an end in
+    // moments): filter by a state read before and after the listing, so the run was in it
+    // while it was listed.
+    let state_of = |job: serde_json::Value| job["state"].as_str().unwrap().to_owned();
+    let mut steady = None;
+    for _ in 0..50 {
+        let before = state_of(suite.get(&format!("/job/{id}")).await.1);
+        let (_, same) = suite.get(&format!("/jobs?state={before}")).await;
+        let after = state_of(suite.get(&format!("/job/{id}")).await.1);
+        if before == after {
+            steady = Some((before, same));
+            break;
+        }
+    }
+    let (state, same) = steady.expect("the run kept changing state while it was listed");
     assert!(listed(&same), "filtered by its own state {state}: {same}");
     let other = if state == "COMPLETED" {
         "FAILED"
