@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
 use crate::api::{self, AppState};
+use crate::backend::emr_ec2::EmrEc2Backend;
 use crate::backend::emr_eks::EmrEksBackend;
 use crate::backend::emr_serverless::EmrServerlessBackend;
 use crate::backend::finished::FinishedRuns;
@@ -59,6 +60,16 @@ impl Application {
                     config.job.clone(),
                 )
                 .await;
+                Self::build_with_backend(config, Arc::new(backend)).await
+            }
+            BackendKind::EmrEc2 => {
+                let settings = config
+                    .ec2
+                    .clone()
+                    .context("the EMR on EC2 backend needs its settings")?;
+                let backend =
+                    EmrEc2Backend::connect(settings, config.spark.clone(), config.job.clone())
+                        .await;
                 Self::build_with_backend(config, Arc::new(backend)).await
             }
             BackendKind::Local => {
@@ -231,7 +242,7 @@ impl Application {
 /// channel being the fast path.
 fn round_interval(config: &Config) -> Duration {
     match config.backend {
-        BackendKind::EmrServerless => config
+        BackendKind::EmrServerless | BackendKind::EmrEc2 => config
             .notify
             .poll_interval
             .min(config.notify.reconcile_interval),
