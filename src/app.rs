@@ -237,9 +237,9 @@ impl Application {
 }
 
 /// How often the reconciler reads the unfinished jobs. EMR Serverless and EMR on EC2 have
-/// no sidecar to call back, so their jobs are read every `POLL_INTERVAL` (in batches, so that costs a few
-/// calls a round); the others are read every `RECONCILE_INTERVAL`, their callback or
-/// channel being the fast path.
+/// no sidecar to call back, so their jobs are read every `POLL_INTERVAL` (in batches, so
+/// that costs a few calls a round); the others are read every `RECONCILE_INTERVAL`, their
+/// callback or channel being the fast path.
 fn round_interval(config: &Config) -> Duration {
     match config.backend {
         BackendKind::EmrServerless | BackendKind::EmrEc2 => config
