@@ -204,6 +204,15 @@ async fn a_start_whose_answer_was_lost_is_settled_by_finding_the_step_through_li
     let other = again.start(&spec, "another-key").await.unwrap();
     assert_ne!(first, other);
     assert_eq!(fake.0.calls("AddJobFlowSteps"), 2);
+    // Starts of one new key at the same time add one step.
+    let mut at_once = tokio::task::JoinSet::new();
+    for _ in 0..5 {
+        let (backend, spec) = (again.clone(), spec.clone());
+        at_once.spawn(async move { backend.start(&spec, "key-at-once").await.unwrap() });
+    }
+    let ids = at_once.join_all().await;
+    assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
+    assert_eq!(fake.0.calls("AddJobFlowSteps"), 3);
 }
 
 #[tokio::test]

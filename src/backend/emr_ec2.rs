@@ -14,9 +14,11 @@
 //! derived from the client token (`--conf spark.yarn.tags=multiomix-aws-emr,token-…`),
 //! and a start first looks among the cluster's recent steps of the same name for one with
 //! that tag: a repeated start, or one settling an attempt whose answer was lost, finds
-//! the step already added instead of adding another. Starts are serialised, so two at
-//! once with the same token add one step.
+//! the step already added instead of adding another. Starts with the same token are
+//! serialised, so two at once add one step.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -60,7 +62,9 @@ pub struct EmrEc2Backend {
     job: JobSettings,
     /// The cluster's log URI, read once with DescribeCluster (`None`: it has none).
     log_uri: OnceCell<Option<String>>,
-    starting: Mutex<()>,
+    /// One lock per client token being started, so that two starts with the same token
+    /// add one step, while starts with different tokens go on side by side.
+    starting: StdMutex<HashMap<String, Arc<Mutex<()>>>>,
 }
 
 impl EmrEc2Backend {
@@ -98,7 +102,7 @@ impl EmrEc2Backend {
             spark,
             job,
             log_uri: OnceCell::new(),
-            starting: Mutex::new(()),
+            starting: StdMutex::new(HashMap::new()),
         }
     }
 
@@ -226,6 +230,45 @@ impl EmrEc2Backend {
             }
         }
         Ok(None)
+    }
+    /// The step this client token started, found by ListSteps, or a new one.
+    async fn add_step_once(
+        &self,
+        spec: &JobSpec,
+        client_token: &str,
+        args: Vec<String>,
+    ) -> Result<JobId, BackendError> {
+        let step = match self.find_started(spec.name.as_str(), client_token).await? {
+            Some(step) => step,
+            None => {
+                let config = StepConfig::builder()
+                    .name(spec.name.as_str())
+                    .action_on_failure(ActionOnFailure::from(
+                        self.settings.action_on_failure.as_str(),
+                    ))
+                    .hadoop_jar_step(
+                        HadoopJarStepConfig::builder()
+                            .jar("command-runner.jar")
+                            .set_args(Some(args))
+                            .build(),
+                    )
+                    .build();
+                let out = self
+                    .client
+                    .add_job_flow_steps()
+                    .job_flow_id(&self.settings.cluster_id)
+                    .steps(config)
+                    .send()
+                    .await
+                    .map_err(|e| classify("AddJobFlowSteps", e))?;
+                out.step_ids().first().cloned().ok_or_else(|| {
+                    BackendError::Rejected("AddJobFlowSteps answered no step id".into())
+                })?
+            }
+        };
+        job_id(&step).ok_or_else(|| {
+            BackendError::Rejected(format!("AddJobFlowSteps answered an unusable id {step:?}"))
+        })
     }
 }
 
@@ -394,38 +437,24 @@ impl JobBackend for EmrEc2Backend {
 
     async fn start(&self, spec: &JobSpec, client_token: &str) -> Result<JobId, BackendError> {
         let args = self.step_args(spec, client_token)?;
-        let _one_at_a_time = self.starting.lock().await;
-        let step = match self.find_started(spec.name.as_str(), client_token).await? {
-            Some(step) => step,
-            None => {
-                let config = StepConfig::builder()
-                    .name(spec.name.as_str())
-                    .action_on_failure(ActionOnFailure::from(
-                        self.settings.action_on_failure.as_str(),
-                    ))
-                    .hadoop_jar_step(
-                        HadoopJarStepConfig::builder()
-                            .jar("command-runner.jar")
-                            .set_args(Some(args))
-                            .build(),
-                    )
-                    .build();
-                let out = self
-                    .client
-                    .add_job_flow_steps()
-                    .job_flow_id(&self.settings.cluster_id)
-                    .steps(config)
-                    .send()
-                    .await
-                    .map_err(|e| classify("AddJobFlowSteps", e))?;
-                out.step_ids().first().cloned().ok_or_else(|| {
-                    BackendError::Rejected("AddJobFlowSteps answered no step id".into())
-                })?
-            }
+        let lock = self
+            .starting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(client_token.to_owned())
+            .or_default()
+            .clone();
+        let result = {
+            let _same_token_one_at_a_time = lock.lock().await;
+            self.add_step_once(spec, client_token, args).await
         };
-        job_id(&step).ok_or_else(|| {
-            BackendError::Rejected(format!("AddJobFlowSteps answered an unusable id {step:?}"))
-        })
+        // The last start of this token forgets its lock.
+        let mut locks = self.starting.lock().unwrap_or_else(|p| p.into_inner());
+        if Arc::strong_count(&lock) == 2 {
+            locks.remove(client_token);
+        }
+        drop(locks);
+        result
     }
 
     async fn describe(&self, id: &JobId) -> Result<JobRun, BackendError> {
@@ -517,7 +546,15 @@ impl JobBackend for EmrEc2Backend {
             .map_err(|e| classify("ListSteps", e))?;
         let ours = format!("spark.yarn.tags={MANAGED_BY_VALUE},token-");
         let mut jobs = Vec::with_capacity(out.steps().len());
+        let mut past_the_window = false;
         for step in out.steps() {
+            let created = step
+                .status()
+                .and_then(|s| s.timeline())
+                .and_then(|t| t.creation_date_time());
+            if let (Some(after), Some(created)) = (query.created_after, created) {
+                past_the_window |= created.secs() < after.unix_timestamp();
+            }
             let args = step
                 .config()
                 .map(HadoopStepConfig::args)
@@ -545,7 +582,8 @@ impl JobBackend for EmrEc2Backend {
         }
         Ok(JobPage {
             jobs,
-            next_token: out.marker().map(str::to_owned),
+            // Steps come newest first: once one is older than asked for, so are the rest.
+            next_token: out.marker().filter(|_| !past_the_window).map(str::to_owned),
         })
     }
 
