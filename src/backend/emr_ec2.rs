@@ -642,6 +642,24 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Any step id EMR can give becomes a job id that needs no escaping in a URL path
+        /// or in the notice's path, and comes back as the same step id.
+        #[test]
+        fn any_step_id_round_trips_through_a_url_safe_job_id(suffix in "[A-Z0-9]{1,62}") {
+            let step = format!("s-{suffix}");
+            let id = job_id(&step).unwrap();
+            proptest::prop_assert!(id.as_str().len() <= 64);
+            proptest::prop_assert!(id
+                .as_str()
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'));
+            let parsed = JobId::parse(id.as_str());
+            proptest::prop_assert_eq!(parsed.as_ref(), Some(&id));
+            proptest::prop_assert_eq!(step_id(&id), Some(step));
+        }
+    }
+
     #[test]
     fn every_step_state_maps_onto_one_multiomix_knows() {
         for (theirs, ours) in [
