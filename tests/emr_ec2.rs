@@ -216,6 +216,39 @@ async fn a_start_whose_answer_was_lost_is_settled_by_finding_the_step_through_li
 }
 
 #[tokio::test]
+async fn an_unrecorded_submission_is_found_by_its_client_token_and_an_unstarted_one_is_not() {
+    let (fake, peer) = fake().await;
+    let suite = Suite::start(peer.clone()).await;
+    let since = time::OffsetDateTime::now_utc() - time::Duration::minutes(1);
+    let spec = validate_request(&body("Unrecorded")).unwrap();
+    let started = suite.backend.start(&spec, "key-unrecorded").await.unwrap();
+    // Other steps of the cluster, some of the same name, do not confuse it.
+    fake.0
+        .insert_steps(60, "Unrecorded", StepState::Running, &["spark-submit"]);
+    match suite
+        .backend
+        .find_submission("key-unrecorded", since)
+        .await
+        .unwrap()
+    {
+        multiomix_aws_emr::backend::Submitted::Started(run) => {
+            assert_eq!(run.id, started);
+            assert!(run.ours, "a step this service added is its own");
+        }
+        other => panic!("the started submission was not found: {other:?}"),
+    }
+    assert_eq!(
+        suite
+            .backend
+            .find_submission("key-never-started", since)
+            .await
+            .unwrap(),
+        multiomix_aws_emr::backend::Submitted::NotStarted
+    );
+    assert_eq!(fake.0.calls("AddJobFlowSteps"), 1);
+}
+
+#[tokio::test]
 async fn get_job_shows_where_the_step_logs_are() {
     let (fake, peer) = fake().await;
     let suite = Suite::start(peer).await;

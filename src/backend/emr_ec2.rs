@@ -31,12 +31,13 @@ use aws_sdk_emr::types::{
 use aws_sdk_emr::Client;
 use aws_smithy_types::DateTime;
 use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
 use tokio::sync::{Mutex, OnceCell};
 
 use super::batch::describe_by_listing;
 use super::emr_eks::{to_offset, MANAGED_BY_VALUE};
 use super::spark::{entry_point_arguments, DriverEnv, S3Package, SparkSubmit};
-use super::{BackendError, Described, JobBackend, JobPage, ListQuery};
+use super::{BackendError, Described, JobBackend, JobPage, ListQuery, Submitted};
 use crate::config::{Ec2Settings, JobSettings, SparkSettings};
 use crate::job::{JobId, JobRun, JobSpec, JobState};
 
@@ -185,19 +186,24 @@ impl EmrEc2Backend {
             finished_at,
             state_details,
             failure_reason: None,
+            // Steps carry no tags; the service marks its own in their arguments. The mark
+            // names this service, not the deployment: give each deployment its own cluster
+            // or accept that deployments sharing one can read each other's steps.
+            ours: seen.ours,
             tags: Default::default(),
             id,
         })
     }
 
-    /// A step this service added under this client token, among the recent steps.
+    /// A step this service added under this client token (with this name, when given)
+    /// among the steps created since `since`.
     async fn find_started(
         &self,
-        name: &str,
+        name: Option<&str>,
         client_token: &str,
+        since: DateTime,
     ) -> Result<Option<String>, BackendError> {
         let tag = format!("spark.yarn.tags={}", token_tag(client_token));
-        let since = DateTime::from_secs(now_secs() - LOOK_BACK);
         let mut marker = None;
         for _ in 0..LOOK_PAGES {
             let out = self
@@ -214,7 +220,7 @@ impl EmrEc2Backend {
                     .config()
                     .map(HadoopStepConfig::args)
                     .unwrap_or_default();
-                if step.name() == Some(name) && args.contains(&tag) {
+                if name.map_or(true, |n| step.name() == Some(n)) && args.contains(&tag) {
                     return Ok(step.id().map(str::to_owned));
                 }
                 let created = step
@@ -238,7 +244,14 @@ impl EmrEc2Backend {
         client_token: &str,
         args: Vec<String>,
     ) -> Result<JobId, BackendError> {
-        let step = match self.find_started(spec.name.as_str(), client_token).await? {
+        let step = match self
+            .find_started(
+                Some(spec.name.as_str()),
+                client_token,
+                DateTime::from_secs(now_secs() - LOOK_BACK),
+            )
+            .await?
+        {
             Some(step) => step,
             None => {
                 let config = StepConfig::builder()
@@ -322,6 +335,14 @@ struct Seen<'a> {
     id: &'a str,
     name: Option<&'a str>,
     status: Option<&'a StepStatus>,
+    /// Whether the step's arguments carry this service's `spark.yarn.tags`.
+    ours: bool,
+}
+
+/// Whether a step's arguments mark it as added by this service.
+fn added_by_us(args: &[String]) -> bool {
+    let mark = format!("spark.yarn.tags={MANAGED_BY_VALUE},token-");
+    args.iter().any(|a| a.starts_with(&mark))
 }
 
 /// EMR's step states onto the ones Multiomix knows; a failure says why and where its
@@ -478,6 +499,11 @@ impl JobBackend for EmrEc2Backend {
             id: &step_id,
             name: step.name(),
             status: step.status(),
+            ours: added_by_us(
+                step.config()
+                    .map(HadoopStepConfig::args)
+                    .unwrap_or_default(),
+            ),
         })
         .await
     }
@@ -544,7 +570,6 @@ impl JobBackend for EmrEc2Backend {
             .send()
             .await
             .map_err(|e| classify("ListSteps", e))?;
-        let ours = format!("spark.yarn.tags={MANAGED_BY_VALUE},token-");
         let mut jobs = Vec::with_capacity(out.steps().len());
         let mut past_the_window = false;
         for step in out.steps() {
@@ -559,7 +584,7 @@ impl JobBackend for EmrEc2Backend {
                 .config()
                 .map(HadoopStepConfig::args)
                 .unwrap_or_default();
-            if !args.iter().any(|a| a.starts_with(&ours)) {
+            if !added_by_us(args) {
                 continue;
             }
             let Some(id) = step.id() else { continue };
@@ -568,6 +593,7 @@ impl JobBackend for EmrEc2Backend {
                     id,
                     name: step.name(),
                     status: step.status(),
+                    ours: true,
                 })
                 .await
             else {
@@ -620,6 +646,25 @@ impl JobBackend for EmrEc2Backend {
 
     async fn describe_batch(&self, ids: &[JobId]) -> Result<Described, BackendError> {
         describe_by_listing(self, ids, PAGE_SIZE).await
+    }
+
+    /// The step whose arguments carry this client token's tag, among the steps created
+    /// since `since` (the same look-up `start` makes before adding a step).
+    async fn find_submission(
+        &self,
+        client_token: &str,
+        since: OffsetDateTime,
+    ) -> Result<Submitted, BackendError> {
+        let since = DateTime::from_secs(since.unix_timestamp());
+        match self.find_started(None, client_token, since).await? {
+            Some(step) => {
+                let id = job_id(&step).ok_or_else(|| {
+                    BackendError::Rejected(format!("EMR returned an unusable step id {step:?}"))
+                })?;
+                Ok(Submitted::Started(self.describe(&id).await?))
+            }
+            None => Ok(Submitted::NotStarted),
+        }
     }
 }
 
