@@ -14,6 +14,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::api::ops::Readiness;
 use crate::api::{self, AppState};
+use crate::backend::emr_ec2::EmrEc2Backend;
 use crate::backend::emr_eks::EmrEksBackend;
 use crate::backend::emr_serverless::EmrServerlessBackend;
 use crate::backend::finished::FinishedRuns;
@@ -61,6 +62,16 @@ impl Application {
                     config.job.clone(),
                 )
                 .await;
+                Self::build_with_backend(config, Arc::new(backend)).await
+            }
+            BackendKind::EmrEc2 => {
+                let settings = config
+                    .ec2
+                    .clone()
+                    .context("the EMR on EC2 backend needs its settings")?;
+                let backend =
+                    EmrEc2Backend::connect(settings, config.spark.clone(), config.job.clone())
+                        .await;
                 Self::build_with_backend(config, Arc::new(backend)).await
             }
             BackendKind::Local => {
@@ -242,13 +253,13 @@ impl Application {
     }
 }
 
-/// How often the reconciler reads the unfinished jobs. EMR Serverless has no sidecar to
-/// call back, so its jobs are read every `POLL_INTERVAL` (in batches, so that costs a few
-/// calls a round); the others are read every `RECONCILE_INTERVAL`, their callback or
-/// channel being the fast path.
+/// How often the reconciler reads the unfinished jobs. EMR Serverless and EMR on EC2 have
+/// no sidecar to call back, so their jobs are read every `POLL_INTERVAL` (in batches, so
+/// that costs a few calls a round); the others are read every `RECONCILE_INTERVAL`, their
+/// callback or channel being the fast path.
 fn round_interval(config: &Config) -> Duration {
     match config.backend {
-        BackendKind::EmrServerless => config
+        BackendKind::EmrServerless | BackendKind::EmrEc2 => config
             .notify
             .poll_interval
             .min(config.notify.reconcile_interval),

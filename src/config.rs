@@ -49,6 +49,9 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     // EMR Serverless (with the role, bucket and Spark sizes above)
     "EMR_SERVERLESS_APPLICATION_ID",
     "EMR_SERVERLESS_EXECUTION_TIMEOUT",
+    // EMR on EC2 (with the bucket and Spark sizes above)
+    "EMR_CLUSTER_ID",
+    "EMR_STEP_ACTION_ON_FAILURE",
     "AWS_DEFAULT_REGION",
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
@@ -113,6 +116,8 @@ pub enum BackendKind {
     Emr,
     /// EMR Serverless (`JOB_BACKEND=emr-serverless`).
     EmrServerless,
+    /// Steps on a standing EMR cluster on EC2 (`JOB_BACKEND=emr-ec2`).
+    EmrEc2,
     Local,
 }
 
@@ -121,6 +126,7 @@ impl fmt::Display for BackendKind {
         f.write_str(match self {
             BackendKind::Emr => "emr",
             BackendKind::EmrServerless => "emr-serverless",
+            BackendKind::EmrEc2 => "emr-ec2",
             BackendKind::Local => "local",
         })
     }
@@ -187,6 +193,9 @@ struct Raw {
     eks_emr_service_url: String,
     emr_serverless_application_id: Option<String>,
     emr_serverless_execution_timeout: Option<u32>,
+    emr_cluster_id: Option<String>,
+    #[serde(default = "defaults::action_on_failure")]
+    emr_step_action_on_failure: String,
     #[serde(default = "defaults::region")]
     aws_default_region: String,
     aws_endpoint_url: Option<String>,
@@ -248,6 +257,9 @@ mod defaults {
 
     pub fn port() -> u16 {
         8003
+    }
+    pub fn action_on_failure() -> String {
+        "CONTINUE".into()
     }
     pub fn host() -> String {
         "0.0.0.0".into()
@@ -431,6 +443,19 @@ pub struct ServerlessSettings {
     pub execution_timeout_minutes: Option<u32>,
 }
 
+/// EMR on EC2: one step per job on the standing cluster `cluster_id`.
+#[derive(Clone, Debug)]
+pub struct Ec2Settings {
+    /// `j-…`.
+    pub cluster_id: String,
+    pub s3_bucket: String,
+    pub region: String,
+    pub endpoint_url: Option<String>,
+    /// The step's `ActionOnFailure`: `CONTINUE` or `CANCEL_AND_WAIT`, never one that
+    /// terminates the cluster.
+    pub action_on_failure: String,
+}
+
 /// Spark resources, shared by every backend.
 #[derive(Clone, Debug)]
 pub struct SparkSettings {
@@ -491,6 +516,8 @@ pub struct Config {
     pub emr: Option<EmrSettings>,
     /// Present exactly when `backend` is [`BackendKind::EmrServerless`].
     pub serverless: Option<ServerlessSettings>,
+    /// Present exactly when `backend` is [`BackendKind::EmrEc2`].
+    pub ec2: Option<Ec2Settings>,
     pub spark: SparkSettings,
     pub job: JobSettings,
     pub local: LocalSettings,
@@ -534,11 +561,12 @@ impl Config {
         let backend = match raw.job_backend.as_deref().map(str::to_ascii_lowercase) {
             Some(ref b) if b == "emr" => BackendKind::Emr,
             Some(ref b) if b == "emr-serverless" => BackendKind::EmrServerless,
+            Some(ref b) if b == "emr-ec2" => BackendKind::EmrEc2,
             Some(ref b) if b == "local" => BackendKind::Local,
             Some(other) => {
                 return Err(invalid(
                     "JOB_BACKEND",
-                    format!("'{other}' is none of 'emr', 'emr-serverless' and 'local'"),
+                    format!("'{other}' is none of 'emr', 'emr-serverless', 'emr-ec2' and 'local'"),
                 ))
             }
             None if raw.emr_virtual_cluster_id.is_some() => BackendKind::Emr,
@@ -610,6 +638,50 @@ impl Config {
                 endpoint_url: raw.aws_endpoint_url.clone(),
                 service_url: raw.eks_emr_service_url.clone(),
                 execution_timeout_minutes: raw.emr_serverless_execution_timeout,
+            })
+        } else {
+            None
+        };
+
+        let ec2 = if backend == BackendKind::EmrEc2 {
+            let mut missing = Vec::new();
+            if raw.emr_cluster_id.is_none() {
+                missing.push("EMR_CLUSTER_ID");
+            }
+            if raw.emr_s3_bucket.is_none() {
+                missing.push("EMR_S3_BUCKET");
+            }
+            if !missing.is_empty() {
+                return Err(ConfigError::Missing(missing));
+            }
+            let cluster_id = raw.emr_cluster_id.clone().unwrap_or_default();
+            if !cluster_id.starts_with("j-")
+                || cluster_id.len() > 256
+                || !cluster_id[2..].bytes().all(|b| b.is_ascii_alphanumeric())
+            {
+                return Err(invalid(
+                    "EMR_CLUSTER_ID",
+                    format!("'{cluster_id}' is not an EMR cluster id (j-...)"),
+                ));
+            }
+            // A failed job must never stop the lab's cluster: TERMINATE_CLUSTER and
+            // TERMINATE_JOB_FLOW are refused.
+            let action = raw.emr_step_action_on_failure.to_ascii_uppercase();
+            if !["CONTINUE", "CANCEL_AND_WAIT"].contains(&action.as_str()) {
+                return Err(invalid(
+                    "EMR_STEP_ACTION_ON_FAILURE",
+                    format!(
+                        "'{}' is not CONTINUE or CANCEL_AND_WAIT (a failed job must not terminate the cluster)",
+                        raw.emr_step_action_on_failure
+                    ),
+                ));
+            }
+            Some(Ec2Settings {
+                cluster_id,
+                s3_bucket: raw.emr_s3_bucket.clone().unwrap_or_default(),
+                region: raw.aws_default_region.clone(),
+                endpoint_url: raw.aws_endpoint_url.clone(),
+                action_on_failure: action,
             })
         } else {
             None
@@ -710,6 +782,7 @@ impl Config {
             },
             emr,
             serverless,
+            ec2,
             spark: SparkSettings {
                 driver_cores: raw.emr_driver_cores,
                 driver_memory: raw.emr_driver_memory,
@@ -891,6 +964,45 @@ mod tests {
             Config::from_vars(vars(&[("SLEEP_TIME", "0.05"), ("POLL_INTERVAL", "0.2")])).unwrap();
         assert_eq!(c.notify.sleep_time, Duration::from_millis(50));
         assert_eq!(c.notify.poll_interval, Duration::from_millis(200));
+    }
+
+    #[test]
+    fn emr_on_ec2_needs_its_cluster_and_never_terminates_it_on_failure() {
+        let err = Config::from_vars(vars(&[("JOB_BACKEND", "emr-ec2")])).unwrap_err();
+        match err {
+            ConfigError::Missing(names) => {
+                assert_eq!(names, vec!["EMR_CLUSTER_ID", "EMR_S3_BUCKET"])
+            }
+            other => panic!("unexpected {other}"),
+        }
+        let base = [
+            ("JOB_BACKEND", "emr-ec2"),
+            ("EMR_CLUSTER_ID", "j-2AXXXXXXGAPLF"),
+            ("EMR_S3_BUCKET", "bkt"),
+        ];
+        let c = Config::from_vars(vars(&base)).unwrap();
+        assert_eq!(c.backend, BackendKind::EmrEc2);
+        let s = c.ec2.unwrap();
+        assert_eq!(s.cluster_id, "j-2AXXXXXXGAPLF");
+        assert_eq!(s.action_on_failure, "CONTINUE");
+        for refused in ["TERMINATE_CLUSTER", "TERMINATE_JOB_FLOW", "whatever"] {
+            let mut v = vars(&base);
+            v.extend(vars(&[("EMR_STEP_ACTION_ON_FAILURE", refused)]));
+            let err = Config::from_vars(v).unwrap_err();
+            assert!(
+                err.to_string().contains("EMR_STEP_ACTION_ON_FAILURE"),
+                "{err}"
+            );
+        }
+        let mut v = vars(&base);
+        v.extend(vars(&[("EMR_STEP_ACTION_ON_FAILURE", "cancel_and_wait")]));
+        assert_eq!(
+            Config::from_vars(v).unwrap().ec2.unwrap().action_on_failure,
+            "CANCEL_AND_WAIT"
+        );
+        let mut v = vars(&base);
+        v.extend(vars(&[("EMR_CLUSTER_ID", "cluster-1")]));
+        assert!(Config::from_vars(v).is_err());
     }
 
     #[test]

@@ -206,3 +206,44 @@ async fn every_emr_serverless_state_reads_back_as_one_multiomix_knows() {
         assert_eq!(job["stateDetails"], "details");
     }
 }
+
+#[tokio::test]
+async fn an_unrecorded_submission_is_found_by_its_client_token_tag_and_an_unstarted_one_is_not() {
+    let (fake, peer) = fake().await;
+    let suite = Suite::start(peer).await;
+    let since = time::OffsetDateTime::now_utc() - time::Duration::minutes(1);
+    let spec = multiomix_aws_emr::job::validate_request(&harness::body("Unrecorded")).unwrap();
+    let started = suite.backend.start(&spec, "key-unrecorded").await.unwrap();
+    // Other runs of the application, some with another deployment's client token.
+    fake.0
+        .insert_runs(5, RunState::Running, &[("client-token", "key-other")]);
+    fake.0.insert_runs(
+        3,
+        RunState::Running,
+        &[
+            ("client-token", "key-unrecorded"),
+            ("managed-by", "someone-else"),
+        ],
+    );
+    match suite
+        .backend
+        .find_submission("key-unrecorded", since)
+        .await
+        .unwrap()
+    {
+        multiomix_aws_emr::backend::Submitted::Started(run) => {
+            assert_eq!(run.id, started);
+            assert!(run.ours, "a run this deployment tagged is its own");
+        }
+        other => panic!("the started submission was not found: {other:?}"),
+    }
+    assert_eq!(
+        suite
+            .backend
+            .find_submission("key-never-started", since)
+            .await
+            .unwrap(),
+        multiomix_aws_emr::backend::Submitted::NotStarted
+    );
+    assert_eq!(fake.0.calls("StartJobRun"), 1);
+}

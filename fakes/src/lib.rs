@@ -5,6 +5,9 @@
 //!   aws-sdk-emrcontainers calls, with scriptable job states, errors and delays;
 //! - [`emr_serverless`]: [`FakeEmrServerless`], the emr-serverless REST-JSON API that
 //!   aws-sdk-emrserverless calls, with runs that can be driven through every state;
+//! - [`emr_ec2`]: [`FakeEmrEc2`], the EMR JSON API (awsJson1_1) that aws-sdk-emr calls,
+//!   with one cluster whose steps can be driven through every state and whose cancels
+//!   can be refused;
 //! - [`multiomix`]: [`FakeMultiomix`], Multiomix's job-end notice endpoint, which records
 //!   what it receives and can answer errors, answer slowly, or go down and come back;
 //! - `server` (private): the accept loop both use, which can really stop listening.
@@ -12,6 +15,7 @@
 //! The binaries `fake-emr` and `fake-multiomix` run the same fakes as processes.
 
 pub mod emr;
+pub mod emr_ec2;
 pub mod emr_serverless;
 pub mod multiomix;
 mod server;
@@ -19,6 +23,7 @@ mod server;
 use std::fmt;
 
 pub use emr::{FakeEmr, FakeEmrBuilder, JobState, NewJob};
+pub use emr_ec2::{FakeEmrEc2, FakeEmrEc2Builder, StepState};
 pub use emr_serverless::{FakeEmrServerless, FakeEmrServerlessBuilder, RunState};
 pub use multiomix::{FakeMultiomix, FakeMultiomixBuilder, Notice, Reply};
 

@@ -95,6 +95,7 @@ impl ApiError {
             BackendError::NotFound => ApiError::NotFound(job_id.to_owned()),
             BackendError::Conflict(msg) => ApiError::Conflict(msg),
             BackendError::Rejected(msg) => ApiError::BadGateway(msg),
+            BackendError::Invalid(msg) => ApiError::BadRequest(msg),
             BackendError::Unavailable(msg) => ApiError::Unavailable {
                 message: msg,
                 retry_after_secs: 5,

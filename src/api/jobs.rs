@@ -610,11 +610,12 @@ pub async fn list_jobs(
 #[derive(utoipa::IntoParams)]
 #[into_params(parameter_in = Path)]
 pub struct JobIdParam {
-    /// The job run id: 1 to 64 lowercase letters and digits.
+    /// The job run id: 1 to 64 lowercase letters and digits, or an EMR on EC2 step id in
+    /// lower case (`s-` and lowercase letters and digits).
     #[param(
         min_length = 1,
         max_length = 64,
-        pattern = "^[0-9a-z]{1,64}$",
+        pattern = "^(s-)?[0-9a-z]{1,64}$",
         example = "000000031kd8aj0vtn3"
     )]
     pub id: String,

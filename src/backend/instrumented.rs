@@ -29,6 +29,7 @@ pub fn outcome<T>(result: &Result<T, BackendError>) -> &'static str {
         Err(BackendError::NotFound) => "not_found",
         Err(BackendError::Conflict(_)) => "conflict",
         Err(BackendError::Rejected(_)) => "rejected",
+        Err(BackendError::Invalid(_)) => "invalid",
         Err(BackendError::Unavailable(_)) => "unavailable",
     }
 }

@@ -2,6 +2,7 @@
 //! trait, so EMR on EKS, the local spark-submit runner and test doubles are interchangeable.
 
 pub mod batch;
+pub mod emr_ec2;
 pub mod emr_eks;
 pub mod emr_serverless;
 pub mod finished;
@@ -27,6 +28,10 @@ pub enum BackendError {
     /// The backend understood the request and refused it; retrying will not help.
     #[error("the job backend refused the request: {0}")]
     Rejected(String),
+    /// The request cannot be submitted as it is (too long for the backend, say); the
+    /// caller must change it.
+    #[error("{0}")]
+    Invalid(String),
     /// The backend could not be reached, throttled us or failed; retrying later may help.
     #[error("the job backend is unavailable: {0}")]
     Unavailable(String),

@@ -53,16 +53,19 @@ impl Algorithm {
 /// A job run id, checked before it reaches a backend or a URL.
 ///
 /// EMR ids are 19 characters of `[0-9a-z]`; anything of `[0-9a-z]{1,64}` is accepted so
-/// ids from other backends and future formats still work.
+/// ids from other backends and future formats still work, and so is `s-[0-9a-z]{1,62}`,
+/// EMR on EC2's step ids in lower case, which no other backend's id can equal. Every such
+/// id is safe in a URL path segment.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(transparent)]
 pub struct JobId(String);
 
 impl JobId {
     pub fn parse(raw: &str) -> Option<Self> {
-        let ok = !raw.is_empty()
+        let body = raw.strip_prefix("s-").unwrap_or(raw);
+        let ok = !body.is_empty()
             && raw.len() <= 64
-            && raw
+            && body
                 .bytes()
                 .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase());
         ok.then(|| JobId(raw.to_owned()))
@@ -312,9 +315,21 @@ mod tests {
     }
 
     #[test]
-    fn job_ids_are_lowercase_alphanumerics_only() {
+    fn job_ids_are_lowercase_alphanumerics_or_step_ids_only() {
         assert!(JobId::parse("000000031kd8aj0vtn3").is_some());
-        for bad in ["", "ABC", "a-b", "../x", "a b", "a/b", &"a".repeat(65)] {
+        assert!(JobId::parse("s-2v57yi7t5nf42").is_some());
+        for bad in [
+            "",
+            "ABC",
+            "-ab",
+            "ab-",
+            "../x",
+            "a b",
+            "a/b",
+            "a.b",
+            "a_b",
+            &"a".repeat(65),
+        ] {
             assert!(JobId::parse(bad).is_none(), "{bad:?}");
         }
     }

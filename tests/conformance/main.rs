@@ -29,3 +29,7 @@ mod fake_emr_serverless {
 mod moto_emr_serverless {
     crate::conformance!(crate::peers::moto_serverless());
 }
+
+mod fake_emr_ec2 {
+    crate::conformance!(crate::peers::fake_ec2());
+}

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_emrserverless::config::{BehaviorVersion, Credentials, Region};
+use multiomix_aws_emr::backend::emr_ec2::EmrEc2Backend;
 use multiomix_aws_emr::backend::emr_eks::EmrEksBackend;
 use multiomix_aws_emr::backend::emr_serverless::EmrServerlessBackend;
 use multiomix_aws_emr::backend::local::LocalBackend;
@@ -15,7 +16,7 @@ use multiomix_aws_emr::backend::JobBackend;
 use multiomix_aws_emr::config::Config;
 use multiomix_aws_emr::job::JobId;
 use multiomix_aws_emr::store::Store;
-use multiomix_fakes::{FakeEmr, FakeEmrServerless, RunState};
+use multiomix_fakes::{FakeEmr, FakeEmrEc2, FakeEmrServerless, RunState, StepState};
 use serde_json::Value;
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc::{self, UnboundedReceiver};
@@ -479,6 +480,163 @@ impl Peer for MotoServerless {
     }
     fn unknown_id(&self) -> &'static str {
         "00f0000000000000"
+    }
+}
+
+// ---- EMR on EC2 --------------------------------------------------------------------
+
+/// An EMR client for a local endpoint, with fixed test credentials.
+pub fn ec2_client(endpoint: &str) -> aws_sdk_emr::Client {
+    let conf = aws_sdk_emr::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new(
+            "AKIDTEST",
+            "test-secret",
+            None,
+            None,
+            "tests",
+        ))
+        .endpoint_url(endpoint)
+        .build();
+    aws_sdk_emr::Client::from_conf(conf)
+}
+
+pub async fn ec2_backend(
+    url: &str,
+    config: &Config,
+) -> (Arc<dyn JobBackend>, Option<UnboundedReceiver<JobId>>) {
+    let backend = EmrEc2Backend::with_client(
+        ec2_client(url),
+        config.ec2.clone().unwrap(),
+        config.spark.clone(),
+        config.job.clone(),
+    );
+    (Arc::new(backend), None)
+}
+
+pub fn ec2_vars(cluster: &str) -> Vec<(String, String)> {
+    vec![
+        ("JOB_BACKEND".into(), "emr-ec2".into()),
+        ("EMR_CLUSTER_ID".into(), cluster.into()),
+        ("EMR_S3_BUCKET".into(), BUCKET.into()),
+    ]
+}
+
+/// The step id behind a job id: the same id in upper case after `s-`.
+pub fn step_of(id: &str) -> String {
+    let rest = id.strip_prefix("s-").expect("an EMR on EC2 job id");
+    format!("s-{}", rest.to_ascii_uppercase())
+}
+
+/// What DescribeStep shows of a step, read with the real SDK, in the suite's terms. The
+/// step itself is checked here: `command-runner.jar`, `spark-submit --deploy-mode
+/// cluster` with each argument its own item, and a failure that leaves the cluster be.
+pub async fn ec2_submitted(url: &str, cluster: &str, id: &str) -> Submitted {
+    let out = ec2_client(url)
+        .describe_step()
+        .cluster_id(cluster)
+        .step_id(step_of(id))
+        .send()
+        .await
+        .unwrap();
+    let step = out.step().unwrap();
+    assert_eq!(step.id(), Some(step_of(id).as_str()));
+    assert_eq!(
+        step.action_on_failure().map(|a| a.as_str()),
+        Some("CONTINUE")
+    );
+    let config = step.config().unwrap();
+    assert_eq!(config.jar(), Some("command-runner.jar"));
+    let args = config.args();
+    assert_eq!(
+        &args[..3],
+        ["spark-submit", "--deploy-mode", "cluster"],
+        "{args:?}"
+    );
+    assert!(
+        args.iter().all(|a| !a.contains(' ')),
+        "one item per argument: {args:?}"
+    );
+    let mut options = Vec::new();
+    let mut rest = args[3..].iter();
+    let entry_point = loop {
+        let word = rest.next().expect("an entry point after the options");
+        if word.starts_with("--") {
+            options.push(format!(
+                "{word} {}",
+                rest.next().expect("an option's value")
+            ));
+        } else {
+            break word.clone();
+        }
+    };
+    assert_eq!(entry_point, "s3://multiomix-bucket/scripts/main.py");
+    let parameters = options.join(" ");
+    assert!(
+        parameters.contains("--conf spark.yarn.tags=multiomix-aws-emr,token-"),
+        "{parameters}"
+    );
+    Submitted {
+        name: step.name().unwrap_or_default().to_owned(),
+        entry_point,
+        arguments: rest.cloned().collect(),
+        driver_env: driver_env(&parameters, "spark.yarn.appMasterEnv."),
+        parameters,
+        log_uri: None,
+        execution_role: None,
+        tags: Default::default(),
+    }
+}
+
+/// The fake EMR on EC2 cluster: every step state, cancels that take a moment, no
+/// callback; steps are found again by their client token through ListSteps.
+pub struct FakeEc2(pub FakeEmrEc2);
+
+pub async fn fake_ec2() -> Option<Arc<dyn Peer>> {
+    let fake = FakeEmrEc2::builder()
+        .cancel_takes(Duration::from_millis(300))
+        .start()
+        .await;
+    Some(Arc::new(FakeEc2(fake)))
+}
+
+#[async_trait]
+impl Peer for FakeEc2 {
+    fn vars(&self, _: &Path) -> Vec<(String, String)> {
+        ec2_vars(self.0.cluster_id())
+    }
+    async fn connect(
+        &self,
+        config: &Config,
+    ) -> (Arc<dyn JobBackend>, Option<UnboundedReceiver<JobId>>) {
+        ec2_backend(&self.0.url(), config).await
+    }
+    fn endings(&self) -> &'static [Ending] {
+        ALL_ENDINGS
+    }
+    fn can_hold(&self) -> bool {
+        true
+    }
+    fn honours_client_token(&self) -> bool {
+        true
+    }
+    fn needs_callback(&self) -> bool {
+        false
+    }
+    async fn plan(&self, _: &Path, _: &str, _: Option<Ending>) {}
+    async fn end(&self, id: &str, ending: Ending) {
+        let (state, details) = match ending {
+            Ending::Completed => (StepState::Completed, ""),
+            Ending::Failed => (StepState::Failed, "Unknown error"),
+        };
+        assert!(self.0.set_state(&step_of(id), state, details));
+    }
+    async fn submitted(&self, _: &Path, id: &str, _: &str) -> Submitted {
+        ec2_submitted(&self.0.url(), self.0.cluster_id(), id).await
+    }
+    fn unknown_id(&self) -> &'static str {
+        "s-0000000000000"
     }
 }
 

@@ -1,6 +1,7 @@
 //! What one round of looking for ended jobs costs in backend calls, for 10, 100 and 1,000
-//! tracked runs: before (one DescribeJobRun or GetJobRun per run) and after (reads in
-//! batches: a page of active runs per ListJobRuns, then a read of each run that ended).
+//! tracked runs: before (one DescribeJobRun, GetJobRun or DescribeStep per run) and after
+//! (reads in batches: a page of active runs per ListJobRuns or ListSteps, then a read of
+//! each run that ended).
 //! The backends are the service's own, in process, against the fakes, which count every
 //! call they receive. 1% of the runs (at least one) ended since the previous round.
 //!
@@ -9,6 +10,7 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_emrcontainers::config::{BehaviorVersion, Credentials, Region};
+use multiomix_aws_emr::backend::emr_ec2::{token_tag, EmrEc2Backend};
 use multiomix_aws_emr::backend::emr_eks::{
     EmrEksBackend, CALLBACK_HOST_TAG, MANAGED_BY_TAG, MANAGED_BY_VALUE,
 };
@@ -16,7 +18,9 @@ use multiomix_aws_emr::backend::emr_serverless::EmrServerlessBackend;
 use multiomix_aws_emr::backend::JobBackend;
 use multiomix_aws_emr::config::Config;
 use multiomix_aws_emr::job::JobId;
-use multiomix_fakes::{FakeEmr, FakeEmrServerless, JobState, NewJob, RunState};
+use multiomix_fakes::{
+    FakeEmr, FakeEmrEc2, FakeEmrServerless, JobState, NewJob, RunState, StepState,
+};
 
 const SIZES: [usize; 3] = [10, 100, 1_000];
 const SERVICE: &str = "multiomix-aws-emr";
@@ -145,6 +149,38 @@ async fn emr_serverless(n: usize) -> (Round, Round) {
     .await
 }
 
+async fn emr_ec2(n: usize) -> (Round, Round) {
+    let fake = FakeEmrEc2::start().await;
+    let c = config(&[
+        ("JOB_BACKEND", "emr-ec2"),
+        ("EMR_CLUSTER_ID", fake.cluster_id()),
+    ]);
+    let client = aws_sdk_emr::Client::from_conf(
+        aws_sdk_emr::Config::builder()
+            .behavior_version(aws_sdk_emr::config::BehaviorVersion::latest())
+            .region(aws_sdk_emr::config::Region::new("us-east-1"))
+            .credentials_provider(credentials())
+            .endpoint_url(fake.url())
+            .build(),
+    );
+    let backend = EmrEc2Backend::with_client(client, c.ec2.unwrap(), c.spark, c.job);
+    // The service's steps carry its YARN tag among their arguments.
+    let tag = format!("spark.yarn.tags={}", token_tag("bench"));
+    let ids = fake.insert_steps(n, "bench", StepState::Running, &["--conf", &tag]);
+    let ended = ended(n);
+    for id in &ids[..ended] {
+        fake.set_state(id, StepState::Completed, "");
+    }
+    let ids: Vec<JobId> = ids
+        .iter()
+        .map(|i| multiomix_aws_emr::backend::emr_ec2::job_id(i).unwrap())
+        .collect();
+    measure(&backend, &ids, ended, || {
+        (fake.calls("DescribeStep"), fake.calls("ListSteps"))
+    })
+    .await
+}
+
 fn ended(n: usize) -> usize {
     (n / 100).max(1)
 }
@@ -161,6 +197,7 @@ fn main() {
             for (name, (before, after)) in [
                 ("emr-eks", emr_eks(n).await),
                 ("emr-serverless", emr_serverless(n).await),
+                ("emr-ec2", emr_ec2(n).await),
             ] {
                 println!(
                     "{:<16} {:>8} {:>8}   {:>22}   {:>32}",
