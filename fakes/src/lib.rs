@@ -15,7 +15,7 @@ mod server;
 
 use std::fmt;
 
-pub use emr::{FakeEmr, FakeEmrBuilder, JobState, NewJob};
+pub use emr::{FakeEmr, FakeEmrBuilder, Hold, JobState, NewJob};
 pub use multiomix::{FakeMultiomix, FakeMultiomixBuilder, Notice, Reply};
 
 /// A wait for something to happen ran out of time.
