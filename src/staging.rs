@@ -43,6 +43,15 @@ pub struct StagedFile {
     pub local: PathBuf,
 }
 
+/// Why the files of a request cannot be staged.
+#[derive(Debug)]
+pub enum FilesError {
+    /// A path the request names is refused: a 400 naming its field.
+    Invalid(FieldError),
+    /// The shared datasets folder itself cannot be read.
+    Folder(String),
+}
+
 /// Why an upload failed; no job starts.
 #[derive(Debug, thiserror::Error)]
 pub enum StageError {
@@ -106,10 +115,13 @@ impl DatasetStager {
     }
 
     /// The files `spec` names, checked: each is a file inside `SHARED_DATASETS_DIR`.
-    pub fn files(&self, spec: &JobSpec) -> Result<Vec<StagedFile>, FieldError> {
-        let root = self.datasets_dir.canonicalize().map_err(|e| FieldError {
-            field: String::new(),
-            message: format!("the datasets folder cannot be read: {e}"),
+    pub fn files(&self, spec: &JobSpec) -> Result<Vec<StagedFile>, FilesError> {
+        // Checked at start-up; a mount that has gone since is the service's problem.
+        let root = self.datasets_dir.canonicalize().map_err(|e| {
+            FilesError::Folder(format!(
+                "the shared datasets folder '{}' cannot be read: {e}",
+                self.datasets_dir.display()
+            ))
         })?;
         let mut files = Vec::new();
         for (i, (name, value)) in spec.arguments.iter().enumerate() {
@@ -117,9 +129,11 @@ impl DatasetStager {
                 continue;
             }
             let field = format!("entrypoint_arguments[{i}].value");
-            let refuse = |why: String| FieldError {
-                field: field.clone(),
-                message: format!("{name} '{value}' {why}"),
+            let refuse = |why: String| {
+                FilesError::Invalid(FieldError {
+                    field: field.clone(),
+                    message: format!("{name} '{value}' {why}"),
+                })
             };
             let relative = Path::new(value);
             if value.is_empty()

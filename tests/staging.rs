@@ -310,7 +310,7 @@ async fn the_named_datasets_and_nothing_else_are_in_s3_before_start_job_run() {
 }
 
 #[tokio::test]
-async fn a_path_out_of_the_shared_folder_is_refused_naming_its_field() {
+async fn a_path_out_of_the_shared_folder_or_absent_is_refused_naming_its_field() {
     let Some(moto) = moto().await else { return };
     let s3 = with_bucket(&moto).await;
     let app = staged(&moto.url, s3.clone()).await;
@@ -330,6 +330,7 @@ async fn a_path_out_of_the_shared_folder_is_refused_naming_its_field() {
         "BBHA_42/../../secret.csv",
         absolute.as_str(),
         "BBHA_42/link.csv",
+        "BBHA_42/absent.csv",
     ] {
         let (status, answer) = app
             .post(&body(molecules, "BBHA_42/clinical.csv"), None)

@@ -25,7 +25,7 @@ use crate::job::{
     validate_request, JobId, JobState, JobView, NoticeView, MAX_ARGUMENTS, MAX_VALUE_CHARS,
 };
 use crate::notify::RequestError;
-use crate::staging::StageError;
+use crate::staging::{FilesError, StageError};
 use crate::store::{now_millis, JobRecord, Submission};
 
 /// Longest `Idempotency-Key` accepted.
@@ -271,7 +271,13 @@ pub async fn start_job(
     // first, and a job whose datasets cannot be uploaded is not started. A retried request
     // finds them there and uploads nothing again.
     if let Some(stager) = &state.staging {
-        let files = stager.files(&spec).map_err(ApiError::Invalid)?;
+        let files = stager.files(&spec).map_err(|e| match e {
+            FilesError::Invalid(field) => ApiError::Invalid(field),
+            FilesError::Folder(why) => ApiError::Unavailable {
+                message: why,
+                retry_after_secs: 5,
+            },
+        })?;
         stager.upload(&files).await.map_err(|e| match e {
             StageError::Unavailable { .. } => ApiError::Unavailable {
                 message: e.to_string(),
