@@ -2,9 +2,11 @@
 # Runs every test of the project. This is the test command of the README, and CI runs
 # exactly this (see .ci/run).
 #
-# 1. Creates .venv (moto, pyspark, schemathesis) on first use: .ci/python-env.sh.
+# 1. Creates .venv (moto, pyspark, schemathesis) on first use: .ci/python-env.sh (under
+#    PYTHON_ENV_CACHE instead when that is set, as .ci/run does).
 # 2. The Rust tests of the whole workspace: unit tests, integration tests against the
 #    fakes, the moto conformance tests, and the real pyspark run of the example job.
+#    Under nextest, .config/nextest.toml keeps the JVM and moto tests from running at once.
 # 3. The example job's Python tests.
 # 4. schemathesis against the live service, from its OpenAPI document.
 set -euo pipefail
@@ -23,8 +25,9 @@ else
     cargo test --workspace --no-fail-fast
 fi
 
-# The example job's own tests (argument parsing, the committed zip, real spark-submit runs).
-"$PYSPARK_PYTHON" -m unittest discover -s scripts/tests
+# The example job's own tests (argument parsing, the committed zip, real spark-submit runs),
+# with the environment's spark-submit wherever it is (.venv, or CI's cached environment).
+SPARK_SUBMIT="$REAL_SPARK_SUBMIT" "$PYSPARK_PYTHON" -m unittest discover -s scripts/tests
 
 if [ -x dev/schemathesis.sh ]; then
     dev/schemathesis.sh

@@ -1001,12 +1001,67 @@ fn deployment_files_set_only_variables_the_service_reads() {
 #[test]
 fn readme_documents_every_variable_and_no_other() {
     let documented = readme_variables();
-    let missing: Vec<&&str> = KNOWN_VARIABLES
+    let missing: Vec<&str> = KNOWN_VARIABLES
         .iter()
-        .filter(|v| !documented.contains(**v))
+        .chain(ALLOWED_UNKNOWN.iter().map(|(name, _)| name))
+        .copied()
+        .filter(|v| !documented.contains(*v))
         .collect();
     assert!(missing.is_empty(), "README.md leaves out {missing:?}");
     assert_known("README.md", documented);
+}
+
+/// The variables of the table that follows `intro` in README.md (first column).
+fn readme_table_after(intro: &str) -> BTreeSet<String> {
+    let readme = read("README.md");
+    let (_, after) = readme
+        .split_once(intro)
+        .unwrap_or_else(|| panic!("README.md has no {intro:?}"));
+    let mut names = BTreeSet::new();
+    for line in after
+        .lines()
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+    {
+        let first = line.split('|').nth(1).unwrap_or_default();
+        for name in first.split(',') {
+            let name = name.trim().trim_matches('`');
+            if !name.is_empty() && name.chars().all(|c| c.is_ascii_uppercase() || c == '_') {
+                names.insert(name.to_owned());
+            }
+        }
+    }
+    names
+}
+
+/// Each variable the compose file sets for a container other than the service's is in
+/// the README, and the README lists no other; the setup script reads the ones that are
+/// its own (the others are read by boto3 and pip).
+#[test]
+fn readme_documents_the_variables_of_the_compose_files_other_services() {
+    let compose = compose();
+    let services = get(&compose, "services").as_mapping().unwrap();
+    let mut set = BTreeSet::new();
+    for (name, service) in services {
+        if name.as_str() == Some("multiomix-aws-emr") {
+            continue;
+        }
+        if let Some(env) = service.get("environment") {
+            let env = env
+                .as_mapping()
+                .unwrap_or_else(|| panic!("{name:?}: environment is a mapping"));
+            set.extend(env.keys().map(|k| k.as_str().unwrap().to_owned()));
+        }
+    }
+    let documented = readme_table_after("(`emr-emulator-setup`, running");
+    assert_eq!(set, documented, "set in the compose file / in README.md");
+    let script = read("dev/emulator/create_virtual_cluster.py");
+    for own in ["MOTO_URL", "EXPECTED_VIRTUAL_CLUSTER_ID"] {
+        assert!(
+            script.contains(&format!("\"{own}\"")),
+            "the setup script does not read {own}"
+        );
+    }
 }
 
 #[test]

@@ -740,21 +740,25 @@ async fn requests_beyond_the_concurrency_limit_are_shed_with_503_and_retry_after
     // The limit is one for the whole service, not one per route: the slow request is a
     // read, the refused one a start.
     let app = common::spawn_app_with(&[("MAX_CONCURRENT_REQUESTS", "1")]).await;
-    app.emr
-        .set_delay("DescribeJobRun", std::time::Duration::from_millis(1500));
+    // The read is held at the fake EMR for as long as this test needs, not for a time.
+    let hold = app.emr.hold("DescribeJobRun");
     let slow = {
         let http = app.http.clone();
         let url = app.url("/job/000000031kd8aj0vtn3");
         tokio::spawn(async move { http.get(url).send().await.unwrap().status() })
     };
     app.emr
-        .wait_for_calls("DescribeJobRun", 1, std::time::Duration::from_secs(5))
+        .wait_for_calls("DescribeJobRun", 1, std::time::Duration::from_secs(10))
         .await
         .unwrap();
-    // The one slot is taken: the next request is answered at once, not queued.
-    let started = std::time::Instant::now();
-    let r = app.post_job(&multiomix_body()).await;
-    assert!(started.elapsed() < std::time::Duration::from_millis(1000));
+    // The one slot is taken: the next request is answered while it still is, so it was
+    // not queued behind it.
+    let r = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        app.post_job(&multiomix_body()),
+    )
+    .await
+    .expect("a request over the limit is answered while the slot is taken, not queued");
     assert_eq!(
         r.headers().get("retry-after").map(|v| v.to_str().unwrap()),
         Some("1")
@@ -766,7 +770,12 @@ async fn requests_beyond_the_concurrency_limit_are_shed_with_503_and_retry_after
     assert_eq!(r.status(), 200);
     let r = app.http.get(app.url("/ready")).send().await.unwrap();
     assert_eq!(r.status(), 503);
+    assert!(
+        !slow.is_finished(),
+        "the held request was still in flight throughout"
+    );
 
+    hold.release();
     assert_eq!(slow.await.unwrap(), 404, "the request in flight finishes");
     let r = app.http.get(app.url("/ready")).send().await.unwrap();
     assert_eq!(r.status(), 200, "the slot is free again");
@@ -775,11 +784,14 @@ async fn requests_beyond_the_concurrency_limit_are_shed_with_503_and_retry_after
 #[tokio::test]
 async fn a_request_that_takes_too_long_is_cut_off_with_a_json_503() {
     let app = common::spawn_app_with(&[("REQUEST_TIMEOUT", "0.3")]).await;
-    app.emr
-        .set_delay("DescribeJobRun", std::time::Duration::from_secs(3));
-    let started = std::time::Instant::now();
-    let r = app.get_job("000000031kd8aj0vtn3").await;
-    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    // EMR never answers while the hold lasts: only the request timeout can end the request.
+    let _hold = app.emr.hold("DescribeJobRun");
+    let r = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        app.get_job("000000031kd8aj0vtn3"),
+    )
+    .await
+    .expect("the request timeout answers while EMR does not");
     assert_refused(r, 503, "timeout", "a slow EMR").await;
 }
 

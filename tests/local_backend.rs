@@ -421,10 +421,9 @@ async fn a_job_that_ignores_sigterm_is_killed_after_the_grace_period_and_still_c
     let (backend, mut ended, _store) = setup.backend(&[("LOCAL_CANCEL_GRACE", "0.3")]).await;
     setup.behave("stubborn", "ignore-term 60");
     let id = backend.start(&simple("stubborn"), "t").await.unwrap();
+    // The fixture ignores SIGTERM from before it writes its record.
     let record = setup.record("stubborn").await;
     wait_for_state(&backend, &id, JobState::Running).await;
-    // Give the shell time to set its trap before the signal.
-    tokio::time::sleep(Duration::from_millis(200)).await;
 
     backend.cancel(&id).await.unwrap();
     let right_after = state_of(&backend, &id).await.state;

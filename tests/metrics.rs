@@ -58,6 +58,7 @@ async fn backend_calls_and_notices_are_scraped_after_a_job_and_its_notice() {
     assert_eq!(app.patch_job(&id).await.status(), 204);
     app.multiomix.wait_for_notices(1, WAIT).await.unwrap();
     assert_eq!(app.wait_notice_closed(&id, WAIT).await, "delivered");
+    wait_for_sample(&app, "notices_open", 0.0).await;
 
     let text = scrape(&app).await;
 
@@ -88,7 +89,7 @@ async fn backend_calls_and_notices_are_scraped_after_a_job_and_its_notice() {
         sum_where(&text, "notices_delivered_total", &[]) >= 1.0,
         "{text}"
     );
-    assert!(sample(&text, "notices_open").is_some(), "{text}");
+    assert_eq!(sample(&text, "notices_open"), Some(0.0), "{text}");
     assert!(sum_where(&text, "callbacks_total", &[]) >= 1.0, "{text}");
 
     // Requests by route and status, and jobs started.
@@ -105,6 +106,40 @@ async fn backend_calls_and_notices_are_scraped_after_a_job_and_its_notice() {
     );
     assert!(missing >= 1.0, "{text}");
     assert!(sum_where(&text, "jobs_started_total", &[]) >= 1.0, "{text}");
+}
+
+/// Scrapes until the sample `series` has `value`: a gauge may be set just after the store
+/// change a test waits for.
+async fn wait_for_sample(app: &common::TestApp, series: &str, value: f64) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let text = scrape(app).await;
+        if sample(&text, series) == Some(value) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{series} never became {value}: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn notices_open_counts_a_notice_from_its_opening_until_its_delivery() {
+    let app = spawn_app().await;
+    // Multiomix refuses the notice for now: it stays open, and is retried.
+    app.multiomix.set_status(503);
+    let id = app.start_job().await;
+    app.emr.set_state(&id, JobState::Completed, None, None);
+    assert_eq!(app.patch_job(&id).await.status(), 204);
+    app.multiomix.wait_for_notices(1, WAIT).await.unwrap();
+    let text = scrape(&app).await;
+    assert_eq!(sample(&text, "notices_open"), Some(1.0), "{text}");
+
+    app.multiomix.set_status(200);
+    assert_eq!(app.wait_notice_closed(&id, WAIT).await, "delivered");
+    wait_for_sample(&app, "notices_open", 0.0).await;
 }
 
 #[tokio::test]

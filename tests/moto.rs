@@ -185,16 +185,42 @@ async fn the_emr_client_starts_describes_lists_and_cancels_jobs_on_moto() {
         Some("multiomix-aws-emr")
     );
 
+    // A second job, cancelled: the state filter must keep one and drop the other, both ways,
+    // so that neither check can pass on an empty list.
+    let other = emr.start(&spec(), "token-2").await.expect("StartJobRun");
+    assert_ne!(other, id);
+    emr.cancel(&other).await.expect("CancelJobRun");
+    let other_state = emr.describe(&other).await.unwrap().state;
+    assert!(
+        matches!(other_state, JobState::Cancelled | JobState::CancelPending),
+        "{other_state:?}"
+    );
+    let state = emr.describe(&id).await.unwrap().state;
+    assert_ne!(state, other_state);
+
     let page = emr.list(&ListQuery::default()).await.expect("ListJobRuns");
-    assert!(page.jobs.iter().any(|j| j.id == id), "{page:?}");
-    let running = emr
-        .list(&ListQuery {
-            states: vec![JobState::Completed],
-            ..ListQuery::default()
-        })
-        .await
-        .unwrap();
-    assert!(running.jobs.iter().all(|j| j.id != id), "filtered by state");
+    let ids: Vec<&JobId> = page.jobs.iter().map(|j| &j.id).collect();
+    assert!(ids.contains(&&id) && ids.contains(&&other), "{page:?}");
+    for (wanted, kept, dropped) in [(state, &id, &other), (other_state, &other, &id)] {
+        let filtered = emr
+            .list(&ListQuery {
+                states: vec![wanted],
+                ..ListQuery::default()
+            })
+            .await
+            .unwrap();
+        assert!(
+            filtered.jobs.iter().any(|j| &j.id == kept),
+            "{wanted:?} keeps {kept}: {filtered:?}"
+        );
+        assert!(
+            filtered
+                .jobs
+                .iter()
+                .all(|j| &j.id != dropped && j.state == wanted),
+            "{wanted:?} drops {dropped}: {filtered:?}"
+        );
+    }
 
     emr.cancel(&id).await.expect("CancelJobRun");
     let run = emr.describe(&id).await.unwrap();
@@ -219,10 +245,23 @@ async fn the_emr_client_starts_describes_lists_and_cancels_jobs_on_moto() {
 }
 
 #[tokio::test]
-async fn an_unknown_virtual_cluster_is_reported_not_found_by_moto() {
+async fn an_unknown_virtual_cluster_is_refused_by_moto() {
     let Some(moto) = moto().await else { return };
     let config = config("doesnotexist0000000000000", &[]);
     let emr = backend(&moto, &config);
-    assert!(emr.check().await.is_err());
-    assert!(emr.start(&spec(), "t").await.is_err());
+    // moto answers ValidationException naming the cluster where EMR documents
+    // ResourceNotFoundException too; either way a refusal, not an outage, and not any
+    // error (a refused connection is one too). The fake EMR covers ResourceNotFound.
+    for (operation, result) in [
+        ("DescribeVirtualCluster", emr.check().await.map(|_| ())),
+        ("StartJobRun", emr.start(&spec(), "t").await.map(|_| ())),
+    ] {
+        match result {
+            Err(BackendError::Rejected(msg))
+                if msg.contains("ValidationException")
+                    && msg.contains("doesnotexist0000000000000") => {}
+            Err(BackendError::NotFound) => {}
+            other => panic!("{operation} in an unknown cluster: {other:?}"),
+        }
+    }
 }

@@ -308,6 +308,60 @@ async fn the_same_idempotency_key_twice_starts_one_job() {
     let plain = app.start_job().await;
     let again = app.start_job().await;
     assert_ne!(plain, again, "requests without a key are separate jobs");
+    let tokens: Vec<Value> = app
+        .emr
+        .start_requests()
+        .iter()
+        .map(|r| r["clientToken"].clone())
+        .collect();
+    assert_eq!(tokens.len(), 3);
+    assert!(tokens.iter().all(Value::is_string), "{tokens:?}");
+    assert_ne!(
+        tokens[1], tokens[2],
+        "without a key, a token of its own each time"
+    );
+    assert!(!tokens[1..].contains(&tokens[0]), "{tokens:?}");
+
+    // The token comes from the key alone, not from anything this store remembers: a
+    // service with an empty store (the first try's answer was lost before it was
+    // recorded) sends EMR the same token for the same key, and EMR answers with the same
+    // job; another key gives another token.
+    let fresh = spawn(Setup {
+        emr: Some(app.emr.clone()),
+        ..Default::default()
+    })
+    .await;
+    let post_fresh = |key: &'static str| {
+        let fresh = &fresh;
+        async move {
+            let r = fresh
+                .http
+                .post(fresh.url("/job"))
+                .header("Idempotency-Key", key)
+                .json(&multiomix_body())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 201);
+            r.json::<Value>().await.unwrap()["id"].clone()
+        }
+    };
+    assert_eq!(
+        post_fresh("exp-42-try").await,
+        first["id"],
+        "the same EMR job"
+    );
+    let other_job = post_fresh("exp-43-try").await;
+    assert_ne!(other_job, first["id"]);
+    let tokens: Vec<Value> = app
+        .emr
+        .start_requests()
+        .iter()
+        .map(|r| r["clientToken"].clone())
+        .collect();
+    assert_eq!(tokens.len(), 5);
+    assert_eq!(tokens[3], tokens[0], "the same key, the same token");
+    assert!(!tokens[..4].contains(&tokens[4]), "another key: {tokens:?}");
 }
 
 #[tokio::test]

@@ -163,6 +163,54 @@ fn argument_value() -> impl Strategy<Value = Value> {
     ]
 }
 
+/// An object with Multiomix's three fields, each present or not, and each either
+/// plausible or any JSON at all.
+fn request_shaped() -> impl Strategy<Value = Value> {
+    let app = prop_oneof![
+        3 => "[a-z0-9][a-z0-9/_.-]{0,20}".prop_map(Value::from),
+        1 => argument_value(),
+    ];
+    let others = prop::collection::vec((argument_name(), argument_value()), 0..3);
+    let plausible_arguments = (app, others).prop_map(|(app, others)| {
+        let mut args = vec![json!({"name": "app-name", "value": app})];
+        args.extend(
+            others
+                .into_iter()
+                .map(|(name, value)| json!({"name": name, "value": value})),
+        );
+        Value::Array(args)
+    });
+    let name = prop_oneof![
+        3 => "[.\\-_/#A-Za-z0-9]{1,64}".prop_map(Value::from),
+        1 => any_json(),
+    ];
+    let algorithm = prop_oneof![3 => (0i64..=1).prop_map(Value::from), 1 => any_json()];
+    let args = prop_oneof![3 => plausible_arguments, 1 => any_json()];
+    (
+        proptest::option::of(name),
+        proptest::option::of(algorithm),
+        proptest::option::weighted(0.9, args),
+    )
+        .prop_map(|(name, algorithm, args)| {
+            let mut body = Map::new();
+            for (key, value) in [
+                ("name", name),
+                ("algorithm", algorithm),
+                ("entrypoint_arguments", args),
+            ] {
+                if let Some(value) = value {
+                    body.insert(key.into(), value);
+                }
+            }
+            Value::Object(body)
+        })
+}
+
+/// Any JSON document: any value at all, or an object shaped like a request.
+fn arbitrary_body() -> impl Strategy<Value = Value> {
+    prop_oneof![any_json(), request_shaped()]
+}
+
 /// Requests shaped like Multiomix's, with every field drawn near the edge.
 fn near_valid_request() -> impl Strategy<Value = Value> {
     let name = prop_oneof![
@@ -215,7 +263,7 @@ proptest! {
     })]
 
     #[test]
-    fn arbitrary_json_is_refused_or_safe(body in any_json()) {
+    fn arbitrary_json_is_refused_or_safe(body in arbitrary_body()) {
         if let Ok(spec) = validate_request(&body) {
             assert_safe(&spec);
             assert_parameters(&spec, false, false);
@@ -223,18 +271,8 @@ proptest! {
     }
 
     #[test]
-    fn arbitrary_request_shaped_objects_are_refused_or_safe(
-        name in proptest::option::of(any_json()),
-        algorithm in proptest::option::of(any_json()),
-        args in proptest::option::of(any_json()),
-    ) {
-        let mut body = Map::new();
-        for (key, value) in [("name", name), ("algorithm", algorithm), ("entrypoint_arguments", args)] {
-            if let Some(value) = value {
-                body.insert(key.into(), value);
-            }
-        }
-        if let Ok(spec) = validate_request(&Value::Object(body)) {
+    fn arbitrary_request_shaped_objects_are_refused_or_safe(body in request_shaped()) {
+        if let Ok(spec) = validate_request(&body) {
             assert_safe(&spec);
         }
     }
@@ -305,14 +343,11 @@ fn a_value_that_spells_out_spark_options_is_only_an_argument() {
     assert_parameters(&spec, true, true);
 }
 
-/// The near-valid generator must land on both sides of the validator, or the property
-/// above would hold without testing anything.
-#[test]
-fn the_near_valid_generator_reaches_both_acceptance_and_refusal() {
+/// How many of 500 values drawn from `strategy` the validator accepts and refuses.
+fn outcomes(strategy: impl Strategy<Value = Value>) -> (usize, usize) {
     use proptest::strategy::ValueTree;
     use proptest::test_runner::TestRunner;
     let mut runner = TestRunner::deterministic();
-    let strategy = near_valid_request();
     let (mut accepted, mut refused) = (0, 0);
     for _ in 0..500 {
         let body = strategy.new_tree(&mut runner).unwrap().current();
@@ -321,6 +356,19 @@ fn the_near_valid_generator_reaches_both_acceptance_and_refusal() {
             Err(_) => refused += 1,
         }
     }
-    assert!(accepted >= 50, "only {accepted} of 500 accepted");
-    assert!(refused >= 50, "only {refused} of 500 refused");
+    (accepted, refused)
+}
+
+/// Each generator of the properties above must land on both sides of the validator, or
+/// its property ("refused or safe") would hold without testing anything.
+#[test]
+fn every_request_generator_reaches_both_acceptance_and_refusal() {
+    for (what, (accepted, refused)) in [
+        ("arbitrary_body", outcomes(arbitrary_body())),
+        ("request_shaped", outcomes(request_shaped())),
+        ("near_valid_request", outcomes(near_valid_request())),
+    ] {
+        assert!(accepted >= 50, "{what}: only {accepted} of 500 accepted");
+        assert!(refused >= 50, "{what}: only {refused} of 500 refused");
+    }
 }

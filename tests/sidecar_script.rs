@@ -23,7 +23,8 @@ struct Recorded {
     body: String,
 }
 
-/// A fake service answering every request with one status, recording what it got.
+/// A fake service answering every request with one status, recording what it got before
+/// it answers: once the script has its answer, the request is in `requests()`.
 struct FakeService {
     port: u16,
     requests: Arc<Mutex<Vec<Recorded>>>,
@@ -38,9 +39,7 @@ impl FakeService {
         thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { return };
-                if let Some(request) = serve(stream, status) {
-                    record.lock().unwrap().push(request);
-                }
+                serve(stream, status, &record);
             }
         });
         FakeService { port, requests }
@@ -51,7 +50,7 @@ impl FakeService {
     }
 }
 
-fn serve(stream: TcpStream, status: u16) -> Option<Recorded> {
+fn serve(stream: TcpStream, status: u16, record: &Mutex<Vec<Recorded>>) -> Option<()> {
     stream
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
@@ -78,19 +77,19 @@ fn serve(stream: TcpStream, status: u16) -> Option<Recorded> {
         .unwrap_or(0);
     let mut body = vec![0; length];
     reader.read_exact(&mut body).ok()?;
+    record.lock().unwrap().push(Recorded {
+        method,
+        path,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    });
     let reason = if status < 300 { "OK" } else { "Error" };
     let mut stream = stream;
     write!(
         stream,
         "HTTP/1.1 {status} {reason}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     )
-    .ok()?;
-    Some(Recorded {
-        method,
-        path,
-        headers,
-        body: String::from_utf8_lossy(&body).into_owned(),
-    })
+    .ok()
 }
 
 /// A port on which nothing listens (bound, then released).
@@ -143,20 +142,15 @@ fn sidecar(port: u16, heartbeat: &Path, extra: &[(&str, &str)]) -> Command {
 fn finish(mut child: Child, started: Instant, limit: Duration) -> Run {
     loop {
         if let Some(status) = child.try_wait().unwrap() {
+            // A stream sent elsewhere than a pipe reads as empty here.
             let mut stderr = String::new();
             let mut stdout = String::new();
-            child
-                .stderr
-                .take()
-                .unwrap()
-                .read_to_string(&mut stderr)
-                .unwrap();
-            child
-                .stdout
-                .take()
-                .unwrap()
-                .read_to_string(&mut stdout)
-                .unwrap();
+            if let Some(mut pipe) = child.stderr.take() {
+                pipe.read_to_string(&mut stderr).unwrap();
+            }
+            if let Some(mut pipe) = child.stdout.take() {
+                pipe.read_to_string(&mut stdout).unwrap();
+            }
             return Run {
                 status,
                 stderr,
@@ -291,17 +285,31 @@ fn a_stop_signal_while_the_driver_runs_makes_the_sidecar_call_before_leaving() {
     let heartbeat = dir.path().join("main-container-terminated");
     File::create(&heartbeat).unwrap();
 
+    // Its log goes to a file, to see when it is waiting: it sets its TERM trap before that.
+    let log = dir.path().join("sidecar.log");
     let started = Instant::now();
     let child = sidecar(service.port, &heartbeat, &[("HEARTBEAT_TIMEOUT", "300")])
+        .stderr(File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    thread::sleep(Duration::from_millis(400));
+    while !std::fs::read_to_string(&log)
+        .unwrap()
+        .contains("waiting for the driver to end")
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the sidecar never said it was waiting"
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
     assert!(service.requests().is_empty());
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
     let run = finish(child, started, Duration::from_secs(10));
 
-    assert!(run.status.success(), "{}", run.stderr);
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(run.status.success(), "{log}");
+    assert!(log.contains("stopped by a signal"), "{log}");
     let requests = service.requests();
     assert_eq!(requests.len(), 1);
     assert_terminated_callback(&requests[0]);

@@ -22,7 +22,7 @@ mod server;
 
 use std::fmt;
 
-pub use emr::{FakeEmr, FakeEmrBuilder, JobState, NewJob};
+pub use emr::{FakeEmr, FakeEmrBuilder, Hold, JobState, NewJob};
 pub use emr_ec2::{FakeEmrEc2, FakeEmrEc2Builder, StepState};
 pub use emr_serverless::{FakeEmrServerless, FakeEmrServerlessBuilder, RunState};
 pub use multiomix::{FakeMultiomix, FakeMultiomixBuilder, Notice, Reply};

@@ -14,6 +14,7 @@ use aws_sdk_emrcontainers::types::{
 };
 use aws_sdk_emrcontainers::Client;
 use multiomix_fakes::{FakeEmr, JobState, NewJob};
+use serde_json::Value;
 
 fn client_with_retries(fake: &FakeEmr, retry: RetryConfig) -> Client {
     let config = aws_sdk_emrcontainers::Config::builder()
@@ -368,24 +369,53 @@ async fn cancelling_a_job_cancels_it_and_a_finished_job_cannot_be_cancelled() {
     assert_eq!(fake.calls("CancelJobRun"), 2);
 }
 
+/// Reads the job through the fake until `done` holds for its state, or fails after a
+/// generous deadline: the fake's timers fire when they fire on a loaded machine.
+async fn wait_for_state(fake: &FakeEmr, id: &str, state: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let job = fake.job(id).expect("the job exists");
+        if job["state"] == state {
+            return job;
+        }
+        assert!(Instant::now() < deadline, "never {state}: {job}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn cancel(client: &Client, fake: &FakeEmr, id: &str) {
+    client
+        .cancel_job_run()
+        .virtual_cluster_id(fake.virtual_cluster_id())
+        .id(id)
+        .send()
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn a_cancel_can_stay_pending_for_a_while() {
+    // Long enough that the test always sees CANCEL_PENDING, however slow the machine.
     let fake = FakeEmr::builder()
-        .cancel_takes(Duration::from_millis(100))
+        .cancel_takes(Duration::from_secs(3600))
         .start()
         .await;
     let client = client(&fake);
     let id = start(&client, &fake, "slow-cancel").await;
-    client
-        .cancel_job_run()
-        .virtual_cluster_id(fake.virtual_cluster_id())
-        .id(&id)
-        .send()
-        .await
-        .unwrap();
+    cancel(&client, &fake, &id).await;
     assert_eq!(fake.job(&id).unwrap()["state"], "CANCEL_PENDING");
-    tokio::time::sleep(Duration::from_millis(150)).await;
-    assert_eq!(fake.job(&id).unwrap()["state"], "CANCELLED");
+    assert_eq!(fake.job(&id).unwrap()["finishedAt"], Value::Null);
+
+    // And a short one does end in CANCELLED by itself.
+    let fake = FakeEmr::builder()
+        .cancel_takes(Duration::from_millis(50))
+        .start()
+        .await;
+    let client = self::client(&fake);
+    let id = start(&client, &fake, "quick-cancel").await;
+    cancel(&client, &fake, &id).await;
+    let job = wait_for_state(&fake, &id, "CANCELLED").await;
+    assert!(job["finishedAt"].is_string(), "{job}");
 }
 
 #[tokio::test]
@@ -557,14 +587,21 @@ async fn the_sdk_retries_injected_server_errors_and_throttling_by_itself() {
 
 #[tokio::test]
 async fn jobs_can_finish_on_their_own() {
+    // Long enough that the test always sees it RUNNING first.
     let fake = FakeEmr::builder()
-        .complete_after(Duration::from_millis(100))
+        .complete_after(Duration::from_secs(3600))
+        .start()
+        .await;
+    let id = start(&client(&fake), &fake, "auto").await;
+    assert_eq!(fake.job(&id).unwrap()["state"], "RUNNING");
+
+    let fake = FakeEmr::builder()
+        .complete_after(Duration::from_millis(50))
         .start()
         .await;
     let client = client(&fake);
     let id = start(&client, &fake, "auto").await;
-    assert_eq!(fake.job(&id).unwrap()["state"], "RUNNING");
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    wait_for_state(&fake, &id, "COMPLETED").await;
     let run = client
         .describe_job_run()
         .virtual_cluster_id(fake.virtual_cluster_id())
@@ -685,6 +722,41 @@ async fn a_delayed_operation_answers_late_and_waits_can_be_awaited() {
         .await
         .unwrap_err();
     assert_eq!((timed_out.wanted, timed_out.got), (1, 0));
+}
+
+#[tokio::test]
+async fn a_held_operation_is_answered_only_once_released() {
+    let fake = FakeEmr::start().await;
+    let client = client(&fake);
+    let hold = fake.hold("DescribeVirtualCluster");
+    let call = {
+        let client = client.clone();
+        let id = fake.virtual_cluster_id().to_owned();
+        tokio::spawn(async move { client.describe_virtual_cluster().id(id).send().await })
+    };
+    fake.wait_for_calls("DescribeVirtualCluster", 1, Duration::from_secs(10))
+        .await
+        .unwrap();
+    // Other operations are not held.
+    start(&client, &fake, "not-held").await;
+    assert!(!call.is_finished(), "answered while held");
+    hold.release();
+    let answered = tokio::time::timeout(Duration::from_secs(10), call)
+        .await
+        .expect("answered once released")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        answered.virtual_cluster().unwrap().id(),
+        Some(fake.virtual_cluster_id())
+    );
+    // Released for good: the next call is answered at once.
+    client
+        .describe_virtual_cluster()
+        .id(fake.virtual_cluster_id())
+        .send()
+        .await
+        .unwrap();
 }
 
 #[tokio::test]

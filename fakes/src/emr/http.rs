@@ -83,9 +83,11 @@ fn answer(result: Result<Vec<u8>, Fault>) -> Response {
     }
 }
 
-/// Counts the call, waits the scripted delay, and answers an injected error if one is due.
+/// Counts the call, waits while it is held and then the scripted delay, and answers an
+/// injected error if one is due.
 async fn enter(shared: &Shared, op: Operation) -> Result<(), Response> {
     let (delay, fault) = shared.enter(op);
+    shared.pass_hold(op).await;
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use time::OffsetDateTime;
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 
 use crate::server::{self, Server};
 use crate::TimedOut;
@@ -296,6 +296,7 @@ impl FakeEmrBuilder {
         let shared = Arc::new(Shared {
             settings: self.settings,
             calls: Default::default(),
+            held: std::array::from_fn(|_| watch::Sender::new(false)),
             called: Notify::new(),
             inner: Mutex::new(inner),
         });
@@ -313,6 +314,8 @@ impl FakeEmrBuilder {
 pub(crate) struct Shared {
     pub(crate) settings: Settings,
     calls: [AtomicUsize; Operation::COUNT],
+    /// Per operation: true while a [`Hold`] keeps its calls from being answered.
+    held: [watch::Sender<bool>; Operation::COUNT],
     called: Notify,
     inner: Mutex<Inner>,
 }
@@ -331,6 +334,34 @@ impl Shared {
         self.called.notify_waiters();
         let mut inner = self.lock();
         inner.scripted(op)
+    }
+
+    /// Returns once no [`Hold`] on `op` is in force (at once when none is).
+    pub(crate) async fn pass_hold(&self, op: Operation) {
+        let mut held = self.held[op.index()].subscribe();
+        // The sender lives as long as `self`, so this cannot fail.
+        let _ = held.wait_for(|held| !*held).await;
+    }
+}
+
+/// Keeps every call of one operation from being answered until it is released or
+/// dropped; the calls are counted when they arrive, as usual. From
+/// [`FakeEmr::hold`]: a test can keep a request in flight for exactly as long as it needs,
+/// with no guess at how long that is.
+#[must_use = "the hold ends when this is dropped"]
+pub struct Hold {
+    shared: Arc<Shared>,
+    op: Operation,
+}
+
+impl Hold {
+    /// Lets the held calls, and every later one, be answered.
+    pub fn release(self) {}
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        self.shared.held[self.op.index()].send_replace(false);
     }
 }
 
@@ -466,6 +497,19 @@ impl FakeEmr {
     pub fn set_delay(&self, op: &str, delay: Duration) {
         let op = Operation::named(op);
         self.shared.lock().set_delay(op, delay);
+    }
+
+    /// Holds every call of `op` from now on until the returned [`Hold`] is released or
+    /// dropped: such calls are counted (see [`wait_for_calls`](Self::wait_for_calls)) and
+    /// then wait, unanswered. Panics if `op` is already held.
+    pub fn hold(&self, op: &str) -> Hold {
+        let op = Operation::named(op);
+        let was_held = self.shared.held[op.index()].send_replace(true);
+        assert!(!was_held, "{} is already held", op.name());
+        Hold {
+            shared: self.shared.clone(),
+            op,
+        }
     }
 
     /// Places a job run in the fake without a StartJobRun call and returns its id.

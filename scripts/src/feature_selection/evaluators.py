@@ -5,8 +5,8 @@ The algorithms hand a whole batch (a BBHA iteration's stars, a chunk of Blind Se
 subsets) to `evaluate` and get the evaluations back in the same order, so their results
 do not depend on where the evaluations ran.
 
-With Spark the data is broadcast once per job; each batch is one RDD with one partition
-(one task) per evaluation, so a cluster's executors share an iteration and `local[N]`
+With Spark the data is broadcast once per job; each batch is one RDD split into as many
+tasks as the cluster has cores, so a cluster's executors share an iteration and `local[N]`
 keeps N cores busy. Python workers are reused between tasks, so the libraries are
 imported and the broadcast is read once per worker, not per evaluation.
 """
@@ -60,7 +60,11 @@ class SparkEvaluator:
         started = time.perf_counter()
         n, broadcast = self.n, self.broadcast
         packed = [(n, np.packbits(np.asarray(m, dtype=bool)).tobytes()) for m in masks]
-        rdd = self.sc.parallelize(packed, numSlices=len(packed))
+        # As many tasks as the cluster has cores (at most one per evaluation): a task's
+        # fixed cost (scheduling, a round trip to a Python worker) is paid once per core
+        # rather than once per evaluation (scripts/benchmark.py shows the difference).
+        slices = min(len(packed), max(1, self.sc.defaultParallelism))
+        rdd = self.sc.parallelize(packed, numSlices=slices)
         out = rdd.map(lambda p: _task(broadcast, p)).collect()
         self.batches += 1
         self.seconds += time.perf_counter() - started

@@ -1,0 +1,199 @@
+//! Cases of the contract that the defaults hide: driver and executor sizes that differ,
+//! a `MULTIOMIX_URL` with a path (the production default has one), a cancel that stays
+//! CANCEL_PENDING for a while, a sidecar callback with no body, and a request body right
+//! at the size limit.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{is_multiomix_date, multiomix_body, spawn, spawn_app, Setup};
+use multiomix_aws_emr::api::MAX_BODY_BYTES;
+use multiomix_fakes::{FakeEmr, FakeMultiomix, JobState};
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// The `--conf key=value` pairs of a spark-submit parameter string, by key.
+fn confs(parameters: &str) -> BTreeMap<String, String> {
+    let words: Vec<&str> = parameters.split(' ').collect();
+    words
+        .windows(2)
+        .filter(|pair| pair[0] == "--conf")
+        .map(|pair| {
+            let (key, value) = pair[1].split_once('=').expect("key=value");
+            (key.to_owned(), value.to_owned())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn driver_and_executor_sizes_each_reach_their_own_spark_option() {
+    // Every value different from the others and from the defaults (1 core, 4g each, 3
+    // executors), so that any two settings swapped show.
+    let app = common::spawn_app_with(&[
+        ("EMR_DRIVER_CORES", "2"),
+        ("EMR_DRIVER_MEMORY", "7g"),
+        ("EMR_EXECUTOR_CORES", "3"),
+        ("EMR_EXECUTOR_MEMORY", "5g"),
+        ("EMR_EXECUTOR_INSTANCES", "6"),
+        ("EMR_DRIVER_MAX_RESULT_SIZE", "9g"),
+        ("EMR_EXECUTOR_HEARTBEAT_INTERVAL", "123s"),
+    ])
+    .await;
+    app.start_job().await;
+    let requests = app.emr.start_requests();
+    let parameters = requests[0]["jobDriver"]["sparkSubmitJobDriver"]["sparkSubmitParameters"]
+        .as_str()
+        .expect("sparkSubmitParameters")
+        .to_owned();
+    let confs = confs(&parameters);
+    for (key, value) in [
+        ("spark.driver.cores", "2"),
+        ("spark.driver.memory", "7g"),
+        ("spark.executor.cores", "3"),
+        ("spark.executor.memory", "5g"),
+        ("spark.executor.instances", "6"),
+        ("spark.driver.maxResultSize", "9g"),
+        ("spark.executor.heartbeatInterval", "123s"),
+    ] {
+        assert_eq!(
+            confs.get(key).map(String::as_str),
+            Some(value),
+            "{key} in {parameters}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_multiomix_url_with_a_path_gets_the_notice_under_that_path() {
+    // As in production: http://multiomix/feature-selection/aws-notification/
+    let multiomix = Arc::new(
+        FakeMultiomix::builder()
+            .base_path("/feature-selection/aws-notification")
+            .start()
+            .await,
+    );
+    // The fake's URL includes its base path.
+    let url = format!("{}/", multiomix.url());
+    assert!(
+        url.ends_with("/feature-selection/aws-notification/"),
+        "{url}"
+    );
+    let app = spawn(
+        Setup {
+            multiomix: Some(multiomix.clone()),
+            ..Setup::default()
+        }
+        .var("MULTIOMIX_URL", &url),
+    )
+    .await;
+    let id = app.start_job().await;
+    app.emr.set_state(&id, JobState::Completed, None, None);
+    assert_eq!(app.patch_job(&id).await.status(), 204);
+    let closed = app.wait_notice_closed(&id, WAIT).await;
+    let notices = multiomix.notices();
+    assert_eq!(
+        closed,
+        "delivered",
+        "misrouted: {:?}",
+        multiomix.misrouted()
+    );
+    assert_eq!(notices.len(), 1, "{notices:?}");
+    assert_eq!(
+        notices[0].path,
+        format!("/feature-selection/aws-notification/{id}/")
+    );
+    assert_eq!(notices[0].status, 200);
+    assert_eq!(multiomix.misrouted(), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn a_cancel_pending_job_is_reported_only_once_emr_says_cancelled() {
+    // EMR takes its time to cancel: the job stays CANCEL_PENDING until the test ends it.
+    let emr = Arc::new(
+        FakeEmr::builder()
+            .cancel_takes(Duration::from_secs(3600))
+            .start()
+            .await,
+    );
+    let app = spawn(Setup {
+        emr: Some(emr.clone()),
+        ..Setup::default()
+    })
+    .await;
+    let id = app.start_job().await;
+    emr.set_state(&id, JobState::Running, None, None);
+    let r = app.delete_job(&id).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(emr.job(&id).unwrap()["state"], "CANCEL_PENDING");
+    assert_eq!(app.patch_job(&id).await.status(), 204);
+
+    // CANCEL_PENDING is not final: the job is read again and again, nothing is sent.
+    let seen = emr.calls("DescribeJobRun");
+    emr.wait_for_calls("DescribeJobRun", seen + 3, WAIT)
+        .await
+        .expect("the job is polled");
+    assert_eq!(app.multiomix.count(), 0, "no notice while CANCEL_PENDING");
+
+    emr.set_state(
+        &id,
+        JobState::Cancelled,
+        Some("cancelled by the user"),
+        None,
+    );
+    let notices = app.multiomix.wait_for_notices(1, WAIT).await.unwrap();
+    let body = &notices[0].body;
+    assert_eq!(body["id"], id.as_str());
+    assert_eq!(body["state"], "CANCELLED");
+    assert!(is_multiomix_date(&body["createdAt"]), "{body}");
+    assert!(is_multiomix_date(&body["finishedAt"]), "{body}");
+    assert_eq!(app.wait_notice_closed(&id, WAIT).await, "delivered");
+    assert_eq!(app.multiomix.count(), 1);
+}
+
+#[tokio::test]
+async fn a_callback_without_a_body_opens_the_notice() {
+    // The contract: the body is informational and may be missing.
+    let app = spawn_app().await;
+    let id = app.start_job().await;
+    app.emr.set_state(&id, JobState::Completed, None, None);
+    let r = app
+        .http
+        .patch(app.url(&format!("/job/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let notices = app.multiomix.wait_for_notices(1, WAIT).await.unwrap();
+    assert_eq!(notices[0].body["state"], "COMPLETED");
+    assert_eq!(app.wait_notice_closed(&id, WAIT).await, "delivered");
+}
+
+#[tokio::test]
+async fn a_valid_body_of_exactly_the_limit_starts_a_job_and_one_byte_more_does_not() {
+    let app = spawn_app().await;
+    // Multiomix's request, padded with JSON whitespace to the limit.
+    let mut body = serde_json::to_vec(&multiomix_body()).unwrap();
+    assert!(body.len() < MAX_BODY_BYTES);
+    body.resize(MAX_BODY_BYTES, b' ');
+    let post = |body: Vec<u8>| {
+        app.http
+            .post(app.url("/job"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let r = post(body.clone()).await.unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    assert_eq!(app.emr.calls("StartJobRun"), 1);
+
+    body.push(b' ');
+    let r = post(body).await.unwrap();
+    assert_eq!(r.status(), 413);
+    let error: Value = r.json().await.unwrap();
+    assert_eq!(error["error"], "payload_too_large");
+    assert_eq!(app.emr.calls("StartJobRun"), 1);
+}
