@@ -453,6 +453,8 @@ pub struct ServerlessSettings {
     pub service_url: String,
     /// EMR Serverless `executionTimeoutMinutes`; `None` leaves EMR's default.
     pub execution_timeout_minutes: Option<u32>,
+    /// How long one EMR Serverless call may take, retries included (as for EMR on EKS).
+    pub call_timeout: Duration,
 }
 
 /// EMR on EC2: one step per job on the standing cluster `cluster_id`.
@@ -466,6 +468,8 @@ pub struct Ec2Settings {
     /// The step's `ActionOnFailure`: `CONTINUE` or `CANCEL_AND_WAIT`, never one that
     /// terminates the cluster.
     pub action_on_failure: String,
+    /// How long one EMR call may take, retries included (as for EMR on EKS).
+    pub call_timeout: Duration,
 }
 
 /// Spark resources, shared by every backend.
@@ -702,6 +706,7 @@ impl Config {
                 endpoint_url: raw.aws_endpoint_url.clone(),
                 service_url: raw.eks_emr_service_url.clone(),
                 execution_timeout_minutes: raw.emr_serverless_execution_timeout,
+                call_timeout: emr_call_timeout(seconds("REQUEST_TIMEOUT", raw.request_timeout)?),
             })
         } else {
             None
@@ -746,6 +751,7 @@ impl Config {
                 region: raw.aws_default_region.clone(),
                 endpoint_url: raw.aws_endpoint_url.clone(),
                 action_on_failure: action,
+                call_timeout: emr_call_timeout(seconds("REQUEST_TIMEOUT", raw.request_timeout)?),
             })
         } else {
             None

@@ -19,11 +19,8 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex as StdMutex};
-use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_config::{retry::RetryConfig, timeout::TimeoutConfig, BehaviorVersion, Region};
-use aws_sdk_emr::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_emr::types::{
     ActionOnFailure, CancelStepsRequestStatus, ClusterState, HadoopJarStepConfig, HadoopStepConfig,
     StepCancellationOption, StepConfig, StepState, StepStatus,
@@ -34,6 +31,7 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use tokio::sync::{Mutex, OnceCell};
 
+use super::aws::{classify, sdk_config};
 use super::batch::describe_by_listing;
 use super::emr_eks::{to_offset, MANAGED_BY_VALUE};
 use super::spark::{entry_point_arguments, DriverEnv, S3Package, SparkSubmit};
@@ -72,20 +70,12 @@ impl EmrEc2Backend {
     /// Builds the SDK client from the standard AWS chain, in the configured region and,
     /// when `AWS_ENDPOINT_URL` is set, against that endpoint (as for the other EMRs).
     pub async fn connect(settings: Ec2Settings, spark: SparkSettings, job: JobSettings) -> Self {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .region(Region::new(settings.region.clone()))
-            .retry_config(RetryConfig::standard().with_max_attempts(3))
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(3))
-                    .operation_attempt_timeout(Duration::from_secs(10))
-                    .operation_timeout(Duration::from_secs(30))
-                    .build(),
-            );
-        if let Some(url) = &settings.endpoint_url {
-            loader = loader.endpoint_url(url);
-        }
-        let sdk = loader.load().await;
+        let sdk = sdk_config(
+            &settings.region,
+            settings.endpoint_url.as_deref(),
+            settings.call_timeout,
+        )
+        .await;
         Self::with_client(Client::new(&sdk), settings, spark, job)
     }
 
@@ -406,38 +396,6 @@ fn step_states(state: JobState) -> &'static [StepState] {
         JobState::Failed => &[StepState::Failed, StepState::Interrupted],
         JobState::CancelPending => &[StepState::CancelPending],
         JobState::Cancelled => &[StepState::Cancelled],
-    }
-}
-
-/// Sorts an SDK error into what the caller can do about it, as for the other EMRs.
-fn classify<E, R>(operation: &str, err: SdkError<E, R>) -> BackendError
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug,
-{
-    match &err {
-        SdkError::ServiceError(service) => {
-            let e = service.err();
-            let code = e.code().unwrap_or("Unknown");
-            let message = e.message().unwrap_or("no message").to_owned();
-            match code {
-                "ThrottlingException"
-                | "InternalServerError"
-                | "InternalServerException"
-                | "ServiceUnavailable"
-                | "RequestTimeout" => {
-                    BackendError::Unavailable(format!("{operation}: {code}: {message}"))
-                }
-                _ => BackendError::Rejected(format!("{operation}: {code}: {message}")),
-            }
-        }
-        SdkError::ConstructionFailure(_) => {
-            BackendError::Rejected(format!("{operation}: request could not be built: {err:?}"))
-        }
-        _ => BackendError::Unavailable(format!(
-            "{operation}: {}",
-            aws_smithy_types::error::display::DisplayErrorContext(&err)
-        )),
     }
 }
 

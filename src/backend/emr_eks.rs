@@ -2,11 +2,8 @@
 //! DescribeVirtualCluster through the AWS SDK.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_config::{retry::RetryConfig, timeout::TimeoutConfig, BehaviorVersion, Region};
-use aws_sdk_emrcontainers::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_emrcontainers::types::{
     ConfigurationOverrides, JobDriver, JobRunState, MonitoringConfiguration,
     S3MonitoringConfiguration, SparkSubmitJobDriver,
@@ -15,6 +12,7 @@ use aws_sdk_emrcontainers::Client;
 use aws_smithy_types::DateTime;
 use time::OffsetDateTime;
 
+use super::aws::{classify, sdk_config};
 use super::batch::describe_by_listing;
 use super::spark::{entry_point_arguments, DriverEnv, S3Package, SparkSubmit};
 use super::{BackendError, Described, JobBackend, JobPage, ListQuery, Submitted};
@@ -57,22 +55,7 @@ impl EmrEksBackend {
     /// identity, instance metadata), in the configured region and, when
     /// `AWS_ENDPOINT_URL` is set, against that endpoint.
     pub async fn connect(emr: EmrSettings, spark: SparkSettings, job: JobSettings) -> Self {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .region(Region::new(emr.region.clone()))
-            .retry_config(RetryConfig::standard().with_max_attempts(3))
-            .timeout_config(
-                // The whole call, retries included, ends before the request that made it
-                // is cut off (see EmrSettings::call_timeout).
-                TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(3).min(emr.call_timeout))
-                    .operation_attempt_timeout(emr.call_timeout / 3)
-                    .operation_timeout(emr.call_timeout)
-                    .build(),
-            );
-        if let Some(url) = &emr.endpoint_url {
-            loader = loader.endpoint_url(url);
-        }
-        let sdk = loader.load().await;
+        let sdk = sdk_config(&emr.region, emr.endpoint_url.as_deref(), emr.call_timeout).await;
         Self::with_client(Client::new(&sdk), emr, spark, job)
     }
 
@@ -168,40 +151,6 @@ pub fn spark_submit(
 
 pub(crate) fn to_offset(at: &DateTime) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(at.secs()).unwrap_or(OffsetDateTime::UNIX_EPOCH)
-}
-
-/// Sorts an SDK error into what the caller can do about it. The SDK has already retried
-/// throttling and 5xx answers by the time this sees them.
-fn classify<E, R>(operation: &str, err: SdkError<E, R>) -> BackendError
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug,
-{
-    match &err {
-        SdkError::ServiceError(service) => {
-            let e = service.err();
-            let code = e.code().unwrap_or("Unknown");
-            let message = e.message().unwrap_or("no message").to_owned();
-            match code {
-                "ResourceNotFoundException" => BackendError::NotFound,
-                "ThrottlingException"
-                | "TooManyRequestsException"
-                | "InternalServerException"
-                | "ServiceUnavailableException"
-                | "RequestTimeout" => {
-                    BackendError::Unavailable(format!("{operation}: {code}: {message}"))
-                }
-                _ => BackendError::Rejected(format!("{operation}: {code}: {message}")),
-            }
-        }
-        SdkError::ConstructionFailure(_) => {
-            BackendError::Rejected(format!("{operation}: request could not be built: {err:?}"))
-        }
-        _ => BackendError::Unavailable(format!(
-            "{operation}: {}",
-            aws_smithy_types::error::display::DisplayErrorContext(&err)
-        )),
-    }
 }
 
 #[async_trait]

@@ -7,11 +7,8 @@
 //! because Multiomix reads CANCELLED as "stopped by the user".
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_config::{retry::RetryConfig, timeout::TimeoutConfig, BehaviorVersion, Region};
-use aws_sdk_emrserverless::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_emrserverless::types::{
     ApplicationState, ConfigurationOverrides, JobDriver, JobRunState, MonitoringConfiguration,
     S3MonitoringConfiguration, SparkSubmit as SparkSubmitDriver,
@@ -20,6 +17,7 @@ use aws_sdk_emrserverless::Client;
 use aws_smithy_types::DateTime;
 use time::OffsetDateTime;
 
+use super::aws::{classify, sdk_config};
 use super::batch::describe_by_listing;
 use super::emr_eks::{
     is_own_tags, to_offset, CALLBACK_HOST_TAG, CLIENT_TOKEN_TAG, MANAGED_BY_TAG, MANAGED_BY_VALUE,
@@ -49,20 +47,12 @@ impl EmrServerlessBackend {
         spark: SparkSettings,
         job: JobSettings,
     ) -> Self {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .region(Region::new(settings.region.clone()))
-            .retry_config(RetryConfig::standard().with_max_attempts(3))
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(3))
-                    .operation_attempt_timeout(Duration::from_secs(10))
-                    .operation_timeout(Duration::from_secs(30))
-                    .build(),
-            );
-        if let Some(url) = &settings.endpoint_url {
-            loader = loader.endpoint_url(url);
-        }
-        let sdk = loader.load().await;
+        let sdk = sdk_config(
+            &settings.region,
+            settings.endpoint_url.as_deref(),
+            settings.call_timeout,
+        )
+        .await;
         Self::with_client(Client::new(&sdk), settings, spark, job)
     }
 
@@ -292,39 +282,6 @@ fn serverless_states(state: JobState) -> &'static [JobRunState] {
         JobState::Failed => &[JobRunState::Failed, JobRunState::Cancelled],
         JobState::CancelPending => &[JobRunState::Cancelling],
         JobState::Cancelled => &[JobRunState::Cancelled],
-    }
-}
-
-/// Sorts an SDK error into what the caller can do about it, as for EMR on EKS.
-fn classify<E, R>(operation: &str, err: SdkError<E, R>) -> BackendError
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug,
-{
-    match &err {
-        SdkError::ServiceError(service) => {
-            let e = service.err();
-            let code = e.code().unwrap_or("Unknown");
-            let message = e.message().unwrap_or("no message").to_owned();
-            match code {
-                "ResourceNotFoundException" => BackendError::NotFound,
-                "ThrottlingException"
-                | "TooManyRequestsException"
-                | "InternalServerException"
-                | "ServiceUnavailableException"
-                | "RequestTimeout" => {
-                    BackendError::Unavailable(format!("{operation}: {code}: {message}"))
-                }
-                _ => BackendError::Rejected(format!("{operation}: {code}: {message}")),
-            }
-        }
-        SdkError::ConstructionFailure(_) => {
-            BackendError::Rejected(format!("{operation}: request could not be built: {err:?}"))
-        }
-        _ => BackendError::Unavailable(format!(
-            "{operation}: {}",
-            aws_smithy_types::error::display::DisplayErrorContext(&err)
-        )),
     }
 }
 
