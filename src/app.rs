@@ -25,6 +25,7 @@ use crate::config::{BackendKind, Config};
 use crate::job::JobId;
 use crate::notify::Notifier;
 use crate::reconcile::Reconciler;
+use crate::staging::DatasetStager;
 use crate::store::Store;
 use crate::telemetry;
 
@@ -153,7 +154,12 @@ impl Application {
         let listener = TcpListener::bind(address)
             .await
             .with_context(|| format!("cannot listen on {address}"))?;
+        let staging = match &config.staging {
+            Some(settings) => Some(Arc::new(DatasetStager::connect(settings).await)),
+            None => None,
+        };
         let state = AppState {
+            staging,
             backend,
             store,
             notifier,
@@ -169,6 +175,13 @@ impl Application {
     }
 
     /// The bound port (useful when the configuration asked for port 0).
+    /// Uploads datasets with `stager` instead of the one built from the configuration
+    /// (tests give one whose client has fixed credentials).
+    pub fn with_staging(mut self, stager: DatasetStager) -> Self {
+        self.state.staging = Some(Arc::new(stager));
+        self
+    }
+
     pub fn port(&self) -> u16 {
         self.local_addr().port()
     }

@@ -64,6 +64,10 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "ALGO_BBHA_ENTRYPOINT",
     "ALGO_BBHA_PY_FILES",
     "ENTRYPOINT_ARGS_KEY_PREFIX",
+    // Data staging through S3 (EMR backends)
+    "DATA_STAGING",
+    "SHARED_DATASETS_DIR",
+    "S3_DATASETS_PREFIX",
     // Local backend
     "SPARK_SUBMIT",
     "SPARK_MASTER",
@@ -215,6 +219,11 @@ struct Raw {
     #[serde(default = "defaults::args_prefix")]
     entrypoint_args_key_prefix: String,
 
+    #[serde(default = "defaults::data_staging")]
+    data_staging: String,
+    shared_datasets_dir: Option<PathBuf>,
+    s3_datasets_prefix: Option<String>,
+
     #[serde(default = "defaults::spark_submit")]
     spark_submit: String,
     #[serde(default = "defaults::spark_master")]
@@ -320,6 +329,9 @@ mod defaults {
     }
     pub fn args_prefix() -> String {
         "--".into()
+    }
+    pub fn data_staging() -> String {
+        "off".into()
     }
     pub fn spark_submit() -> String {
         "spark-submit".into()
@@ -485,6 +497,55 @@ pub struct JobSettings {
     pub args_key_prefix: String,
 }
 
+/// A place in S3: a bucket and a key prefix that is empty or ends with `/`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct S3Location {
+    pub bucket: String,
+    pub prefix: String,
+}
+
+impl S3Location {
+    /// Reads `s3://bucket/some/prefix/` (the trailing `/` is added when missing).
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let rest = url
+            .strip_prefix("s3://")
+            .ok_or_else(|| format!("'{url}' does not start with s3://"))?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(format!("'{url}' names no bucket"));
+        }
+        let mut prefix = prefix.trim_start_matches('/').to_string();
+        if !prefix.is_empty() && !prefix.ends_with('/') {
+            prefix.push('/');
+        }
+        Ok(S3Location {
+            bucket: bucket.to_string(),
+            prefix,
+        })
+    }
+}
+
+impl fmt::Display for S3Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "s3://{}/{}", self.bucket, self.prefix)
+    }
+}
+
+/// Data staging (`DATA_STAGING=s3`, EMR backends only): the datasets a request names are
+/// copied from the service's mount of Multiomix's datasets folder to S3 before the job
+/// starts.
+#[derive(Clone, Debug)]
+pub struct StagingSettings {
+    /// `SHARED_DATASETS_DIR`: the service's own mount of Multiomix's datasets folder.
+    pub datasets_dir: PathBuf,
+    /// `S3_DATASETS_PREFIX`, by default `s3://{EMR_S3_BUCKET}/datasets/`.
+    pub datasets: S3Location,
+    pub region: String,
+    pub endpoint_url: Option<String>,
+    /// The longest one upload may take: below `REQUEST_TIMEOUT`, like an EMR call.
+    pub call_timeout: Duration,
+}
+
 /// The local spark-submit backend.
 #[derive(Clone, Debug)]
 pub struct LocalSettings {
@@ -526,6 +587,9 @@ pub struct Config {
     pub job: JobSettings,
     pub local: LocalSettings,
     pub notify: NotifySettings,
+    /// Present exactly when `DATA_STAGING=s3` and an EMR backend runs: the local backend's
+    /// jobs read the shared folders themselves.
+    pub staging: Option<StagingSettings>,
     pub database_url: String,
 }
 
@@ -693,6 +757,42 @@ impl Config {
             None
         };
 
+        let staging = match raw.data_staging.to_ascii_lowercase().as_str() {
+            "off" => None,
+            "s3" if backend == BackendKind::Local => None,
+            "s3" => {
+                let Some(dir) = raw.shared_datasets_dir.clone() else {
+                    return Err(ConfigError::Missing(vec!["SHARED_DATASETS_DIR"]));
+                };
+                readable_dir("SHARED_DATASETS_DIR", &dir)?;
+                let datasets = match &raw.s3_datasets_prefix {
+                    Some(url) => {
+                        S3Location::parse(url).map_err(|why| invalid("S3_DATASETS_PREFIX", why))?
+                    }
+                    None => S3Location {
+                        bucket: raw.emr_s3_bucket.clone().unwrap_or_default(),
+                        prefix: "datasets/".into(),
+                    },
+                };
+                Some(StagingSettings {
+                    datasets_dir: dir,
+                    datasets,
+                    region: raw.aws_default_region.clone(),
+                    endpoint_url: raw.aws_endpoint_url.clone(),
+                    call_timeout: emr_call_timeout(seconds(
+                        "REQUEST_TIMEOUT",
+                        raw.request_timeout,
+                    )?),
+                })
+            }
+            other => {
+                return Err(invalid(
+                    "DATA_STAGING",
+                    format!("'{other}' is neither 's3' nor 'off'"),
+                ))
+            }
+        };
+
         let host: IpAddr = raw
             .host
             .parse()
@@ -831,6 +931,7 @@ impl Config {
                 reconcile_interval: positive_seconds("RECONCILE_INTERVAL", raw.reconcile_interval)?,
                 recovery_window: seconds("RECOVERY_WINDOW", raw.recovery_window)?,
             },
+            staging,
             database_url: raw.database_url,
         })
     }
@@ -840,6 +941,19 @@ impl Config {
 /// the store writes around a `StartJobRun`.
 pub fn emr_call_timeout(request_timeout: Duration) -> Duration {
     request_timeout.mul_f64(0.8)
+}
+
+/// Start-up stops on a shared folder that is missing or that the service cannot list.
+fn readable_dir(name: &'static str, dir: &std::path::Path) -> Result<(), ConfigError> {
+    if !dir.is_dir() {
+        return Err(invalid(
+            name,
+            format!("'{}' is not a folder", dir.display()),
+        ));
+    }
+    std::fs::read_dir(dir)
+        .map(drop)
+        .map_err(|e| invalid(name, format!("cannot read '{}': {e}", dir.display())))
 }
 
 /// Durations are given in seconds; fractions are allowed so tests can run in milliseconds.
@@ -1145,5 +1259,65 @@ mod tests {
                 "{upper} is read but not in KNOWN_VARIABLES"
             );
         }
+    }
+
+    #[test]
+    fn staging_is_off_by_default_and_on_the_local_backend() {
+        let c = Config::from_vars(vars(EMR_REQUIRED)).unwrap();
+        assert!(c.staging.is_none());
+        let local = Config::from_vars(vars(&[
+            ("JOB_BACKEND", "local"),
+            ("DATA_STAGING", "s3"),
+            ("SHARED_DATASETS_DIR", "/no/such/folder"),
+        ]))
+        .unwrap();
+        assert!(local.staging.is_none());
+    }
+
+    #[test]
+    fn staging_defaults_to_the_datasets_prefix_of_the_bucket() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut v = vars(EMR_REQUIRED);
+        v.extend(vars(&[
+            ("DATA_STAGING", "s3"),
+            ("SHARED_DATASETS_DIR", dir.path().to_str().unwrap()),
+        ]));
+        let staging = Config::from_vars(v.clone()).unwrap().staging.unwrap();
+        assert_eq!(staging.datasets.to_string(), "s3://bucket/datasets/");
+        assert_eq!(staging.datasets_dir, dir.path());
+
+        v.push(("S3_DATASETS_PREFIX".into(), "s3://other/in/put".into()));
+        let staging = Config::from_vars(v).unwrap().staging.unwrap();
+        assert_eq!(
+            staging.datasets,
+            S3Location {
+                bucket: "other".into(),
+                prefix: "in/put/".into()
+            }
+        );
+    }
+
+    #[test]
+    fn start_up_names_a_missing_shared_folder() {
+        let mut v = vars(EMR_REQUIRED);
+        v.push(("DATA_STAGING".into(), "s3".into()));
+        let err = Config::from_vars(v.clone()).unwrap_err().to_string();
+        assert!(err.contains("SHARED_DATASETS_DIR"), "{err}");
+        v.push(("SHARED_DATASETS_DIR".into(), "/no/such/folder".into()));
+        let err = Config::from_vars(v).unwrap_err().to_string();
+        assert!(
+            err.contains("SHARED_DATASETS_DIR") && err.contains("/no/such/folder"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn data_staging_accepts_only_s3_and_off() {
+        let mut v = vars(EMR_REQUIRED);
+        v.push(("DATA_STAGING".into(), "nfs".into()));
+        let err = Config::from_vars(v).unwrap_err().to_string();
+        assert!(err.contains("DATA_STAGING"), "{err}");
+        assert!(S3Location::parse("bucket/x").is_err());
+        assert!(S3Location::parse("s3:///x").is_err());
     }
 }

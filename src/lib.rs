@@ -23,5 +23,6 @@ pub mod config;
 pub mod job;
 pub mod notify;
 pub mod reconcile;
+pub mod staging;
 pub mod store;
 pub mod telemetry;

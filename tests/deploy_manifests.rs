@@ -1123,3 +1123,50 @@ fn deploy_guide_policy_grants_exactly_the_calls_of_the_contract() {
     .collect();
     assert_eq!(actions, expected);
 }
+
+#[test]
+fn staging_policy_grants_exactly_the_s3_calls_of_the_upload_on_the_datasets_prefix() {
+    let guide = read("README.md");
+    let statement = guide
+        .split("```json\n")
+        .skip(1)
+        .filter_map(|rest| rest.split("```").next())
+        .find(|block| block.contains("\"StageDatasets\""))
+        .expect("README.md has the staging statement as a json block");
+    let statement: serde_json::Value = serde_json::from_str(statement).expect("valid JSON");
+    assert_eq!(statement["Effect"], "Allow");
+    assert_eq!(statement["Resource"], "arn:aws:s3:::BUCKET/datasets/*");
+    let actions: BTreeSet<&str> = statement["Action"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    // PutObject covers the multipart calls; GetObject covers HeadObject.
+    let expected: BTreeSet<&str> = ["s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload"]
+        .into_iter()
+        .collect();
+    assert_eq!(actions, expected);
+    // Every `client.<call>(` of the staging code, white space between them allowed.
+    let source = read("src/staging.rs");
+    let calls: BTreeSet<&str> = source
+        .split(".client")
+        .skip(1)
+        .filter_map(|rest| rest.trim_start().strip_prefix('.'))
+        .filter_map(|rest| rest.split('(').next())
+        .collect();
+    let covered: BTreeSet<&str> = [
+        "put_object",
+        "head_object",
+        "create_multipart_upload",
+        "upload_part",
+        "complete_multipart_upload",
+        "abort_multipart_upload",
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(
+        calls, covered,
+        "src/staging.rs makes other S3 calls than the policy covers"
+    );
+}

@@ -25,6 +25,7 @@ use crate::job::{
     validate_request, JobId, JobState, JobView, NoticeView, MAX_ARGUMENTS, MAX_VALUE_CHARS,
 };
 use crate::notify::RequestError;
+use crate::staging::{FilesError, StageError};
 use crate::store::{now_millis, JobRecord, Submission};
 
 /// Longest `Idempotency-Key` accepted.
@@ -264,6 +265,26 @@ pub async fn start_job(
             info!(job_id = %job_id, "repeated request with the same Idempotency-Key; same job");
             return Ok(created(&job_id));
         }
+    }
+
+    // On EMR the job sees none of Multiomix's folders: the datasets it names go to S3
+    // first, and a job whose datasets cannot be uploaded is not started. A retried request
+    // finds them there and uploads nothing again.
+    if let Some(stager) = &state.staging {
+        let files = stager.files(&spec).map_err(|e| match e {
+            FilesError::Invalid(field) => ApiError::Invalid(field),
+            FilesError::Folder(why) => ApiError::Unavailable {
+                message: why,
+                retry_after_secs: 5,
+            },
+        })?;
+        stager.upload(&files).await.map_err(|e| match e {
+            StageError::Unavailable { .. } => ApiError::Unavailable {
+                message: e.to_string(),
+                retry_after_secs: 5,
+            },
+            StageError::Refused { .. } => ApiError::BadGateway(e.to_string()),
+        })?;
     }
 
     // EMR starts one job per client token: a retried request, even one whose first try

@@ -42,6 +42,8 @@ pub struct AppState {
     pub store: Store,
     pub notifier: Notifier,
     pub config: Arc<Config>,
+    /// Uploads a job's datasets before it starts, when `DATA_STAGING=s3`.
+    pub staging: Option<Arc<crate::staging::DatasetStager>>,
     pub readiness: Arc<ops::Readiness>,
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }

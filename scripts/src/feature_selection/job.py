@@ -12,7 +12,7 @@ from typing import List, Optional
 
 import numpy as np
 
-from . import __version__, arguments, bbha, blind_search, datasets, results
+from . import __version__, arguments, bbha, blind_search, datasets, remote, results
 from .models import ModelSpec, fit_final
 
 EXIT_OK = 0
@@ -126,6 +126,31 @@ def run(argv: List[str], algorithm: str = BBHA) -> int:
     except arguments.UsageError as e:
         log(f"error: {e}")
         return EXIT_USAGE
+    # DATASETS_PATH and RESULTS_PATH may be s3:// (EMR Serverless): inputs are copied to
+    # local disk first, results uploaded after; see remote.py.
+    scratch = remote.workdir()
+    try:
+        try:
+            remote.fetch_datasets([args.molecules_dataset, args.clinical_dataset], scratch)
+        except datasets.DatasetError as e:
+            log(f"error: {e}")
+            return EXIT_DATASET
+        output = remote.Results(scratch)
+        code = run_parsed(args, algorithm, started)
+        if code == EXIT_OK:
+            try:
+                url = output.publish(args.app_name)
+            except remote.UploadError as e:
+                log(f"error: {e}")
+                return EXIT_FAILED
+            if url:
+                log(f"uploaded the results to {url}")
+        return code
+    finally:
+        remote.cleanup(scratch)
+
+
+def run_parsed(args: arguments.JobArguments, algorithm: str, started: float) -> int:
     try:
         data = load(args, algorithm)
     except datasets.DatasetError as e:

@@ -1,0 +1,453 @@
+//! Data staging (`DATA_STAGING=s3`) against moto's S3 server, a peer nobody here wrote,
+//! with the fake EMR on EKS: the datasets a request names reach S3 before StartJobRun,
+//! nothing else does, a path that escapes the shared folder is refused, a retried request
+//! uploads nothing twice, and S3 down means no job.
+//!
+//! moto comes from the test virtualenv (`dev/test.sh` creates it). Without it these tests
+//! are skipped with a message on a developer's machine, and fail under CI.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_s3::types::ChecksumMode;
+use common::{emr_client, FAST};
+use multiomix_aws_emr::app::Application;
+use multiomix_aws_emr::backend::emr_eks::EmrEksBackend;
+use multiomix_aws_emr::backend::{BackendError, JobBackend, JobPage, ListQuery};
+use multiomix_aws_emr::config::Config;
+use multiomix_aws_emr::job::{JobId, JobRun, JobSpec};
+use multiomix_aws_emr::staging::{DatasetStager, MULTIPART_PART_BYTES};
+use multiomix_fakes::emr::FakeEmr;
+use serde_json::{json, Value};
+use tempfile::TempDir;
+use tokio::process::{Child, Command};
+use tokio::sync::oneshot;
+
+const WAIT: Duration = Duration::from_secs(20);
+const BUCKET: &str = "multiomix-bucket";
+
+fn moto_server_path() -> Option<PathBuf> {
+    if let Ok(p) = std::env::var("MOTO_SERVER") {
+        return Some(PathBuf::from(p));
+    }
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/moto_server");
+    venv.exists().then_some(venv)
+}
+
+struct Moto {
+    url: String,
+    _child: Child,
+}
+
+async fn moto() -> Option<Moto> {
+    let Some(bin) = moto_server_path() else {
+        if std::env::var_os("CI").is_some() {
+            panic!("moto_server not found: CI must run these tests (set MOTO_SERVER or run dev/test.sh)");
+        }
+        eprintln!("skipping: moto_server not found (run dev/test.sh, or set MOTO_SERVER)");
+        return None;
+    };
+    let port = free_port();
+    let child = Command::new(&bin)
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+    let url = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while http.get(format!("{url}/moto-api/")).send().await.is_err() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "moto_server did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Some(Moto { url, _child: child })
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn s3_client(endpoint: &str) -> aws_sdk_s3::Client {
+    let conf = aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new(
+            "AKIDTEST",
+            "test-secret",
+            None,
+            None,
+            "tests",
+        ))
+        .endpoint_url(endpoint)
+        .force_path_style(true)
+        .build();
+    aws_sdk_s3::Client::from_conf(conf)
+}
+
+async fn keys(s3: &aws_sdk_s3::Client) -> Vec<String> {
+    let listed = s3
+        .list_objects_v2()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("ListObjectsV2");
+    let mut keys: Vec<String> = listed
+        .contents()
+        .iter()
+        .filter_map(|o| o.key().map(str::to_owned))
+        .collect();
+    keys.sort();
+    keys
+}
+
+/// The EMR on EKS backend, which also lists the bucket at the moment StartJobRun is
+/// called: what the job would find there.
+struct Watching {
+    inner: EmrEksBackend,
+    s3: aws_sdk_s3::Client,
+    seen_at_start: Arc<Mutex<Vec<Vec<String>>>>,
+}
+
+#[async_trait]
+impl JobBackend for Watching {
+    fn kind(&self) -> &'static str {
+        self.inner.kind()
+    }
+    async fn start(&self, spec: &JobSpec, client_token: &str) -> Result<JobId, BackendError> {
+        let found = keys(&self.s3).await;
+        self.seen_at_start.lock().unwrap().push(found);
+        self.inner.start(spec, client_token).await
+    }
+    async fn describe(&self, id: &JobId) -> Result<JobRun, BackendError> {
+        self.inner.describe(id).await
+    }
+    async fn cancel(&self, id: &JobId) -> Result<(), BackendError> {
+        self.inner.cancel(id).await
+    }
+    async fn list(&self, query: &ListQuery) -> Result<JobPage, BackendError> {
+        self.inner.list(query).await
+    }
+    async fn check(&self) -> Result<(), BackendError> {
+        self.inner.check().await
+    }
+}
+
+struct Staged {
+    base: String,
+    http: reqwest::Client,
+    emr: FakeEmr,
+    shared: TempDir,
+    seen_at_start: Arc<Mutex<Vec<Vec<String>>>>,
+    _store: TempDir,
+    _stop: oneshot::Sender<()>,
+}
+
+impl Staged {
+    async fn post(&self, body: &Value, key: Option<&str>) -> (u16, Value) {
+        let mut request = self.http.post(format!("{}/job", self.base)).json(body);
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
+        }
+        let response = request.send().await.expect("POST /job");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+}
+
+fn write(root: &Path, relative: &str, bytes: &[u8]) {
+    let path = root.join(relative);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// The service with staging on, its datasets uploaded to `s3_url` (moto, or a port where
+/// nothing listens).
+async fn staged(s3_url: &str, moto_s3: aws_sdk_s3::Client) -> Staged {
+    let emr = FakeEmr::start().await;
+    let shared = tempfile::tempdir().unwrap();
+    let store = tempfile::tempdir().unwrap();
+    let mut vars: Vec<(String, String)> = vec![
+        ("JOB_BACKEND".into(), "emr".into()),
+        (
+            "EMR_VIRTUAL_CLUSTER_ID".into(),
+            emr.virtual_cluster_id().into(),
+        ),
+        (
+            "EMR_EXECUTION_ROLE_ARN".into(),
+            "arn:aws:iam::123456789012:role/emr-job".into(),
+        ),
+        ("EMR_S3_BUCKET".into(), BUCKET.into()),
+        ("HOST".into(), "127.0.0.1".into()),
+        ("PORT".into(), "0".into()),
+        ("REQUEST_TIMEOUT".into(), "10".into()),
+        (
+            "DATABASE_URL".into(),
+            format!("sqlite:{}/store.db", store.path().display()),
+        ),
+        ("DATA_STAGING".into(), "s3".into()),
+        (
+            "SHARED_DATASETS_DIR".into(),
+            shared.path().display().to_string(),
+        ),
+    ];
+    vars.extend(FAST.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let config = Config::from_vars(vars).expect("valid configuration");
+    let staging = config.staging.clone().expect("staging is on");
+    let seen_at_start = Arc::new(Mutex::new(Vec::new()));
+    let backend = Arc::new(Watching {
+        inner: EmrEksBackend::with_client(
+            emr_client(&emr.url()),
+            config.emr.clone().unwrap(),
+            config.spark.clone(),
+            config.job.clone(),
+        ),
+        s3: moto_s3.clone(),
+        seen_at_start: seen_at_start.clone(),
+    });
+    let app = Application::build_with_backend(config, backend)
+        .await
+        .expect("the app builds")
+        .with_staging(DatasetStager::with_client(s3_client(s3_url), &staging));
+    let addr = app.local_addr();
+    let (tx, rx) = oneshot::channel();
+    tokio::spawn(app.run_until_stopped(async {
+        let _ = rx.await;
+    }));
+    Staged {
+        base: format!("http://{addr}"),
+        http: reqwest::Client::new(),
+        emr,
+        shared,
+        seen_at_start,
+        _store: store,
+        _stop: tx,
+    }
+}
+
+async fn with_bucket(moto: &Moto) -> aws_sdk_s3::Client {
+    let s3 = s3_client(&moto.url);
+    s3.create_bucket()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("CreateBucket");
+    s3
+}
+
+fn body(molecules: &str, clinical: &str) -> Value {
+    json!({"name": "BreastCancerBBHA",
+           "algorithm": 1,
+           "entrypoint_arguments": [
+             {"name": "app-name", "value": "BBHA_42"},
+             {"name": "molecules-dataset", "value": molecules},
+             {"name": "clinical-dataset", "value": clinical},
+             {"name": "n-stars", "value": 15}]})
+}
+
+#[tokio::test]
+async fn the_named_datasets_and_nothing_else_are_in_s3_before_start_job_run() {
+    let Some(moto) = moto().await else { return };
+    let s3 = with_bucket(&moto).await;
+    let app = staged(&moto.url, s3.clone()).await;
+    let root = app.shared.path();
+    write(root, "BBHA_42/molecules.csv", b"gene,s1\nBRCA1,0.5\n");
+    write(
+        root,
+        "BBHA_42/clinical.csv",
+        b"sample,time,event\ns1,10,1\n",
+    );
+    write(root, "BBHA_42/unrelated.csv", b"not asked for");
+    write(root, "BBHA_7/molecules.csv", b"another experiment");
+
+    let (status, answer) = app
+        .post(&body("BBHA_42/molecules.csv", "BBHA_42/clinical.csv"), None)
+        .await;
+    assert_eq!(status, 201, "{answer}");
+
+    let expected = vec![
+        "datasets/BBHA_42/clinical.csv".to_string(),
+        "datasets/BBHA_42/molecules.csv".to_string(),
+    ];
+    assert_eq!(keys(&s3).await, expected);
+    assert_eq!(
+        *app.seen_at_start.lock().unwrap(),
+        vec![expected],
+        "StartJobRun was called once, with both datasets already in S3"
+    );
+    let object = s3
+        .get_object()
+        .bucket(BUCKET)
+        .key("datasets/BBHA_42/molecules.csv")
+        .checksum_mode(ChecksumMode::Enabled)
+        .send()
+        .await
+        .expect("GetObject");
+    let checksum = object.checksum_sha256().map(str::to_owned);
+    let bytes = object.body.collect().await.unwrap().into_bytes();
+    assert_eq!(&bytes[..], b"gene,s1\nBRCA1,0.5\n");
+    use base64::Engine;
+    use sha2::Digest;
+    assert_eq!(
+        checksum,
+        Some(base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(&bytes))),
+        "the object carries the SHA-256 of its content"
+    );
+}
+
+#[tokio::test]
+async fn a_path_out_of_the_shared_folder_or_absent_is_refused_naming_its_field() {
+    let Some(moto) = moto().await else { return };
+    let s3 = with_bucket(&moto).await;
+    let app = staged(&moto.url, s3.clone()).await;
+    let root = app.shared.path();
+    write(root, "BBHA_42/clinical.csv", b"sample,time,event\n");
+    let outside = tempfile::tempdir().unwrap();
+    write(outside.path(), "secret.csv", b"not Multiomix's");
+    std::os::unix::fs::symlink(
+        outside.path().join("secret.csv"),
+        root.join("BBHA_42/link.csv"),
+    )
+    .unwrap();
+
+    let absolute = outside.path().join("secret.csv").display().to_string();
+    for molecules in [
+        "../secret.csv",
+        "BBHA_42/../../secret.csv",
+        absolute.as_str(),
+        "BBHA_42/link.csv",
+        "BBHA_42/absent.csv",
+    ] {
+        let (status, answer) = app
+            .post(&body(molecules, "BBHA_42/clinical.csv"), None)
+            .await;
+        assert_eq!(status, 400, "{molecules}: {answer}");
+        assert_eq!(
+            answer["field"], "entrypoint_arguments[1].value",
+            "{molecules}: {answer}"
+        );
+    }
+    assert!(keys(&s3).await.is_empty(), "nothing was uploaded");
+    assert_eq!(app.emr.calls("StartJobRun"), 0, "no job started");
+}
+
+#[tokio::test]
+async fn a_retried_request_uploads_nothing_twice() {
+    let Some(moto) = moto().await else { return };
+    let s3 = with_bucket(&moto).await;
+    let app = staged(&moto.url, s3.clone()).await;
+    let root = app.shared.path();
+    write(root, "BBHA_42/molecules.csv", b"gene,s1\n");
+    write(root, "BBHA_42/clinical.csv", b"sample,time,event\n");
+    let body = body("BBHA_42/molecules.csv", "BBHA_42/clinical.csv");
+
+    let (first, _) = app.post(&body, Some("retry-1")).await;
+    assert_eq!(first, 201);
+    let head = |s3: aws_sdk_s3::Client| async move {
+        s3.head_object()
+            .bucket(BUCKET)
+            .key("datasets/BBHA_42/molecules.csv")
+            .send()
+            .await
+            .expect("HeadObject")
+            .last_modified()
+            .copied()
+    };
+    let before = head(s3.clone()).await;
+    // moto's timestamps have a one-second resolution: wait until a new upload would show.
+    let later = aws_sdk_s3::primitives::DateTime::from_secs(before.unwrap().secs() + 1);
+    while std::time::SystemTime::now() < std::time::SystemTime::try_from(later).unwrap() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (second, _) = app.post(&body, Some("retry-1")).await;
+    assert_eq!(second, 201);
+    // The same datasets named by a new request are found in place too.
+    let third = app.post(&body, Some("retry-2")).await.0;
+    assert_eq!(third, 201);
+    assert_eq!(head(s3.clone()).await, before, "not uploaded again");
+}
+
+#[tokio::test]
+async fn a_large_dataset_goes_up_in_parts_with_its_checksum() {
+    let Some(moto) = moto().await else { return };
+    let s3 = with_bucket(&moto).await;
+    let app = staged(&moto.url, s3.clone()).await;
+    let root = app.shared.path();
+    let size = MULTIPART_PART_BYTES as usize * 2 + 1234;
+    let large: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+    write(root, "BBHA_42/molecules.csv", &large);
+    write(root, "BBHA_42/clinical.csv", b"sample,time,event\n");
+
+    let (status, answer) = app
+        .post(&body("BBHA_42/molecules.csv", "BBHA_42/clinical.csv"), None)
+        .await;
+    assert_eq!(status, 201, "{answer}");
+    let object = s3
+        .get_object()
+        .bucket(BUCKET)
+        .key("datasets/BBHA_42/molecules.csv")
+        .send()
+        .await
+        .expect("GetObject");
+    let etag = object.e_tag().unwrap_or_default().to_string();
+    assert!(etag.ends_with("-3\""), "a three-part upload: {etag}");
+    let bytes = object.body.collect().await.unwrap().into_bytes();
+    assert!(bytes[..] == large[..], "the object is the file");
+}
+
+#[tokio::test]
+async fn s3_down_during_the_upload_means_an_error_naming_the_file_and_no_job() {
+    let Some(moto) = moto().await else { return };
+    let s3 = with_bucket(&moto).await;
+    // Nothing listens on this port.
+    let down = format!("http://127.0.0.1:{}", free_port());
+    let app = staged(&down, s3.clone()).await;
+    let root = app.shared.path();
+    write(root, "BBHA_42/molecules.csv", b"gene,s1\n");
+    write(root, "BBHA_42/clinical.csv", b"sample,time,event\n");
+
+    let (status, answer) = app
+        .post(&body("BBHA_42/molecules.csv", "BBHA_42/clinical.csv"), None)
+        .await;
+    assert_eq!(status, 503, "{answer}");
+    let message = answer["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("molecules-dataset") && message.contains("BBHA_42/molecules.csv"),
+        "{message}"
+    );
+    assert_eq!(app.emr.calls("StartJobRun"), 0, "no job started");
+    assert!(app.seen_at_start.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_missing_bucket_is_a_refusal_naming_the_file() {
+    let Some(moto) = moto().await else { return };
+    // No bucket created.
+    let s3 = s3_client(&moto.url);
+    let app = staged(&moto.url, s3).await;
+    let root = app.shared.path();
+    write(root, "BBHA_42/molecules.csv", b"gene,s1\n");
+    write(root, "BBHA_42/clinical.csv", b"sample,time,event\n");
+
+    let (status, answer) = app
+        .post(&body("BBHA_42/molecules.csv", "BBHA_42/clinical.csv"), None)
+        .await;
+    assert_eq!(status, 502, "{answer}");
+    let message = answer["message"].as_str().unwrap_or_default();
+    assert!(message.contains("BBHA_42/molecules.csv"), "{message}");
+    assert_eq!(app.emr.calls("StartJobRun"), 0, "no job started");
+}
