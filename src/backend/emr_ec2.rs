@@ -33,6 +33,7 @@ use tokio::sync::{Mutex, OnceCell};
 
 use super::aws::{classify, sdk_config};
 use super::batch::describe_by_listing;
+use super::cancel_after_reading;
 use super::emr_eks::{to_offset, MANAGED_BY_VALUE};
 use super::spark::{entry_point_arguments, DriverEnv, S3Package, SparkSubmit};
 use super::{BackendError, Described, JobBackend, JobPage, ListQuery, Submitted};
@@ -227,6 +228,37 @@ impl EmrEc2Backend {
         }
         Ok(None)
     }
+    /// CancelSteps with SEND_INTERRUPT: Ok when EMR took it, a `Conflict` with EMR's reason
+    /// when it refused (a running step on releases before 5.28, for one).
+    async fn cancel_step(&self, id: &JobId) -> Result<(), BackendError> {
+        let step_id = step_id(id).ok_or(BackendError::NotFound)?;
+        let out = self
+            .client
+            .cancel_steps()
+            .cluster_id(&self.settings.cluster_id)
+            .step_ids(&step_id)
+            .step_cancellation_option(StepCancellationOption::SendInterrupt)
+            .send()
+            .await
+            .map_err(|e| classify("CancelSteps", e))?;
+        let info = out
+            .cancel_steps_info_list()
+            .iter()
+            .find(|i| i.step_id() == Some(step_id.as_str()));
+        match info.and_then(|i| i.status()) {
+            Some(CancelStepsRequestStatus::Submitted) => Ok(()),
+            Some(CancelStepsRequestStatus::Failed) => {
+                let reason = info.and_then(|i| i.reason()).unwrap_or("no reason given");
+                Err(BackendError::Conflict(format!(
+                    "EMR refused to cancel job {id}: {reason}"
+                )))
+            }
+            other => Err(BackendError::Rejected(format!(
+                "CancelSteps answered {other:?} for step {step_id}"
+            ))),
+        }
+    }
+
     /// The step this client token started, found by ListSteps, or a new one.
     async fn add_step_once(
         &self,
@@ -467,42 +499,7 @@ impl JobBackend for EmrEc2Backend {
     }
 
     async fn cancel(&self, id: &JobId) -> Result<(), BackendError> {
-        let run = self.describe(id).await?;
-        match run.state {
-            s if s.is_final() => {
-                return Err(BackendError::Conflict(format!(
-                    "job {id} is already {s} and can no longer be cancelled"
-                )))
-            }
-            JobState::CancelPending => return Ok(()),
-            _ => {}
-        }
-        let step_id = step_id(id).ok_or(BackendError::NotFound)?;
-        let out = self
-            .client
-            .cancel_steps()
-            .cluster_id(&self.settings.cluster_id)
-            .step_ids(&step_id)
-            .step_cancellation_option(StepCancellationOption::SendInterrupt)
-            .send()
-            .await
-            .map_err(|e| classify("CancelSteps", e))?;
-        let info = out
-            .cancel_steps_info_list()
-            .iter()
-            .find(|i| i.step_id() == Some(step_id.as_str()));
-        match info.and_then(|i| i.status()) {
-            Some(CancelStepsRequestStatus::Submitted) => Ok(()),
-            Some(CancelStepsRequestStatus::Failed) => {
-                let reason = info.and_then(|i| i.reason()).unwrap_or("no reason given");
-                Err(BackendError::Conflict(format!(
-                    "EMR refused to cancel job {id}: {reason}"
-                )))
-            }
-            other => Err(BackendError::Rejected(format!(
-                "CancelSteps answered {other:?} for step {step_id}"
-            ))),
-        }
+        cancel_after_reading(self, id, || self.cancel_step(id)).await
     }
 
     /// This service's steps on the cluster (the cluster may run others' steps too: only

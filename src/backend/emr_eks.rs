@@ -14,6 +14,7 @@ use time::OffsetDateTime;
 
 use super::aws::{classify, sdk_config};
 use super::batch::describe_by_listing;
+use super::cancel_after_reading;
 use super::spark::{entry_point_arguments, DriverEnv, S3Package, SparkSubmit};
 use super::{BackendError, Described, JobBackend, JobPage, ListQuery, Submitted};
 use crate::config::{EmrSettings, JobSettings, SparkSettings};
@@ -225,39 +226,17 @@ impl JobBackend for EmrEksBackend {
     }
 
     async fn cancel(&self, id: &JobId) -> Result<(), BackendError> {
-        // EMR answers a generic ValidationException to cancelling a finished job; reading
-        // it first lets the API say 409 for that and 404 for an unknown job.
-        let run = self.describe(id).await?;
-        match run.state {
-            s if s.is_final() => {
-                return Err(BackendError::Conflict(format!(
-                    "job {id} is already {s} and can no longer be cancelled"
-                )))
-            }
-            JobState::CancelPending => return Ok(()),
-            _ => {}
-        }
-        let result = self
-            .client
-            .cancel_job_run()
-            .virtual_cluster_id(&self.emr.virtual_cluster_id)
-            .id(id.as_str())
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) => match classify("CancelJobRun", e) {
-                // It may have ended between the two calls.
-                BackendError::Rejected(msg) => match self.describe(id).await {
-                    Ok(run) if run.state.is_final() => Err(BackendError::Conflict(format!(
-                        "job {id} is already {} and can no longer be cancelled",
-                        run.state
-                    ))),
-                    _ => Err(BackendError::Rejected(msg)),
-                },
-                other => Err(other),
-            },
-        }
+        cancel_after_reading(self, id, || async {
+            self.client
+                .cancel_job_run()
+                .virtual_cluster_id(&self.emr.virtual_cluster_id)
+                .id(id.as_str())
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| classify("CancelJobRun", e))
+        })
+        .await
     }
 
     async fn list(&self, query: &ListQuery) -> Result<JobPage, BackendError> {

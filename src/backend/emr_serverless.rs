@@ -19,6 +19,7 @@ use time::OffsetDateTime;
 
 use super::aws::{classify, sdk_config};
 use super::batch::describe_by_listing;
+use super::cancel_after_reading;
 use super::emr_eks::{
     is_own_tags, to_offset, CALLBACK_HOST_TAG, CLIENT_TOKEN_TAG, MANAGED_BY_TAG, MANAGED_BY_VALUE,
 };
@@ -340,37 +341,17 @@ impl JobBackend for EmrServerlessBackend {
     }
 
     async fn cancel(&self, id: &JobId) -> Result<(), BackendError> {
-        let run = self.describe(id).await?;
-        match run.state {
-            s if s.is_final() => {
-                return Err(BackendError::Conflict(format!(
-                    "job {id} is already {s} and can no longer be cancelled"
-                )))
-            }
-            JobState::CancelPending => return Ok(()),
-            _ => {}
-        }
-        let result = self
-            .client
-            .cancel_job_run()
-            .application_id(&self.settings.application_id)
-            .job_run_id(id.as_str())
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) => match classify("CancelJobRun", e) {
-                // It may have ended between the two calls.
-                BackendError::Rejected(msg) => match self.describe(id).await {
-                    Ok(run) if run.state.is_final() => Err(BackendError::Conflict(format!(
-                        "job {id} is already {} and can no longer be cancelled",
-                        run.state
-                    ))),
-                    _ => Err(BackendError::Rejected(msg)),
-                },
-                other => Err(other),
-            },
-        }
+        cancel_after_reading(self, id, || async {
+            self.client
+                .cancel_job_run()
+                .application_id(&self.settings.application_id)
+                .job_run_id(id.as_str())
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| classify("CancelJobRun", e))
+        })
+        .await
     }
 
     /// The application's runs. ListJobRuns shows no tags, so a deployment should have an

@@ -58,6 +58,41 @@ pub struct JobPage {
 /// could not be read.
 pub type Described = Vec<(JobId, Result<JobRun, BackendError>)>;
 
+/// Cancels `id` the way the EMR backends must, since EMR answers a cancel of a finished run
+/// with a generic refusal: the run is read first (a final run is a `Conflict`, one already
+/// cancelling needs nothing), then `send` asks the service, and a refusal is read again in
+/// case the run ended between the two calls.
+pub async fn cancel_after_reading<B, F, Fut>(
+    backend: &B,
+    id: &JobId,
+    send: F,
+) -> Result<(), BackendError>
+where
+    B: JobBackend + ?Sized,
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<(), BackendError>>,
+{
+    let run = backend.describe(id).await?;
+    match run.state {
+        s if s.is_final() => return Err(no_longer_cancellable(id, s)),
+        JobState::CancelPending => return Ok(()),
+        _ => {}
+    }
+    match send().await {
+        Err(BackendError::Rejected(msg)) => match backend.describe(id).await {
+            Ok(run) if run.state.is_final() => Err(no_longer_cancellable(id, run.state)),
+            _ => Err(BackendError::Rejected(msg)),
+        },
+        other => other,
+    }
+}
+
+fn no_longer_cancellable(id: &JobId, state: JobState) -> BackendError {
+    BackendError::Conflict(format!(
+        "job {id} is already {state} and can no longer be cancelled"
+    ))
+}
+
 /// A place where jobs run. The API, the outbox and the reconciler only know this trait;
 /// each backend owns its SDK, its state mapping and its id format.
 /// What a backend knows of a `start` it may or may not have received: see
