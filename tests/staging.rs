@@ -152,6 +152,7 @@ struct Staged {
     http: reqwest::Client,
     emr: FakeEmr,
     shared: TempDir,
+    _results: TempDir,
     seen_at_start: Arc<Mutex<Vec<Vec<String>>>>,
     _store: TempDir,
     _stop: oneshot::Sender<()>,
@@ -180,6 +181,7 @@ fn write(root: &Path, relative: &str, bytes: &[u8]) {
 async fn staged(s3_url: &str, moto_s3: aws_sdk_s3::Client) -> Staged {
     let emr = FakeEmr::start().await;
     let shared = tempfile::tempdir().unwrap();
+    let results = tempfile::tempdir().unwrap();
     let store = tempfile::tempdir().unwrap();
     let mut vars: Vec<(String, String)> = vec![
         ("JOB_BACKEND".into(), "emr".into()),
@@ -203,6 +205,10 @@ async fn staged(s3_url: &str, moto_s3: aws_sdk_s3::Client) -> Staged {
         (
             "SHARED_DATASETS_DIR".into(),
             shared.path().display().to_string(),
+        ),
+        (
+            "SHARED_RESULTS_DIR".into(),
+            results.path().display().to_string(),
         ),
     ];
     vars.extend(FAST.iter().map(|(k, v)| (k.to_string(), v.to_string())));
@@ -233,6 +239,7 @@ async fn staged(s3_url: &str, moto_s3: aws_sdk_s3::Client) -> Staged {
         http: reqwest::Client::new(),
         emr,
         shared,
+        _results: results,
         seen_at_start,
         _store: store,
         _stop: tx,
