@@ -25,7 +25,7 @@ use crate::config::{BackendKind, Config};
 use crate::job::JobId;
 use crate::notify::Notifier;
 use crate::reconcile::Reconciler;
-use crate::staging::DatasetStager;
+use crate::staging::Staging;
 use crate::store::Store;
 use crate::telemetry;
 
@@ -155,7 +155,7 @@ impl Application {
             .await
             .with_context(|| format!("cannot listen on {address}"))?;
         let staging = match &config.staging {
-            Some(settings) => Some(Arc::new(DatasetStager::connect(settings).await)),
+            Some(settings) => Some(Arc::new(Staging::connect(settings).await)),
             None => None,
         };
         let state = AppState {
@@ -177,7 +177,7 @@ impl Application {
     /// The bound port (useful when the configuration asked for port 0).
     /// Uploads datasets with `stager` instead of the one built from the configuration
     /// (tests give one whose client has fixed credentials).
-    pub fn with_staging(mut self, stager: DatasetStager) -> Self {
+    pub fn with_staging(mut self, stager: Staging) -> Self {
         self.state.staging = Some(Arc::new(stager));
         self
     }

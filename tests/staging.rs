@@ -22,7 +22,7 @@ use multiomix_aws_emr::backend::emr_eks::EmrEksBackend;
 use multiomix_aws_emr::backend::{BackendError, JobBackend, JobPage, ListQuery};
 use multiomix_aws_emr::config::Config;
 use multiomix_aws_emr::job::{JobId, JobRun, JobSpec};
-use multiomix_aws_emr::staging::{DatasetStager, MULTIPART_PART_BYTES};
+use multiomix_aws_emr::staging::{Staging, MULTIPART_PART_BYTES};
 use multiomix_fakes::emr::FakeEmr;
 use serde_json::{json, Value};
 use tempfile::TempDir;
@@ -228,7 +228,7 @@ async fn staged(s3_url: &str, moto_s3: aws_sdk_s3::Client) -> Staged {
     let app = Application::build_with_backend(config, backend)
         .await
         .expect("the app builds")
-        .with_staging(DatasetStager::with_client(s3_client(s3_url), &staging));
+        .with_staging(Staging::with_client(s3_client(s3_url), &staging));
     let addr = app.local_addr();
     let (tx, rx) = oneshot::channel();
     tokio::spawn(app.run_until_stopped(async {
