@@ -158,6 +158,7 @@ impl Application {
             Some(settings) => Some(Arc::new(Staging::connect(settings).await)),
             None => None,
         };
+        notifier.set_staging(staging.clone());
         let state = AppState {
             staging,
             backend,
@@ -175,10 +176,12 @@ impl Application {
     }
 
     /// The bound port (useful when the configuration asked for port 0).
-    /// Uploads datasets with `stager` instead of the one built from the configuration
-    /// (tests give one whose client has fixed credentials).
+    /// Moves datasets and results with `stager` instead of the one built from the
+    /// configuration (tests give one whose client has fixed credentials).
     pub fn with_staging(mut self, stager: Staging) -> Self {
-        self.state.staging = Some(Arc::new(stager));
+        let stager = Arc::new(stager);
+        self.state.notifier.set_staging(Some(stager.clone()));
+        self.state.staging = Some(stager);
         self
     }
 

@@ -454,6 +454,9 @@ pub struct EmrSettings {
     /// The longest one EMR call may take, retries included: below `REQUEST_TIMEOUT`, so
     /// that a `POST /job` learns whether its job started before the request is cut off.
     pub call_timeout: Duration,
+    /// `DATA_STAGING=s3`: the driver pod is annotated with the job's app name, which its
+    /// init container and sidecar read to copy only that app's datasets and results.
+    pub annotate_app_name: bool,
 }
 
 /// EMR Serverless: the application jobs run in. The image and the release label belong to
@@ -705,6 +708,7 @@ impl Config {
                 driver_template: raw.emr_driver_template,
                 executor_template: raw.emr_executor_template,
                 call_timeout: emr_call_timeout(seconds("REQUEST_TIMEOUT", raw.request_timeout)?),
+                annotate_app_name: staging.is_some(),
             })
         } else {
             None

@@ -8,14 +8,13 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::types::ChecksumMode;
+use common::moto::{free_port, moto, s3_client, Moto};
 use common::{emr_client, FAST};
 use multiomix_aws_emr::app::Application;
 use multiomix_aws_emr::backend::emr_eks::EmrEksBackend;
@@ -26,78 +25,9 @@ use multiomix_aws_emr::staging::{Staging, MULTIPART_PART_BYTES};
 use multiomix_fakes::emr::FakeEmr;
 use serde_json::{json, Value};
 use tempfile::TempDir;
-use tokio::process::{Child, Command};
 use tokio::sync::oneshot;
 
-const WAIT: Duration = Duration::from_secs(20);
 const BUCKET: &str = "multiomix-bucket";
-
-fn moto_server_path() -> Option<PathBuf> {
-    if let Ok(p) = std::env::var("MOTO_SERVER") {
-        return Some(PathBuf::from(p));
-    }
-    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/moto_server");
-    venv.exists().then_some(venv)
-}
-
-struct Moto {
-    url: String,
-    _child: Child,
-}
-
-async fn moto() -> Option<Moto> {
-    let Some(bin) = moto_server_path() else {
-        if std::env::var_os("CI").is_some() {
-            panic!("moto_server not found: CI must run these tests (set MOTO_SERVER or run dev/test.sh)");
-        }
-        eprintln!("skipping: moto_server not found (run dev/test.sh, or set MOTO_SERVER)");
-        return None;
-    };
-    let port = free_port();
-    let child = Command::new(&bin)
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-    let url = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::new();
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while http.get(format!("{url}/moto-api/")).send().await.is_err() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "moto_server did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Some(Moto { url, _child: child })
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn s3_client(endpoint: &str) -> aws_sdk_s3::Client {
-    let conf = aws_sdk_s3::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new(
-            "AKIDTEST",
-            "test-secret",
-            None,
-            None,
-            "tests",
-        ))
-        .endpoint_url(endpoint)
-        .force_path_style(true)
-        .build();
-    aws_sdk_s3::Client::from_conf(conf)
-}
 
 async fn keys(s3: &aws_sdk_s3::Client) -> Vec<String> {
     let listed = s3
@@ -347,6 +277,40 @@ async fn a_path_out_of_the_shared_folder_or_absent_is_refused_naming_its_field()
             answer["field"], "entrypoint_arguments[1].value",
             "{molecules}: {answer}"
         );
+    }
+    assert!(keys(&s3).await.is_empty(), "nothing was uploaded");
+    assert_eq!(app.emr.calls("StartJobRun"), 0, "no job started");
+}
+
+#[tokio::test]
+async fn datasets_outside_the_app_folder_and_unusable_app_names_are_refused() {
+    let Some(moto) = moto().await else { return };
+    let s3 = with_bucket(&moto).await;
+    let app = staged(&moto.url, s3.clone()).await;
+    let root = app.shared.path();
+    write(root, "BBHA_42/clinical.csv", b"sample,time,event\n");
+    write(root, "BBHA_7/molecules.csv", b"another experiment's");
+    write(root, "shared/molecules.csv", b"gene,s1\n");
+
+    // The pods of BBHA_42 are given only datasets/BBHA_42/.
+    for molecules in ["BBHA_7/molecules.csv", "shared/molecules.csv"] {
+        let (status, answer) = app
+            .post(&body(molecules, "BBHA_42/clinical.csv"), None)
+            .await;
+        assert_eq!(status, 400, "{molecules}: {answer}");
+        assert_eq!(answer["field"], "entrypoint_arguments[1].value", "{answer}");
+        assert!(
+            answer["message"].as_str().unwrap().contains("BBHA_42/"),
+            "{answer}"
+        );
+    }
+    // An app name must be one folder: it names an S3 prefix and a results folder.
+    for app_name in ["BBHA 42", "a/b", ".", "BBHA_42$"] {
+        let mut request = body("BBHA_42/molecules.csv", "BBHA_42/clinical.csv");
+        request["entrypoint_arguments"][0]["value"] = json!(app_name);
+        let (status, answer) = app.post(&request, None).await;
+        assert_eq!(status, 400, "{app_name}: {answer}");
+        assert_eq!(answer["field"], "entrypoint_arguments[0].value", "{answer}");
     }
     assert!(keys(&s3).await.is_empty(), "nothing was uploaded");
     assert_eq!(app.emr.calls("StartJobRun"), 0, "no job started");

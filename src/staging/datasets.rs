@@ -71,8 +71,27 @@ pub enum StageError {
 }
 
 impl Staging {
-    /// The files `spec` names, checked: each is a file inside `SHARED_DATASETS_DIR`.
+    /// The files `spec` names, checked: each is a file inside `SHARED_DATASETS_DIR`, in
+    /// the folder of the job's `app-name`, which must be one plain folder name. The job's
+    /// pods copy only `datasets/<app-name>/`, its results come back under
+    /// `results/<app-name>/`, and its datasets are deleted by that prefix.
     pub fn files(&self, spec: &JobSpec) -> Result<Vec<StagedFile>, FilesError> {
+        let app = spec.app_name().unwrap_or_default();
+        let app_field = spec
+            .arguments
+            .iter()
+            .position(|(name, _)| name == "app-name")
+            .map(|i| format!("entrypoint_arguments[{i}].value"))
+            .unwrap_or_else(|| "entrypoint_arguments".into());
+        if !super::is_safe_app_name(app) {
+            return Err(FilesError::Invalid(FieldError {
+                field: app_field,
+                message: format!(
+                    "app-name '{app}' must be one folder name (letters, digits, '.', '_' and \
+                     '-', at most 255) when datasets are staged in S3"
+                ),
+            }));
+        }
         // Checked at start-up; a mount that has gone since is the service's problem.
         let root = self.settings.datasets_dir.canonicalize().map_err(|e| {
             FilesError::Folder(format!(
@@ -112,6 +131,17 @@ impl Staging {
             }
             if !local.is_file() {
                 return Err(refuse("is not a file".into()));
+            }
+            if relative
+                .components()
+                .find(|c| matches!(c, Component::Normal(_)))
+                != Some(Component::Normal(app.as_ref()))
+                || !local.starts_with(root.join(app))
+            {
+                return Err(refuse(format!(
+                    "must be in the folder of app-name '{app}/': the job's pods are given \
+                     only that folder"
+                )));
             }
             let key = relative
                 .components()

@@ -1,13 +1,17 @@
 //! Data staging through S3 (`DATA_STAGING=s3`). A job on EMR sees neither of Multiomix's
 //! shared folders, so the service carries the files: the datasets a request names go up
 //! to S3 before the job starts ([`datasets`]), and a completed job's results come down
-//! into the shared results folder before its notice is sent.
+//! into the shared results folder before its notice is sent ([`results`]).
 //!
 //! One S3 client serves both, built from the standard AWS chain like the EMR clients.
 
 pub mod datasets;
 
+pub mod results;
+
 pub use datasets::{FilesError, StageError, StagedFile, MULTIPART_PART_BYTES, STAGED_ARGUMENTS};
+
+pub use results::{is_safe_app_name, FetchError, Fetched};
 
 use std::time::Duration;
 
@@ -70,6 +74,16 @@ pub(crate) enum Failure {
     /// S3 answered with a refusal.
     Refused(String),
     Read(std::io::Error),
+}
+
+impl Failure {
+    /// The failure in words, for an answer or a log line.
+    pub(crate) fn describe(self) -> String {
+        match self {
+            Failure::Unavailable(why) | Failure::Refused(why) => why,
+            Failure::Read(e) => format!("cannot read the file: {e}"),
+        }
+    }
 }
 
 pub(crate) fn failure<E, R>(e: SdkError<E, R>, call: &str) -> Failure

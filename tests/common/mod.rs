@@ -2,6 +2,8 @@
 //! fake Multiomix that speak the real wire protocols.
 #![allow(dead_code)]
 
+pub mod moto;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
