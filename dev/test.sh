@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 eval "$(.ci/python-env.sh)"
-export MOTO_SERVER SCHEMATHESIS PYSPARK_PYTHON
+export MOTO_SERVER SCHEMATHESIS PYSPARK_PYTHON AWS_CLI_PROGRAM
 # The real spark-submit, for the test that runs the example job through the service.
 # (Not SPARK_SUBMIT: that is the service's own variable.)
 export REAL_SPARK_SUBMIT="$SPARK_SUBMIT"
