@@ -140,30 +140,14 @@ impl MotoS3 {
 
     /// Every key of the bucket, sorted.
     pub fn keys(&self) -> Vec<String> {
-        let listed = self.aws(&[
-            "s3api",
-            "list-objects-v2",
-            "--bucket",
-            BUCKET,
-            "--output",
-            "json",
-        ]);
-        let listed: serde_json::Value = if listed.trim().is_empty() {
-            serde_json::json!({})
-        } else {
-            serde_json::from_str(&listed).unwrap()
-        };
-        let mut keys: Vec<String> = listed["Contents"]
-            .as_array()
-            .map(|objects| {
-                objects
-                    .iter()
-                    .map(|o| o["Key"].as_str().unwrap().to_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
-        keys.sort();
-        keys
+        self.lister()()
+    }
+
+    /// A function that lists the bucket's keys like `keys`, for another thread.
+    pub fn lister(&self) -> impl Fn() -> Vec<String> + Send + 'static {
+        let cli = self.cli.clone();
+        let env = self.env();
+        move || list_keys(&cli, &env)
     }
 
     /// The content of one object.
@@ -185,31 +169,41 @@ impl MotoS3 {
         self.requests().len()
     }
 
+    /// A function that reads `mark` like this server does, for another thread.
+    pub fn marker(&self) -> impl Fn() -> usize + Send + 'static {
+        let log = self.log.clone();
+        move || read_requests(&log).len()
+    }
+
     /// The requests moto logged after `mark`, in the order it answered them.
     pub fn requests_since(&self, mark: usize) -> Vec<Request> {
         self.requests().split_off(mark)
     }
 
     fn requests(&self) -> Vec<Request> {
-        // werkzeug's access log: `127.0.0.1 - - [date] "PUT /bucket/key HTTP/1.1" 200 -`
-        fs::read_to_string(&self.log)
-            .unwrap()
-            .lines()
-            .filter_map(|line| {
-                let quoted = line.split('"').nth(1)?;
-                let mut parts = quoted.split(' ');
-                let method = parts.next()?.to_owned();
-                let target = parts.next()?;
-                parts.next()?.starts_with("HTTP/").then_some(())?;
-                let (path, query) = target.split_once('?').unwrap_or((target, ""));
-                Some(Request {
-                    method,
-                    path: path.to_owned(),
-                    query: query.replace("%2F", "/").replace("%2f", "/"),
-                })
-            })
-            .collect()
+        read_requests(&self.log)
     }
+}
+
+fn read_requests(log: &Path) -> Vec<Request> {
+    // werkzeug's access log: `127.0.0.1 - - [date] "PUT /bucket/key HTTP/1.1" 200 -`
+    fs::read_to_string(log)
+        .unwrap()
+        .lines()
+        .filter_map(|line| {
+            let quoted = line.split('"').nth(1)?;
+            let mut parts = quoted.split(' ');
+            let method = parts.next()?.to_owned();
+            let target = parts.next()?;
+            parts.next()?.starts_with("HTTP/").then_some(())?;
+            let (path, query) = target.split_once('?').unwrap_or((target, ""));
+            Some(Request {
+                method,
+                path: path.to_owned(),
+                query: query.replace("%2F", "/").replace("%2f", "/"),
+            })
+        })
+        .collect()
 }
 
 impl Drop for MotoS3 {
@@ -217,6 +211,46 @@ impl Drop for MotoS3 {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+fn list_keys(cli: &Path, env: &[(String, String)]) -> Vec<String> {
+    let output = Command::new(cli)
+        .args([
+            "s3api",
+            "list-objects-v2",
+            "--bucket",
+            BUCKET,
+            "--output",
+            "json",
+        ])
+        .env_clear()
+        .envs(env.iter().cloned())
+        .env("PATH", "/usr/bin:/bin")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "list-objects-v2: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let listed = String::from_utf8(output.stdout).unwrap();
+    // An empty bucket: the CLI prints nothing at all.
+    let listed: serde_json::Value = if listed.trim().is_empty() {
+        serde_json::json!({})
+    } else {
+        serde_json::from_str(&listed).unwrap()
+    };
+    let mut keys: Vec<String> = listed["Contents"]
+        .as_array()
+        .map(|objects| {
+            objects
+                .iter()
+                .map(|o| o["Key"].as_str().unwrap().to_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    keys.sort();
+    keys
 }
 
 /// The CLI's environment for `endpoint`: fixed credentials, no configuration files of
