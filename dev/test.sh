@@ -2,8 +2,8 @@
 # Runs every test of the project. This is the test command of the README, and CI runs
 # exactly this (see .ci/run).
 #
-# 1. Creates .venv (moto, pyspark, schemathesis) on first use: .ci/python-env.sh (under
-#    PYTHON_ENV_CACHE instead when that is set, as .ci/run does).
+# 1. Creates .venv (moto, pyspark, schemathesis, the AWS CLI) on first use:
+#    .ci/python-env.sh (under PYTHON_ENV_CACHE instead when that is set, as .ci/run does).
 # 2. The Rust tests of the whole workspace: unit tests, integration tests against the
 #    fakes, the moto conformance tests, and the real pyspark run of the example job.
 #    Under nextest, .config/nextest.toml keeps the JVM and moto tests from running at once.

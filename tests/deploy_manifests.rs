@@ -1290,3 +1290,46 @@ fn staging_policy_grants_exactly_the_s3_calls_of_the_upload_on_the_datasets_pref
         "src/staging.rs makes other S3 calls than the policy covers"
     );
 }
+
+#[test]
+fn job_role_policy_grants_the_pods_exactly_their_s3_calls_on_their_prefixes() {
+    let guide = read("README.md");
+    let policy = guide
+        .split("```json\n")
+        .skip(1)
+        .filter_map(|rest| rest.split("```").next())
+        .find(|block| block.contains("\"SidecarWritesTheJobsResults\""))
+        .expect("README.md has the job execution role's data-path policy as a json block");
+    let policy: serde_json::Value = serde_json::from_str(policy).expect("valid JSON");
+    let statements = policy["Statement"].as_array().unwrap();
+    let granted: BTreeSet<(String, String, String)> = statements
+        .iter()
+        .map(|s| {
+            assert_eq!(s["Effect"], "Allow");
+            (
+                s["Action"]
+                    .as_str()
+                    .expect("one action a statement")
+                    .to_owned(),
+                s["Resource"].as_str().unwrap().to_owned(),
+                s["Condition"].to_string(),
+            )
+        })
+        .collect();
+    // The init container's `aws s3 sync` lists the app's prefix and reads its objects;
+    // the sidecar's `aws s3 cp` of local files only writes (tests/init_script.rs and
+    // tests/sidecar_script.rs check both in moto's request log).
+    let expected: BTreeSet<(String, String, String)> = [
+        (
+            "s3:ListBucket",
+            "arn:aws:s3:::BUCKET",
+            r#"{"StringLike":{"s3:prefix":"datasets/*"}}"#,
+        ),
+        ("s3:GetObject", "arn:aws:s3:::BUCKET/datasets/*", "null"),
+        ("s3:PutObject", "arn:aws:s3:::BUCKET/results/*", "null"),
+    ]
+    .iter()
+    .map(|(a, r, c)| (a.to_string(), r.to_string(), c.to_string()))
+    .collect();
+    assert_eq!(granted, expected);
+}
