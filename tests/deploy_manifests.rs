@@ -1245,50 +1245,80 @@ fn deploy_guide_policy_grants_exactly_the_calls_of_the_contract() {
 }
 
 #[test]
-fn staging_policy_grants_exactly_the_s3_calls_of_the_upload_on_the_datasets_prefix() {
+fn staging_policy_grants_exactly_the_s3_calls_of_the_staging_code_on_their_prefixes() {
     let guide = read("README.md");
-    let statement = guide
+    let block = guide
         .split("```json\n")
         .skip(1)
         .filter_map(|rest| rest.split("```").next())
         .find(|block| block.contains("\"StageDatasets\""))
-        .expect("README.md has the staging statement as a json block");
-    let statement: serde_json::Value = serde_json::from_str(statement).expect("valid JSON");
-    assert_eq!(statement["Effect"], "Allow");
-    assert_eq!(statement["Resource"], "arn:aws:s3:::BUCKET/datasets/*");
-    let actions: BTreeSet<&str> = statement["Action"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a.as_str().unwrap())
-        .collect();
-    // PutObject covers the multipart calls; GetObject covers HeadObject.
-    let expected: BTreeSet<&str> = ["s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload"]
-        .into_iter()
-        .collect();
-    assert_eq!(actions, expected);
-    // Every `client.<call>(` of the staging code, white space between them allowed.
-    let source = read("src/staging.rs");
-    let calls: BTreeSet<&str> = source
-        .split(".client")
-        .skip(1)
-        .filter_map(|rest| rest.trim_start().strip_prefix('.'))
-        .filter_map(|rest| rest.split('(').next())
-        .collect();
-    let covered: BTreeSet<&str> = [
-        "put_object",
-        "head_object",
-        "create_multipart_upload",
-        "upload_part",
-        "complete_multipart_upload",
-        "abort_multipart_upload",
+        .expect("README.md has the staging statements as a json block");
+    let statements: serde_json::Value = serde_json::from_str(block).expect("valid JSON");
+    // (action, resource) pairs granted; an action may be one string or a list.
+    let mut granted = BTreeSet::new();
+    for statement in statements.as_array().expect("a list of statements") {
+        assert_eq!(statement["Effect"], "Allow", "{statement}");
+        let actions = match &statement["Action"] {
+            serde_json::Value::String(one) => vec![one.clone()],
+            many => many
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a.as_str().unwrap().to_owned())
+                .collect(),
+        };
+        for action in actions {
+            granted.insert((action, statement["Resource"].as_str().unwrap().to_owned()));
+        }
+        if statement["Action"] == "s3:ListBucket" {
+            assert_eq!(
+                statement["Condition"]["StringLike"]["s3:prefix"],
+                serde_json::json!(["datasets/*", "results/*"]),
+                "listing is limited to the two prefixes"
+            );
+        }
+    }
+    // What each call of the staging code needs. PutObject covers the multipart calls;
+    // GetObject covers HeadObject; DeleteObjects needs DeleteObject on each key.
+    let datasets = "arn:aws:s3:::BUCKET/datasets/*";
+    let results = "arn:aws:s3:::BUCKET/results/*";
+    let bucket = "arn:aws:s3:::BUCKET";
+    let needs: BTreeMap<&str, (&str, &str)> = [
+        ("put_object", ("s3:PutObject", datasets)),
+        ("create_multipart_upload", ("s3:PutObject", datasets)),
+        ("upload_part", ("s3:PutObject", datasets)),
+        ("complete_multipart_upload", ("s3:PutObject", datasets)),
+        ("head_object", ("s3:GetObject", datasets)),
+        ("abort_multipart_upload", ("s3:AbortMultipartUpload", datasets)),
+        ("delete_objects", ("s3:DeleteObject", datasets)),
+        ("get_object", ("s3:GetObject", results)),
+        ("list_objects_v2", ("s3:ListBucket", bucket)),
     ]
     .into_iter()
     .collect();
+    // Every `client.<call>(` of the staging code, white space between them allowed.
+    let mut calls = BTreeSet::new();
+    for file in ["src/staging/mod.rs", "src/staging/datasets.rs", "src/staging/results.rs"] {
+        let source = read(file);
+        calls.extend(
+            source
+                .split(".client")
+                .skip(1)
+                .filter_map(|rest| rest.trim_start().strip_prefix('.'))
+                .filter_map(|rest| rest.split('(').next())
+                .map(str::to_owned),
+        );
+    }
+    let known: BTreeSet<String> = needs.keys().map(|k| k.to_string()).collect();
     assert_eq!(
-        calls, covered,
-        "src/staging.rs makes other S3 calls than the policy covers"
+        calls, known,
+        "src/staging/ makes other S3 calls than the policy covers"
     );
+    let required: BTreeSet<(String, String)> = needs
+        .values()
+        .map(|(a, r)| (a.to_string(), r.to_string()))
+        .collect();
+    assert_eq!(granted, required, "the README grants more or less than the calls need");
 }
 
 #[test]
