@@ -1289,7 +1289,10 @@ fn staging_policy_grants_exactly_the_s3_calls_of_the_staging_code_on_their_prefi
         ("upload_part", ("s3:PutObject", datasets)),
         ("complete_multipart_upload", ("s3:PutObject", datasets)),
         ("head_object", ("s3:GetObject", datasets)),
-        ("abort_multipart_upload", ("s3:AbortMultipartUpload", datasets)),
+        (
+            "abort_multipart_upload",
+            ("s3:AbortMultipartUpload", datasets),
+        ),
         ("delete_objects", ("s3:DeleteObject", datasets)),
         ("get_object", ("s3:GetObject", results)),
         ("list_objects_v2", ("s3:ListBucket", bucket)),
@@ -1298,7 +1301,11 @@ fn staging_policy_grants_exactly_the_s3_calls_of_the_staging_code_on_their_prefi
     .collect();
     // Every `client.<call>(` of the staging code, white space between them allowed.
     let mut calls = BTreeSet::new();
-    for file in ["src/staging/mod.rs", "src/staging/datasets.rs", "src/staging/results.rs"] {
+    for file in [
+        "src/staging/mod.rs",
+        "src/staging/datasets.rs",
+        "src/staging/results.rs",
+    ] {
         let source = read(file);
         calls.extend(
             source
@@ -1318,7 +1325,10 @@ fn staging_policy_grants_exactly_the_s3_calls_of_the_staging_code_on_their_prefi
         .values()
         .map(|(a, r)| (a.to_string(), r.to_string()))
         .collect();
-    assert_eq!(granted, required, "the README grants more or less than the calls need");
+    assert_eq!(
+        granted, required,
+        "the README grants more or less than the calls need"
+    );
 }
 
 #[test]

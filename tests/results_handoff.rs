@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_s3::primitives::ByteStream;
-use common::moto::{moto, s3_client, Moto};
+use common::moto::{bucket_keys, moto, s3_client, Moto};
 use harness::{Ending, Peer, WAIT};
 use multiomix_aws_emr::app::Application;
 use multiomix_aws_emr::config::Config;
@@ -202,20 +202,7 @@ impl Handoff {
     }
 
     async fn keys(&self) -> Vec<String> {
-        let listed = self
-            .s3
-            .list_objects_v2()
-            .bucket(BUCKET)
-            .send()
-            .await
-            .expect("ListObjectsV2");
-        let mut keys: Vec<String> = listed
-            .contents()
-            .iter()
-            .filter_map(|o| o.key().map(str::to_owned))
-            .collect();
-        keys.sort();
-        keys
+        bucket_keys(&self.s3, BUCKET).await
     }
 
     /// Ends the run as the backend would, and calls the service as the EMR on EKS

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_s3::types::ChecksumMode;
-use common::moto::{free_port, moto, s3_client, Moto};
+use common::moto::{bucket_keys, free_port, moto, s3_client, Moto};
 use common::{emr_client, FAST};
 use multiomix_aws_emr::app::Application;
 use multiomix_aws_emr::backend::emr_eks::EmrEksBackend;
@@ -30,19 +30,7 @@ use tokio::sync::oneshot;
 const BUCKET: &str = "multiomix-bucket";
 
 async fn keys(s3: &aws_sdk_s3::Client) -> Vec<String> {
-    let listed = s3
-        .list_objects_v2()
-        .bucket(BUCKET)
-        .send()
-        .await
-        .expect("ListObjectsV2");
-    let mut keys: Vec<String> = listed
-        .contents()
-        .iter()
-        .filter_map(|o| o.key().map(str::to_owned))
-        .collect();
-    keys.sort();
-    keys
+    bucket_keys(s3, BUCKET).await
 }
 
 /// The EMR on EKS backend, which also lists the bucket at the moment StartJobRun is

@@ -1,8 +1,7 @@
 //! The backends the suite runs against: fakes that speak the real wire protocols, moto's
 //! servers (peers nobody here wrote), and the local backend with a fake spark-submit.
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,7 +17,6 @@ use multiomix_aws_emr::job::JobId;
 use multiomix_aws_emr::store::Store;
 use multiomix_fakes::{FakeEmr, FakeEmrEc2, FakeEmrServerless, RunState, StepState};
 use serde_json::Value;
-use tokio::process::{Child, Command};
 use tokio::sync::mpsc::{self, UnboundedReceiver};
 
 use crate::common::emr_client;
@@ -64,51 +62,7 @@ pub fn serverless_client(endpoint: &str) -> aws_sdk_emrserverless::Client {
 
 // ---- moto -------------------------------------------------------------------------
 
-/// A moto server on a free loopback port, stopped when dropped.
-pub struct Moto {
-    pub url: String,
-    _child: Child,
-}
-
-/// Starts moto from the test virtualenv; `None` (the test is skipped with a message) on a
-/// machine without it, a failure under CI.
-pub async fn moto() -> Option<Moto> {
-    let bin = match std::env::var("MOTO_SERVER") {
-        Ok(p) => PathBuf::from(p),
-        Err(_) => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/moto_server"),
-    };
-    if !bin.exists() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "moto_server not found: CI must run these tests"
-        );
-        eprintln!("skipping: moto_server not found (run dev/test.sh, or set MOTO_SERVER)");
-        return None;
-    }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(&bin)
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let url = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::new();
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while http.get(format!("{url}/moto-api/")).send().await.is_err() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "moto_server did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Some(Moto { url, _child: child })
-}
+pub use crate::common::moto::{moto, Moto};
 
 // ---- EMR on EKS --------------------------------------------------------------------
 
