@@ -152,7 +152,7 @@ impl Suite {
         vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let config = Config::from_vars(vars).expect("a valid configuration");
         let (backend, ended) = peer.connect(&config).await;
-        let app = Application::build_with_backend(config, backend.clone())
+        let mut app = Application::build_with_backend(config, backend.clone())
             .await
             .expect("the app builds");
         if let Some(ended) = ended {
