@@ -26,12 +26,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use common::is_multiomix_date;
+use common::Moto;
 use harness::{body, Ending, Peer, Submitted, Suite, WAIT};
 use multiomix_aws_emr::backend::JobBackend;
 use multiomix_aws_emr::config::Config;
 use multiomix_aws_emr::job::{validate_request, JobId};
 use multiomix_fakes::{FakeEmrEc2, StepState};
-use peers::{ec2_backend, ec2_client, ec2_submitted, ec2_vars, step_of, FakeEc2, Moto};
+use peers::{ec2_backend, ec2_client, ec2_submitted, ec2_vars, step_of, FakeEc2};
 use serde_json::{json, Value};
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -318,7 +319,7 @@ struct MotoEc2 {
 }
 
 async fn moto_ec2() -> Option<Arc<MotoEc2>> {
-    let moto = peers::moto().await?;
+    let moto = common::moto().await?;
     let out = ec2_client(&moto.url)
         .run_job_flow()
         .name("lab-cluster")

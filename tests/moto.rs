@@ -8,92 +8,11 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::Stdio;
-use std::time::Duration;
-
-use aws_sdk_emrcontainers::types::{
-    ContainerInfo, ContainerProvider, ContainerProviderType, EksInfo,
-};
-use common::{emr_client, multiomix_body};
+use common::{create_virtual_cluster, emr_client, moto, multiomix_body, Moto};
 use multiomix_aws_emr::backend::emr_eks::EmrEksBackend;
 use multiomix_aws_emr::backend::{BackendError, JobBackend, ListQuery};
 use multiomix_aws_emr::config::Config;
 use multiomix_aws_emr::job::{JobId, JobState};
-use tokio::process::{Child, Command};
-
-const WAIT: Duration = Duration::from_secs(20);
-
-fn moto_server_path() -> Option<PathBuf> {
-    if let Ok(p) = std::env::var("MOTO_SERVER") {
-        return Some(PathBuf::from(p));
-    }
-    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/moto_server");
-    venv.exists().then_some(venv)
-}
-
-struct Moto {
-    url: String,
-    _child: Child,
-}
-
-/// Starts moto on a free loopback port, or says why it cannot.
-async fn moto() -> Option<Moto> {
-    let Some(bin) = moto_server_path() else {
-        if std::env::var_os("CI").is_some() {
-            panic!("moto_server not found: CI must run these tests (set MOTO_SERVER or run dev/test.sh)");
-        }
-        eprintln!("skipping: moto_server not found (run dev/test.sh, or set MOTO_SERVER)");
-        return None;
-    };
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(&bin)
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-    let url = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::new();
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        if http.get(format!("{url}/moto-api/")).send().await.is_ok() {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "moto_server did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Some(Moto { url, _child: child })
-}
-
-async fn create_virtual_cluster(client: &aws_sdk_emrcontainers::Client) -> String {
-    let provider = ContainerProvider::builder()
-        .r#type(ContainerProviderType::Eks)
-        .id("multiomix-eks")
-        .info(ContainerInfo::EksInfo(
-            EksInfo::builder().namespace("emr-jobs").build(),
-        ))
-        .build()
-        .unwrap();
-    client
-        .create_virtual_cluster()
-        .name("multiomix")
-        .container_provider(provider)
-        .send()
-        .await
-        .expect("moto creates a virtual cluster")
-        .id()
-        .unwrap()
-        .to_owned()
-}
 
 fn config(vc: &str, extra: &[(&str, &str)]) -> Config {
     let mut vars: Vec<(String, String)> = vec![

@@ -8,15 +8,13 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::types::ChecksumMode;
-use common::{emr_client, FAST};
+use common::{emr_client, moto, sdk_config, Moto, FAST};
 use multiomix_aws_emr::app::Application;
 use multiomix_aws_emr::backend::emr_eks::EmrEksBackend;
 use multiomix_aws_emr::backend::{BackendError, JobBackend, JobPage, ListQuery};
@@ -26,53 +24,9 @@ use multiomix_aws_emr::staging::{DatasetStager, MULTIPART_PART_BYTES};
 use multiomix_fakes::emr::FakeEmr;
 use serde_json::{json, Value};
 use tempfile::TempDir;
-use tokio::process::{Child, Command};
 use tokio::sync::oneshot;
 
-const WAIT: Duration = Duration::from_secs(20);
 const BUCKET: &str = "multiomix-bucket";
-
-fn moto_server_path() -> Option<PathBuf> {
-    if let Ok(p) = std::env::var("MOTO_SERVER") {
-        return Some(PathBuf::from(p));
-    }
-    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/moto_server");
-    venv.exists().then_some(venv)
-}
-
-struct Moto {
-    url: String,
-    _child: Child,
-}
-
-async fn moto() -> Option<Moto> {
-    let Some(bin) = moto_server_path() else {
-        if std::env::var_os("CI").is_some() {
-            panic!("moto_server not found: CI must run these tests (set MOTO_SERVER or run dev/test.sh)");
-        }
-        eprintln!("skipping: moto_server not found (run dev/test.sh, or set MOTO_SERVER)");
-        return None;
-    };
-    let port = free_port();
-    let child = Command::new(&bin)
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-    let url = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::new();
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while http.get(format!("{url}/moto-api/")).send().await.is_err() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "moto_server did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Some(Moto { url, _child: child })
-}
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -83,17 +37,7 @@ fn free_port() -> u16 {
 }
 
 fn s3_client(endpoint: &str) -> aws_sdk_s3::Client {
-    let conf = aws_sdk_s3::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new(
-            "AKIDTEST",
-            "test-secret",
-            None,
-            None,
-            "tests",
-        ))
-        .endpoint_url(endpoint)
+    let conf = aws_sdk_s3::config::Builder::from(&sdk_config(endpoint))
         .force_path_style(true)
         .build();
     aws_sdk_s3::Client::from_conf(conf)

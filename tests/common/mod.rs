@@ -6,7 +6,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_sdk_emrcontainers::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_emrcontainers::config::{
+    BehaviorVersion, Credentials, Region, SharedCredentialsProvider,
+};
 use multiomix_aws_emr::app::Application;
 use multiomix_aws_emr::backend::emr_eks::EmrEksBackend;
 use multiomix_aws_emr::config::Config;
@@ -78,21 +80,100 @@ impl Setup {
     }
 }
 
-/// An SDK client for the fake (or any endpoint) with fixed test credentials.
-pub fn emr_client(endpoint: &str) -> aws_sdk_emrcontainers::Client {
-    let conf = aws_sdk_emrcontainers::Config::builder()
+/// What every AWS SDK client of the tests is built from: a local endpoint (a fake or
+/// moto), one region, fixed test credentials.
+pub fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
+    aws_config::SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new(
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
             "AKIDTEST",
             "test-secret",
             None,
             None,
             "tests",
-        ))
+        )))
         .endpoint_url(endpoint)
-        .build();
-    aws_sdk_emrcontainers::Client::from_conf(conf)
+        .build()
+}
+
+/// An emr-containers client for the fake (or any endpoint) with fixed test credentials.
+pub fn emr_client(endpoint: &str) -> aws_sdk_emrcontainers::Client {
+    aws_sdk_emrcontainers::Client::new(&sdk_config(endpoint))
+}
+
+/// Creates an EMR on EKS virtual cluster (on moto, which has none until asked) and
+/// returns its id.
+pub async fn create_virtual_cluster(client: &aws_sdk_emrcontainers::Client) -> String {
+    use aws_sdk_emrcontainers::types::{
+        ContainerInfo, ContainerProvider, ContainerProviderType, EksInfo,
+    };
+    let provider = ContainerProvider::builder()
+        .r#type(ContainerProviderType::Eks)
+        .id("multiomix-eks")
+        .info(ContainerInfo::EksInfo(
+            EksInfo::builder().namespace("emr-jobs").build(),
+        ))
+        .build()
+        .unwrap();
+    client
+        .create_virtual_cluster()
+        .name("multiomix")
+        .container_provider(provider)
+        .send()
+        .await
+        .expect("moto creates a virtual cluster")
+        .id()
+        .unwrap()
+        .to_owned()
+}
+
+/// A moto server on a free loopback port, stopped when dropped.
+pub struct Moto {
+    pub url: String,
+    _child: tokio::process::Child,
+}
+
+/// Starts moto from the test virtualenv (or `MOTO_SERVER`); `None`, and the test is
+/// skipped with a message, on a machine without it; a failure under CI.
+pub async fn moto() -> Option<Moto> {
+    let bin = match std::env::var("MOTO_SERVER") {
+        Ok(path) => std::path::PathBuf::from(path),
+        Err(_) => {
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/moto_server")
+        }
+    };
+    if !bin.exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "moto_server not found: CI must run these tests (set MOTO_SERVER or run dev/test.sh)"
+        );
+        eprintln!("skipping: moto_server not found (run dev/test.sh, or set MOTO_SERVER)");
+        return None;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = tokio::process::Command::new(&bin)
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+    let url = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while http.get(format!("{url}/moto-api/")).send().await.is_err() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "moto_server did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Some(Moto { url, _child: child })
 }
 
 pub async fn spawn_app() -> TestApp {

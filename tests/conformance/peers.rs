@@ -1,13 +1,11 @@
 //! The backends the suite runs against: fakes that speak the real wire protocols, moto's
 //! servers (peers nobody here wrote), and the local backend with a fake spark-submit.
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_sdk_emrserverless::config::{BehaviorVersion, Credentials, Region};
 use multiomix_aws_emr::backend::emr_ec2::EmrEc2Backend;
 use multiomix_aws_emr::backend::emr_eks::EmrEksBackend;
 use multiomix_aws_emr::backend::emr_serverless::EmrServerlessBackend;
@@ -18,10 +16,9 @@ use multiomix_aws_emr::job::JobId;
 use multiomix_aws_emr::store::Store;
 use multiomix_fakes::{FakeEmr, FakeEmrEc2, FakeEmrServerless, RunState, StepState};
 use serde_json::Value;
-use tokio::process::{Child, Command};
 use tokio::sync::mpsc::{self, UnboundedReceiver};
 
-use crate::common::emr_client;
+use crate::common::{create_virtual_cluster, emr_client, moto, sdk_config, Moto};
 use crate::harness::{driver_env, Ending, Peer, Submitted, ROLE, WAIT};
 
 const BUCKET: &str = "multiomix-bucket";
@@ -47,67 +44,7 @@ fn strings(v: &Value) -> Vec<String> {
 
 /// An emr-serverless client for a local endpoint, with fixed test credentials.
 pub fn serverless_client(endpoint: &str) -> aws_sdk_emrserverless::Client {
-    let conf = aws_sdk_emrserverless::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new(
-            "AKIDTEST",
-            "test-secret",
-            None,
-            None,
-            "tests",
-        ))
-        .endpoint_url(endpoint)
-        .build();
-    aws_sdk_emrserverless::Client::from_conf(conf)
-}
-
-// ---- moto -------------------------------------------------------------------------
-
-/// A moto server on a free loopback port, stopped when dropped.
-pub struct Moto {
-    pub url: String,
-    _child: Child,
-}
-
-/// Starts moto from the test virtualenv; `None` (the test is skipped with a message) on a
-/// machine without it, a failure under CI.
-pub async fn moto() -> Option<Moto> {
-    let bin = match std::env::var("MOTO_SERVER") {
-        Ok(p) => PathBuf::from(p),
-        Err(_) => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/moto_server"),
-    };
-    if !bin.exists() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "moto_server not found: CI must run these tests"
-        );
-        eprintln!("skipping: moto_server not found (run dev/test.sh, or set MOTO_SERVER)");
-        return None;
-    }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(&bin)
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let url = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::new();
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while http.get(format!("{url}/moto-api/")).send().await.is_err() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "moto_server did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Some(Moto { url, _child: child })
+    aws_sdk_emrserverless::Client::new(&sdk_config(endpoint))
 }
 
 // ---- EMR on EKS --------------------------------------------------------------------
@@ -211,28 +148,8 @@ pub struct MotoEks {
 }
 
 pub async fn moto_eks() -> Option<Arc<dyn Peer>> {
-    use aws_sdk_emrcontainers::types::{
-        ContainerInfo, ContainerProvider, ContainerProviderType, EksInfo,
-    };
     let moto = moto().await?;
-    let provider = ContainerProvider::builder()
-        .r#type(ContainerProviderType::Eks)
-        .id("multiomix-eks")
-        .info(ContainerInfo::EksInfo(
-            EksInfo::builder().namespace("emr-jobs").build(),
-        ))
-        .build()
-        .unwrap();
-    let vc = emr_client(&moto.url)
-        .create_virtual_cluster()
-        .name("multiomix")
-        .container_provider(provider)
-        .send()
-        .await
-        .unwrap()
-        .id()
-        .unwrap()
-        .to_owned();
+    let vc = create_virtual_cluster(&emr_client(&moto.url)).await;
     Some(Arc::new(MotoEks { moto, vc }))
 }
 
@@ -487,19 +404,7 @@ impl Peer for MotoServerless {
 
 /// An EMR client for a local endpoint, with fixed test credentials.
 pub fn ec2_client(endpoint: &str) -> aws_sdk_emr::Client {
-    let conf = aws_sdk_emr::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new(
-            "AKIDTEST",
-            "test-secret",
-            None,
-            None,
-            "tests",
-        ))
-        .endpoint_url(endpoint)
-        .build();
-    aws_sdk_emr::Client::from_conf(conf)
+    aws_sdk_emr::Client::new(&sdk_config(endpoint))
 }
 
 pub async fn ec2_backend(
