@@ -27,7 +27,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use common::is_multiomix_date;
 use common::Moto;
-use harness::{body, Ending, Peer, Submitted, Suite, WAIT};
+use harness::{body, Abilities, Ending, Peer, Submitted, Suite, WAIT};
 use multiomix_aws_emr::backend::JobBackend;
 use multiomix_aws_emr::config::Config;
 use multiomix_aws_emr::job::{validate_request, JobId};
@@ -352,19 +352,14 @@ impl Peer for MotoEc2 {
     ) -> (Arc<dyn JobBackend>, Option<UnboundedReceiver<JobId>>) {
         ec2_backend(&self.moto.url, config).await
     }
-    fn endings(&self) -> &'static [Ending] {
-        &[]
+    fn abilities(&self) -> Abilities {
+        Abilities {
+            endings: &[],
+            can_hold: true,
+            honours_client_token: true,
+            needs_callback: false,
+        }
     }
-    fn can_hold(&self) -> bool {
-        true
-    }
-    fn honours_client_token(&self) -> bool {
-        true
-    }
-    fn needs_callback(&self) -> bool {
-        false
-    }
-    async fn plan(&self, _: &Path, _: &str, _: Option<Ending>) {}
     async fn end(&self, _: &str, _: Ending) {}
     async fn submitted(&self, _: &Path, id: &str, _: &str) -> Submitted {
         ec2_submitted(&self.moto.url, &self.cluster, id).await

@@ -19,10 +19,18 @@ use serde_json::Value;
 use tokio::sync::mpsc::{self, UnboundedReceiver};
 
 use crate::common::{create_virtual_cluster, emr_client, moto, sdk_config, Moto};
-use crate::harness::{driver_env, Ending, Peer, Submitted, ROLE, WAIT};
+use crate::harness::{driver_env, Abilities, Ending, Peer, Submitted, ROLE, WAIT};
 
 const BUCKET: &str = "multiomix-bucket";
 const ALL_ENDINGS: &[Ending] = &[Ending::Completed, Ending::Failed];
+/// What a fake (or the local backend) shows: every final state, runs held until
+/// cancelled, one run per client token; the service sees the end itself.
+const EVERYTHING: Abilities = Abilities {
+    endings: ALL_ENDINGS,
+    can_hold: true,
+    honours_client_token: true,
+    needs_callback: false,
+};
 
 fn emr_vars(backend: &str) -> Vec<(String, String)> {
     vec![
@@ -106,19 +114,12 @@ impl Peer for FakeEks {
     ) -> (Arc<dyn JobBackend>, Option<UnboundedReceiver<JobId>>) {
         eks_backend(&self.0.url(), config).await
     }
-    fn endings(&self) -> &'static [Ending] {
-        ALL_ENDINGS
+    fn abilities(&self) -> Abilities {
+        Abilities {
+            needs_callback: true,
+            ..EVERYTHING
+        }
     }
-    fn can_hold(&self) -> bool {
-        true
-    }
-    fn honours_client_token(&self) -> bool {
-        true
-    }
-    fn needs_callback(&self) -> bool {
-        true
-    }
-    async fn plan(&self, _: &Path, _: &str, _: Option<Ending>) {}
     async fn end(&self, id: &str, ending: Ending) {
         let state = match ending {
             Ending::Completed => multiomix_fakes::JobState::Completed,
@@ -166,19 +167,14 @@ impl Peer for MotoEks {
     ) -> (Arc<dyn JobBackend>, Option<UnboundedReceiver<JobId>>) {
         eks_backend(&self.moto.url, config).await
     }
-    fn endings(&self) -> &'static [Ending] {
-        &[]
+    fn abilities(&self) -> Abilities {
+        Abilities {
+            endings: &[],
+            can_hold: true,
+            honours_client_token: false,
+            needs_callback: true,
+        }
     }
-    fn can_hold(&self) -> bool {
-        true
-    }
-    fn honours_client_token(&self) -> bool {
-        false
-    }
-    fn needs_callback(&self) -> bool {
-        true
-    }
-    async fn plan(&self, _: &Path, _: &str, _: Option<Ending>) {}
     async fn end(&self, _: &str, _: Ending) {
         unreachable!("moto's emr-containers cannot end a run")
     }
@@ -300,19 +296,9 @@ impl Peer for FakeServerless {
     ) -> (Arc<dyn JobBackend>, Option<UnboundedReceiver<JobId>>) {
         serverless_backend(&self.0.url(), config).await
     }
-    fn endings(&self) -> &'static [Ending] {
-        ALL_ENDINGS
+    fn abilities(&self) -> Abilities {
+        EVERYTHING
     }
-    fn can_hold(&self) -> bool {
-        true
-    }
-    fn honours_client_token(&self) -> bool {
-        true
-    }
-    fn needs_callback(&self) -> bool {
-        false
-    }
-    async fn plan(&self, _: &Path, _: &str, _: Option<Ending>) {}
     async fn end(&self, id: &str, ending: Ending) {
         let (state, details) = match ending {
             Ending::Completed => (RunState::Success, ""),
@@ -378,19 +364,14 @@ impl Peer for MotoServerless {
     ) -> (Arc<dyn JobBackend>, Option<UnboundedReceiver<JobId>>) {
         serverless_backend(&self.moto.url, config).await
     }
-    fn endings(&self) -> &'static [Ending] {
-        &[Ending::Completed]
+    fn abilities(&self) -> Abilities {
+        Abilities {
+            endings: &[Ending::Completed],
+            can_hold: false,
+            honours_client_token: false,
+            needs_callback: false,
+        }
     }
-    fn can_hold(&self) -> bool {
-        false
-    }
-    fn honours_client_token(&self) -> bool {
-        false
-    }
-    fn needs_callback(&self) -> bool {
-        false
-    }
-    async fn plan(&self, _: &Path, _: &str, _: Option<Ending>) {}
     async fn end(&self, _: &str, _: Ending) {}
     async fn submitted(&self, _: &Path, id: &str, _: &str) -> Submitted {
         serverless_submitted(&self.moto.url, &self.application, id).await
@@ -517,19 +498,9 @@ impl Peer for FakeEc2 {
     ) -> (Arc<dyn JobBackend>, Option<UnboundedReceiver<JobId>>) {
         ec2_backend(&self.0.url(), config).await
     }
-    fn endings(&self) -> &'static [Ending] {
-        ALL_ENDINGS
+    fn abilities(&self) -> Abilities {
+        EVERYTHING
     }
-    fn can_hold(&self) -> bool {
-        true
-    }
-    fn honours_client_token(&self) -> bool {
-        true
-    }
-    fn needs_callback(&self) -> bool {
-        false
-    }
-    async fn plan(&self, _: &Path, _: &str, _: Option<Ending>) {}
     async fn end(&self, id: &str, ending: Ending) {
         let (state, details) = match ending {
             Ending::Completed => (StepState::Completed, ""),
@@ -598,17 +569,8 @@ impl Peer for Local {
         .unwrap();
         (Arc::new(backend), Some(rx))
     }
-    fn endings(&self) -> &'static [Ending] {
-        ALL_ENDINGS
-    }
-    fn can_hold(&self) -> bool {
-        true
-    }
-    fn honours_client_token(&self) -> bool {
-        true
-    }
-    fn needs_callback(&self) -> bool {
-        false
+    fn abilities(&self) -> Abilities {
+        EVERYTHING
     }
     async fn plan(&self, dir: &Path, name: &str, ending: Option<Ending>) {
         let results = dir.join("results");
