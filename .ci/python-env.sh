@@ -2,7 +2,8 @@
 # Creates the Python environment with the tools of .ci/requirements.txt, unless it is
 # already there and up to date, and prints where they are as shell assignments:
 #   eval "$(.ci/python-env.sh)"
-# sets MOTO_SERVER, SPARK_SUBMIT, SCHEMATHESIS and PYSPARK_PYTHON (a pip-installed
+# sets MOTO_SERVER, SPARK_SUBMIT, SCHEMATHESIS, AWS_CLI_PROGRAM (the AWS CLI, for the
+# tests of the pods' scripts) and PYSPARK_PYTHON (a pip-installed
 # spark-submit finds Spark through PYSPARK_PYTHON; without it, it tries the system
 # python3 and fails). Progress and warnings go to stderr; stdout has only assignments.
 #
@@ -89,7 +90,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "$want" > "$stamp"
 fi
 
-for tool in moto_server spark-submit schemathesis; do
+for tool in moto_server spark-submit schemathesis aws; do
     if [ ! -x "$venv/bin/$tool" ]; then
         echo "python-env.sh: $venv/bin/$tool is missing after install" >&2
         exit 1
@@ -102,4 +103,5 @@ fi
 echo "MOTO_SERVER='$venv/bin/moto_server'"
 echo "SPARK_SUBMIT='$venv/bin/spark-submit'"
 echo "SCHEMATHESIS='$venv/bin/schemathesis'"
+echo "AWS_CLI_PROGRAM='$venv/bin/aws'"
 echo "PYSPARK_PYTHON='$venv/bin/python'"

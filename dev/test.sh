@@ -2,8 +2,8 @@
 # Runs every test of the project. This is the test command of the README, and CI runs
 # exactly this (see .ci/run).
 #
-# 1. Creates .venv (moto, pyspark, schemathesis) on first use: .ci/python-env.sh (under
-#    PYTHON_ENV_CACHE instead when that is set, as .ci/run does).
+# 1. Creates .venv (moto, pyspark, schemathesis, the AWS CLI) on first use:
+#    .ci/python-env.sh (under PYTHON_ENV_CACHE instead when that is set, as .ci/run does).
 # 2. The Rust tests of the whole workspace: unit tests, integration tests against the
 #    fakes, the moto conformance tests, and the real pyspark run of the example job.
 #    Under nextest, .config/nextest.toml keeps the JVM and moto tests from running at once.
@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 eval "$(.ci/python-env.sh)"
-export MOTO_SERVER SCHEMATHESIS PYSPARK_PYTHON
+export MOTO_SERVER SCHEMATHESIS PYSPARK_PYTHON AWS_CLI_PROGRAM
 # The real spark-submit, for the test that runs the example job through the service.
 # (Not SPARK_SUBMIT: that is the service's own variable.)
 export REAL_SPARK_SUBMIT="$SPARK_SUBMIT"

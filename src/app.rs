@@ -25,7 +25,7 @@ use crate::config::{BackendKind, Config};
 use crate::job::JobId;
 use crate::notify::Notifier;
 use crate::reconcile::Reconciler;
-use crate::staging::DatasetStager;
+use crate::staging::Staging;
 use crate::store::Store;
 use crate::telemetry;
 
@@ -150,9 +150,10 @@ impl Application {
             .await
             .with_context(|| format!("cannot listen on {address}"))?;
         let staging = match &config.staging {
-            Some(settings) => Some(Arc::new(DatasetStager::connect(settings).await)),
+            Some(settings) => Some(Arc::new(Staging::connect(settings).await)),
             None => None,
         };
+        notifier.set_staging(staging.clone());
         let state = AppState {
             staging,
             backend,
@@ -171,10 +172,12 @@ impl Application {
     }
 
     /// The bound port (useful when the configuration asked for port 0).
-    /// Uploads datasets with `stager` instead of the one built from the configuration
-    /// (tests give one whose client has fixed credentials).
-    pub fn with_staging(mut self, stager: DatasetStager) -> Self {
-        self.state.staging = Some(Arc::new(stager));
+    /// Moves datasets and results with `stager` instead of the one built from the
+    /// configuration (tests give one whose client has fixed credentials).
+    pub fn with_staging(mut self, stager: Staging) -> Self {
+        let stager = Arc::new(stager);
+        self.state.notifier.set_staging(Some(stager.clone()));
+        self.state.staging = Some(stager);
         self
     }
 

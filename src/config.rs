@@ -67,7 +67,11 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     // Data staging through S3 (EMR backends)
     "DATA_STAGING",
     "SHARED_DATASETS_DIR",
+    "SHARED_RESULTS_DIR",
     "S3_DATASETS_PREFIX",
+    "S3_RESULTS_PREFIX",
+    "DATASETS_CLEANUP",
+    "RESULTS_FETCH_TIMEOUT",
     // Local backend
     "SPARK_SUBMIT",
     "SPARK_MASTER",
@@ -204,10 +208,10 @@ struct Raw {
     aws_default_region: String,
     aws_endpoint_url: Option<String>,
 
-    #[serde(default = "defaults::datasets_path")]
-    datasets_path: String,
-    #[serde(default = "defaults::results_path")]
-    results_path: String,
+    /// Unset is told from set: with staging on EMR Serverless and EMR on EC2 the
+    /// defaults are the S3 prefixes.
+    datasets_path: Option<String>,
+    results_path: Option<String>,
     #[serde(default = "defaults::entrypoint")]
     algo_blind_search_entrypoint: String,
     #[serde(default = "defaults::py_files")]
@@ -222,7 +226,13 @@ struct Raw {
     #[serde(default = "defaults::data_staging")]
     data_staging: String,
     shared_datasets_dir: Option<PathBuf>,
+    shared_results_dir: Option<PathBuf>,
     s3_datasets_prefix: Option<String>,
+    s3_results_prefix: Option<String>,
+    #[serde(default = "defaults::datasets_cleanup")]
+    datasets_cleanup: String,
+    #[serde(default = "defaults::results_fetch_timeout")]
+    results_fetch_timeout: f64,
 
     #[serde(default = "defaults::spark_submit")]
     spark_submit: String,
@@ -333,6 +343,12 @@ mod defaults {
     pub fn data_staging() -> String {
         "off".into()
     }
+    pub fn datasets_cleanup() -> String {
+        "on".into()
+    }
+    pub fn results_fetch_timeout() -> f64 {
+        600.0
+    }
     pub fn spark_submit() -> String {
         "spark-submit".into()
     }
@@ -438,6 +454,9 @@ pub struct EmrSettings {
     /// The longest one EMR call may take, retries included: below `REQUEST_TIMEOUT`, so
     /// that a `POST /job` learns whether its job started before the request is cut off.
     pub call_timeout: Duration,
+    /// `DATA_STAGING=s3`: the driver pod is annotated with the job's app name, which its
+    /// init container and sidecar read to copy only that app's datasets and results.
+    pub annotate_app_name: bool,
 }
 
 /// EMR Serverless: the application jobs run in. The image and the release label belong to
@@ -533,13 +552,22 @@ impl fmt::Display for S3Location {
 
 /// Data staging (`DATA_STAGING=s3`, EMR backends only): the datasets a request names are
 /// copied from the service's mount of Multiomix's datasets folder to S3 before the job
-/// starts.
+/// starts, and a completed job's results are copied from S3 into the service's mount of
+/// Multiomix's results folder before its notice is sent.
 #[derive(Clone, Debug)]
 pub struct StagingSettings {
     /// `SHARED_DATASETS_DIR`: the service's own mount of Multiomix's datasets folder.
     pub datasets_dir: PathBuf,
+    /// `SHARED_RESULTS_DIR`: the service's own mount of Multiomix's results folder.
+    pub results_dir: PathBuf,
     /// `S3_DATASETS_PREFIX`, by default `s3://{EMR_S3_BUCKET}/datasets/`.
     pub datasets: S3Location,
+    /// `S3_RESULTS_PREFIX`, by default `s3://{EMR_S3_BUCKET}/results/`.
+    pub results: S3Location,
+    /// `DATASETS_CLEANUP`: delete `datasets/<app-name>/` once the notice is delivered.
+    pub cleanup_datasets: bool,
+    /// `RESULTS_FETCH_TIMEOUT`: the longest one download of a job's results may take.
+    pub fetch_timeout: Duration,
     pub region: String,
     pub endpoint_url: Option<String>,
     /// The longest one upload may take: below `REQUEST_TIMEOUT`, like an EMR call.
@@ -641,6 +669,19 @@ impl Config {
             None => BackendKind::Local,
         };
 
+        let staging = match raw.data_staging.to_ascii_lowercase().as_str() {
+            "off" => None,
+            "s3" if backend == BackendKind::Local => None,
+            "s3" => Some(staging_settings(&raw)?),
+            other => {
+                return Err(invalid(
+                    "DATA_STAGING",
+                    format!("'{other}' is neither 's3' nor 'off'"),
+                ))
+            }
+        };
+        let (datasets_path, results_path) = job_paths(&raw, backend, staging.as_ref())?;
+
         let emr = if backend == BackendKind::Emr {
             let mut missing = Vec::new();
             if raw.emr_virtual_cluster_id.is_none() {
@@ -667,6 +708,7 @@ impl Config {
                 driver_template: raw.emr_driver_template,
                 executor_template: raw.emr_executor_template,
                 call_timeout: emr_call_timeout(seconds("REQUEST_TIMEOUT", raw.request_timeout)?),
+                annotate_app_name: staging.is_some(),
             })
         } else {
             None
@@ -757,42 +799,6 @@ impl Config {
             None
         };
 
-        let staging = match raw.data_staging.to_ascii_lowercase().as_str() {
-            "off" => None,
-            "s3" if backend == BackendKind::Local => None,
-            "s3" => {
-                let Some(dir) = raw.shared_datasets_dir.clone() else {
-                    return Err(ConfigError::Missing(vec!["SHARED_DATASETS_DIR"]));
-                };
-                readable_dir("SHARED_DATASETS_DIR", &dir)?;
-                let datasets = match &raw.s3_datasets_prefix {
-                    Some(url) => {
-                        S3Location::parse(url).map_err(|why| invalid("S3_DATASETS_PREFIX", why))?
-                    }
-                    None => S3Location {
-                        bucket: raw.emr_s3_bucket.clone().unwrap_or_default(),
-                        prefix: "datasets/".into(),
-                    },
-                };
-                Some(StagingSettings {
-                    datasets_dir: dir,
-                    datasets,
-                    region: raw.aws_default_region.clone(),
-                    endpoint_url: raw.aws_endpoint_url.clone(),
-                    call_timeout: emr_call_timeout(seconds(
-                        "REQUEST_TIMEOUT",
-                        raw.request_timeout,
-                    )?),
-                })
-            }
-            other => {
-                return Err(invalid(
-                    "DATA_STAGING",
-                    format!("'{other}' is neither 's3' nor 'off'"),
-                ))
-            }
-        };
-
         let host: IpAddr = raw
             .host
             .parse()
@@ -831,8 +837,8 @@ impl Config {
             ),
             ("EMR_NETWORK_TIMEOUT", &raw.emr_network_timeout),
             ("EMR_EXECUTOR_INSTANCES", &raw.emr_executor_instances),
-            ("DATASETS_PATH", &raw.datasets_path),
-            ("RESULTS_PATH", &raw.results_path),
+            ("DATASETS_PATH", &datasets_path),
+            ("RESULTS_PATH", &results_path),
             (
                 "ALGO_BLIND_SEARCH_ENTRYPOINT",
                 &raw.algo_blind_search_entrypoint,
@@ -900,8 +906,8 @@ impl Config {
                 executor_instances: raw.emr_executor_instances,
             },
             job: JobSettings {
-                datasets_path: raw.datasets_path,
-                results_path: raw.results_path,
+                datasets_path,
+                results_path,
                 blind_search_entrypoint: raw.algo_blind_search_entrypoint,
                 blind_search_py_files: raw.algo_blind_search_py_files,
                 bbha_entrypoint: raw.algo_bbha_entrypoint,
@@ -941,6 +947,128 @@ impl Config {
 /// the store writes around a `StartJobRun`.
 pub fn emr_call_timeout(request_timeout: Duration) -> Duration {
     request_timeout.mul_f64(0.8)
+}
+
+/// The settings of `DATA_STAGING=s3` on an EMR backend.
+fn staging_settings(raw: &Raw) -> Result<StagingSettings, ConfigError> {
+    let missing: Vec<&'static str> = [
+        ("SHARED_DATASETS_DIR", raw.shared_datasets_dir.is_none()),
+        ("SHARED_RESULTS_DIR", raw.shared_results_dir.is_none()),
+    ]
+    .into_iter()
+    .filter_map(|(name, absent)| absent.then_some(name))
+    .collect();
+    if !missing.is_empty() {
+        return Err(ConfigError::Missing(missing));
+    }
+    let datasets_dir = raw.shared_datasets_dir.clone().unwrap_or_default();
+    let results_dir = raw.shared_results_dir.clone().unwrap_or_default();
+    readable_dir("SHARED_DATASETS_DIR", &datasets_dir)?;
+    writable_dir("SHARED_RESULTS_DIR", &results_dir)?;
+    let bucket = raw.emr_s3_bucket.clone().unwrap_or_default();
+    let prefix = |name: &'static str, given: &Option<String>, default: &str| match given {
+        Some(url) => S3Location::parse(url).map_err(|why| invalid(name, why)),
+        None => Ok(S3Location {
+            bucket: bucket.clone(),
+            prefix: default.into(),
+        }),
+    };
+    let datasets = prefix("S3_DATASETS_PREFIX", &raw.s3_datasets_prefix, "datasets/")?;
+    let results = prefix("S3_RESULTS_PREFIX", &raw.s3_results_prefix, "results/")?;
+    if datasets.bucket == results.bucket
+        && (datasets.prefix.starts_with(&results.prefix)
+            || results.prefix.starts_with(&datasets.prefix))
+    {
+        return Err(invalid(
+            "S3_RESULTS_PREFIX",
+            format!(
+                "'{results}' and S3_DATASETS_PREFIX '{datasets}' overlap: the clean-up of \
+                 datasets could delete results"
+            ),
+        ));
+    }
+    let cleanup_datasets = match raw.datasets_cleanup.to_ascii_lowercase().as_str() {
+        "on" => true,
+        "off" => false,
+        other => {
+            return Err(invalid(
+                "DATASETS_CLEANUP",
+                format!("'{other}' is neither 'on' nor 'off'"),
+            ))
+        }
+    };
+    Ok(StagingSettings {
+        datasets_dir,
+        results_dir,
+        datasets,
+        results,
+        cleanup_datasets,
+        fetch_timeout: positive_seconds("RESULTS_FETCH_TIMEOUT", raw.results_fetch_timeout)?,
+        region: raw.aws_default_region.clone(),
+        endpoint_url: raw.aws_endpoint_url.clone(),
+        call_timeout: emr_call_timeout(seconds("REQUEST_TIMEOUT", raw.request_timeout)?),
+    })
+}
+
+/// `DATASETS_PATH` and `RESULTS_PATH` as the job gets them. On EMR on EKS they are the
+/// pod's volumes whatever staging does. With staging on EMR Serverless and EMR on EC2 the
+/// job reads and writes the S3 prefixes themselves, so those are the defaults, and a
+/// different value (a job looking where nothing was uploaded) stops start-up.
+fn job_paths(
+    raw: &Raw,
+    backend: BackendKind,
+    staging: Option<&StagingSettings>,
+) -> Result<(String, String), ConfigError> {
+    let staged =
+        staging.filter(|_| matches!(backend, BackendKind::EmrServerless | BackendKind::EmrEc2));
+    let Some(staging) = staged else {
+        return Ok((
+            raw.datasets_path
+                .clone()
+                .unwrap_or_else(defaults::datasets_path),
+            raw.results_path
+                .clone()
+                .unwrap_or_else(defaults::results_path),
+        ));
+    };
+    let path = |name: &'static str, given: &Option<String>, location: &S3Location, prefix_name| {
+        let expected = location.to_string();
+        match given {
+            None => Ok(expected),
+            Some(v) if v.trim_end_matches('/') == expected.trim_end_matches('/') => Ok(expected),
+            Some(v) => Err(invalid(
+                name,
+                format!(
+                    "is '{v}', but with DATA_STAGING=s3 the job must use {prefix_name} \
+                     ('{expected}'): leave {name} unset or set it to that"
+                ),
+            )),
+        }
+    };
+    Ok((
+        path(
+            "DATASETS_PATH",
+            &raw.datasets_path,
+            &staging.datasets,
+            "S3_DATASETS_PREFIX",
+        )?,
+        path(
+            "RESULTS_PATH",
+            &raw.results_path,
+            &staging.results,
+            "S3_RESULTS_PREFIX",
+        )?,
+    ))
+}
+
+/// Start-up stops on a results folder the service cannot write: a file is created and
+/// removed in it.
+fn writable_dir(name: &'static str, dir: &std::path::Path) -> Result<(), ConfigError> {
+    readable_dir(name, dir)?;
+    let probe = dir.join(format!(".multiomix-aws-emr-probe-{}", std::process::id()));
+    std::fs::write(&probe, b"")
+        .and_then(|()| std::fs::remove_file(&probe))
+        .map_err(|e| invalid(name, format!("cannot write in '{}': {e}", dir.display())))
 }
 
 /// Start-up stops on a shared folder that is missing or that the service cannot list.
@@ -1274,19 +1402,41 @@ mod tests {
         assert!(local.staging.is_none());
     }
 
-    #[test]
-    fn staging_defaults_to_the_datasets_prefix_of_the_bucket() {
-        let dir = tempfile::tempdir().unwrap();
+    /// The variables of staging on EMR on EKS, with both shared folders in `dirs`.
+    fn staged(dirs: &tempfile::TempDir) -> Vec<(String, String)> {
+        std::fs::create_dir_all(dirs.path().join("data")).unwrap();
+        std::fs::create_dir_all(dirs.path().join("results")).unwrap();
         let mut v = vars(EMR_REQUIRED);
         v.extend(vars(&[
             ("DATA_STAGING", "s3"),
-            ("SHARED_DATASETS_DIR", dir.path().to_str().unwrap()),
+            (
+                "SHARED_DATASETS_DIR",
+                dirs.path().join("data").to_str().unwrap(),
+            ),
+            (
+                "SHARED_RESULTS_DIR",
+                dirs.path().join("results").to_str().unwrap(),
+            ),
         ]));
+        v
+    }
+
+    #[test]
+    fn staging_defaults_to_the_datasets_and_results_prefixes_of_the_bucket() {
+        let dirs = tempfile::tempdir().unwrap();
+        let mut v = staged(&dirs);
         let staging = Config::from_vars(v.clone()).unwrap().staging.unwrap();
         assert_eq!(staging.datasets.to_string(), "s3://bucket/datasets/");
-        assert_eq!(staging.datasets_dir, dir.path());
+        assert_eq!(staging.results.to_string(), "s3://bucket/results/");
+        assert_eq!(staging.datasets_dir, dirs.path().join("data"));
+        assert_eq!(staging.results_dir, dirs.path().join("results"));
+        assert!(staging.cleanup_datasets, "clean-up is on by default");
 
-        v.push(("S3_DATASETS_PREFIX".into(), "s3://other/in/put".into()));
+        v.extend(vars(&[
+            ("S3_DATASETS_PREFIX", "s3://other/in/put"),
+            ("S3_RESULTS_PREFIX", "s3://other/out"),
+            ("DATASETS_CLEANUP", "off"),
+        ]));
         let staging = Config::from_vars(v).unwrap().staging.unwrap();
         assert_eq!(
             staging.datasets,
@@ -1295,6 +1445,34 @@ mod tests {
                 prefix: "in/put/".into()
             }
         );
+        assert_eq!(staging.results.to_string(), "s3://other/out/");
+        assert!(!staging.cleanup_datasets);
+    }
+
+    #[test]
+    fn prefixes_that_overlap_and_unknown_clean_up_values_stop_start_up() {
+        let dirs = tempfile::tempdir().unwrap();
+        for (name, value, named) in [
+            (
+                "S3_RESULTS_PREFIX",
+                "s3://bucket/datasets/out/",
+                "S3_RESULTS_PREFIX",
+            ),
+            ("S3_RESULTS_PREFIX", "s3://bucket/", "S3_RESULTS_PREFIX"),
+            ("DATASETS_CLEANUP", "sometimes", "DATASETS_CLEANUP"),
+        ] {
+            let mut v = staged(&dirs);
+            v.push((name.into(), value.into()));
+            let err = Config::from_vars(v).unwrap_err().to_string();
+            assert!(err.contains(named), "{name}={value}: {err}");
+        }
+        // The same key in another bucket is no overlap.
+        let mut v = staged(&dirs);
+        v.push((
+            "S3_RESULTS_PREFIX".into(),
+            "s3://elsewhere/datasets/".into(),
+        ));
+        assert!(Config::from_vars(v).is_ok());
     }
 
     #[test]
@@ -1302,13 +1480,77 @@ mod tests {
         let mut v = vars(EMR_REQUIRED);
         v.push(("DATA_STAGING".into(), "s3".into()));
         let err = Config::from_vars(v.clone()).unwrap_err().to_string();
-        assert!(err.contains("SHARED_DATASETS_DIR"), "{err}");
-        v.push(("SHARED_DATASETS_DIR".into(), "/no/such/folder".into()));
-        let err = Config::from_vars(v).unwrap_err().to_string();
         assert!(
-            err.contains("SHARED_DATASETS_DIR") && err.contains("/no/such/folder"),
+            err.contains("SHARED_DATASETS_DIR") && err.contains("SHARED_RESULTS_DIR"),
             "{err}"
         );
+        let dirs = tempfile::tempdir().unwrap();
+        for name in ["SHARED_DATASETS_DIR", "SHARED_RESULTS_DIR"] {
+            let mut v = staged(&dirs);
+            v.retain(|(k, _)| k != name);
+            v.push((name.into(), "/no/such/folder".into()));
+            let err = Config::from_vars(v).unwrap_err().to_string();
+            assert!(
+                err.contains(name) && err.contains("/no/such/folder"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_results_folder_the_service_cannot_write_stops_start_up() {
+        use std::os::unix::fs::PermissionsExt;
+        let dirs = tempfile::tempdir().unwrap();
+        let v = staged(&dirs);
+        let results = dirs.path().join("results");
+        std::fs::set_permissions(&results, std::fs::Permissions::from_mode(0o555)).unwrap();
+        // root writes anyway: then there is nothing to show.
+        let writable_anyway = std::fs::write(results.join("x"), b"").is_ok();
+        let outcome = Config::from_vars(v);
+        std::fs::set_permissions(&results, std::fs::Permissions::from_mode(0o755)).unwrap();
+        if writable_anyway {
+            eprintln!("skipping: this user writes in read-only folders");
+            return;
+        }
+        let err = outcome.unwrap_err().to_string();
+        assert!(
+            err.contains("SHARED_RESULTS_DIR") && err.contains("cannot write"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn with_staging_the_job_paths_are_the_s3_prefixes_except_on_eks() {
+        let dirs = tempfile::tempdir().unwrap();
+        // EMR on EKS keeps the pod's folders.
+        let c = Config::from_vars(staged(&dirs)).unwrap();
+        assert_eq!(
+            (c.job.datasets_path.as_str(), c.job.results_path.as_str()),
+            ("/var/data", "/var/results")
+        );
+        for backend in [
+            vec![
+                ("JOB_BACKEND", "emr-serverless"),
+                ("EMR_SERVERLESS_APPLICATION_ID", "00fabcdef"),
+            ],
+            vec![("JOB_BACKEND", "emr-ec2"), ("EMR_CLUSTER_ID", "j-ABC")],
+        ] {
+            let mut v = staged(&dirs);
+            v.extend(vars(&backend));
+            let c = Config::from_vars(v.clone()).unwrap();
+            assert_eq!(c.job.datasets_path, "s3://bucket/datasets/", "{backend:?}");
+            assert_eq!(c.job.results_path, "s3://bucket/results/", "{backend:?}");
+            // The same prefix, with or without its `/`, is accepted.
+            v.push(("RESULTS_PATH".into(), "s3://bucket/results".into()));
+            assert!(Config::from_vars(v.clone()).is_ok());
+            // A job told to read elsewhere would find nothing.
+            v.push(("DATASETS_PATH".into(), "/var/data".into()));
+            let err = Config::from_vars(v).unwrap_err().to_string();
+            assert!(
+                err.contains("DATASETS_PATH") && err.contains("S3_DATASETS_PREFIX"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -13,6 +13,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use tracing::{debug, error, info, warn};
 
+use crate::backend::emr_eks::APP_NAME_TAG;
 use crate::backend::{BackendError, JobBackend, ListQuery, Submitted};
 use crate::job::JobId;
 use crate::notify::{Notifier, RequestError};
@@ -97,6 +98,7 @@ impl Reconciler {
                     backend: self.backend.kind().to_owned(),
                     created_at: (run.created_at.unix_timestamp_nanos() / 1_000_000) as i64,
                     adopted: true,
+                    app_name: run.tags.get(APP_NAME_TAG).cloned(),
                 };
                 self.store
                     .record_job(&record)
@@ -147,6 +149,7 @@ impl Reconciler {
                         backend: s.backend.clone(),
                         created_at: s.created_at,
                         adopted: false,
+                        app_name: s.app_name.clone(),
                     };
                     let key = s
                         .idempotency

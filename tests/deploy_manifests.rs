@@ -835,6 +835,45 @@ fn deployment_settings_load_as_a_configuration() {
 
 const EMR_PREDEFINED_VOLUMES: &[&str] = &["emr-container-communicate"];
 
+/// The driver pod's annotation that carries the job's app name: the EMR on EKS backend
+/// sets it with `spark.kubernetes.driver.annotation.<key>` when it stages data in S3.
+const APP_NAME_ANNOTATION: &str = "multiomix-aws-emr/app-name";
+
+/// The value of `name` in a container's `env` (a literal `value`).
+fn env_value<'a>(container: &'a Value, name: &str) -> &'a str {
+    let env = seq_at(container, "env");
+    let entry = named(env, name).unwrap_or_else(|| panic!("{name} is set"));
+    str_at(entry, "value")
+}
+
+/// Asserts that the container reads APP_NAME from exactly the annotation the backend
+/// sets, through the downward API (nothing else reaches an init container or a sidecar:
+/// Spark's driverEnv is for the main container only).
+fn assert_app_name_from_the_annotation(container: &Value) {
+    let env = seq_at(container, "env");
+    let app_name = named(env, "APP_NAME").expect("APP_NAME is set");
+    assert!(app_name.get("value").is_none(), "APP_NAME is not a literal");
+    assert_eq!(
+        str_at(app_name, "valueFrom.fieldRef.fieldPath"),
+        format!("metadata.annotations['{APP_NAME_ANNOTATION}']")
+    );
+}
+
+/// Every variable a pod template gives a container of ours is one its script documents
+/// in its head (`#   NAME  ...`).
+fn assert_env_documented_in(container: &Value, script: &str) {
+    let text = read(script);
+    for entry in seq_at(container, "env") {
+        let name = str_at(entry, "name");
+        assert!(
+            text.lines()
+                .take_while(|l| l.starts_with('#') || l.is_empty())
+                .any(|l| l.starts_with(&format!("#   {name} "))),
+            "{script} does not document {name}, which the pod template sets"
+        );
+    }
+}
+
 fn pod_template(relative: &str) -> Value {
     let mut docs = yaml_documents(relative);
     assert_eq!(docs.len(), 1, "{relative} holds one Pod");
@@ -874,7 +913,7 @@ fn check_init_container_feeds_the_main_container(pod: &Value, main: &str) {
         "the init container writes into the volume the main container reads"
     );
     let init_env = seq_at(init, "env");
-    let target = str_at(named(init_env, "DATASETS_PATH").unwrap(), "value");
+    let target = env_value(init, "DATASETS_PATH");
     let init_mount = mounts(init)
         .into_iter()
         .find(|(n, _)| *n == shared)
@@ -883,7 +922,10 @@ fn check_init_container_feeds_the_main_container(pod: &Value, main: &str) {
         target, init_mount.1,
         "the init container copies into its mount"
     );
-    assert!(str_at(named(init_env, "INPUT_S3_URI").unwrap(), "value").starts_with("s3://"));
+    let source = str_at(named(init_env, "INPUT_S3_URI").unwrap(), "value");
+    assert!(source.starts_with("s3://") && source.ends_with("/datasets/"));
+    assert_app_name_from_the_annotation(init);
+    assert_env_documented_in(init, "templates/dockerfiles/init/fetch-inputs.sh");
 
     for container in containers.iter().chain(inits.iter()) {
         for (name, _) in mounts(container) {
@@ -952,13 +994,91 @@ fn driver_template_fetches_inputs_and_runs_the_job_end_sidecar() {
         get(sidecar, "securityContext.runAsNonRoot"),
         &Value::Bool(true)
     );
+
+    // The results: read-only from the volume the driver writes, uploaded to the
+    // results prefix under the app name from the annotation.
+    assert_app_name_from_the_annotation(sidecar);
+    assert_env_documented_in(sidecar, "templates/dockerfiles/sidecar/sidecar.sh");
+    let results_s3 = env_value(sidecar, "RESULTS_S3_URI");
+    assert!(results_s3.starts_with("s3://") && results_s3.ends_with("/results/"));
+    let results_path = env_value(sidecar, "RESULTS_PATH");
+    let (main_volume, _) = mounts(main)
+        .into_iter()
+        .find(|(_, path)| path == results_path)
+        .expect("RESULTS_PATH is where the driver's results volume is");
+    let mount = seq_at(sidecar, "volumeMounts")
+        .iter()
+        .find(|m| str_at(m, "name") == main_volume)
+        .expect("the sidecar mounts the results volume");
+    assert_eq!(str_at(mount, "mountPath"), results_path);
+    assert_eq!(get(mount, "readOnly"), &Value::Bool(true));
+    // The AWS CLI needs a writable HOME: the image puts it in /tmp, which must be a
+    // volume when the root file system is read-only.
+    assert_eq!(
+        get(sidecar, "securityContext.readOnlyRootFilesystem"),
+        &Value::Bool(true)
+    );
+    assert!(
+        read("templates/dockerfiles/sidecar/Dockerfile")
+            .lines()
+            .any(|l| l.trim() == "ENV HOME=/tmp"),
+        "the sidecar image's HOME is /tmp"
+    );
+    assert!(
+        mounts(sidecar).iter().any(|(_, path)| path == "/tmp"),
+        "a writable /tmp for the sidecar"
+    );
 }
 
 #[test]
-fn executor_template_fetches_the_same_inputs_without_a_sidecar() {
+fn executor_template_adds_nothing_since_executors_read_no_files() {
+    // The job reads the datasets on the driver and broadcasts them (scripts/src).
     let pod = pod_template("templates/kubernetes/pod-template-executor.yaml");
-    check_init_container_feeds_the_main_container(&pod, "spark-kubernetes-executor");
-    assert_eq!(seq_at(&pod, "spec.containers").len(), 1);
+    let spec = get(&pod, "spec");
+    assert!(spec.get("initContainers").is_none(), "no init container");
+    assert!(spec.get("volumes").is_none(), "no datasets volume");
+    let containers = seq_at(&pod, "spec.containers");
+    assert_eq!(containers.len(), 1, "no sidecar");
+    assert_eq!(str_at(&containers[0], "name"), "spark-kubernetes-executor");
+}
+
+#[test]
+fn the_pod_images_run_the_scripts_they_copy_in() {
+    for image in ["init", "sidecar"] {
+        let folder = format!("templates/dockerfiles/{image}");
+        let dockerfile = read(&format!("{folder}/Dockerfile"));
+        let entrypoint = dockerfile
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("ENTRYPOINT "))
+            .unwrap_or_else(|| panic!("{folder}/Dockerfile has an ENTRYPOINT"));
+        let entrypoint: Vec<String> = serde_json::from_str(entrypoint)
+            .unwrap_or_else(|e| panic!("{folder}: ENTRYPOINT in exec form: {e}"));
+        let script = entrypoint.last().unwrap();
+        // Copied in from a file of the folder, to the path the entry point runs.
+        let copied_from = dockerfile
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("COPY "))
+            .find_map(|args| {
+                let (from, to) = args.rsplit_once(' ')?;
+                (to == script).then(|| from.trim().to_owned())
+            })
+            .unwrap_or_else(|| panic!("{folder}/Dockerfile copies {script} in"));
+        let source = root().join(&folder).join(&copied_from);
+        assert!(source.is_file(), "{} exists", source.display());
+        let text = read(&format!("{folder}/{copied_from}"));
+        assert!(
+            text.starts_with("#!/bin/sh\n"),
+            "{copied_from} is a sh script"
+        );
+        assert_eq!(entrypoint[0], "/bin/sh", "{folder} runs it with sh");
+        // The same pinned AWS CLI image for both.
+        assert!(
+            dockerfile
+                .lines()
+                .any(|l| l.trim() == "FROM amazon/aws-cli:2.17.0"),
+            "{folder} builds on the pinned AWS CLI image"
+        );
+    }
 }
 
 #[test]
@@ -1125,48 +1245,131 @@ fn deploy_guide_policy_grants_exactly_the_calls_of_the_contract() {
 }
 
 #[test]
-fn staging_policy_grants_exactly_the_s3_calls_of_the_upload_on_the_datasets_prefix() {
+fn staging_policy_grants_exactly_the_s3_calls_of_the_staging_code_on_their_prefixes() {
     let guide = read("README.md");
-    let statement = guide
+    let block = guide
         .split("```json\n")
         .skip(1)
         .filter_map(|rest| rest.split("```").next())
         .find(|block| block.contains("\"StageDatasets\""))
-        .expect("README.md has the staging statement as a json block");
-    let statement: serde_json::Value = serde_json::from_str(statement).expect("valid JSON");
-    assert_eq!(statement["Effect"], "Allow");
-    assert_eq!(statement["Resource"], "arn:aws:s3:::BUCKET/datasets/*");
-    let actions: BTreeSet<&str> = statement["Action"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a.as_str().unwrap())
-        .collect();
-    // PutObject covers the multipart calls; GetObject covers HeadObject.
-    let expected: BTreeSet<&str> = ["s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload"]
-        .into_iter()
-        .collect();
-    assert_eq!(actions, expected);
-    // Every `client.<call>(` of the staging code, white space between them allowed.
-    let source = read("src/staging.rs");
-    let calls: BTreeSet<&str> = source
-        .split(".client")
-        .skip(1)
-        .filter_map(|rest| rest.trim_start().strip_prefix('.'))
-        .filter_map(|rest| rest.split('(').next())
-        .collect();
-    let covered: BTreeSet<&str> = [
-        "put_object",
-        "head_object",
-        "create_multipart_upload",
-        "upload_part",
-        "complete_multipart_upload",
-        "abort_multipart_upload",
+        .expect("README.md has the staging statements as a json block");
+    let statements: serde_json::Value = serde_json::from_str(block).expect("valid JSON");
+    // (action, resource) pairs granted; an action may be one string or a list.
+    let mut granted = BTreeSet::new();
+    for statement in statements.as_array().expect("a list of statements") {
+        assert_eq!(statement["Effect"], "Allow", "{statement}");
+        let actions = match &statement["Action"] {
+            serde_json::Value::String(one) => vec![one.clone()],
+            many => many
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a.as_str().unwrap().to_owned())
+                .collect(),
+        };
+        for action in actions {
+            granted.insert((action, statement["Resource"].as_str().unwrap().to_owned()));
+        }
+        if statement["Action"] == "s3:ListBucket" {
+            assert_eq!(
+                statement["Condition"]["StringLike"]["s3:prefix"],
+                serde_json::json!(["datasets/*", "results/*"]),
+                "listing is limited to the two prefixes"
+            );
+        }
+    }
+    // What each call of the staging code needs. PutObject covers the multipart calls;
+    // GetObject covers HeadObject; DeleteObjects needs DeleteObject on each key.
+    let datasets = "arn:aws:s3:::BUCKET/datasets/*";
+    let results = "arn:aws:s3:::BUCKET/results/*";
+    let bucket = "arn:aws:s3:::BUCKET";
+    let needs: BTreeMap<&str, (&str, &str)> = [
+        ("put_object", ("s3:PutObject", datasets)),
+        ("create_multipart_upload", ("s3:PutObject", datasets)),
+        ("upload_part", ("s3:PutObject", datasets)),
+        ("complete_multipart_upload", ("s3:PutObject", datasets)),
+        ("head_object", ("s3:GetObject", datasets)),
+        (
+            "abort_multipart_upload",
+            ("s3:AbortMultipartUpload", datasets),
+        ),
+        ("delete_objects", ("s3:DeleteObject", datasets)),
+        ("get_object", ("s3:GetObject", results)),
+        ("list_objects_v2", ("s3:ListBucket", bucket)),
     ]
     .into_iter()
     .collect();
+    // Every `client.<call>(` of the staging code, white space between them allowed.
+    let mut calls = BTreeSet::new();
+    for file in [
+        "src/staging/mod.rs",
+        "src/staging/datasets.rs",
+        "src/staging/results.rs",
+    ] {
+        let source = read(file);
+        calls.extend(
+            source
+                .split(".client")
+                .skip(1)
+                .filter_map(|rest| rest.trim_start().strip_prefix('.'))
+                .filter_map(|rest| rest.split('(').next())
+                .map(str::to_owned),
+        );
+    }
+    let known: BTreeSet<String> = needs.keys().map(|k| k.to_string()).collect();
     assert_eq!(
-        calls, covered,
-        "src/staging.rs makes other S3 calls than the policy covers"
+        calls, known,
+        "src/staging/ makes other S3 calls than the policy covers"
     );
+    let required: BTreeSet<(String, String)> = needs
+        .values()
+        .map(|(a, r)| (a.to_string(), r.to_string()))
+        .collect();
+    assert_eq!(
+        granted, required,
+        "the README grants more or less than the calls need"
+    );
+}
+
+#[test]
+fn job_role_policy_grants_the_pods_exactly_their_s3_calls_on_their_prefixes() {
+    let guide = read("README.md");
+    let policy = guide
+        .split("```json\n")
+        .skip(1)
+        .filter_map(|rest| rest.split("```").next())
+        .find(|block| block.contains("\"SidecarWritesTheJobsResults\""))
+        .expect("README.md has the job execution role's data-path policy as a json block");
+    let policy: serde_json::Value = serde_json::from_str(policy).expect("valid JSON");
+    let statements = policy["Statement"].as_array().unwrap();
+    let granted: BTreeSet<(String, String, String)> = statements
+        .iter()
+        .map(|s| {
+            assert_eq!(s["Effect"], "Allow");
+            (
+                s["Action"]
+                    .as_str()
+                    .expect("one action a statement")
+                    .to_owned(),
+                s["Resource"].as_str().unwrap().to_owned(),
+                s["Condition"].to_string(),
+            )
+        })
+        .collect();
+    // The init container's `aws s3 sync` lists the app's prefix and reads its objects;
+    // the sidecar's `aws s3 cp` of local files only writes (tests/init_script.rs and
+    // tests/sidecar_script.rs check both in moto's request log).
+    let expected: BTreeSet<(String, String, String)> = [
+        (
+            "s3:ListBucket",
+            "arn:aws:s3:::BUCKET",
+            r#"{"StringLike":{"s3:prefix":"datasets/*"}}"#,
+        ),
+        ("s3:GetObject", "arn:aws:s3:::BUCKET/datasets/*", "null"),
+        ("s3:PutObject", "arn:aws:s3:::BUCKET/results/*", "null"),
+    ]
+    .iter()
+    .map(|(a, r, c)| (a.to_string(), r.to_string(), c.to_string()))
+    .collect();
+    assert_eq!(granted, expected);
 }

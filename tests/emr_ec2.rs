@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use common::is_multiomix_date;
-use common::Moto;
+use common::moto::Moto;
 use harness::{body, Abilities, Ending, Peer, Submitted, Suite, WAIT};
 use multiomix_aws_emr::backend::JobBackend;
 use multiomix_aws_emr::config::Config;
@@ -319,7 +319,7 @@ struct MotoEc2 {
 }
 
 async fn moto_ec2() -> Option<Arc<MotoEc2>> {
-    let moto = common::moto().await?;
+    let moto = common::moto::moto().await?;
     let out = ec2_client(&moto.url)
         .run_job_flow()
         .name("lab-cluster")

@@ -14,34 +14,20 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_s3::types::ChecksumMode;
-use common::{emr_client, moto, sdk_config, Moto, FAST};
+use common::moto::{free_port, moto, s3_client, Moto};
+use common::{emr_client, FAST};
 use multiomix_aws_emr::app::Application;
 use multiomix_aws_emr::backend::emr_eks::EmrEksBackend;
 use multiomix_aws_emr::backend::{BackendError, JobBackend, JobPage, ListQuery};
 use multiomix_aws_emr::config::Config;
 use multiomix_aws_emr::job::{JobId, JobRun, JobSpec};
-use multiomix_aws_emr::staging::{DatasetStager, MULTIPART_PART_BYTES};
+use multiomix_aws_emr::staging::{Staging, MULTIPART_PART_BYTES};
 use multiomix_fakes::emr::FakeEmr;
 use serde_json::{json, Value};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 
 const BUCKET: &str = "multiomix-bucket";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn s3_client(endpoint: &str) -> aws_sdk_s3::Client {
-    let conf = aws_sdk_s3::config::Builder::from(&sdk_config(endpoint))
-        .force_path_style(true)
-        .build();
-    aws_sdk_s3::Client::from_conf(conf)
-}
 
 async fn keys(s3: &aws_sdk_s3::Client) -> Vec<String> {
     let listed = s3
@@ -96,6 +82,7 @@ struct Staged {
     http: reqwest::Client,
     emr: FakeEmr,
     shared: TempDir,
+    _results: TempDir,
     seen_at_start: Arc<Mutex<Vec<Vec<String>>>>,
     _store: TempDir,
     _stop: oneshot::Sender<()>,
@@ -124,6 +111,7 @@ fn write(root: &Path, relative: &str, bytes: &[u8]) {
 async fn staged(s3_url: &str, moto_s3: aws_sdk_s3::Client) -> Staged {
     let emr = FakeEmr::start().await;
     let shared = tempfile::tempdir().unwrap();
+    let results = tempfile::tempdir().unwrap();
     let store = tempfile::tempdir().unwrap();
     let mut vars: Vec<(String, String)> = vec![
         ("JOB_BACKEND".into(), "emr".into()),
@@ -148,6 +136,10 @@ async fn staged(s3_url: &str, moto_s3: aws_sdk_s3::Client) -> Staged {
             "SHARED_DATASETS_DIR".into(),
             shared.path().display().to_string(),
         ),
+        (
+            "SHARED_RESULTS_DIR".into(),
+            results.path().display().to_string(),
+        ),
     ];
     vars.extend(FAST.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let config = Config::from_vars(vars).expect("valid configuration");
@@ -166,7 +158,7 @@ async fn staged(s3_url: &str, moto_s3: aws_sdk_s3::Client) -> Staged {
     let app = Application::build_with_backend(config, backend)
         .await
         .expect("the app builds")
-        .with_staging(DatasetStager::with_client(s3_client(s3_url), &staging));
+        .with_staging(Staging::with_client(s3_client(s3_url), &staging));
     let addr = app.local_addr();
     let (tx, rx) = oneshot::channel();
     tokio::spawn(app.run_until_stopped(async {
@@ -177,6 +169,7 @@ async fn staged(s3_url: &str, moto_s3: aws_sdk_s3::Client) -> Staged {
         http: reqwest::Client::new(),
         emr,
         shared,
+        _results: results,
         seen_at_start,
         _store: store,
         _stop: tx,
@@ -284,6 +277,40 @@ async fn a_path_out_of_the_shared_folder_or_absent_is_refused_naming_its_field()
             answer["field"], "entrypoint_arguments[1].value",
             "{molecules}: {answer}"
         );
+    }
+    assert!(keys(&s3).await.is_empty(), "nothing was uploaded");
+    assert_eq!(app.emr.calls("StartJobRun"), 0, "no job started");
+}
+
+#[tokio::test]
+async fn datasets_outside_the_app_folder_and_unusable_app_names_are_refused() {
+    let Some(moto) = moto().await else { return };
+    let s3 = with_bucket(&moto).await;
+    let app = staged(&moto.url, s3.clone()).await;
+    let root = app.shared.path();
+    write(root, "BBHA_42/clinical.csv", b"sample,time,event\n");
+    write(root, "BBHA_7/molecules.csv", b"another experiment's");
+    write(root, "shared/molecules.csv", b"gene,s1\n");
+
+    // The pods of BBHA_42 are given only datasets/BBHA_42/.
+    for molecules in ["BBHA_7/molecules.csv", "shared/molecules.csv"] {
+        let (status, answer) = app
+            .post(&body(molecules, "BBHA_42/clinical.csv"), None)
+            .await;
+        assert_eq!(status, 400, "{molecules}: {answer}");
+        assert_eq!(answer["field"], "entrypoint_arguments[1].value", "{answer}");
+        assert!(
+            answer["message"].as_str().unwrap().contains("BBHA_42/"),
+            "{answer}"
+        );
+    }
+    // An app name must be one folder: it names an S3 prefix and a results folder.
+    for app_name in ["BBHA 42", "a/b", ".", "BBHA_42$"] {
+        let mut request = body("BBHA_42/molecules.csv", "BBHA_42/clinical.csv");
+        request["entrypoint_arguments"][0]["value"] = json!(app_name);
+        let (status, answer) = app.post(&request, None).await;
+        assert_eq!(status, 400, "{app_name}: {answer}");
+        assert_eq!(answer["field"], "entrypoint_arguments[0].value", "{answer}");
     }
     assert!(keys(&s3).await.is_empty(), "nothing was uploaded");
     assert_eq!(app.emr.calls("StartJobRun"), 0, "no job started");

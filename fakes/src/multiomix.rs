@@ -32,7 +32,14 @@ pub struct Notice {
     pub received_at: SystemTime,
     /// The status the fake answered (or was about to, if the connection died first).
     pub status: u16,
+    /// What the builder's [`observe`](FakeMultiomixBuilder::observe) function saw when
+    /// the notice arrived, before the answer (`Value::Null` without one).
+    pub observed: Value,
 }
+
+/// Looks at the world when a notice arrives, as Multiomix would: given the notice's id
+/// and body, returns what it saw.
+pub type Observer = Arc<dyn Fn(&str, &Value) -> Value + Send + Sync>;
 
 /// How the fake answers one notice.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,12 +86,13 @@ impl Default for Reply {
 }
 
 /// Configures a [`FakeMultiomix`] before it starts.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct FakeMultiomixBuilder {
     base_path: String,
     port: u16,
     reply: Reply,
     keep_notices: bool,
+    observer: Option<Observer>,
 }
 
 impl Default for FakeMultiomixBuilder {
@@ -94,6 +102,7 @@ impl Default for FakeMultiomixBuilder {
             port: 0,
             reply: Reply::default(),
             keep_notices: true,
+            observer: None,
         }
     }
 }
@@ -130,6 +139,16 @@ impl FakeMultiomixBuilder {
         self
     }
 
+    /// Calls `observer` as each notice arrives, before answering, and keeps what it
+    /// returns in [`Notice::observed`]: for example the files Multiomix would read now.
+    pub fn observe(
+        mut self,
+        observer: impl Fn(&str, &Value) -> Value + Send + Sync + 'static,
+    ) -> Self {
+        self.observer = Some(Arc::new(observer));
+        self
+    }
+
     /// Binds 127.0.0.1 and starts serving. Panics if the port cannot be bound.
     pub async fn start(self) -> FakeMultiomix {
         self.try_start()
@@ -143,6 +162,7 @@ impl FakeMultiomixBuilder {
         let shared = Arc::new(Shared {
             base_path: self.base_path,
             keep_notices: self.keep_notices,
+            observer: self.observer,
             count: AtomicUsize::new(0),
             arrived: Notify::new(),
             inner: Mutex::new(Inner {
@@ -171,6 +191,7 @@ struct Inner {
 struct Shared {
     base_path: String,
     keep_notices: bool,
+    observer: Option<Observer>,
     count: AtomicUsize,
     arrived: Notify,
     inner: Mutex<Inner>,
@@ -363,6 +384,11 @@ async fn receive(
         );
     };
 
+    let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let observed = match &shared.observer {
+        Some(observe) => observe(id, &parsed),
+        None => Value::Null,
+    };
     let reply = {
         let mut inner = shared.lock();
         let reply = inner
@@ -374,10 +400,11 @@ async fn receive(
                 id: id.to_owned(),
                 path: path.to_owned(),
                 headers,
-                body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+                body: parsed,
                 raw_body: body,
                 received_at: SystemTime::now(),
                 status: reply.status,
+                observed,
             });
         }
         shared.count.fetch_add(1, Ordering::Relaxed);

@@ -305,6 +305,7 @@ pub async fn start_job(
         backend: state.backend.kind().to_owned(),
         idempotency: key.clone().zip(fingerprint.clone()),
         created_at: now_millis(),
+        app_name: spec.app_name().map(str::to_owned),
     };
     // The submission is written before the backend is asked, and completed after, in a
     // task of its own: a request cut off by its timeout or a dropped connection cannot
@@ -341,6 +342,7 @@ pub async fn start_job(
                 backend: submission.backend.clone(),
                 created_at: submission.created_at,
                 adopted: false,
+                app_name: submission.app_name.clone(),
             };
             let key = submission
                 .idempotency
@@ -418,6 +420,7 @@ pub async fn read_job(
     view.notice = state.store.notice(id.as_str()).await?.map(|n| NoticeView {
         status: n.status.as_str().to_owned(),
         attempts: n.attempts,
+        results_fetch_attempts: n.fetch_attempts,
         last_error: n.last_error,
     });
     Ok(Json(view))

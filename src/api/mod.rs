@@ -42,7 +42,7 @@ pub struct AppState {
     pub notifier: Notifier,
     pub config: Arc<Config>,
     /// Uploads a job's datasets before it starts, when `DATA_STAGING=s3`.
-    pub staging: Option<Arc<crate::staging::DatasetStager>>,
+    pub staging: Option<Arc<crate::staging::Staging>>,
     pub readiness: Arc<ops::Readiness>,
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }

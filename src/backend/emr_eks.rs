@@ -29,6 +29,16 @@ pub const CALLBACK_HOST_TAG: &str = "callback-host";
 /// Tag that carries the client token of the submission, so that a job started by a
 /// process that died before recording it can be found again (`find_submission`).
 pub const CLIENT_TOKEN_TAG: &str = "client-token";
+/// Tag that carries the `app-name` argument (when it is a plain folder name, which is
+/// also a valid tag value), so that a job adopted after the store was lost still has its
+/// results fetched before its notice.
+pub const APP_NAME_TAG: &str = "app-name";
+/// The `app-name` tag of a job, when its app name can be one.
+pub(super) fn app_name_tag(spec: &JobSpec) -> Option<String> {
+    spec.app_name()
+        .filter(|app| crate::staging::is_safe_app_name(app))
+        .map(str::to_owned)
+}
 /// Whether a run's tags mark it as started by the deployment whose callback host is
 /// `service_url`. Shared by the EMR backends that tag their runs.
 pub(super) fn is_own_tags(tags: Option<&HashMap<String, String>>, service_url: &str) -> bool {
@@ -120,8 +130,15 @@ impl EmrEksBackend {
     }
 }
 
+/// The annotation of the driver pod that carries the job's app name with
+/// `DATA_STAGING=s3`. Spark's `driverEnv` reaches only the driver container, so the pod
+/// template's init container and sidecar read this instead, through the downward API
+/// (`metadata.annotations['multiomix-aws-emr/app-name']`).
+pub const APP_NAME_ANNOTATION: &str = "multiomix-aws-emr/app-name";
+
 /// The spark-submit options of an EMR on EKS job, exactly as the contract lists them. A
 /// conf whose setting is unset (image, pod templates) is left out rather than sent empty.
+/// With `DATA_STAGING=s3` one conf follows them: the driver pod's app-name annotation.
 pub fn spark_submit(
     emr: &EmrSettings,
     spark: &SparkSettings,
@@ -145,9 +162,18 @@ pub fn spark_submit(
     if let Some(image) = &emr.image {
         submit = submit.conf("spark.kubernetes.container.image", image);
     }
-    submit
+    let submit = submit
         .sizes(spark)
-        .driver_env(DriverEnv::Kubernetes, job, spec)
+        .driver_env(DriverEnv::Kubernetes, job, spec);
+    match app_name_tag(spec) {
+        // Staging checked the app name at POST: one plain folder name, nothing that could
+        // end the space-separated parameter.
+        Some(app) if emr.annotate_app_name => submit.conf(
+            &format!("spark.kubernetes.driver.annotation.{APP_NAME_ANNOTATION}"),
+            &app,
+        ),
+        _ => submit,
+    }
 }
 
 pub(crate) fn to_offset(at: &DateTime) -> OffsetDateTime {
@@ -172,7 +198,7 @@ impl JobBackend for EmrEksBackend {
             .log_uri(self.package.log_uri())
             .build()
             .map_err(|e| BackendError::Rejected(e.to_string()))?;
-        let out = self
+        let mut call = self
             .client
             .start_job_run()
             .name(spec.name.as_str())
@@ -193,10 +219,11 @@ impl JobBackend for EmrEksBackend {
             .tags(MANAGED_BY_TAG, MANAGED_BY_VALUE)
             .tags(CALLBACK_HOST_TAG, &self.emr.service_url)
             .tags("algorithm", spec.algorithm.slug())
-            .tags(CLIENT_TOKEN_TAG, client_token)
-            .send()
-            .await
-            .map_err(|e| classify("StartJobRun", e))?;
+            .tags(CLIENT_TOKEN_TAG, client_token);
+        if let Some(app) = app_name_tag(spec) {
+            call = call.tags(APP_NAME_TAG, app);
+        }
+        let out = call.send().await.map_err(|e| classify("StartJobRun", e))?;
         out.id().and_then(JobId::parse).ok_or_else(|| {
             BackendError::Rejected(format!(
                 "StartJobRun answered with an unusable id {:?}",
@@ -399,5 +426,41 @@ mod tests {
             s.starts_with("--py-files s3://bkt/py-files/scripts.zip --conf spark.executor.cores=1")
         );
         assert_eq!(s.matches("--conf").count(), 11);
+    }
+
+    #[test]
+    fn with_staging_the_driver_pod_is_annotated_with_the_app_name_and_only_then() {
+        let dirs = tempfile::tempdir().unwrap();
+        for d in ["data", "results"] {
+            std::fs::create_dir(dirs.path().join(d)).unwrap();
+        }
+        let data = dirs.path().join("data").display().to_string();
+        let results = dirs.path().join("results").display().to_string();
+        let staged = config(&[
+            ("DATA_STAGING", "s3"),
+            ("SHARED_DATASETS_DIR", &data),
+            ("SHARED_RESULTS_DIR", &results),
+        ]);
+        let plain = config(&[]);
+        let with = spark_submit(
+            staged.emr.as_ref().unwrap(),
+            &staged.spark,
+            &staged.job,
+            &spec(Algorithm::Bbha),
+        )
+        .to_parameter_string();
+        let without = spark_submit(
+            plain.emr.as_ref().unwrap(),
+            &plain.spark,
+            &plain.job,
+            &spec(Algorithm::Bbha),
+        )
+        .to_parameter_string();
+        assert_eq!(
+            with,
+            format!(
+                "{without} --conf spark.kubernetes.driver.annotation.multiomix-aws-emr/app-name=exp-42-app"
+            )
+        );
     }
 }

@@ -21,7 +21,8 @@ use super::aws::{classify, sdk_config};
 use super::batch::describe_by_listing;
 use super::cancel_after_reading;
 use super::emr_eks::{
-    is_own_tags, to_offset, CALLBACK_HOST_TAG, CLIENT_TOKEN_TAG, MANAGED_BY_TAG, MANAGED_BY_VALUE,
+    app_name_tag, is_own_tags, to_offset, APP_NAME_TAG, CALLBACK_HOST_TAG, CLIENT_TOKEN_TAG,
+    MANAGED_BY_TAG, MANAGED_BY_VALUE,
 };
 use super::spark::{entry_point_arguments, DriverEnv, S3Package, SparkSubmit};
 use super::{BackendError, Described, JobBackend, JobPage, ListQuery, Submitted};
@@ -294,7 +295,7 @@ impl JobBackend for EmrServerlessBackend {
 
     async fn start(&self, spec: &JobSpec, client_token: &str) -> Result<JobId, BackendError> {
         let request = self.start_request(spec, client_token)?;
-        let out = self
+        let mut call = self
             .client
             .start_job_run()
             .application_id(&self.settings.application_id)
@@ -307,10 +308,11 @@ impl JobBackend for EmrServerlessBackend {
             .tags(MANAGED_BY_TAG, MANAGED_BY_VALUE)
             .tags(CALLBACK_HOST_TAG, &self.settings.service_url)
             .tags("algorithm", spec.algorithm.slug())
-            .tags(CLIENT_TOKEN_TAG, client_token)
-            .send()
-            .await
-            .map_err(|e| classify("StartJobRun", e))?;
+            .tags(CLIENT_TOKEN_TAG, client_token);
+        if let Some(app) = app_name_tag(spec) {
+            call = call.tags(APP_NAME_TAG, app);
+        }
+        let out = call.send().await.map_err(|e| classify("StartJobRun", e))?;
         JobId::parse(out.job_run_id()).ok_or_else(|| {
             BackendError::Rejected(format!(
                 "StartJobRun answered with an unusable id {:?}",

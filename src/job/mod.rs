@@ -220,8 +220,15 @@ pub struct JobRun {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NoticeView {
+    /// `waiting` (the job is not final yet), `fetching` (COMPLETED; its results are being
+    /// copied into the shared results folder first, with `DATA_STAGING=s3`), `pending`
+    /// (being delivered), then `delivered`, `refused`, `given_up` or `abandoned`.
     pub status: String,
+    /// Delivery attempts so far.
     pub attempts: i64,
+    /// Tries to copy the job's results so far.
+    pub results_fetch_attempts: i64,
+    /// Why the last try (a read of the job, a copy of results or a delivery) failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
 }

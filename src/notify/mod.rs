@@ -2,6 +2,10 @@
 //! its notice to Multiomix with retries until Multiomix takes it, refuses it for good, or
 //! the give-up time passes.
 //!
+//! With data staging on, a COMPLETED job's results are first copied from S3 into the
+//! shared results folder (the notice is `fetching` meanwhile): its notice is never sent
+//! before its results are in place.
+//!
 //! Every step is recorded in the store before it is acted on, so a restart at any point
 //! resumes where the previous process stopped (at-least-once delivery).
 
@@ -9,7 +13,7 @@ pub mod delivery;
 pub mod retry;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use tokio::sync::{Notify, Semaphore};
@@ -18,8 +22,11 @@ use tracing::{debug, error, info, warn, Instrument};
 
 use crate::backend::{BackendError, JobBackend};
 use crate::config::NotifySettings;
-use crate::job::{JobId, JobView};
-use crate::store::{now_millis, AttemptRecord, NoticeRow, NoticeStatus, Store, StoreResult};
+use crate::job::{JobId, JobState, JobView};
+use crate::staging::Staging;
+use crate::store::{
+    now_millis, AttemptRecord, FetchRecord, NoticeRow, NoticeStatus, Store, StoreResult,
+};
 use delivery::{Deliverer, Outcome};
 use retry::Backoff;
 
@@ -60,6 +67,9 @@ struct Inner {
     /// See [`Notifier::set_lease`]; milliseconds.
     lease_ms: AtomicU64,
     wake: Notify,
+    /// Where completed jobs' results come from (`DATA_STAGING=s3`); see
+    /// [`Notifier::set_staging`].
+    staging: RwLock<Option<Arc<Staging>>>,
 }
 
 /// Cheap to clone; all clones share one outbox.
@@ -104,6 +114,7 @@ impl Notifier {
                 // Long enough for a read of the job plus a full delivery attempt.
                 lease_ms: AtomicU64::new(lease.as_millis() as u64),
                 wake: Notify::new(),
+                staging: RwLock::new(None),
             }),
         })
     }
@@ -152,6 +163,24 @@ impl Notifier {
         self.inner
             .lease_ms
             .store(lease.as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// With data staging on: the results of COMPLETED jobs are copied with `staging`
+    /// before their notices, and their datasets removed after (when so configured).
+    pub fn set_staging(&self, staging: Option<Arc<Staging>>) {
+        *self
+            .inner
+            .staging
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = staging;
+    }
+
+    fn staging(&self) -> Option<Arc<Staging>> {
+        self.inner
+            .staging
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
     }
 
     /// Works on every notice due now and waits for them; returns how many it took.
@@ -240,6 +269,7 @@ impl Notifier {
         async {
             let result = match row.status {
                 NoticeStatus::Waiting => self.check_job(&row).await,
+                NoticeStatus::Fetching => self.fetch_results(&row).await,
                 NoticeStatus::Pending => self.deliver(&row).await,
                 _ => Ok(()),
             };
@@ -277,24 +307,34 @@ impl Notifier {
             Ok(run) if run.state.is_final() => {
                 let payload = serde_json::to_string(&JobView::from(&run))
                     .expect("a job view always serialises");
+                let fetch_first = self.results_to_fetch(&id, run.state).await?;
                 if !self
                     .inner
                     .store
-                    .notice_ready(&row.job_id, run.state, &payload)
+                    .notice_ready(&row.job_id, run.state, &payload, fetch_first.is_some())
                     .await?
                 {
                     // Someone else moved it on: delivering now could send it twice.
                     self.changed_elsewhere("deliver it");
                     return Ok(());
                 }
-                info!(state = %run.state, "job is final; delivering its notice");
                 let ready = NoticeRow {
-                    status: NoticeStatus::Pending,
+                    status: if fetch_first.is_some() {
+                        NoticeStatus::Fetching
+                    } else {
+                        NoticeStatus::Pending
+                    },
                     payload: Some(payload),
                     final_state: Some(run.state.as_str().to_owned()),
                     ..row.clone()
                 };
-                self.deliver(&ready).await
+                if let Some(app) = fetch_first {
+                    info!(state = %run.state, app_name = %app, "job is final; copying its results before its notice");
+                    self.fetch_results(&ready).await
+                } else {
+                    info!(state = %run.state, "job is final; delivering its notice");
+                    self.deliver(&ready).await
+                }
             }
             Ok(run) => {
                 debug!(state = %run.state, "job not final yet; reading it again later");
@@ -331,6 +371,144 @@ impl Notifier {
                     self.changed_elsewhere("read it again later");
                 }
                 Ok(())
+            }
+        }
+    }
+
+    /// The app name whose results must be in the shared folder before this job's notice
+    /// is sent: with staging on, for a COMPLETED job. FAILED and CANCELLED jobs are
+    /// notified without waiting for files.
+    async fn results_to_fetch(&self, id: &JobId, state: JobState) -> StoreResult<Option<String>> {
+        if state != JobState::Completed || self.staging().is_none() {
+            return Ok(None);
+        }
+        let app = self.inner.store.job(id).await?.and_then(|job| job.app_name);
+        if app.is_none() {
+            // Only a job adopted from a backend that keeps no tags (EMR on EC2) lacks it.
+            error!("the job's app-name is not known, so its results cannot be copied; sending its notice without them");
+            metrics::counter!("results_fetch_skipped_total").increment(1);
+        }
+        Ok(app)
+    }
+
+    /// Copies a COMPLETED job's results into the shared results folder, then delivers
+    /// its notice. A failed copy is retried with the delivery's backoff, and given up
+    /// after `NOTIFY_GIVE_UP_AFTER` like a delivery: the notice never goes without them.
+    async fn fetch_results(&self, row: &NoticeRow) -> StoreResult<()> {
+        let started = now_millis();
+        let id = JobId::parse(&row.job_id);
+        let app = match &id {
+            Some(id) => self.inner.store.job(id).await?.and_then(|job| job.app_name),
+            None => None,
+        };
+        let outcome = match (self.staging(), app) {
+            (Some(staging), Some(app)) => {
+                // A large download may outlast the lease a claim gives.
+                let s = &self.inner.settings;
+                let until = started
+                    + (staging.settings().fetch_timeout + s.timeout + LEASE_MARGIN).as_millis()
+                        as i64;
+                self.inner.store.extend_lease(&row.job_id, until).await?;
+                let outcome = staging.fetch_results(&app).await;
+                if let Ok(fetched) = &outcome {
+                    info!(
+                        app_name = %app,
+                        files = fetched.files,
+                        bytes = fetched.bytes,
+                        target = %staging.results_target(&app).display(),
+                        "results copied into the shared results folder"
+                    );
+                    metrics::counter!("results_fetched_total").increment(1);
+                    metrics::counter!("results_fetched_bytes_total").increment(fetched.bytes);
+                }
+                outcome.map(drop).map_err(|e| (e.kind(), e.to_string()))
+            }
+            // Staging was turned off since the job ended, or the job's app name is gone:
+            // there is nothing to copy from.
+            (staging, _) => {
+                warn!(
+                    staging = staging.is_some(),
+                    "results cannot be copied (staging off, or the job's app name unknown); delivering the notice without them"
+                );
+                Ok(())
+            }
+        };
+        let record = match outcome {
+            Ok(()) => FetchRecord::Fetched,
+            Err((kind, error)) => {
+                metrics::counter!("results_fetch_failures_total", "kind" => kind).increment(1);
+                let first = row.first_fetch_at.unwrap_or(started);
+                let elapsed = Duration::from_millis((started - first).max(0) as u64);
+                let attempt = row.fetch_attempts + 1;
+                if elapsed >= self.inner.settings.give_up_after {
+                    error!(
+                        attempt, error = %error,
+                        "giving up on copying a completed job's results: its notice is not sent, and Multiomix will not learn that this job ended"
+                    );
+                    metrics::counter!("notices_given_up_total").increment(1);
+                    FetchRecord::GivenUp { error }
+                } else {
+                    let wait = self
+                        .inner
+                        .backoff
+                        .after_failure(attempt.clamp(1, u32::MAX as i64) as u32, None);
+                    warn!(attempt, error = %error, retry_in_ms = wait.as_millis() as u64, "results not copied yet; the notice waits for them");
+                    FetchRecord::Retry {
+                        due_at: now_millis() + wait.as_millis() as i64,
+                        error,
+                    }
+                }
+            }
+        };
+        if !self
+            .inner
+            .store
+            .record_fetch(&row.job_id, started, &record)
+            .await?
+        {
+            self.changed_elsewhere("record its results' copy");
+            return Ok(());
+        }
+        if record != FetchRecord::Fetched {
+            return Ok(());
+        }
+        let ready = NoticeRow {
+            status: NoticeStatus::Pending,
+            ..row.clone()
+        };
+        self.deliver(&ready).await
+    }
+
+    /// Once Multiomix has the notice (or answered that the experiment is gone), the job's
+    /// staged datasets are deleted from S3, as Multiomix deletes its own copy. A failure
+    /// is only logged: the README's lifecycle rule removes what is left.
+    async fn remove_datasets(&self, job_id: &str) {
+        let Some(staging) = self.staging() else {
+            return;
+        };
+        if !staging.settings().cleanup_datasets {
+            return;
+        }
+        let Some(id) = JobId::parse(job_id) else {
+            return;
+        };
+        let app = match self.inner.store.job(&id).await {
+            Ok(Some(job)) => job.app_name,
+            Ok(None) => None,
+            Err(e) => {
+                warn!(error = %e, "cannot read the job's app name; its staged datasets stay");
+                return;
+            }
+        };
+        let Some(app) = app else { return };
+        match staging.remove_datasets(&app).await {
+            Ok(removed) => {
+                info!(app_name = %app, removed, "staged datasets deleted");
+                metrics::counter!("datasets_removed_total").increment(removed as u64);
+            }
+            Err(e) => {
+                warn!(app_name = %app, error = %e, "cannot delete the staged datasets; the bucket's lifecycle rule will");
+                metrics::counter!("datasets_removal_failures_total").increment(1);
             }
         }
     }
@@ -395,6 +573,13 @@ impl Notifier {
             .await?
         {
             self.changed_elsewhere("record its delivery attempt");
+            return Ok(());
+        }
+        if matches!(
+            record,
+            AttemptRecord::Delivered | AttemptRecord::Refused { .. }
+        ) {
+            self.remove_datasets(&row.job_id).await;
         }
         Ok(())
     }

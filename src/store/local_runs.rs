@@ -121,6 +121,7 @@ impl Store {
                 backend: LOCAL_BACKEND.to_owned(),
                 created_at: run.created_at,
                 adopted: false,
+                app_name: None,
             };
             super::insert_job(&mut *tx, &job).await?;
         }

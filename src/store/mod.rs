@@ -32,12 +32,15 @@ pub struct JobRecord {
     pub backend: String,
     pub created_at: i64,
     pub adopted: bool,
+    /// The `app-name` argument, when known (not for a job adopted from the backend).
+    pub app_name: Option<String>,
 }
 
 /// Where a notice stands; see the `notices` table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NoticeStatus {
     Waiting,
+    Fetching,
     Pending,
     Delivered,
     Refused,
@@ -49,6 +52,7 @@ impl NoticeStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             NoticeStatus::Waiting => "waiting",
+            NoticeStatus::Fetching => "fetching",
             NoticeStatus::Pending => "pending",
             NoticeStatus::Delivered => "delivered",
             NoticeStatus::Refused => "refused",
@@ -60,6 +64,7 @@ impl NoticeStatus {
     fn parse(raw: &str) -> Self {
         match raw {
             "waiting" => NoticeStatus::Waiting,
+            "fetching" => NoticeStatus::Fetching,
             "pending" => NoticeStatus::Pending,
             "delivered" => NoticeStatus::Delivered,
             "refused" => NoticeStatus::Refused,
@@ -70,7 +75,10 @@ impl NoticeStatus {
 
     /// Whether the notifier still has work to do for it.
     pub fn is_open(self) -> bool {
-        matches!(self, NoticeStatus::Waiting | NoticeStatus::Pending)
+        matches!(
+            self,
+            NoticeStatus::Waiting | NoticeStatus::Fetching | NoticeStatus::Pending
+        )
     }
 }
 
@@ -85,6 +93,9 @@ pub struct NoticeRow {
     pub first_attempt_at: Option<i64>,
     pub last_error: Option<String>,
     pub created_at: i64,
+    /// Tries to copy the job's results into the shared folder, and when the first began.
+    pub fetch_attempts: i64,
+    pub first_fetch_at: Option<i64>,
 }
 
 impl NoticeRow {
@@ -99,6 +110,8 @@ impl NoticeRow {
             first_attempt_at: row.get("first_attempt_at"),
             last_error: row.get("last_error"),
             created_at: row.get("created_at"),
+            fetch_attempts: row.get("fetch_attempts"),
+            first_fetch_at: row.get("first_fetch_at"),
         }
     }
 }
@@ -114,6 +127,7 @@ pub struct Submission {
     /// The `Idempotency-Key` and the request's fingerprint, when it had one.
     pub idempotency: Option<(String, String)>,
     pub created_at: i64,
+    pub app_name: Option<String>,
 }
 
 /// What happened to one delivery attempt, as the store records it.
@@ -125,6 +139,20 @@ pub enum AttemptRecord {
     GivenUp { error: String },
 }
 
+/// What happened to one try to copy a job's results, as the store records it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FetchRecord {
+    /// The results are in place: the notice is delivered next.
+    Fetched,
+    Retry {
+        due_at: i64,
+        error: String,
+    },
+    GivenUp {
+        error: String,
+    },
+}
+
 pub type StoreResult<T> = Result<T, sqlx::Error>;
 
 /// Records a job once; a second record of the same id changes nothing.
@@ -133,8 +161,8 @@ where
     E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
 {
     sqlx::query(
-        "INSERT INTO jobs (id, name, algorithm, backend, created_at, adopted)
-         VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+        "INSERT INTO jobs (id, name, algorithm, backend, created_at, adopted, app_name)
+         VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
     )
     .bind(&job.id)
     .bind(&job.name)
@@ -142,6 +170,7 @@ where
     .bind(&job.backend)
     .bind(job.created_at)
     .bind(job.adopted)
+    .bind(&job.app_name)
     .execute(executor)
     .await?;
     Ok(())
@@ -197,7 +226,8 @@ impl Store {
 
     pub async fn job(&self, id: &JobId) -> StoreResult<Option<JobRecord>> {
         let row = sqlx::query(
-            "SELECT id, name, algorithm, backend, created_at, adopted FROM jobs WHERE id = ?",
+            "SELECT id, name, algorithm, backend, created_at, adopted, app_name
+             FROM jobs WHERE id = ?",
         )
         .bind(id.as_str())
         .fetch_optional(&self.pool)
@@ -209,6 +239,7 @@ impl Store {
             backend: r.get("backend"),
             created_at: r.get("created_at"),
             adopted: r.get("adopted"),
+            app_name: r.get("app_name"),
         }))
     }
 
@@ -284,7 +315,7 @@ impl Store {
     /// state, so neither the reconciler nor a late callback opens them again.
     pub async fn purge_closed_notices(&self, older_than: i64) -> StoreResult<u64> {
         let done = sqlx::query(
-            "DELETE FROM notices WHERE status NOT IN ('waiting', 'pending') AND updated_at < ?",
+            "DELETE FROM notices WHERE status NOT IN ('waiting', 'fetching', 'pending') AND updated_at < ?",
         )
         .bind(older_than)
         .execute(&self.pool)
@@ -301,8 +332,9 @@ impl Store {
         };
         sqlx::query(
             "INSERT INTO submissions
-                (client_token, name, algorithm, backend, idempotency_key, fingerprint, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (client_token) DO NOTHING",
+                (client_token, name, algorithm, backend, idempotency_key, fingerprint, created_at,
+                 app_name)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (client_token) DO NOTHING",
         )
         .bind(&s.client_token)
         .bind(&s.name)
@@ -311,6 +343,7 @@ impl Store {
         .bind(key)
         .bind(fingerprint)
         .bind(s.created_at)
+        .bind(&s.app_name)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -379,6 +412,7 @@ impl Store {
                     .get::<Option<String>, _>("idempotency_key")
                     .zip(r.get::<Option<String>, _>("fingerprint")),
                 created_at: r.get("created_at"),
+                app_name: r.get("app_name"),
             })
             .collect())
     }
@@ -421,7 +455,7 @@ impl Store {
         let done = sqlx::query(
             "INSERT INTO notices (job_id, status, due_at, created_at, updated_at)
              SELECT ?, 'waiting', ?, ?, ?
-             WHERE (SELECT COUNT(*) FROM notices WHERE status IN ('waiting', 'pending')) < ?
+             WHERE (SELECT COUNT(*) FROM notices WHERE status IN ('waiting', 'fetching', 'pending')) < ?
              ON CONFLICT (job_id) DO NOTHING",
         )
         .bind(job_id)
@@ -453,7 +487,7 @@ impl Store {
         let rows = sqlx::query(
             "UPDATE notices SET lease_until = ?
              WHERE job_id IN (SELECT job_id FROM notices
-                              WHERE status IN ('waiting', 'pending') AND due_at <= ?
+                              WHERE status IN ('waiting', 'fetching', 'pending') AND due_at <= ?
                                 AND (lease_until IS NULL OR lease_until <= ?)
                               ORDER BY due_at LIMIT ?)
              RETURNING *",
@@ -481,7 +515,7 @@ impl Store {
     pub async fn next_due(&self) -> StoreResult<Option<i64>> {
         let row = sqlx::query(
             "SELECT MIN(MAX(due_at, COALESCE(lease_until, 0))) AS due FROM notices
-             WHERE status IN ('waiting', 'pending')",
+             WHERE status IN ('waiting', 'fetching', 'pending')",
         )
         .fetch_one(&self.pool)
         .await?;
@@ -489,10 +523,11 @@ impl Store {
     }
 
     pub async fn open_notice_count(&self) -> StoreResult<i64> {
-        let row =
-            sqlx::query("SELECT COUNT(*) AS n FROM notices WHERE status IN ('waiting', 'pending')")
-                .fetch_one(&self.pool)
-                .await?;
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n FROM notices WHERE status IN ('waiting', 'fetching', 'pending')",
+        )
+        .fetch_one(&self.pool)
+        .await?;
         Ok(row.get("n"))
     }
 
@@ -521,19 +556,24 @@ impl Store {
     /// The lease stays: the worker that read the job delivers the notice next, and
     /// [`Store::record_attempt`] frees it. Freeing it here let the outbox claim the same
     /// notice again while it was being delivered, and Multiomix got it twice.
+    ///
+    /// With `fetch_first` the notice is `fetching`: the job's results are to be copied
+    /// into the shared folder before it is delivered (see [`Store::record_fetch`]).
     pub async fn notice_ready(
         &self,
         job_id: &str,
         state: JobState,
         payload: &str,
+        fetch_first: bool,
     ) -> StoreResult<bool> {
         let now = now_millis();
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
-            "UPDATE notices SET status = 'pending', payload = ?, final_state = ?, due_at = ?,
+            "UPDATE notices SET status = ?, payload = ?, final_state = ?, due_at = ?,
                     last_error = NULL, updated_at = ?
              WHERE job_id = ? AND status = 'waiting'",
         )
+        .bind(if fetch_first { "fetching" } else { "pending" })
         .bind(payload)
         .bind(state.as_str())
         .bind(now)
@@ -611,6 +651,72 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Records one try to copy a job's results. `Fetched` makes the notice pending and
+    /// due now, and keeps the lease: the worker that copied the results delivers the
+    /// notice next. False when the notice was no longer fetching (nothing changed).
+    pub async fn record_fetch(
+        &self,
+        job_id: &str,
+        fetch_started: i64,
+        outcome: &FetchRecord,
+    ) -> StoreResult<bool> {
+        let now = now_millis();
+        let done = match outcome {
+            FetchRecord::Fetched => {
+                sqlx::query(
+                    "UPDATE notices SET status = 'pending', due_at = ?, last_error = NULL,
+                            fetch_attempts = fetch_attempts + 1,
+                            first_fetch_at = COALESCE(first_fetch_at, ?),
+                            results_fetched_at = ?, updated_at = ?
+                     WHERE job_id = ? AND status = 'fetching'",
+                )
+                .bind(now)
+                .bind(fetch_started)
+                .bind(now)
+                .bind(now)
+                .bind(job_id)
+                .execute(&self.pool)
+                .await?
+            }
+            FetchRecord::Retry { error, .. } | FetchRecord::GivenUp { error } => {
+                let (status, due_at) = match outcome {
+                    FetchRecord::Retry { due_at, .. } => ("fetching", *due_at),
+                    _ => ("given_up", now),
+                };
+                sqlx::query(
+                    "UPDATE notices SET status = ?, due_at = ?, last_error = ?,
+                            fetch_attempts = fetch_attempts + 1,
+                            first_fetch_at = COALESCE(first_fetch_at, ?),
+                            updated_at = ?, lease_until = NULL
+                     WHERE job_id = ? AND status = 'fetching'",
+                )
+                .bind(status)
+                .bind(due_at)
+                .bind(error)
+                .bind(fetch_started)
+                .bind(now)
+                .bind(job_id)
+                .execute(&self.pool)
+                .await?
+            }
+        };
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Keeps a claimed notice with its worker until `lease_until`: a download of results
+    /// may take longer than the lease a claim gives.
+    pub async fn extend_lease(&self, job_id: &str, lease_until: i64) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE notices SET lease_until = MAX(COALESCE(lease_until, 0), ?)
+             WHERE job_id = ? AND status IN ('waiting', 'fetching', 'pending')",
+        )
+        .bind(lease_until)
+        .bind(job_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Counts of notices by status, for metrics and the operator.
     pub async fn notice_counts(&self) -> StoreResult<Vec<(String, i64)>> {
         let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM notices GROUP BY status")
@@ -642,6 +748,7 @@ mod tests {
             backend: "emr".into(),
             created_at: 1,
             adopted: false,
+            app_name: Some("BBHA_1".into()),
         }
     }
 
@@ -694,7 +801,7 @@ mod tests {
         assert_eq!(s.unfinished_jobs(10).await.unwrap(), ["j1", "j2"]);
         s.open_notice("j1", 0).await.unwrap();
         assert_eq!(s.unfinished_jobs(10).await.unwrap(), ["j2"]);
-        s.notice_ready("j1", JobState::Completed, "{}")
+        s.notice_ready("j1", JobState::Completed, "{}", false)
             .await
             .unwrap();
         let n = s.notice("j1").await.unwrap().unwrap();
@@ -709,7 +816,7 @@ mod tests {
         let lease = t + 60_000;
         s.open_notice("j1", t).await.unwrap();
         assert_eq!(s.claim_due(t, lease, 10).await.unwrap().len(), 1);
-        s.notice_ready("j1", JobState::Completed, "{}")
+        s.notice_ready("j1", JobState::Completed, "{}", false)
             .await
             .unwrap();
         // Due at once now, but still leased: another claim must not take it.
@@ -735,7 +842,9 @@ mod tests {
     async fn attempts_are_counted_and_the_first_attempt_time_is_kept() {
         let (s, _d) = store().await;
         s.open_notice("j1", 0).await.unwrap();
-        s.notice_ready("j1", JobState::Failed, "{}").await.unwrap();
+        s.notice_ready("j1", JobState::Failed, "{}", false)
+            .await
+            .unwrap();
         let retry = AttemptRecord::Retry {
             due_at: 50,
             error: "503".into(),
@@ -764,9 +873,15 @@ mod tests {
         let (s, _d) = store().await;
         s.open_notice("j1", 0).await.unwrap();
         assert!(s.recheck_later("j1", 5, None).await.unwrap());
-        assert!(s.notice_ready("j1", JobState::Failed, "{}").await.unwrap());
+        assert!(s
+            .notice_ready("j1", JobState::Failed, "{}", false)
+            .await
+            .unwrap());
         // Another worker's copy, still 'waiting', changes nothing any more.
-        assert!(!s.notice_ready("j1", JobState::Failed, "{}").await.unwrap());
+        assert!(!s
+            .notice_ready("j1", JobState::Failed, "{}", false)
+            .await
+            .unwrap());
         assert!(!s.recheck_later("j1", 5, None).await.unwrap());
         assert!(!s.notice_abandoned("j1", "x").await.unwrap());
         assert!(s
@@ -793,7 +908,7 @@ mod tests {
             !s.open_notice_within("j1", 0, 10).await.unwrap(),
             "one per job"
         );
-        s.notice_ready("j1", JobState::Completed, "{}")
+        s.notice_ready("j1", JobState::Completed, "{}", false)
             .await
             .unwrap();
         s.record_attempt("j1", 1, &AttemptRecord::Delivered)
@@ -809,7 +924,7 @@ mod tests {
         s.record_job(&job("j1")).await.unwrap();
         s.open_notice("j1", 0).await.unwrap();
         s.open_notice("j2", 0).await.unwrap();
-        s.notice_ready("j1", JobState::Completed, "{}")
+        s.notice_ready("j1", JobState::Completed, "{}", false)
             .await
             .unwrap();
         s.record_attempt("j1", 1, &AttemptRecord::Delivered)
@@ -856,7 +971,7 @@ mod tests {
         s.open_notice("j1", 0).await.unwrap();
         let now = now_millis();
         assert_eq!(s.claim_due(now, now + 60_000, 10).await.unwrap().len(), 1);
-        s.notice_ready("j1", JobState::Completed, "{}")
+        s.notice_ready("j1", JobState::Completed, "{}", false)
             .await
             .unwrap();
         // Due now, but its worker is delivering it: no second worker takes it.
@@ -877,5 +992,91 @@ mod tests {
                 .len(),
             1
         );
+    }
+
+    #[tokio::test]
+    async fn a_fetching_notice_is_open_and_becomes_pending_only_through_a_fetched_record() {
+        let (s, _d) = store().await;
+        s.record_job(&job("j1")).await.unwrap();
+        assert_eq!(
+            s.job(&JobId::parse("j1").unwrap())
+                .await
+                .unwrap()
+                .unwrap()
+                .app_name
+                .as_deref(),
+            Some("BBHA_1")
+        );
+        let now = now_millis();
+        s.open_notice("j1", now).await.unwrap();
+        assert_eq!(s.claim_due(now, now + 60_000, 10).await.unwrap().len(), 1);
+        assert!(s
+            .notice_ready("j1", JobState::Completed, "{}", true)
+            .await
+            .unwrap());
+        let n = s.notice("j1").await.unwrap().unwrap();
+        assert_eq!(n.status, NoticeStatus::Fetching);
+        assert!(n.status.is_open());
+        assert_eq!(s.open_notice_count().await.unwrap(), 1);
+        // A delivery attempt cannot close a notice whose results are not in place.
+        assert!(!s
+            .record_attempt("j1", now, &AttemptRecord::Delivered)
+            .await
+            .unwrap());
+        let retry = FetchRecord::Retry {
+            due_at: now + 5,
+            error: "no result.json".into(),
+        };
+        assert!(s.record_fetch("j1", now, &retry).await.unwrap());
+        // The failed try frees the lease; the notice is claimed again when due.
+        let n = s.notice("j1").await.unwrap().unwrap();
+        assert_eq!(
+            (n.status, n.fetch_attempts, n.first_fetch_at, n.attempts),
+            (NoticeStatus::Fetching, 1, Some(now), 0)
+        );
+        assert_eq!(n.last_error.as_deref(), Some("no result.json"));
+        assert_eq!(
+            s.claim_due(now + 5, now + 60_000, 10).await.unwrap().len(),
+            1
+        );
+        assert!(s
+            .record_fetch("j1", now + 7, &FetchRecord::Fetched)
+            .await
+            .unwrap());
+        let n = s.notice("j1").await.unwrap().unwrap();
+        assert_eq!(
+            (n.status, n.fetch_attempts, n.first_fetch_at, n.last_error),
+            (NoticeStatus::Pending, 2, Some(now), None)
+        );
+        // Still leased by the worker that fetched: it delivers next.
+        assert!(s
+            .claim_due(now_millis(), now + 60_000, 10)
+            .await
+            .unwrap()
+            .is_empty());
+        assert!(!s
+            .record_fetch("j1", now, &FetchRecord::Fetched)
+            .await
+            .unwrap());
+        assert!(s
+            .record_attempt("j1", now, &AttemptRecord::Delivered)
+            .await
+            .unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_fetch_given_up_closes_the_notice() {
+        let (s, _d) = store().await;
+        s.open_notice("j1", 0).await.unwrap();
+        s.notice_ready("j1", JobState::Completed, "{}", true)
+            .await
+            .unwrap();
+        let given_up = FetchRecord::GivenUp {
+            error: "AccessDenied".into(),
+        };
+        assert!(s.record_fetch("j1", 1, &given_up).await.unwrap());
+        let n = s.notice("j1").await.unwrap().unwrap();
+        assert_eq!(n.status, NoticeStatus::GivenUp);
+        assert_eq!(s.open_notice_count().await.unwrap(), 0);
     }
 }

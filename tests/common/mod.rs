@@ -2,6 +2,8 @@
 //! fake Multiomix that speak the real wire protocols.
 #![allow(dead_code)]
 
+pub mod moto;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -126,54 +128,6 @@ pub async fn create_virtual_cluster(client: &aws_sdk_emrcontainers::Client) -> S
         .id()
         .unwrap()
         .to_owned()
-}
-
-/// A moto server on a free loopback port, stopped when dropped.
-pub struct Moto {
-    pub url: String,
-    _child: tokio::process::Child,
-}
-
-/// Starts moto from the test virtualenv (or `MOTO_SERVER`); `None`, and the test is
-/// skipped with a message, on a machine without it; a failure under CI.
-pub async fn moto() -> Option<Moto> {
-    let bin = match std::env::var("MOTO_SERVER") {
-        Ok(path) => std::path::PathBuf::from(path),
-        Err(_) => {
-            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/moto_server")
-        }
-    };
-    if !bin.exists() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "moto_server not found: CI must run these tests (set MOTO_SERVER or run dev/test.sh)"
-        );
-        eprintln!("skipping: moto_server not found (run dev/test.sh, or set MOTO_SERVER)");
-        return None;
-    }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = tokio::process::Command::new(&bin)
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-    let url = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while http.get(format!("{url}/moto-api/")).send().await.is_err() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "moto_server did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Some(Moto { url, _child: child })
 }
 
 pub async fn spawn_app() -> TestApp {

@@ -18,7 +18,8 @@ use multiomix_fakes::{FakeEmr, FakeEmrEc2, FakeEmrServerless, RunState, StepStat
 use serde_json::Value;
 use tokio::sync::mpsc::{self, UnboundedReceiver};
 
-use crate::common::{create_virtual_cluster, emr_client, moto, sdk_config, Moto};
+use crate::common::moto::{moto, Moto};
+use crate::common::{create_virtual_cluster, emr_client, sdk_config};
 use crate::harness::{driver_env, Abilities, Ending, Peer, Submitted, ROLE, WAIT};
 
 const BUCKET: &str = "multiomix-bucket";

@@ -1,6 +1,5 @@
-//! Data staging through S3 (`DATA_STAGING=s3`): a job on EMR sees neither of Multiomix's
-//! shared folders, so the datasets a request names are copied from the service's mount of
-//! the datasets folder to `S3_DATASETS_PREFIX` before the job starts.
+//! The way in: the datasets a request names are copied from the service's mount of
+//! Multiomix's datasets folder to `S3_DATASETS_PREFIX` before the job starts.
 //!
 //! Only the files named by [`STAGED_ARGUMENTS`] are uploaded, each under the same relative
 //! path it has in the shared folder, and only from inside that folder: a path with `..`,
@@ -8,18 +7,15 @@
 //! argument that named it.
 
 use std::path::{Component, Path, PathBuf};
-use std::time::Duration;
 
-use aws_config::{retry::RetryConfig, timeout::TimeoutConfig, BehaviorVersion, Region};
-use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::SdkError;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
-use aws_sdk_s3::Client;
 use base64::Engine;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 
-use crate::config::{S3Location, StagingSettings};
+use super::{failure, hex, Failure, Staging};
 use crate::job::{FieldError, JobSpec};
 
 /// The request arguments that name a dataset file, relative to `SHARED_DATASETS_DIR`.
@@ -74,53 +70,33 @@ pub enum StageError {
     },
 }
 
-/// Uploads a job's datasets.
-#[derive(Clone, Debug)]
-pub struct DatasetStager {
-    client: Client,
-    datasets_dir: PathBuf,
-    target: S3Location,
-}
-
-impl DatasetStager {
-    /// Builds the S3 client from the standard AWS chain like the EMR clients; against
-    /// `AWS_ENDPOINT_URL` it uses path-style addressing, as emulators need.
-    pub async fn connect(settings: &StagingSettings) -> Self {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .region(Region::new(settings.region.clone()))
-            .retry_config(RetryConfig::standard().with_max_attempts(3))
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(3).min(settings.call_timeout))
-                    .operation_timeout(settings.call_timeout)
-                    .build(),
-            );
-        if let Some(url) = &settings.endpoint_url {
-            loader = loader.endpoint_url(url);
-        }
-        let sdk = loader.load().await;
-        let s3 = aws_sdk_s3::config::Builder::from(&sdk)
-            .force_path_style(settings.endpoint_url.is_some())
-            .build();
-        Self::with_client(Client::from_conf(s3), settings)
-    }
-
-    /// Uses a client built elsewhere (tests give one with fixed credentials).
-    pub fn with_client(client: Client, settings: &StagingSettings) -> Self {
-        DatasetStager {
-            client,
-            datasets_dir: settings.datasets_dir.clone(),
-            target: settings.datasets.clone(),
-        }
-    }
-
-    /// The files `spec` names, checked: each is a file inside `SHARED_DATASETS_DIR`.
+impl Staging {
+    /// The files `spec` names, checked: each is a file inside `SHARED_DATASETS_DIR`, in
+    /// the folder of the job's `app-name`, which must be one plain folder name. The job's
+    /// pods copy only `datasets/<app-name>/`, its results come back under
+    /// `results/<app-name>/`, and its datasets are deleted by that prefix.
     pub fn files(&self, spec: &JobSpec) -> Result<Vec<StagedFile>, FilesError> {
+        let app = spec.app_name().unwrap_or_default();
+        let app_field = spec
+            .arguments
+            .iter()
+            .position(|(name, _)| name == "app-name")
+            .map(|i| format!("entrypoint_arguments[{i}].value"))
+            .unwrap_or_else(|| "entrypoint_arguments".into());
+        if !super::is_safe_app_name(app) {
+            return Err(FilesError::Invalid(FieldError {
+                field: app_field,
+                message: format!(
+                    "app-name '{app}' must be one folder name (letters, digits, '.', '_' and \
+                     '-', at most 255) when datasets are staged in S3"
+                ),
+            }));
+        }
         // Checked at start-up; a mount that has gone since is the service's problem.
-        let root = self.datasets_dir.canonicalize().map_err(|e| {
+        let root = self.settings.datasets_dir.canonicalize().map_err(|e| {
             FilesError::Folder(format!(
                 "the shared datasets folder '{}' cannot be read: {e}",
-                self.datasets_dir.display()
+                self.settings.datasets_dir.display()
             ))
         })?;
         let mut files = Vec::new();
@@ -156,6 +132,17 @@ impl DatasetStager {
             if !local.is_file() {
                 return Err(refuse("is not a file".into()));
             }
+            if relative
+                .components()
+                .find(|c| matches!(c, Component::Normal(_)))
+                != Some(Component::Normal(app.as_ref()))
+                || !local.starts_with(root.join(app))
+            {
+                return Err(refuse(format!(
+                    "must be in the folder of app-name '{app}/': the job's pods are given \
+                     only that folder"
+                )));
+            }
             let key = relative
                 .components()
                 .filter_map(|c| match c {
@@ -175,7 +162,7 @@ impl DatasetStager {
 
     /// The object key of a file.
     pub fn key(&self, file: &StagedFile) -> String {
-        format!("{}{}", self.target.prefix, file.relative)
+        format!("{}{}", self.settings.datasets.prefix, file.relative)
     }
 
     /// Uploads every file, one after the other; the first failure stops and says which.
@@ -190,7 +177,7 @@ impl DatasetStager {
 
     async fn upload_one(&self, file: &StagedFile) -> Result<(), StageError> {
         let key = self.key(file);
-        let target = format!("s3://{}/{key}", self.target.bucket);
+        let target = format!("s3://{}/{key}", self.settings.datasets.bucket);
         self.put(file, &key).await.map_err(|failure| {
             let (argument, relative) = (file.argument.clone(), file.relative.clone());
             match failure {
@@ -224,7 +211,7 @@ impl DatasetStager {
         match self
             .client
             .head_object()
-            .bucket(&self.target.bucket)
+            .bucket(&self.settings.datasets.bucket)
             .key(key)
             .send()
             .await
@@ -253,7 +240,7 @@ impl DatasetStager {
                 .map_err(|e| Failure::Read(std::io::Error::other(e)))?;
             self.client
                 .put_object()
-                .bucket(&self.target.bucket)
+                .bucket(&self.settings.datasets.bucket)
                 .key(key)
                 .metadata(SHA256_METADATA, &hex)
                 .checksum_algorithm(ChecksumAlgorithm::Sha256)
@@ -279,7 +266,7 @@ impl DatasetStager {
         let created = self
             .client
             .create_multipart_upload()
-            .bucket(&self.target.bucket)
+            .bucket(&self.settings.datasets.bucket)
             .key(key)
             .metadata(SHA256_METADATA, hex)
             .checksum_algorithm(ChecksumAlgorithm::Sha256)
@@ -293,7 +280,7 @@ impl DatasetStager {
             let _ = self
                 .client
                 .abort_multipart_upload()
-                .bucket(&self.target.bucket)
+                .bucket(&self.settings.datasets.bucket)
                 .key(key)
                 .upload_id(&upload_id)
                 .send()
@@ -323,7 +310,7 @@ impl DatasetStager {
             let part = self
                 .client
                 .upload_part()
-                .bucket(&self.target.bucket)
+                .bucket(&self.settings.datasets.bucket)
                 .key(key)
                 .upload_id(upload_id)
                 .part_number(number)
@@ -344,7 +331,7 @@ impl DatasetStager {
         }
         self.client
             .complete_multipart_upload()
-            .bucket(&self.target.bucket)
+            .bucket(&self.settings.datasets.bucket)
             .key(key)
             .upload_id(upload_id)
             .multipart_upload(
@@ -356,32 +343,6 @@ impl DatasetStager {
             .await
             .map_err(|e| failure(e, "CompleteMultipartUpload"))?;
         Ok(())
-    }
-}
-
-enum Failure {
-    /// S3 was not reached, or did not answer in time.
-    Unavailable(String),
-    /// S3 answered with a refusal.
-    Refused(String),
-    Read(std::io::Error),
-}
-
-fn failure<E, R>(e: SdkError<E, R>, call: &str) -> Failure
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug,
-{
-    match &e {
-        SdkError::ServiceError(service) => Failure::Refused(format!(
-            "{call}: {} {}",
-            service.err().code().unwrap_or("error"),
-            service.err().message().unwrap_or_default()
-        )),
-        _ => Failure::Unavailable(format!(
-            "{call}: {}",
-            aws_sdk_s3::error::DisplayErrorContext(&e)
-        )),
     }
 }
 
@@ -399,8 +360,4 @@ async fn sha256_of(path: &Path) -> std::io::Result<([u8; 32], u64)> {
         size += n as u64;
     }
     Ok((hasher.finalize().into(), size))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -1,0 +1,109 @@
+//! Data staging through S3 (`DATA_STAGING=s3`). A job on EMR sees neither of Multiomix's
+//! shared folders, so the service carries the files: the datasets a request names go up
+//! to S3 before the job starts ([`datasets`]), and a completed job's results come down
+//! into the shared results folder before its notice is sent ([`results`]).
+//!
+//! One S3 client serves both, built from the standard AWS chain like the EMR clients.
+
+pub mod datasets;
+
+pub mod results;
+
+pub use datasets::{FilesError, StageError, StagedFile, MULTIPART_PART_BYTES, STAGED_ARGUMENTS};
+
+pub use results::{is_safe_app_name, FetchError, Fetched};
+
+use std::time::Duration;
+
+use aws_config::{retry::RetryConfig, timeout::TimeoutConfig, BehaviorVersion, Region};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::Client;
+
+use crate::config::StagingSettings;
+
+/// Moves a job's files between Multiomix's shared folders and S3.
+#[derive(Clone, Debug)]
+pub struct Staging {
+    client: Client,
+    settings: StagingSettings,
+}
+
+impl Staging {
+    /// Builds the S3 client from the standard AWS chain like the EMR clients; against
+    /// `AWS_ENDPOINT_URL` it uses path-style addressing, as emulators need.
+    ///
+    /// The operation timeout bounds each call up to its answer's headers; a body being
+    /// streamed (a large upload part, a large result) is bounded by the caller instead,
+    /// since a per-attempt timeout would cut a large transfer that is making progress.
+    pub async fn connect(settings: &StagingSettings) -> Self {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(settings.region.clone()))
+            .retry_config(RetryConfig::standard().with_max_attempts(3))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(3).min(settings.call_timeout))
+                    .operation_timeout(settings.call_timeout)
+                    .build(),
+            );
+        if let Some(url) = &settings.endpoint_url {
+            loader = loader.endpoint_url(url);
+        }
+        let sdk = loader.load().await;
+        let s3 = aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(settings.endpoint_url.is_some())
+            .build();
+        Self::with_client(Client::from_conf(s3), settings)
+    }
+
+    /// Uses a client built elsewhere (tests give one with fixed credentials).
+    pub fn with_client(client: Client, settings: &StagingSettings) -> Self {
+        Staging {
+            client,
+            settings: settings.clone(),
+        }
+    }
+
+    pub fn settings(&self) -> &StagingSettings {
+        &self.settings
+    }
+}
+
+pub(crate) enum Failure {
+    /// S3 was not reached, or did not answer in time.
+    Unavailable(String),
+    /// S3 answered with a refusal.
+    Refused(String),
+    Read(std::io::Error),
+}
+
+impl Failure {
+    /// The failure in words, for an answer or a log line.
+    pub(crate) fn describe(self) -> String {
+        match self {
+            Failure::Unavailable(why) | Failure::Refused(why) => why,
+            Failure::Read(e) => format!("cannot read the file: {e}"),
+        }
+    }
+}
+
+pub(crate) fn failure<E, R>(e: SdkError<E, R>, call: &str) -> Failure
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    match &e {
+        SdkError::ServiceError(service) => Failure::Refused(format!(
+            "{call}: {} {}",
+            service.err().code().unwrap_or("error"),
+            service.err().message().unwrap_or_default()
+        )),
+        _ => Failure::Unavailable(format!(
+            "{call}: {}",
+            aws_sdk_s3::error::DisplayErrorContext(&e)
+        )),
+    }
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,502 @@
+//! The whole data path with `DATA_STAGING=s3`, against moto's S3 server (a peer nobody
+//! here wrote) and the fake EMR backends: a Multiomix-shaped experiment's datasets reach
+//! `datasets/<app-name>/` before its job starts; "the job" (this test, playing the job
+//! package or the pod's sidecar) reads them there and writes its results under
+//! `results/<app-name>/`; the results are in the shared results folder **before** the
+//! notice reaches the fake Multiomix, which looks at the folder the moment the notice
+//! arrives; afterwards the datasets are deleted and nothing else was touched.
+//!
+//! moto's own EMR servers cannot end a run the way these cases need (emr-containers never
+//! ends one, emr-serverless starts them already ended), so the EMR side is the fakes,
+//! which speak the real wire protocols to the real SDKs.
+
+#[path = "common/mod.rs"]
+mod common;
+#[path = "conformance/harness.rs"]
+#[allow(dead_code)]
+mod harness;
+#[path = "conformance/peers.rs"]
+#[allow(dead_code)]
+mod peers;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_s3::primitives::ByteStream;
+use common::moto::{moto, s3_client, Moto};
+use harness::{Ending, Peer, WAIT};
+use multiomix_aws_emr::app::Application;
+use multiomix_aws_emr::config::Config;
+use multiomix_aws_emr::staging::Staging;
+use multiomix_fakes::FakeMultiomix;
+use serde_json::{json, Value};
+use tempfile::TempDir;
+
+const BUCKET: &str = "multiomix-bucket";
+const APP: &str = "BBHA_42";
+
+/// The service with staging on, in front of one backend peer, moto's S3 and a fake
+/// Multiomix that lists the shared results folder of `APP` as each notice arrives.
+struct Handoff {
+    peer: Arc<dyn Peer>,
+    base: String,
+    http: reqwest::Client,
+    multiomix: FakeMultiomix,
+    s3: aws_sdk_s3::Client,
+    datasets: PathBuf,
+    results: PathBuf,
+    _dir: TempDir,
+    _moto: Moto,
+    _task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+/// Every file under `dir`, by its path below it, with its content; hidden entries too.
+fn files_under(dir: &Path) -> BTreeMap<String, String> {
+    let mut found = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(at) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&at) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let name = path.strip_prefix(dir).unwrap().display().to_string();
+                let content = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into();
+                found.insert(name, content);
+            }
+        }
+    }
+    found
+}
+
+fn entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+impl Handoff {
+    async fn start(peer: Arc<dyn Peer>, extra: &[(&str, &str)]) -> Option<Handoff> {
+        let moto = moto().await?;
+        let s3 = s3_client(&moto.url);
+        s3.create_bucket()
+            .bucket(BUCKET)
+            .send()
+            .await
+            .expect("CreateBucket");
+        let dir = tempfile::tempdir().unwrap();
+        let datasets = dir.path().join("data-spark");
+        let results = dir.path().join("results-spark");
+        std::fs::create_dir_all(&datasets).unwrap();
+        std::fs::create_dir_all(&results).unwrap();
+
+        let observed_folder = results.join(APP);
+        let multiomix = FakeMultiomix::builder()
+            .observe(move |_, _| json!(files_under(&observed_folder)))
+            .start()
+            .await;
+        let mut vars: BTreeMap<String, String> = [
+            ("HOST", "127.0.0.1".to_owned()),
+            ("PORT", "0".to_owned()),
+            ("MULTIOMIX_URL", format!("{}/", multiomix.url())),
+            (
+                "DATABASE_URL",
+                format!("sqlite:{}/store.db", dir.path().display()),
+            ),
+            ("SLEEP_TIME", "0.05".to_owned()),
+            ("POLL_INTERVAL", "0.05".to_owned()),
+            ("NOTIFY_INITIAL_BACKOFF", "0.05".to_owned()),
+            ("NOTIFY_MAX_BACKOFF", "0.2".to_owned()),
+            ("NOTIFY_TIMEOUT", "2".to_owned()),
+            ("RECONCILE_INTERVAL", "3600".to_owned()),
+            ("DATA_STAGING", "s3".to_owned()),
+            ("SHARED_DATASETS_DIR", datasets.display().to_string()),
+            ("SHARED_RESULTS_DIR", results.display().to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        vars.extend(peer.vars(dir.path()));
+        vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let config = Config::from_vars(vars).expect("a valid configuration");
+        let staging = config.staging.clone().expect("staging is on");
+        let (backend, ended) = peer.connect(&config).await;
+        let mut app = Application::build_with_backend(config, backend)
+            .await
+            .expect("the app builds")
+            .with_staging(Staging::with_client(s3_client(&moto.url), &staging));
+        if let Some(ended) = ended {
+            app.forward_ended_jobs(ended);
+        }
+        let base = format!("http://{}", app.local_addr());
+        let task = tokio::spawn(app.run_until_stopped(std::future::pending()));
+        Some(Handoff {
+            peer,
+            base,
+            http: reqwest::Client::new(),
+            multiomix,
+            s3,
+            datasets,
+            results,
+            _dir: dir,
+            _moto: moto,
+            _task: task,
+        })
+    }
+
+    /// Multiomix's request for `APP`, its datasets written to the shared folder first.
+    async fn submit(&self) -> String {
+        let write = |relative: &str, content: &str| {
+            let path = self.datasets.join(relative);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, content).unwrap();
+        };
+        write(
+            &format!("{APP}/molecules.csv"),
+            "molecule,s1,s2\nBRCA1,0.5,0.7\n",
+        );
+        write(
+            &format!("{APP}/clinical.csv"),
+            "sample,time,event\ns1,10,1\ns2,4,0\n",
+        );
+        write(&format!("{APP}/notes.txt"), "not asked for");
+        let body = json!({"name": "JobforFSExperiment42", "algorithm": 1,
+            "entrypoint_arguments": [
+                {"name": "app-name", "value": APP},
+                {"name": "molecules-dataset", "value": format!("{APP}/molecules.csv")},
+                {"name": "clinical-dataset", "value": format!("{APP}/clinical.csv")},
+                {"name": "model", "value": "svm"},
+                {"name": "n-stars", "value": 15}]});
+        common::submit_job(&self.http, &self.base, &body).await
+    }
+
+    async fn put(&self, key: &str, body: &str) {
+        self.s3
+            .put_object()
+            .bucket(BUCKET)
+            .key(key)
+            .body(ByteStream::from(body.as_bytes().to_vec()))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("PutObject {key}: {e:?}"));
+    }
+
+    async fn get(&self, key: &str) -> String {
+        let object = self
+            .s3
+            .get_object()
+            .bucket(BUCKET)
+            .key(key)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GetObject {key}: {e:?}"));
+        String::from_utf8(object.body.collect().await.unwrap().to_vec()).unwrap()
+    }
+
+    async fn keys(&self) -> Vec<String> {
+        let listed = self
+            .s3
+            .list_objects_v2()
+            .bucket(BUCKET)
+            .send()
+            .await
+            .expect("ListObjectsV2");
+        let mut keys: Vec<String> = listed
+            .contents()
+            .iter()
+            .filter_map(|o| o.key().map(str::to_owned))
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    /// Ends the run as the backend would, and calls the service as the EMR on EKS
+    /// sidecar does where the peer needs it.
+    async fn end(&self, id: &str, ending: Ending) {
+        self.peer.end(id, ending).await;
+        if self.peer.abilities().needs_callback {
+            let status = self
+                .http
+                .patch(format!("{}/job/{id}", self.base))
+                .json(&json!({"state": "Terminated"}))
+                .send()
+                .await
+                .unwrap()
+                .status();
+            assert_eq!(status, 204);
+        }
+    }
+
+    async fn notice_view(&self, id: &str) -> Value {
+        let job: Value = self
+            .http
+            .get(format!("{}/job/{id}", self.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        job["notice"].clone()
+    }
+
+    /// Reads the job until its notice matches `wanted`.
+    async fn notice_until(&self, id: &str, wanted: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let notice = self.notice_view(id).await;
+            if wanted(&notice) {
+                return notice;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the notice never got there; last seen {notice}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Plays the job: reads its datasets from S3, then writes its results under
+    /// `results/<app>/`, `result.json` last as the job package and the sidecar do.
+    async fn run_the_job(&self, with_result: bool) -> BTreeMap<String, String> {
+        let molecules = self.get(&format!("datasets/{APP}/molecules.csv")).await;
+        let first_molecule = molecules.lines().nth(1).unwrap().split(',').next().unwrap();
+        let results = BTreeMap::from([
+            ("times.json".to_owned(), "[[1, 0.61, 2.5]]".to_owned()),
+            (
+                "model/model.pkl".to_owned(),
+                "\u{80}\u{4}pickled model".to_owned(),
+            ),
+            (
+                "result.json".to_owned(),
+                format!(r#"{{"features": ["{first_molecule}"], "fitness": 0.61}}"#),
+            ),
+        ]);
+        for (name, content) in &results {
+            if name != "result.json" {
+                self.put(&format!("results/{APP}/{name}"), content).await;
+            }
+        }
+        if with_result {
+            self.put(
+                &format!("results/{APP}/result.json"),
+                &results["result.json"],
+            )
+            .await;
+        }
+        results
+    }
+}
+
+/// The case every staged backend passes: datasets in, job, results in the shared folder,
+/// notice, datasets gone; nothing else read or written.
+async fn the_data_path(peer: Arc<dyn Peer>) {
+    let Some(h) = Handoff::start(peer, &[]).await else {
+        return;
+    };
+    // Another experiment's files, which must stay untouched.
+    h.put("datasets/BBHA_7/molecules.csv", "theirs").await;
+    h.put("results/BBHA_7/result.json", "theirs").await;
+    // An older copy of this experiment's results, to be replaced whole.
+    std::fs::create_dir_all(h.results.join(APP)).unwrap();
+    std::fs::write(h.results.join(APP).join("stale.json"), "old").unwrap();
+
+    let id = h.submit().await;
+    let submitted = h
+        .peer
+        .submitted(h._dir.path(), &id, "JobforFSExperiment42")
+        .await;
+    let staged = h.keys().await;
+    assert!(
+        staged.contains(&format!("datasets/{APP}/molecules.csv"))
+            && staged.contains(&format!("datasets/{APP}/clinical.csv"))
+            && !staged.contains(&format!("datasets/{APP}/notes.txt")),
+        "{staged:?}"
+    );
+    if h.peer.abilities().needs_callback {
+        // EMR on EKS: the pods find the app name on the driver pod.
+        assert!(
+            submitted.parameters.contains(&format!(
+                "--conf spark.kubernetes.driver.annotation.multiomix-aws-emr/app-name={APP}"
+            )),
+            "{}",
+            submitted.parameters
+        );
+    } else {
+        // The job itself reads and writes S3.
+        assert_eq!(
+            submitted
+                .driver_env
+                .get("DATASETS_PATH")
+                .map(String::as_str),
+            Some("s3://multiomix-bucket/datasets/"),
+            "{:?}",
+            submitted.driver_env
+        );
+        assert_eq!(
+            submitted.driver_env.get("RESULTS_PATH").map(String::as_str),
+            Some("s3://multiomix-bucket/results/")
+        );
+    }
+
+    let written = h.run_the_job(true).await;
+    h.end(&id, Ending::Completed).await;
+    let notices = h.multiomix.wait_for_notices(1, WAIT).await.unwrap();
+    assert_eq!(notices[0].body["state"], "COMPLETED");
+    assert_eq!(
+        notices[0].observed,
+        json!(written),
+        "when the notice arrived, the shared folder held exactly the job's results"
+    );
+    assert_eq!(
+        written["result.json"], r#"{"features": ["BRCA1"], "fitness": 0.61}"#,
+        "the job read the staged dataset"
+    );
+
+    let notice = h.notice_until(&id, |n| n["status"] == "delivered").await;
+    assert_eq!(notice["resultsFetchAttempts"], 1, "{notice}");
+    // The staged datasets go once Multiomix has its notice; the rest stays.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while h
+        .keys()
+        .await
+        .iter()
+        .any(|k| k.starts_with("datasets/BBHA_42/"))
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "datasets never deleted"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let mut expected: Vec<String> = written
+        .keys()
+        .map(|name| format!("results/{APP}/{name}"))
+        .chain([
+            "datasets/BBHA_7/molecules.csv".to_owned(),
+            "results/BBHA_7/result.json".to_owned(),
+        ])
+        .collect();
+    expected.sort();
+    assert_eq!(h.keys().await, expected);
+    assert_eq!(
+        entries(&h.results),
+        [APP],
+        "no other folder, and no hidden download left in the results folder"
+    );
+    assert_eq!(files_under(&h.results.join(APP)), written);
+    assert_eq!(h.multiomix.count(), 1);
+}
+
+#[tokio::test]
+async fn emr_on_eks_results_are_in_the_shared_folder_before_the_notice() {
+    the_data_path(peers::fake_eks().await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn emr_serverless_results_are_in_the_shared_folder_before_the_notice() {
+    the_data_path(peers::fake_serverless().await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn emr_on_ec2_results_are_in_the_shared_folder_before_the_notice() {
+    the_data_path(peers::fake_ec2().await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn results_not_there_yet_are_fetched_again_and_the_notice_waits_for_them() {
+    let Some(h) = Handoff::start(peers::fake_eks().await.unwrap(), &[]).await else {
+        return;
+    };
+    let id = h.submit().await;
+    // The driver ended, but its sidecar has not uploaded `result.json` yet.
+    let written = h.run_the_job(false).await;
+    h.end(&id, Ending::Completed).await;
+    let notice = h
+        .notice_until(&id, |n| {
+            n["status"] == "fetching" && n["resultsFetchAttempts"].as_i64() >= Some(2)
+        })
+        .await;
+    let error = notice["lastError"].as_str().unwrap();
+    assert!(
+        error.contains("result.json") && error.contains("s3://multiomix-bucket/results/BBHA_42/"),
+        "{error}"
+    );
+    assert_eq!(h.multiomix.count(), 0, "no notice without its results");
+    assert!(
+        !h.results.join(APP).exists(),
+        "no half folder: {:?}",
+        entries(&h.results)
+    );
+
+    h.put(
+        &format!("results/{APP}/result.json"),
+        &written["result.json"],
+    )
+    .await;
+    let notices = h.multiomix.wait_for_notices(1, WAIT).await.unwrap();
+    assert_eq!(notices[0].observed, json!(written));
+    let notice = h.notice_until(&id, |n| n["status"] == "delivered").await;
+    assert!(
+        notice["resultsFetchAttempts"].as_i64() >= Some(3),
+        "{notice}"
+    );
+    assert_eq!(notice["attempts"], 1, "{notice}");
+}
+
+#[tokio::test]
+async fn failed_jobs_are_notified_without_waiting_for_files() {
+    let Some(h) = Handoff::start(peers::fake_eks().await.unwrap(), &[]).await else {
+        return;
+    };
+    let id = h.submit().await;
+    h.end(&id, Ending::Failed).await;
+    let notices = h.multiomix.wait_for_notices(1, WAIT).await.unwrap();
+    assert_eq!(notices[0].body["state"], "FAILED");
+    assert_eq!(notices[0].observed, json!({}), "nothing to read");
+    let notice = h.notice_until(&id, |n| n["status"] == "delivered").await;
+    assert_eq!(notice["resultsFetchAttempts"], 0, "{notice}");
+    // Multiomix is done with the experiment: its datasets go too.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !h.keys().await.is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "datasets never deleted"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+#[tokio::test]
+async fn with_clean_up_off_the_datasets_stay() {
+    let Some(h) = Handoff::start(
+        peers::fake_eks().await.unwrap(),
+        &[("DATASETS_CLEANUP", "off")],
+    )
+    .await
+    else {
+        return;
+    };
+    let id = h.submit().await;
+    let written = h.run_the_job(true).await;
+    h.end(&id, Ending::Completed).await;
+    h.notice_until(&id, |n| n["status"] == "delivered").await;
+    assert_eq!(files_under(&h.results.join(APP)), written);
+    // The deletion happens right after the delivery is recorded, so it would be done by
+    // the time the answer of a second request is: GET /job again first.
+    h.notice_view(&id).await;
+    let keys = h.keys().await;
+    assert!(
+        keys.contains(&format!("datasets/{APP}/molecules.csv"))
+            && keys.contains(&format!("datasets/{APP}/clinical.csv")),
+        "{keys:?}"
+    );
+}
