@@ -37,6 +37,9 @@ pub struct Application {
     listener: TcpListener,
     state: AppState,
     reconciler: Reconciler,
+    /// The ended jobs of a backend that reports them itself; see
+    /// [`Application::forward_ended_jobs`].
+    ended: Option<mpsc::UnboundedReceiver<JobId>>,
 }
 
 impl Application {
@@ -89,7 +92,7 @@ impl Application {
                 )
                 .await
                 .context("cannot set up the local backend")?;
-                let app = Self::assemble(config, Arc::new(backend), store).await?;
+                let mut app = Self::assemble(config, Arc::new(backend), store).await?;
                 app.forward_ended_jobs(ended_rx);
                 Ok(app)
             }
@@ -107,21 +110,13 @@ impl Application {
 
     /// Opens the job-end notice of every job received on `ended`, at once: for a backend
     /// that knows itself when its jobs end (the local one), instead of a sidecar's
-    /// callback. Runs until every sender is gone. A notice that cannot be opened now
+    /// callback. The forwarding runs, supervised like the outbox, from
+    /// [`Application::run_until_stopped`] until the service stops; every sender gone
+    /// before then is a failure (`/ready` fails). A notice that cannot be opened now
     /// (outbox full, store error) is left to the reconciler, which finds the job among
     /// the unfinished ones.
-    pub fn forward_ended_jobs(&self, mut ended: mpsc::UnboundedReceiver<JobId>) {
-        let notifier = self.state.notifier.clone();
-        tokio::spawn(async move {
-            while let Some(id) = ended.recv().await {
-                match notifier.request(&id, Duration::ZERO).await {
-                    Ok(outcome) => debug!(job_id = %id, ?outcome, "job ended; notice requested"),
-                    Err(e) => {
-                        warn!(job_id = %id, error = %e, "cannot open the notice of an ended job now; the reconciler will")
-                    }
-                }
-            }
-        });
+    pub fn forward_ended_jobs(&mut self, ended: mpsc::UnboundedReceiver<JobId>) {
+        self.ended = Some(ended);
     }
 
     async fn assemble(
@@ -172,6 +167,7 @@ impl Application {
             listener,
             state,
             reconciler,
+            ended: None,
         })
     }
 
@@ -208,8 +204,9 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves: then stops accepting, lets requests in flight
-    /// finish (each is bounded by the request timeout), and stops the outbox and the
-    /// reconciler at a safe point.
+    /// finish (each is bounded by the request timeout), and stops the background tasks
+    /// (the outbox, the reconciler, the forwarding of ended jobs, the metrics upkeep) at
+    /// a safe point.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -222,25 +219,37 @@ impl Application {
         log_start(&config, self.local_addr(), self.state.backend.kind());
 
         let readiness = self.state.readiness.clone();
-        let outbox = supervise(
-            "notice outbox",
-            tokio::spawn(
-                self.state
-                    .notifier
-                    .clone()
-                    .run_until_stopped(stopped(stop_rx.clone())),
+        let supervised = |name, task| supervise(name, task, stop_rx.clone(), readiness.clone());
+        let mut background = vec![
+            supervised(
+                "notice outbox",
+                tokio::spawn(
+                    self.state
+                        .notifier
+                        .clone()
+                        .run_until_stopped(stopped(stop_rx.clone())),
+                ),
             ),
-            stop_rx.clone(),
-            readiness.clone(),
-        );
-        let reconciler = supervise(
-            "reconciler",
-            tokio::spawn(self.reconciler.run_until_stopped(stopped(stop_rx.clone()))),
-            stop_rx.clone(),
-            readiness,
-        );
+            supervised(
+                "reconciler",
+                tokio::spawn(self.reconciler.run_until_stopped(stopped(stop_rx.clone()))),
+            ),
+        ];
+        if let Some(ended) = self.ended {
+            background.push(supervised(
+                "ended-jobs forwarder",
+                tokio::spawn(forward_ended(
+                    self.state.notifier.clone(),
+                    ended,
+                    stopped(stop_rx.clone()),
+                )),
+            ));
+        }
         if let Some(handle) = self.state.metrics.clone() {
-            tokio::spawn(telemetry::run_upkeep(handle, stopped(stop_rx)));
+            background.push(supervised(
+                "metrics upkeep",
+                tokio::spawn(telemetry::run_upkeep(handle, stopped(stop_rx.clone()))),
+            ));
         }
 
         let app = api::router(self.state);
@@ -255,8 +264,9 @@ impl Application {
         info!("no longer accepting requests; stopping background work");
         let _ = stop_tx.send(true);
         let background = async {
-            let _ = outbox.await;
-            let _ = reconciler.await;
+            for task in background {
+                let _ = task.await;
+            }
         };
         if tokio::time::timeout(BACKGROUND_STOP_GRACE, background)
             .await
@@ -266,6 +276,33 @@ impl Application {
         }
         info!("stopped");
         result
+    }
+}
+
+/// Opens the notice of each job received on `ended` (see
+/// [`Application::forward_ended_jobs`]) until `stop` resolves. Returns early only if every
+/// sender is gone, which the supervision reports: the backend can no longer say that its
+/// jobs end.
+async fn forward_ended(
+    notifier: Notifier,
+    mut ended: mpsc::UnboundedReceiver<JobId>,
+    stop: impl Future<Output = ()>,
+) {
+    tokio::pin!(stop);
+    loop {
+        let id = tokio::select! {
+            id = ended.recv() => match id {
+                Some(id) => id,
+                None => return,
+            },
+            _ = &mut stop => return,
+        };
+        match notifier.request(&id, Duration::ZERO).await {
+            Ok(outcome) => debug!(job_id = %id, ?outcome, "job ended; notice requested"),
+            Err(e) => {
+                warn!(job_id = %id, error = %e, "cannot open the notice of an ended job now; the reconciler will")
+            }
+        }
     }
 }
 
@@ -351,7 +388,9 @@ async fn serve(
 /// Watches a background task the service cannot do without. If it ends while the service
 /// runs (a panic, or a return it should never make), that is logged loudly, counted in
 /// `background_tasks_stopped_total`, and `/ready` fails from then on, so that the pod is
-/// taken out of service and looked at rather than silently not reporting jobs.
+/// taken out of service and looked at rather than silently not reporting jobs (the
+/// outbox, the reconciler, the forwarding of ended jobs) or slowly running out of memory
+/// (the metrics upkeep, without which every histogram sample is kept).
 fn supervise(
     name: &'static str,
     task: JoinHandle<()>,

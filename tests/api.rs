@@ -652,13 +652,16 @@ async fn ready_answers_within_the_probe_timeout_while_emr_hangs() {
     }
 }
 
-/// A backend that panics when asked to list: the reconciler asks on its first round.
-struct PanicsOnList;
+/// A backend that knows no jobs and, when told to, panics when asked to list: the
+/// reconciler asks on its first round.
+struct Stub {
+    panics_on_list: bool,
+}
 
 #[async_trait::async_trait]
-impl multiomix_aws_emr::backend::JobBackend for PanicsOnList {
+impl multiomix_aws_emr::backend::JobBackend for Stub {
     fn kind(&self) -> &'static str {
-        "panics-on-list"
+        "stub"
     }
     async fn start(
         &self,
@@ -685,15 +688,18 @@ impl multiomix_aws_emr::backend::JobBackend for PanicsOnList {
         &self,
         _: &multiomix_aws_emr::backend::ListQuery,
     ) -> Result<multiomix_aws_emr::backend::JobPage, multiomix_aws_emr::backend::BackendError> {
-        panic!("a bug in the backend")
+        if self.panics_on_list {
+            panic!("a bug in the backend")
+        }
+        Ok(Default::default())
     }
     async fn check(&self) -> Result<(), multiomix_aws_emr::backend::BackendError> {
         Ok(())
     }
 }
 
-#[tokio::test]
-async fn a_dead_reconciler_makes_ready_fail_and_says_why() {
+/// The app in front of `backend`, built but not yet running, and its store's folder.
+async fn stub_app(backend: Stub) -> (multiomix_aws_emr::app::Application, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let config = multiomix_aws_emr::config::Config::from_vars([
         ("JOB_BACKEND".to_owned(), "local".to_owned()),
@@ -707,21 +713,20 @@ async fn a_dead_reconciler_makes_ready_fail_and_says_why() {
     .unwrap();
     let app = multiomix_aws_emr::app::Application::build_with_backend(
         config,
-        std::sync::Arc::new(PanicsOnList),
+        std::sync::Arc::new(backend),
     )
     .await
     .unwrap();
-    let base = format!("http://{}", app.local_addr());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(app.run_until_stopped(async {
-        let _ = stopped.await;
-    }));
-    let http = reqwest::Client::new();
+    (app, dir)
+}
+
+/// Reads `/ready` until it answers `status`, and returns its body.
+async fn ready_until(http: &reqwest::Client, base: &str, status: u16) -> Value {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-    let body = loop {
+    loop {
         let r = http.get(format!("{base}/ready")).send().await.unwrap();
-        if r.status() == 503 {
-            break r.json::<Value>().await.unwrap();
+        if r.status() == status {
+            return r.json::<Value>().await.unwrap();
         }
         assert!(
             tokio::time::Instant::now() < deadline,
@@ -729,13 +734,118 @@ async fn a_dead_reconciler_makes_ready_fail_and_says_why() {
             r.status()
         );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    };
+    }
+}
+
+#[tokio::test]
+async fn a_dead_reconciler_makes_ready_fail_and_says_why() {
+    let (app, _dir) = stub_app(Stub {
+        panics_on_list: true,
+    })
+    .await;
+    let base = format!("http://{}", app.local_addr());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    let http = reqwest::Client::new();
+    let body = ready_until(&http, &base, 503).await;
     let problems = body["problems"].to_string();
     assert!(problems.contains("reconciler stopped"), "{body}");
     assert!(problems.contains("a bug in the backend"), "{body}");
     // Liveness is not readiness: the process still serves.
     let r = http.get(format!("{base}/health")).send().await.unwrap();
     assert_eq!(r.status(), 200);
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+}
+
+/// Log lines written while it is alive, on this thread (the runtime of a
+/// `#[tokio::test]` runs every task on the test's thread).
+struct CapturedLogs {
+    lines: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    _guard: tracing::subscriber::DefaultGuard,
+}
+
+struct LogSink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl CapturedLogs {
+    fn start() -> Self {
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || LogSink(sink.clone()))
+            .finish();
+        CapturedLogs {
+            lines,
+            _guard: tracing::subscriber::set_default(subscriber),
+        }
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.lines.lock().unwrap()).into_owned()
+    }
+}
+
+#[tokio::test]
+async fn a_dead_ended_jobs_forwarder_makes_ready_fail_and_is_logged_and_counted() {
+    let logs = CapturedLogs::start();
+    let (mut app, _dir) = stub_app(Stub {
+        panics_on_list: false,
+    })
+    .await;
+    // What the local backend does with its channel; the test holds the sender instead.
+    let (ended_tx, ended_rx) = tokio::sync::mpsc::unbounded_channel();
+    app.forward_ended_jobs(ended_rx);
+    let base = format!("http://{}", app.local_addr());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    let http = reqwest::Client::new();
+    ready_until(&http, &base, 200).await;
+
+    // Every sender gone while the service runs: no ended job would reach the outbox again.
+    drop(ended_tx);
+    let body = ready_until(&http, &base, 503).await;
+    let problems = body["problems"].to_string();
+    assert!(
+        problems.contains("ended-jobs forwarder stopped: it returned"),
+        "{body}"
+    );
+    let metrics = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == r#"background_tasks_stopped_total{task="ended-jobs forwarder"} 1"#),
+        "{metrics}"
+    );
+    let logged = logs.text();
+    let line = logged
+        .lines()
+        .find(|l| l.contains("a background task stopped while the service runs"))
+        .unwrap_or_else(|| panic!("no error line in the log:\n{logged}"));
+    assert!(line.contains("ERROR"), "{line}");
+    assert!(line.contains("ended-jobs forwarder"), "{line}");
+
     let _ = stop.send(());
     server.await.unwrap().unwrap();
 }

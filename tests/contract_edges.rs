@@ -1,7 +1,7 @@
 //! Cases of the contract that the defaults hide: driver and executor sizes that differ,
 //! a `MULTIOMIX_URL` with a path (the production default has one), a cancel that stays
 //! CANCEL_PENDING for a while, a sidecar callback with no body, and a request body right
-//! at the size limit.
+//! at the size limit, or with the most arguments the limits allow.
 
 mod common;
 
@@ -11,6 +11,9 @@ use std::time::Duration;
 
 use common::{is_multiomix_date, multiomix_body, spawn, spawn_app, Setup};
 use multiomix_aws_emr::api::MAX_BODY_BYTES;
+use multiomix_aws_emr::job::{
+    MAX_ARGUMENTS, MAX_ARGUMENTS_BYTES, MAX_ARGUMENT_NAME_CHARS, MAX_VALUE_CHARS,
+};
 use multiomix_fakes::{FakeEmr, FakeMultiomix, JobState};
 use serde_json::Value;
 
@@ -196,4 +199,95 @@ async fn a_valid_body_of_exactly_the_limit_starts_a_job_and_one_byte_more_does_n
     let error: Value = r.json().await.unwrap();
     assert_eq!(error["error"], "payload_too_large");
     assert_eq!(app.emr.calls("StartJobRun"), 1);
+}
+
+/// A request with [`MAX_ARGUMENTS`] arguments of the longest names, whose names and values
+/// add up to `total` bytes (each value at least one character and at most
+/// [`MAX_VALUE_CHARS`]), under a job name of 64 characters, written as Python's
+/// `json.dumps` writes it (what Multiomix sends): a space after each `:` and `,`.
+fn widest_request(total: usize) -> String {
+    let names: Vec<String> = std::iter::once("app-name".to_owned())
+        .chain((1..MAX_ARGUMENTS).map(|i| format!("{i:0>MAX_ARGUMENT_NAME_CHARS$}")))
+        .collect();
+    let mut left = total - names.iter().map(String::len).sum::<usize>() - names.len();
+    let arguments: Vec<String> = names
+        .iter()
+        .map(|name| {
+            let more = left.min(MAX_VALUE_CHARS - 1);
+            left -= more;
+            let value = "v".repeat(1 + more);
+            format!(r#"{{"name": "{name}", "value": "{value}"}}"#)
+        })
+        .collect();
+    assert_eq!(left, 0, "{total} bytes do not fit in the arguments");
+    format!(
+        r#"{{"name": "{}", "algorithm": 1, "entrypoint_arguments": [{}]}}"#,
+        "n".repeat(64),
+        arguments.join(", ")
+    )
+}
+
+#[tokio::test]
+async fn the_most_arguments_the_limits_allow_fit_in_the_body_and_more_is_a_400_naming_the_field() {
+    let app = spawn_app().await;
+    let post = |body: String| {
+        app.http
+            .post(app.url("/job"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let widest = widest_request(MAX_ARGUMENTS_BYTES);
+    assert!(
+        widest.len() <= MAX_BODY_BYTES,
+        "{} bytes, over the body limit",
+        widest.len()
+    );
+    let r = post(widest).await.unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let started = app.emr.start_requests();
+    let arguments = started[0]["jobDriver"]["sparkSubmitJobDriver"]["entryPointArguments"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(arguments, 2 * MAX_ARGUMENTS);
+
+    // One byte more: the body is still within its limit, and the refusal says which
+    // field is too large rather than a 413.
+    let over = widest_request(MAX_ARGUMENTS_BYTES + 1);
+    assert!(over.len() <= MAX_BODY_BYTES, "{}", over.len());
+    let r = post(over).await.unwrap();
+    assert_eq!(r.status(), 400);
+    let error: Value = r.json().await.unwrap();
+    assert_eq!(error["field"], "entrypoint_arguments", "{error}");
+    assert_eq!(app.emr.calls("StartJobRun"), 1);
+}
+
+#[test]
+fn the_readme_states_the_argument_limits_the_code_enforces() {
+    let readme = include_str!("../README.md");
+    let limits = &readme[readme.find("### Limits").expect("a Limits section")..];
+    let thousands = |n: usize| {
+        let digits = n.to_string();
+        let mut out = String::new();
+        for (i, c) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i) % 3 == 0 {
+                out.push(',');
+            }
+            out.push(c);
+        }
+        out
+    };
+    for (what, n) in [
+        ("arguments", MAX_ARGUMENTS),
+        ("argument name", MAX_ARGUMENT_NAME_CHARS),
+        ("argument value", MAX_VALUE_CHARS),
+        ("names and values together", MAX_ARGUMENTS_BYTES),
+    ] {
+        assert!(
+            limits.contains(&format!("| {} ", thousands(n))),
+            "the Limits table does not give {what} as {}",
+            thousands(n)
+        );
+    }
 }

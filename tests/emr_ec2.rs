@@ -26,12 +26,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use common::is_multiomix_date;
-use harness::{body, Ending, Peer, Submitted, Suite, WAIT};
+use common::moto::Moto;
+use harness::{body, Abilities, Ending, Peer, Submitted, Suite, WAIT};
 use multiomix_aws_emr::backend::JobBackend;
 use multiomix_aws_emr::config::Config;
 use multiomix_aws_emr::job::{validate_request, JobId};
 use multiomix_fakes::{FakeEmrEc2, StepState};
-use peers::{ec2_backend, ec2_client, ec2_submitted, ec2_vars, step_of, FakeEc2, Moto};
+use peers::{ec2_backend, ec2_client, ec2_submitted, ec2_vars, step_of, FakeEc2};
 use serde_json::{json, Value};
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -318,7 +319,7 @@ struct MotoEc2 {
 }
 
 async fn moto_ec2() -> Option<Arc<MotoEc2>> {
-    let moto = peers::moto().await?;
+    let moto = common::moto::moto().await?;
     let out = ec2_client(&moto.url)
         .run_job_flow()
         .name("lab-cluster")
@@ -351,19 +352,14 @@ impl Peer for MotoEc2 {
     ) -> (Arc<dyn JobBackend>, Option<UnboundedReceiver<JobId>>) {
         ec2_backend(&self.moto.url, config).await
     }
-    fn endings(&self) -> &'static [Ending] {
-        &[]
+    fn abilities(&self) -> Abilities {
+        Abilities {
+            endings: &[],
+            can_hold: true,
+            honours_client_token: true,
+            needs_callback: false,
+        }
     }
-    fn can_hold(&self) -> bool {
-        true
-    }
-    fn honours_client_token(&self) -> bool {
-        true
-    }
-    fn needs_callback(&self) -> bool {
-        false
-    }
-    async fn plan(&self, _: &Path, _: &str, _: Option<Ending>) {}
     async fn end(&self, _: &str, _: Ending) {}
     async fn submitted(&self, _: &Path, id: &str, _: &str) -> Submitted {
         ec2_submitted(&self.moto.url, &self.cluster, id).await

@@ -182,6 +182,24 @@ async fn eventually(mut done: impl FnMut() -> bool, what: &str) {
     }
 }
 
+/// Waits until `check` gives something, and returns it.
+async fn eventually_async<T, F: std::future::Future<Output = Option<T>>>(
+    mut check: impl FnMut() -> F,
+    what: &str,
+) -> T {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        if let Some(found) = check().await {
+            return found;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 async fn next_ended(rx: &mut UnboundedReceiver<JobId>) -> JobId {
     tokio::time::timeout(PATIENCE, rx.recv())
         .await
@@ -446,14 +464,12 @@ async fn a_job_that_ignores_sigterm_is_killed_after_the_grace_period_and_still_c
 #[tokio::test]
 async fn with_one_slot_a_second_job_waits_pending_until_the_first_ends() {
     let setup = Setup::new();
-    let (backend, mut ended, _store) = setup.backend(&[("LOCAL_MAX_CONCURRENT", "1")]).await;
+    let (backend, mut ended, store) = setup.backend(&[("LOCAL_MAX_CONCURRENT", "1")]).await;
     setup.behave("first", "sleep 60");
     let first = backend.start(&simple("first"), "t1").await.unwrap();
     let second = backend.start(&simple("second"), "t2").await.unwrap();
     setup.record("first").await;
     wait_for_state(&backend, &first, JobState::Running).await;
-
-    tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(state_of(&backend, &second).await.state, JobState::Pending);
     assert!(!setup.record_path("second").exists());
 
@@ -462,6 +478,16 @@ async fn with_one_slot_a_second_job_waits_pending_until_the_first_ends() {
     assert_eq!(next_ended(&mut ended).await, second);
     assert_eq!(state_of(&backend, &second).await.state, JobState::Completed);
     assert!(setup.record_path("second").exists());
+    // The store says when each process started and ended: the second one's started only
+    // once the first one's had ended, however long the first one ran.
+    let first_run = store.local_run(first.as_str()).await.unwrap().unwrap();
+    let second_run = store.local_run(second.as_str()).await.unwrap().unwrap();
+    let first_ended = first_run.finished_at.expect("the first run ended");
+    let second_started = second_run.started_at.expect("the second run started");
+    assert!(
+        second_started >= first_ended,
+        "the second run started at {second_started}, before the first ended at {first_ended}"
+    );
 }
 
 #[tokio::test]
@@ -485,9 +511,14 @@ async fn a_queued_job_is_cancelled_at_once_and_never_starts() {
     ));
 
     // Its slot would have come when the blocker ended; it must not start then either.
+    // Slots are handed out in the order jobs came: a job submitted after the blocker
+    // ended gets one only after the queued job has let its turn pass (or, were it to
+    // start, after its process, which exits at once, had ended).
     backend.cancel(&blocker).await.unwrap();
     assert_eq!(next_ended(&mut ended).await, blocker);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let after = backend.start(&simple("after"), "t3").await.unwrap();
+    assert_eq!(next_ended(&mut ended).await, after);
+    assert!(setup.record_path("after").exists());
     assert!(!setup.record_path("queued").exists());
     assert_eq!(state_of(&backend, &queued).await.state, JobState::Cancelled);
     assert!(ended.try_recv().is_err(), "a job ended twice");
@@ -994,13 +1025,32 @@ fn is_contract_date(value: &serde_json::Value) -> bool {
 }
 
 /// The notices of these jobs, each exactly once, by job id.
-async fn notices_of(multiomix: &FakeMultiomix, ids: &[&str]) -> HashMap<String, serde_json::Value> {
+async fn notices_of(
+    multiomix: &FakeMultiomix,
+    store: &Store,
+    ids: &[&str],
+) -> HashMap<String, serde_json::Value> {
     let notices = multiomix
         .wait_for_notices(ids.len(), PATIENCE)
         .await
         .unwrap();
-    // Nothing more arrives later: one notice per job.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Nothing more arrives later: one notice per job, each closed after the one attempt
+    // Multiomix received, so the outbox has nothing of these jobs left to send.
+    for id in ids {
+        let closed = eventually_async(
+            || async {
+                store
+                    .notice(id)
+                    .await
+                    .unwrap()
+                    .filter(|n| !n.status.is_open())
+            },
+            "the notice to be recorded as delivered",
+        )
+        .await;
+        assert_eq!(closed.status.as_str(), "delivered", "{id}");
+        assert_eq!(closed.attempts, 1, "{id}");
+    }
     assert_eq!(multiomix.count(), ids.len(), "{:?}", multiomix.notices());
     let by_id: HashMap<String, serde_json::Value> = notices
         .into_iter()
@@ -1033,7 +1083,7 @@ async fn every_final_state_sends_its_notice_without_any_callback() {
     app.wait_for_job_state(&cancelled, "RUNNING").await;
     assert_eq!(app.cancel(&cancelled).await, 200);
 
-    let done = notices_of(&multiomix, &[&completed, &failed, &cancelled]).await;
+    let done = notices_of(&multiomix, &app.store, &[&completed, &failed, &cancelled]).await;
     for (id, state) in [
         (&completed, "COMPLETED"),
         (&failed, "FAILED"),
@@ -1080,7 +1130,7 @@ async fn a_queued_job_cancelled_before_it_starts_gets_a_cancelled_notice() {
     assert_eq!(app.job(&queued).await["state"], "PENDING");
 
     assert_eq!(app.cancel(&queued).await, 200);
-    let notice = &notices_of(&multiomix, &[&queued]).await[queued.as_str()];
+    let notice = &notices_of(&multiomix, &app.store, &[&queued]).await[queued.as_str()];
     assert_eq!(notice["state"], "CANCELLED");
     assert!(is_contract_date(&notice["finishedAt"]), "{notice}");
     assert!(!setup.record_path("Queued").exists());
@@ -1128,7 +1178,7 @@ async fn after_a_restart_the_interrupted_and_the_requeued_runs_get_their_notices
 
     let multiomix = FakeMultiomix::start().await;
     let app = LocalApp::start(&setup, &multiomix, &[]).await;
-    let notices = notices_of(&multiomix, &["interrupted", "waiting"]).await;
+    let notices = notices_of(&multiomix, &app.store, &["interrupted", "waiting"]).await;
     assert_eq!(notices["interrupted"]["state"], "FAILED");
     let details = notices["interrupted"]["stateDetails"].as_str().unwrap();
     assert!(

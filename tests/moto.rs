@@ -8,36 +8,12 @@
 
 mod common;
 
-use aws_sdk_emrcontainers::types::{
-    ContainerInfo, ContainerProvider, ContainerProviderType, EksInfo,
-};
 use common::moto::{moto, Moto};
-use common::{emr_client, multiomix_body};
+use common::{create_virtual_cluster, emr_client, multiomix_body};
 use multiomix_aws_emr::backend::emr_eks::EmrEksBackend;
 use multiomix_aws_emr::backend::{BackendError, JobBackend, ListQuery};
 use multiomix_aws_emr::config::Config;
 use multiomix_aws_emr::job::{JobId, JobState};
-
-async fn create_virtual_cluster(client: &aws_sdk_emrcontainers::Client) -> String {
-    let provider = ContainerProvider::builder()
-        .r#type(ContainerProviderType::Eks)
-        .id("multiomix-eks")
-        .info(ContainerInfo::EksInfo(
-            EksInfo::builder().namespace("emr-jobs").build(),
-        ))
-        .build()
-        .unwrap();
-    client
-        .create_virtual_cluster()
-        .name("multiomix")
-        .container_provider(provider)
-        .send()
-        .await
-        .expect("moto creates a virtual cluster")
-        .id()
-        .unwrap()
-        .to_owned()
-}
 
 fn config(vc: &str, extra: &[(&str, &str)]) -> Config {
     let mut vars: Vec<(String, String)> = vec![

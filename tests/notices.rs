@@ -12,6 +12,28 @@ use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(10);
 
+/// Nothing can be sent any more: the job's notice is closed as `status` with every attempt
+/// recorded (one a request Multiomix received), no notice is open, and a pass of the
+/// outbox finds nothing due. What a fixed wait followed by "nothing arrived" meant to
+/// show, without depending on how long the wait was.
+async fn assert_nothing_more_to_send(app: &common::TestApp, id: &str, status: &str) {
+    let notice = app.store.notice(id).await.unwrap().expect("the notice");
+    assert_eq!(notice.status.as_str(), status);
+    let received = app
+        .multiomix
+        .notices()
+        .iter()
+        .filter(|n| n.id == id)
+        .count() as i64;
+    assert!(
+        notice.attempts >= received,
+        "{received} requests received, {} attempts recorded",
+        notice.attempts
+    );
+    assert_eq!(app.store.open_notice_count().await.unwrap(), 0);
+    assert_eq!(app.notifier.run_once().await.unwrap(), 0, "nothing is due");
+}
+
 #[tokio::test]
 async fn the_callback_answers_204_and_the_notice_waits_for_a_final_state() {
     let app = spawn_app().await;
@@ -66,9 +88,10 @@ async fn many_callbacks_for_one_job_send_one_notice() {
     }
     app.multiomix.wait_for_notices(1, WAIT).await.unwrap();
     app.wait_notice_closed(&id, WAIT).await;
-    // Later callbacks change nothing either.
-    app.patch_job(&id).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Later callbacks change nothing either: the 204 comes after the store was written,
+    // and it opened nothing that the outbox could send.
+    assert_eq!(app.patch_job(&id).await.status(), 204);
+    assert_nothing_more_to_send(&app, &id, "delivered").await;
     assert_eq!(app.multiomix.count(), 1);
     assert_eq!(app.multiomix.notices()[0].body["state"], "FAILED");
 }
@@ -97,7 +120,7 @@ async fn multiomix_down_when_the_job_ends_gets_the_notice_once_it_is_back() {
     app.multiomix.up().await.unwrap();
     app.multiomix.wait_for_notices(1, WAIT).await.unwrap();
     assert_eq!(app.wait_notice_closed(&id, WAIT).await, "delivered");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_nothing_more_to_send(&app, &id, "delivered").await;
     assert_eq!(app.multiomix.count(), 1, "delivered exactly once");
 }
 
@@ -133,7 +156,7 @@ async fn a_404_from_multiomix_is_final_after_one_attempt() {
     app.patch_job(&id).await;
     app.multiomix.wait_for_notices(1, WAIT).await.unwrap();
     assert_eq!(app.wait_notice_closed(&id, WAIT).await, "refused");
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_nothing_more_to_send(&app, &id, "refused").await;
     assert_eq!(app.multiomix.count(), 1, "a 404 is not retried");
 }
 
@@ -207,7 +230,7 @@ async fn a_notice_is_given_up_after_the_configured_time_and_says_so() {
     let job: Value = app.get_json(&format!("/job/{id}")).await;
     assert_eq!(job["notice"]["status"], "given_up");
     assert!(job["notice"]["lastError"].as_str().unwrap().contains("503"));
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_nothing_more_to_send(&app, &id, "given_up").await;
     assert_eq!(
         app.multiomix.count(),
         attempts,
@@ -232,7 +255,12 @@ async fn without_any_callback_the_reconciler_reports_the_ended_job() {
     assert_eq!(notices[0].id, id);
     assert_eq!(notices[0].body["state"], "FAILED");
     assert_eq!(notices[0].body["stateDetails"], "ImagePullBackOff");
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // A round that reads the running job opens no notice for it.
+    let round = app.reconciler.run_once().await.unwrap();
+    assert_eq!((round.checked, round.ended), (1, 0), "{round:?}");
+    assert!(app.store.notice(&running).await.unwrap().is_none());
+    app.wait_notice_closed(&id, WAIT).await;
+    assert_nothing_more_to_send(&app, &id, "delivered").await;
     assert_eq!(app.multiomix.count(), 1, "the running job gets no notice");
 }
 
@@ -387,7 +415,7 @@ async fn an_empty_store_adopts_this_services_jobs_and_reports_those_that_ended()
         tags: own_tags(),
         ..NewJob::default()
     });
-    emr.insert_job(NewJob {
+    let other = emr.insert_job(NewJob {
         name: Some("other-deployment".into()),
         state: JobState::Completed,
         tags: [
@@ -415,7 +443,15 @@ async fn an_empty_store_adopts_this_services_jobs_and_reports_those_that_ended()
     emr.set_state(&running, JobState::Completed, None, None);
     let notices = app.multiomix.wait_for_notices(2, WAIT).await.unwrap();
     assert_eq!(notices[1].id, running);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Another round finds nothing left to follow: the other deployment's job was never
+    // adopted, so no round reads it and no notice of it is opened.
+    let round = app.reconciler.run_once().await.unwrap();
+    assert_eq!(round.checked, 0, "{round:?}");
+    let other_id = multiomix_aws_emr::job::JobId::parse(&other).unwrap();
+    assert!(app.store.job(&other_id).await.unwrap().is_none());
+    assert!(app.store.notice(&other).await.unwrap().is_none());
+    app.wait_notice_closed(&running, WAIT).await;
+    assert_nothing_more_to_send(&app, &running, "delivered").await;
     assert_eq!(
         app.multiomix.count(),
         2,

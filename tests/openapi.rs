@@ -11,7 +11,9 @@ use std::path::PathBuf;
 use common::spawn_app;
 use multiomix_aws_emr::api::openapi::document;
 use multiomix_aws_emr::api::MAX_BODY_BYTES;
-use multiomix_aws_emr::job::{MAX_ARGUMENTS, MAX_ARGUMENT_NAME_CHARS, MAX_VALUE_CHARS};
+use multiomix_aws_emr::job::{
+    MAX_ARGUMENTS, MAX_ARGUMENTS_BYTES, MAX_ARGUMENT_NAME_CHARS, MAX_VALUE_CHARS,
+};
 use serde_json::Value;
 
 fn checked_in_path() -> PathBuf {
@@ -106,6 +108,14 @@ fn the_request_schema_states_the_limits_the_validator_enforces() {
         "EMR's alphabet for job names"
     );
     assert_eq!(request["entrypoint_arguments"]["maxItems"], MAX_ARGUMENTS);
+    // JSON Schema cannot bound the sum of the items' sizes: the description states it.
+    let described = request["entrypoint_arguments"]["description"]
+        .as_str()
+        .unwrap();
+    assert!(
+        described.contains(&format!("at most {MAX_ARGUMENTS_BYTES} bytes")),
+        "{described}"
+    );
     let required = schemas["StartJobRequest"]["required"].as_array().unwrap();
     assert_eq!(required, &vec![Value::from("entrypoint_arguments")]);
 

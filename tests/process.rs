@@ -150,8 +150,12 @@ async fn a_service_killed_before_delivery_delivers_after_restart() {
         .await
         .unwrap();
     assert_eq!(r.status(), 204);
-    emr.wait_for_calls("DescribeJobRun", 1, WAIT).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Killed once the notice is due and an attempt to deliver it has failed.
+    let base = format!("http://127.0.0.1:{port}");
+    common::read_job_until(&http, &base, &id, WAIT, |job| {
+        job["notice"]["attempts"].as_i64().unwrap_or(0) >= 1
+    })
+    .await;
     first.kill().await.unwrap(); // SIGKILL: no chance to clean up
     assert_eq!(multiomix.count(), 0);
 
@@ -162,7 +166,6 @@ async fn a_service_killed_before_delivery_delivers_after_restart() {
     assert_eq!(notices[0].id, id);
     assert_eq!(notices[0].body["state"], "COMPLETED");
     // The delivery is recorded right after Multiomix answers.
-    let base = format!("http://127.0.0.1:{port}");
     common::read_job_until(&http, &base, &id, WAIT, |job| {
         job["notice"]["status"] == "delivered"
     })

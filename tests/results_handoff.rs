@@ -129,7 +129,7 @@ impl Handoff {
         let config = Config::from_vars(vars).expect("a valid configuration");
         let staging = config.staging.clone().expect("staging is on");
         let (backend, ended) = peer.connect(&config).await;
-        let app = Application::build_with_backend(config, backend)
+        let mut app = Application::build_with_backend(config, backend)
             .await
             .expect("the app builds")
             .with_staging(Staging::with_client(s3_client(&moto.url), &staging));
@@ -209,7 +209,7 @@ impl Handoff {
     /// sidecar does where the peer needs it.
     async fn end(&self, id: &str, ending: Ending) {
         self.peer.end(id, ending).await;
-        if self.peer.needs_callback() {
+        if self.peer.abilities().needs_callback {
             let status = self
                 .http
                 .patch(format!("{}/job/{id}", self.base))
@@ -308,7 +308,7 @@ async fn the_data_path(peer: Arc<dyn Peer>) {
             && !staged.contains(&format!("datasets/{APP}/notes.txt")),
         "{staged:?}"
     );
-    if h.peer.needs_callback() {
+    if h.peer.abilities().needs_callback {
         // EMR on EKS: the pods find the app name on the driver pod.
         assert!(
             submitted.parameters.contains(&format!(

@@ -22,7 +22,8 @@ use super::AppState;
 use crate::backend::{BackendError, ListQuery};
 use crate::job::body::RequestBody;
 use crate::job::{
-    validate_request, JobId, JobState, JobView, NoticeView, MAX_ARGUMENTS, MAX_VALUE_CHARS,
+    validate_request, JobId, JobState, JobView, NoticeView, MAX_ARGUMENTS, MAX_ARGUMENTS_BYTES,
+    MAX_BODY_BYTES, MAX_VALUE_CHARS,
 };
 use crate::notify::RequestError;
 use crate::staging::{FilesError, StageError};
@@ -127,10 +128,14 @@ fn arguments_schema() -> impl Into<RefOr<Schema>> {
         .items(RefOr::Ref(Ref::from_schema_name("EntrypointArgument")))
         .min_items(Some(1))
         .max_items(Some(MAX_ARGUMENTS))
-        .description(Some(
+        .description(Some(format!(
             "The job script's arguments, passed on in this order as `--<name> <value>`. \
-             Names are unique; `app-name` is required (Multiomix names the result folder by it).",
-        ))
+             Names are unique; `app-name` is required (Multiomix names the result folder by it). \
+             The names and values add up to at most {MAX_ARGUMENTS_BYTES} bytes of UTF-8 \
+             (400 beyond): what the {} KiB body limit leaves beside the JSON around \
+             {MAX_ARGUMENTS} arguments.",
+            MAX_BODY_BYTES / 1024
+        )))
         .extensions(Some(Extensions::from_iter([("contains", contains)])))
 }
 

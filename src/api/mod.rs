@@ -29,9 +29,8 @@ use crate::notify::Notifier;
 use crate::store::Store;
 use error::ApiError;
 
-/// Largest request body accepted (413 beyond). A Multiomix job request is well under
-/// 1 KiB; this leaves room for long dataset paths while bounding what one request costs.
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Largest request body accepted (413 beyond); the argument limits are derived from it.
+pub use crate::job::MAX_BODY_BYTES;
 /// Largest body of the sidecar's callback, `{"state": "..."}`.
 pub const MAX_CALLBACK_BODY_BYTES: usize = 4 * 1024;
 

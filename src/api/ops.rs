@@ -149,7 +149,8 @@ impl Readiness {
     }
 }
 
-/// `GET /ready`: the store answers and the backend can be reached.
+/// `GET /ready`: the store answers, the backend can be reached, and no background task
+/// has stopped.
 #[utoipa::path(
     get,
     path = "/ready",
@@ -158,8 +159,9 @@ impl Readiness {
     summary = "Readiness",
     responses(
         (status = 200, description = "The store and the job backend answer", body = ReadyBody),
-        (status = 503, description = "The store or the job backend does not answer, or the \
-            service is at capacity", body = ReadyBody),
+        (status = 503, description = "The store or the job backend does not answer, a \
+            background task (the notice outbox, the reconciler, the forwarding of ended jobs, \
+            the metrics upkeep) has stopped, or the service is at capacity", body = ReadyBody),
     ),
 )]
 pub async fn ready(State(state): State<AppState>) -> Response {

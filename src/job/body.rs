@@ -7,6 +7,7 @@
 //! all the same), and `entrypoint_arguments` keeps one item more than the limit.
 
 use std::fmt;
+use std::marker::PhantomData;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
@@ -20,24 +21,39 @@ pub struct RequestBody(pub Value);
 
 impl<'de> Deserialize<'de> for RequestBody {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(Top).map(RequestBody)
+        Read::<Body>::new().deserialize(d).map(RequestBody)
     }
 }
 
-/// Scalars as they are; a list or an object emptied (validation refuses it by its type).
-struct Shallow;
+/// What one place of the body keeps of a list and of an object. The readers differ only
+/// in that: every one keeps a scalar as it is (see [`Read`]).
+trait Keep {
+    /// Says what the place holds, for serde's error messages.
+    const EXPECTING: &'static str;
+    fn list<'de, A: SeqAccess<'de>>(seq: A) -> Result<Value, A::Error>;
+    fn object<'de, A: MapAccess<'de>>(map: A) -> Result<Value, A::Error>;
+}
 
-impl<'de> DeserializeSeed<'de> for Shallow {
+/// Reads one value: a scalar as it is, a list or an object as `K` keeps it.
+struct Read<K>(PhantomData<K>);
+
+impl<K> Read<K> {
+    fn new() -> Self {
+        Read(PhantomData)
+    }
+}
+
+impl<'de, K: Keep> DeserializeSeed<'de> for Read<K> {
     type Value = Value;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
         d.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for Shallow {
+impl<'de, K: Keep> Visitor<'de> for Read<K> {
     type Value = Value;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("any JSON value")
+        f.write_str(K::EXPECTING)
     }
     fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value, E> {
         Ok(Value::Bool(v))
@@ -66,86 +82,65 @@ impl<'de> Visitor<'de> for Shallow {
     fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
         d.deserialize_any(self)
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Value, A::Error> {
+        K::list(seq)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Value, A::Error> {
+        K::object(map)
+    }
+}
+
+/// Where validation wants a scalar: a list or an object is read through and kept empty
+/// (validation refuses it by its type all the same).
+enum Shallow {}
+
+impl Keep for Shallow {
+    const EXPECTING: &'static str = "any JSON value";
+    fn list<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<Value, A::Error> {
         while seq.next_element::<IgnoredAny>()?.is_some() {}
         Ok(Value::Array(Vec::new()))
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+    fn object<'de, A: MapAccess<'de>>(mut map: A) -> Result<Value, A::Error> {
         while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
         Ok(Value::Object(Map::new()))
     }
 }
 
-/// The body: the three fields validation reads; anything else is skipped.
-struct Top;
+/// The body: the three fields validation reads; anything else is skipped. Anything but an
+/// object is refused by validation; what it held does not matter.
+enum Body {}
 
-impl<'de> Visitor<'de> for Top {
-    type Value = Value;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a JSON object")
+impl Keep for Body {
+    const EXPECTING: &'static str = "a JSON object";
+    fn list<'de, A: SeqAccess<'de>>(seq: A) -> Result<Value, A::Error> {
+        Shallow::list(seq)
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+    fn object<'de, A: MapAccess<'de>>(mut map: A) -> Result<Value, A::Error> {
         let mut fields = Map::new();
         while let Some(key) = map.next_key::<String>()? {
-            match key.as_str() {
-                "name" | "algorithm" => {
-                    let value = map.next_value_seed(Shallow)?;
-                    fields.insert(key, value);
-                }
-                "entrypoint_arguments" => {
-                    let value = map.next_value_seed(Arguments)?;
-                    fields.insert(key, value);
-                }
+            let value = match key.as_str() {
+                "name" | "algorithm" => map.next_value_seed(Read::<Shallow>::new())?,
+                "entrypoint_arguments" => map.next_value_seed(Read::<Arguments>::new())?,
                 _ => {
                     map.next_value::<IgnoredAny>()?;
+                    continue;
                 }
-            }
+            };
+            fields.insert(key, value);
         }
         Ok(Value::Object(fields))
     }
-    // Anything but an object is refused by validation; what it held does not matter.
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Value, A::Error> {
-        Shallow.visit_seq(seq)
-    }
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value, E> {
-        Ok(Value::Bool(v))
-    }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
-        Shallow.visit_f64(v)
-    }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Value, E> {
-        Ok(Value::String(String::new()))
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
 }
 
-/// `entrypoint_arguments`: up to one item more than the limit, each item shallow.
-struct Arguments;
+/// `entrypoint_arguments`: up to one item more than the limit, each item an [`Argument`].
+enum Arguments {}
 
-impl<'de> DeserializeSeed<'de> for Arguments {
-    type Value = Value;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Arguments {
-    type Value = Value;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a list of arguments")
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+impl Keep for Arguments {
+    const EXPECTING: &'static str = "a list of arguments";
+    fn list<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<Value, A::Error> {
         let mut items = Vec::new();
         while items.len() <= MAX_ARGUMENTS {
-            match seq.next_element_seed(Argument)? {
+            match seq.next_element_seed(Read::<Argument>::new())? {
                 Some(item) => items.push(item),
                 None => return Ok(Value::Array(items)),
             }
@@ -153,76 +148,30 @@ impl<'de> Visitor<'de> for Arguments {
         while seq.next_element::<IgnoredAny>()?.is_some() {}
         Ok(Value::Array(items))
     }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Value, A::Error> {
-        Shallow.visit_map(map)
-    }
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value, E> {
-        Shallow.visit_bool(v)
-    }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
-        Shallow.visit_i64(v)
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
-        Shallow.visit_u64(v)
-    }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
-        Shallow.visit_f64(v)
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
-        Shallow.visit_str(v)
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
-        Ok(Value::Null)
+    fn object<'de, A: MapAccess<'de>>(map: A) -> Result<Value, A::Error> {
+        Shallow::object(map)
     }
 }
 
 /// One argument: its `name` and `value`, shallow; other keys skipped.
-struct Argument;
+enum Argument {}
 
-impl<'de> DeserializeSeed<'de> for Argument {
-    type Value = Value;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        d.deserialize_any(self)
+impl Keep for Argument {
+    const EXPECTING: &'static str = "an argument {name, value}";
+    fn list<'de, A: SeqAccess<'de>>(seq: A) -> Result<Value, A::Error> {
+        Shallow::list(seq)
     }
-}
-
-impl<'de> Visitor<'de> for Argument {
-    type Value = Value;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an argument {name, value}")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+    fn object<'de, A: MapAccess<'de>>(mut map: A) -> Result<Value, A::Error> {
         let mut fields = Map::new();
         while let Some(key) = map.next_key::<String>()? {
             if key == "name" || key == "value" {
-                let value = map.next_value_seed(Shallow)?;
+                let value = map.next_value_seed(Read::<Shallow>::new())?;
                 fields.insert(key, value);
             } else {
                 map.next_value::<IgnoredAny>()?;
             }
         }
         Ok(Value::Object(fields))
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Value, A::Error> {
-        Shallow.visit_seq(seq)
-    }
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value, E> {
-        Shallow.visit_bool(v)
-    }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
-        Shallow.visit_i64(v)
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
-        Shallow.visit_u64(v)
-    }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
-        Shallow.visit_f64(v)
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
-        Shallow.visit_str(v)
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
-        Ok(Value::Null)
     }
 }
 

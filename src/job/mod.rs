@@ -4,7 +4,8 @@ pub mod body;
 mod validate;
 
 pub use validate::{
-    validate_request, FieldError, MAX_ARGUMENTS, MAX_ARGUMENT_NAME_CHARS, MAX_VALUE_CHARS,
+    validate_request, FieldError, MAX_ARGUMENTS, MAX_ARGUMENTS_BYTES, MAX_ARGUMENT_NAME_CHARS,
+    MAX_BODY_BYTES, MAX_VALUE_CHARS,
 };
 
 use std::collections::BTreeMap;

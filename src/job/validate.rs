@@ -2,17 +2,38 @@
 //!
 //! The body is read as untyped JSON and checked field by field, so that every refusal can
 //! say which field is wrong and why, instead of a generic deserialisation error.
+//!
+//! The limits on the arguments are derived from the body limit, so that a request they
+//! allow also fits in a body: what they refuse is a 400 that names the field, never a 413
+//! for a request the per-field limits said was fine.
 
 use serde_json::Value;
 
 use super::{Algorithm, JobName, JobSpec};
 
+/// Largest `POST /job` body (413 beyond). A Multiomix job request is well under 1 KiB;
+/// this leaves room for long dataset paths while bounding what one request costs.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// At most this many entry-point arguments in one job.
 pub const MAX_ARGUMENTS: usize = 100;
 /// EMR's own limit on the length of one entry-point argument.
 pub const MAX_VALUE_CHARS: usize = 10_280;
 /// Longest argument name.
 pub const MAX_ARGUMENT_NAME_CHARS: usize = 128;
+
+/// The JSON around one argument's name and value as Python's `json.dumps` writes it (a
+/// space after `:` and `,`), the widest of the usual writers.
+const ARGUMENT_JSON_BYTES: usize = r#"{"name": "", "value": ""}, "#.len();
+/// The JSON around the arguments: the job's name, its algorithm, the brackets.
+const REQUEST_JSON_BYTES: usize =
+    r#"{"name": "", "algorithm": 0, "entrypoint_arguments": []}"#.len() + JobName::MAX_CHARS;
+
+/// The most bytes (UTF-8) that the names and values of all the arguments of one job may
+/// add up to: what the body limit leaves beside the JSON around [`MAX_ARGUMENTS`]
+/// arguments. A request within every limit, written without escapes, fits in
+/// [`MAX_BODY_BYTES`]; alone, `MAX_ARGUMENTS` values of `MAX_VALUE_CHARS` would not.
+pub const MAX_ARGUMENTS_BYTES: usize =
+    MAX_BODY_BYTES - MAX_ARGUMENTS * ARGUMENT_JSON_BYTES - REQUEST_JSON_BYTES;
 
 /// Why a request was refused, and which field of it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -139,6 +160,20 @@ pub fn validate_request(body: &Value) -> Result<JobSpec, FieldError> {
         };
         check_argument_value(&value).map_err(|why| FieldError::new(at("value"), why))?;
         arguments.push((name.clone(), value));
+    }
+    let total: usize = arguments
+        .iter()
+        .map(|(name, value)| name.len() + value.len())
+        .sum();
+    if total > MAX_ARGUMENTS_BYTES {
+        return Err(FieldError::new(
+            "entrypoint_arguments",
+            format!(
+                "the names and values add up to {total} bytes; at most {MAX_ARGUMENTS_BYTES} \
+                 are allowed, what a {} KiB body leaves beside the JSON around them",
+                MAX_BODY_BYTES / 1024
+            ),
+        ));
     }
 
     match arguments.iter().find(|(name, _)| name == "app-name") {
@@ -382,6 +417,64 @@ mod tests {
         assert_eq!(refused(body.clone()).field, "entrypoint_arguments[1].value");
         body["entrypoint_arguments"][1]["value"] = json!("x".repeat(MAX_VALUE_CHARS));
         assert!(validate_request(&body).is_ok());
+    }
+
+    /// Multiomix's request with values added until names and values add up to `total`
+    /// bytes, each value within [`MAX_VALUE_CHARS`].
+    fn request_of(total: usize) -> Value {
+        let mut body = multiomix_body();
+        let items = body["entrypoint_arguments"].as_array_mut().unwrap();
+        let mut left = total
+            - validate_request(&json!({ "entrypoint_arguments": items }))
+                .map(|spec| arguments_bytes(&spec))
+                .unwrap();
+        let mut i = 0;
+        while left > 0 {
+            let name = format!("extra{i}");
+            let len = (left - name.len()).min(MAX_VALUE_CHARS);
+            left -= name.len() + len;
+            items.push(json!({"name": name, "value": "v".repeat(len)}));
+            i += 1;
+        }
+        body
+    }
+
+    fn arguments_bytes(spec: &JobSpec) -> usize {
+        spec.arguments.iter().map(|(n, v)| n.len() + v.len()).sum()
+    }
+
+    #[test]
+    fn arguments_adding_up_to_more_than_a_body_holds_are_refused_naming_the_field() {
+        let spec = validate_request(&request_of(MAX_ARGUMENTS_BYTES)).expect("at the limit");
+        assert_eq!(arguments_bytes(&spec), MAX_ARGUMENTS_BYTES);
+        let err = refused(request_of(MAX_ARGUMENTS_BYTES + 1));
+        assert_eq!(err.field, "entrypoint_arguments");
+        assert!(
+            err.message.contains(&MAX_ARGUMENTS_BYTES.to_string()),
+            "{}",
+            err.message
+        );
+        // What the per-argument limits alone would let through: a megabyte of values.
+        let mut args = vec![json!({"name": "app-name", "value": "a"})];
+        args.extend(
+            (1..MAX_ARGUMENTS)
+                .map(|i| json!({"name": format!("a{i}"), "value": "x".repeat(MAX_VALUE_CHARS)})),
+        );
+        let err = refused(json!({ "entrypoint_arguments": args }));
+        assert_eq!(err.field, "entrypoint_arguments");
+        // Characters count by their UTF-8 bytes, as the body carries them.
+        let mut body = multiomix_body();
+        body["entrypoint_arguments"][1]["value"] = json!("é".repeat(MAX_VALUE_CHARS));
+        assert!(validate_request(&body).is_ok(), "20 KiB of values");
+        let items = body["entrypoint_arguments"].as_array_mut().unwrap();
+        for i in 0..3 {
+            items.push(json!({"name": format!("more{i}"), "value": "é".repeat(MAX_VALUE_CHARS)}));
+        }
+        assert_eq!(
+            refused(body).field,
+            "entrypoint_arguments",
+            "60 KiB of values"
+        );
     }
 
     #[test]

@@ -8,7 +8,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_sdk_emrcontainers::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_emrcontainers::config::{
+    BehaviorVersion, Credentials, Region, SharedCredentialsProvider,
+};
 use multiomix_aws_emr::app::Application;
 use multiomix_aws_emr::backend::emr_eks::EmrEksBackend;
 use multiomix_aws_emr::config::Config;
@@ -80,21 +82,52 @@ impl Setup {
     }
 }
 
-/// An SDK client for the fake (or any endpoint) with fixed test credentials.
-pub fn emr_client(endpoint: &str) -> aws_sdk_emrcontainers::Client {
-    let conf = aws_sdk_emrcontainers::Config::builder()
+/// What every AWS SDK client of the tests is built from: a local endpoint (a fake or
+/// moto), one region, fixed test credentials.
+pub fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
+    aws_config::SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new(
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
             "AKIDTEST",
             "test-secret",
             None,
             None,
             "tests",
-        ))
+        )))
         .endpoint_url(endpoint)
-        .build();
-    aws_sdk_emrcontainers::Client::from_conf(conf)
+        .build()
+}
+
+/// An emr-containers client for the fake (or any endpoint) with fixed test credentials.
+pub fn emr_client(endpoint: &str) -> aws_sdk_emrcontainers::Client {
+    aws_sdk_emrcontainers::Client::new(&sdk_config(endpoint))
+}
+
+/// Creates an EMR on EKS virtual cluster (on moto, which has none until asked) and
+/// returns its id.
+pub async fn create_virtual_cluster(client: &aws_sdk_emrcontainers::Client) -> String {
+    use aws_sdk_emrcontainers::types::{
+        ContainerInfo, ContainerProvider, ContainerProviderType, EksInfo,
+    };
+    let provider = ContainerProvider::builder()
+        .r#type(ContainerProviderType::Eks)
+        .id("multiomix-eks")
+        .info(ContainerInfo::EksInfo(
+            EksInfo::builder().namespace("emr-jobs").build(),
+        ))
+        .build()
+        .unwrap();
+    client
+        .create_virtual_cluster()
+        .name("multiomix")
+        .container_provider(provider)
+        .send()
+        .await
+        .expect("moto creates a virtual cluster")
+        .id()
+        .unwrap()
+        .to_owned()
 }
 
 pub async fn spawn_app() -> TestApp {

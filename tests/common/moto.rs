@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use tokio::process::{Child, Command};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -20,11 +19,14 @@ pub fn moto_server_path() -> Option<PathBuf> {
     venv.exists().then_some(venv)
 }
 
+/// A moto server on a free loopback port, stopped when dropped.
 pub struct Moto {
     pub url: String,
     _child: Child,
 }
 
+/// Starts moto on a free loopback port; `None`, and the test is skipped with a message,
+/// on a machine without it; a failure under CI.
 pub async fn moto() -> Option<Moto> {
     let Some(bin) = moto_server_path() else {
         if std::env::var_os("CI").is_some() {
@@ -62,18 +64,9 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// An S3 client for moto, path-style (moto serves every bucket at one address).
 pub fn s3_client(endpoint: &str) -> aws_sdk_s3::Client {
-    let conf = aws_sdk_s3::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new(
-            "AKIDTEST",
-            "test-secret",
-            None,
-            None,
-            "tests",
-        ))
-        .endpoint_url(endpoint)
+    let conf = aws_sdk_s3::config::Builder::from(&super::sdk_config(endpoint))
         .force_path_style(true)
         .build();
     aws_sdk_s3::Client::from_conf(conf)

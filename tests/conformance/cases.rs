@@ -116,7 +116,7 @@ pub async fn describe_shows_the_job(peer: Arc<dyn Peer>) {
 
 /// Runs reach each final state the peer can lead them to, with a `finishedAt`.
 pub async fn runs_reach_their_final_state(peer: Arc<dyn Peer>) {
-    let endings = peer.endings();
+    let endings = peer.abilities().endings;
     if endings.is_empty() {
         eprintln!("this peer cannot lead a run to COMPLETED or FAILED; cancel covers its end");
         return;
@@ -125,7 +125,7 @@ pub async fn runs_reach_their_final_state(peer: Arc<dyn Peer>) {
     for (i, ending) in endings.iter().enumerate() {
         let id = suite.submit(&format!("Final{i}"), Some(*ending)).await;
         suite.peer.end(&id, *ending).await;
-        if suite.peer.needs_callback() {
+        if suite.peer.abilities().needs_callback {
             assert_eq!(suite.patch(&id).await, 204);
         }
         let job = suite.read_until(&id, &[ending.state()]).await;
@@ -144,7 +144,7 @@ pub async fn runs_reach_their_final_state(peer: Arc<dyn Peer>) {
 /// cancelling a finished one answers 409.
 pub async fn cancel_running_then_finished(peer: Arc<dyn Peer>) {
     let suite = Suite::start(peer).await;
-    if suite.peer.can_hold() {
+    if suite.peer.abilities().can_hold {
         let id = suite.submit("Cancelled", None).await;
         let (status, answer) = suite.delete(&format!("/job/{id}")).await;
         assert_eq!(status, 200, "{answer}");
@@ -158,7 +158,7 @@ pub async fn cancel_running_then_finished(peer: Arc<dyn Peer>) {
     } else {
         eprintln!("this peer cannot keep a run running; only the 409 of a finished one is shown");
     }
-    if let Some(ending) = suite.peer.endings().first().copied() {
+    if let Some(ending) = suite.peer.abilities().endings.first().copied() {
         let id = suite.submit("FinishedFirst", Some(ending)).await;
         suite.peer.end(&id, ending).await;
         suite.read_until(&id, &[ending.state()]).await;
@@ -242,7 +242,7 @@ pub async fn a_repeated_key_gives_one_job(peer: Arc<dyn Peer>) {
         ids.push(r.json::<serde_json::Value>().await.unwrap()["id"].clone());
     }
     assert_eq!(ids[0], ids[1]);
-    if suite.peer.honours_client_token() {
+    if suite.peer.abilities().honours_client_token {
         suite.peer.plan(suite.dir.path(), "Token", None).await;
         let spec = validate_request(&body("Token")).unwrap();
         let a = suite
@@ -273,7 +273,7 @@ pub async fn a_repeated_key_gives_one_job(peer: Arc<dyn Peer>) {
 /// the peer cannot end a run, a cancel ends it.
 pub async fn the_notice_follows_the_end(peer: Arc<dyn Peer>) {
     let suite = Suite::start(peer).await;
-    let (id, state) = match suite.peer.endings().first().copied() {
+    let (id, state) = match suite.peer.abilities().endings.first().copied() {
         Some(ending) => {
             let id = suite.submit("Noticed", Some(ending)).await;
             suite.peer.end(&id, ending).await;
@@ -285,7 +285,7 @@ pub async fn the_notice_follows_the_end(peer: Arc<dyn Peer>) {
             (id, "CANCELLED")
         }
     };
-    if suite.peer.needs_callback() {
+    if suite.peer.abilities().needs_callback {
         assert_eq!(suite.patch(&id).await, 204);
     }
     let notices = suite.multiomix.wait_for_notices(1, WAIT).await.unwrap();

@@ -62,6 +62,23 @@ pub fn driver_env(parameters: &str, prefix: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// What a peer can show of a run's life.
+#[derive(Clone, Copy, Debug)]
+pub struct Abilities {
+    /// The final states the peer can lead a run to. Empty: it cannot (moto's
+    /// emr-containers keeps runs where they are; only a cancel ends them).
+    pub endings: &'static [Ending],
+    /// Whether a run can be kept running until cancelled (moto's emr-serverless creates
+    /// runs already SUCCESS).
+    pub can_hold: bool,
+    /// Whether the backend itself gives one run for a repeated client token (moto's
+    /// emr-serverless ignores the token; the service's Idempotency-Key still holds).
+    pub honours_client_token: bool,
+    /// Whether the end is announced by the sidecar's PATCH (EMR on EKS) rather than seen
+    /// by the service itself.
+    pub needs_callback: bool,
+}
+
 /// One backend the suite runs against, and what it can show.
 #[async_trait]
 pub trait Peer: Send + Sync {
@@ -75,25 +92,12 @@ pub trait Peer: Send + Sync {
         config: &Config,
     ) -> (Arc<dyn JobBackend>, Option<UnboundedReceiver<JobId>>);
 
-    /// The final states the peer can lead a run to. Empty: it cannot (moto's
-    /// emr-containers keeps runs where they are; only a cancel ends them).
-    fn endings(&self) -> &'static [Ending];
-
-    /// Whether a run can be kept running until cancelled (moto's emr-serverless creates
-    /// runs already SUCCESS).
-    fn can_hold(&self) -> bool;
-
-    /// Whether the backend itself gives one run for a repeated client token (moto's
-    /// emr-serverless ignores the token; the service's Idempotency-Key still holds).
-    fn honours_client_token(&self) -> bool;
-
-    /// Whether the end is announced by the sidecar's PATCH (EMR on EKS) rather than seen
-    /// by the service itself.
-    fn needs_callback(&self) -> bool;
+    /// What the peer can show; a case skips, saying so, what it cannot.
+    fn abilities(&self) -> Abilities;
 
     /// Called before a job of this name is submitted: how it should go. `None`: it should
-    /// keep running until cancelled.
-    async fn plan(&self, dir: &Path, name: &str, ending: Option<Ending>);
+    /// keep running until cancelled. Only a peer that runs jobs itself needs telling.
+    async fn plan(&self, _dir: &Path, _name: &str, _ending: Option<Ending>) {}
 
     /// Leads a submitted run to its end, where the peer needs telling.
     async fn end(&self, id: &str, ending: Ending);
@@ -152,7 +156,7 @@ impl Suite {
         vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let config = Config::from_vars(vars).expect("a valid configuration");
         let (backend, ended) = peer.connect(&config).await;
-        let app = Application::build_with_backend(config, backend.clone())
+        let mut app = Application::build_with_backend(config, backend.clone())
             .await
             .expect("the app builds");
         if let Some(ended) = ended {

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_sdk_emrserverless::config::{BehaviorVersion, Credentials, Region};
 use multiomix_aws_emr::backend::emr_ec2::EmrEc2Backend;
 use multiomix_aws_emr::backend::emr_eks::EmrEksBackend;
 use multiomix_aws_emr::backend::emr_serverless::EmrServerlessBackend;
@@ -19,11 +18,20 @@ use multiomix_fakes::{FakeEmr, FakeEmrEc2, FakeEmrServerless, RunState, StepStat
 use serde_json::Value;
 use tokio::sync::mpsc::{self, UnboundedReceiver};
 
-use crate::common::emr_client;
-use crate::harness::{driver_env, Ending, Peer, Submitted, ROLE, WAIT};
+use crate::common::moto::{moto, Moto};
+use crate::common::{create_virtual_cluster, emr_client, sdk_config};
+use crate::harness::{driver_env, Abilities, Ending, Peer, Submitted, ROLE, WAIT};
 
 const BUCKET: &str = "multiomix-bucket";
 const ALL_ENDINGS: &[Ending] = &[Ending::Completed, Ending::Failed];
+/// What a fake (or the local backend) shows: every final state, runs held until
+/// cancelled, one run per client token; the service sees the end itself.
+const EVERYTHING: Abilities = Abilities {
+    endings: ALL_ENDINGS,
+    can_hold: true,
+    honours_client_token: true,
+    needs_callback: false,
+};
 
 fn emr_vars(backend: &str) -> Vec<(String, String)> {
     vec![
@@ -45,24 +53,8 @@ fn strings(v: &Value) -> Vec<String> {
 
 /// An emr-serverless client for a local endpoint, with fixed test credentials.
 pub fn serverless_client(endpoint: &str) -> aws_sdk_emrserverless::Client {
-    let conf = aws_sdk_emrserverless::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new(
-            "AKIDTEST",
-            "test-secret",
-            None,
-            None,
-            "tests",
-        ))
-        .endpoint_url(endpoint)
-        .build();
-    aws_sdk_emrserverless::Client::from_conf(conf)
+    aws_sdk_emrserverless::Client::new(&sdk_config(endpoint))
 }
-
-// ---- moto -------------------------------------------------------------------------
-
-pub use crate::common::moto::{moto, Moto};
 
 // ---- EMR on EKS --------------------------------------------------------------------
 
@@ -123,19 +115,12 @@ impl Peer for FakeEks {
     ) -> (Arc<dyn JobBackend>, Option<UnboundedReceiver<JobId>>) {
         eks_backend(&self.0.url(), config).await
     }
-    fn endings(&self) -> &'static [Ending] {
-        ALL_ENDINGS
+    fn abilities(&self) -> Abilities {
+        Abilities {
+            needs_callback: true,
+            ..EVERYTHING
+        }
     }
-    fn can_hold(&self) -> bool {
-        true
-    }
-    fn honours_client_token(&self) -> bool {
-        true
-    }
-    fn needs_callback(&self) -> bool {
-        true
-    }
-    async fn plan(&self, _: &Path, _: &str, _: Option<Ending>) {}
     async fn end(&self, id: &str, ending: Ending) {
         let state = match ending {
             Ending::Completed => multiomix_fakes::JobState::Completed,
@@ -165,28 +150,8 @@ pub struct MotoEks {
 }
 
 pub async fn moto_eks() -> Option<Arc<dyn Peer>> {
-    use aws_sdk_emrcontainers::types::{
-        ContainerInfo, ContainerProvider, ContainerProviderType, EksInfo,
-    };
     let moto = moto().await?;
-    let provider = ContainerProvider::builder()
-        .r#type(ContainerProviderType::Eks)
-        .id("multiomix-eks")
-        .info(ContainerInfo::EksInfo(
-            EksInfo::builder().namespace("emr-jobs").build(),
-        ))
-        .build()
-        .unwrap();
-    let vc = emr_client(&moto.url)
-        .create_virtual_cluster()
-        .name("multiomix")
-        .container_provider(provider)
-        .send()
-        .await
-        .unwrap()
-        .id()
-        .unwrap()
-        .to_owned();
+    let vc = create_virtual_cluster(&emr_client(&moto.url)).await;
     Some(Arc::new(MotoEks { moto, vc }))
 }
 
@@ -203,19 +168,14 @@ impl Peer for MotoEks {
     ) -> (Arc<dyn JobBackend>, Option<UnboundedReceiver<JobId>>) {
         eks_backend(&self.moto.url, config).await
     }
-    fn endings(&self) -> &'static [Ending] {
-        &[]
+    fn abilities(&self) -> Abilities {
+        Abilities {
+            endings: &[],
+            can_hold: true,
+            honours_client_token: false,
+            needs_callback: true,
+        }
     }
-    fn can_hold(&self) -> bool {
-        true
-    }
-    fn honours_client_token(&self) -> bool {
-        false
-    }
-    fn needs_callback(&self) -> bool {
-        true
-    }
-    async fn plan(&self, _: &Path, _: &str, _: Option<Ending>) {}
     async fn end(&self, _: &str, _: Ending) {
         unreachable!("moto's emr-containers cannot end a run")
     }
@@ -337,19 +297,9 @@ impl Peer for FakeServerless {
     ) -> (Arc<dyn JobBackend>, Option<UnboundedReceiver<JobId>>) {
         serverless_backend(&self.0.url(), config).await
     }
-    fn endings(&self) -> &'static [Ending] {
-        ALL_ENDINGS
+    fn abilities(&self) -> Abilities {
+        EVERYTHING
     }
-    fn can_hold(&self) -> bool {
-        true
-    }
-    fn honours_client_token(&self) -> bool {
-        true
-    }
-    fn needs_callback(&self) -> bool {
-        false
-    }
-    async fn plan(&self, _: &Path, _: &str, _: Option<Ending>) {}
     async fn end(&self, id: &str, ending: Ending) {
         let (state, details) = match ending {
             Ending::Completed => (RunState::Success, ""),
@@ -415,19 +365,14 @@ impl Peer for MotoServerless {
     ) -> (Arc<dyn JobBackend>, Option<UnboundedReceiver<JobId>>) {
         serverless_backend(&self.moto.url, config).await
     }
-    fn endings(&self) -> &'static [Ending] {
-        &[Ending::Completed]
+    fn abilities(&self) -> Abilities {
+        Abilities {
+            endings: &[Ending::Completed],
+            can_hold: false,
+            honours_client_token: false,
+            needs_callback: false,
+        }
     }
-    fn can_hold(&self) -> bool {
-        false
-    }
-    fn honours_client_token(&self) -> bool {
-        false
-    }
-    fn needs_callback(&self) -> bool {
-        false
-    }
-    async fn plan(&self, _: &Path, _: &str, _: Option<Ending>) {}
     async fn end(&self, _: &str, _: Ending) {}
     async fn submitted(&self, _: &Path, id: &str, _: &str) -> Submitted {
         serverless_submitted(&self.moto.url, &self.application, id).await
@@ -441,19 +386,7 @@ impl Peer for MotoServerless {
 
 /// An EMR client for a local endpoint, with fixed test credentials.
 pub fn ec2_client(endpoint: &str) -> aws_sdk_emr::Client {
-    let conf = aws_sdk_emr::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new(
-            "AKIDTEST",
-            "test-secret",
-            None,
-            None,
-            "tests",
-        ))
-        .endpoint_url(endpoint)
-        .build();
-    aws_sdk_emr::Client::from_conf(conf)
+    aws_sdk_emr::Client::new(&sdk_config(endpoint))
 }
 
 pub async fn ec2_backend(
@@ -566,19 +499,9 @@ impl Peer for FakeEc2 {
     ) -> (Arc<dyn JobBackend>, Option<UnboundedReceiver<JobId>>) {
         ec2_backend(&self.0.url(), config).await
     }
-    fn endings(&self) -> &'static [Ending] {
-        ALL_ENDINGS
+    fn abilities(&self) -> Abilities {
+        EVERYTHING
     }
-    fn can_hold(&self) -> bool {
-        true
-    }
-    fn honours_client_token(&self) -> bool {
-        true
-    }
-    fn needs_callback(&self) -> bool {
-        false
-    }
-    async fn plan(&self, _: &Path, _: &str, _: Option<Ending>) {}
     async fn end(&self, id: &str, ending: Ending) {
         let (state, details) = match ending {
             Ending::Completed => (StepState::Completed, ""),
@@ -647,17 +570,8 @@ impl Peer for Local {
         .unwrap();
         (Arc::new(backend), Some(rx))
     }
-    fn endings(&self) -> &'static [Ending] {
-        ALL_ENDINGS
-    }
-    fn can_hold(&self) -> bool {
-        true
-    }
-    fn honours_client_token(&self) -> bool {
-        true
-    }
-    fn needs_callback(&self) -> bool {
-        false
+    fn abilities(&self) -> Abilities {
+        EVERYTHING
     }
     async fn plan(&self, dir: &Path, name: &str, ending: Option<Ending>) {
         let results = dir.join("results");
