@@ -145,11 +145,11 @@ fn argument_value_schema() -> impl Into<RefOr<Schema>> {
             ObjectBuilder::new()
                 .schema_type(Type::String)
                 .max_length(Some(MAX_VALUE_CHARS))
-                // No control characters (what `char::is_control` refuses), and no leading
-                // `-` but that of a negative number: the job script would read it as an
-                // option.
+                // Not blank (EMR refuses an argument of spaces only), no control characters
+                // (what `char::is_control` refuses), and no leading `-` but that of a
+                // negative number: the job script would read it as an option.
                 .pattern(Some(
-                    r"^(?!-(?!(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$))[^\u0000-\u001f\u007f-\u009f]*$",
+                    r"^(?=.*[^ ])(?!-(?!(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$))[^\u0000-\u001f\u007f-\u009f]*$",
                 )),
         )
         .item(ObjectBuilder::new().schema_type(Type::Number))

@@ -238,6 +238,14 @@ fn check_argument_value(value: &str) -> Result<(), String> {
     if value.chars().any(char::is_control) {
         return Err("must not contain control characters (newlines, NUL, ...)".into());
     }
+    // EMR takes an entry-point argument only with a character that is not white space
+    // (its pattern `.*\S.*`); control characters are refused above, so a blank value is
+    // one of spaces. Refused here, it is a 400 naming the field instead of EMR's 502.
+    if value.chars().all(|c| c == ' ') {
+        return Err(
+            "must contain a character other than a space (EMR refuses blank arguments)".into(),
+        );
+    }
     // The job scripts read their arguments with argparse, which takes a word starting
     // with `-` as an option: `--app-name=..` as a value would replace the checked app
     // name. Negative numbers are the one such word argparse reads as a value.
@@ -505,6 +513,22 @@ mod tests {
                 "{value}"
             );
         }
+    }
+
+    #[test]
+    fn blank_values_are_refused_and_values_with_spaces_kept() {
+        for value in ["", " ", "   "] {
+            let mut body = multiomix_body();
+            body["entrypoint_arguments"][2]["value"] = json!(value);
+            assert_eq!(
+                refused(body).field,
+                "entrypoint_arguments[2].value",
+                "{value:?}"
+            );
+        }
+        let mut body = multiomix_body();
+        body["entrypoint_arguments"][2]["value"] = json!(" a b ");
+        assert!(validate_request(&body).is_ok());
     }
 
     #[test]
