@@ -277,6 +277,9 @@ impl Notifier {
                 // The lease brings it back.
                 error!(error = %e, "cannot record the notice's progress");
             }
+            // The notice may have closed: the gauge follows at once, not at the loop's
+            // next turn, so a scrape right after a burst reads what the store holds.
+            self.update_open_gauge().await;
         }
         .instrument(span)
         .await
