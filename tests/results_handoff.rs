@@ -28,7 +28,9 @@ use aws_sdk_s3::primitives::ByteStream;
 use common::moto::{bucket_keys, moto, s3_client, Moto};
 use harness::{Ending, Peer, WAIT};
 use multiomix_aws_emr::app::Application;
+use multiomix_aws_emr::backend::JobBackend;
 use multiomix_aws_emr::config::Config;
+use multiomix_aws_emr::job::JobId;
 use multiomix_aws_emr::staging::Staging;
 use multiomix_fakes::FakeMultiomix;
 use serde_json::{json, Value};
@@ -44,6 +46,7 @@ struct Handoff {
     base: String,
     http: reqwest::Client,
     multiomix: FakeMultiomix,
+    backend: Arc<dyn JobBackend>,
     s3: aws_sdk_s3::Client,
     datasets: PathBuf,
     results: PathBuf,
@@ -129,7 +132,7 @@ impl Handoff {
         let config = Config::from_vars(vars).expect("a valid configuration");
         let staging = config.staging.clone().expect("staging is on");
         let (backend, ended) = peer.connect(&config).await;
-        let mut app = Application::build_with_backend(config, backend)
+        let mut app = Application::build_with_backend(config, backend.clone())
             .await
             .expect("the app builds")
             .with_staging(Staging::with_client(s3_client(&moto.url), &staging));
@@ -143,6 +146,7 @@ impl Handoff {
             base,
             http: reqwest::Client::new(),
             multiomix,
+            backend,
             s3,
             datasets,
             results,
@@ -333,6 +337,15 @@ async fn the_data_path(peer: Arc<dyn Peer>) {
             Some("s3://multiomix-bucket/results/")
         );
     }
+
+    // The backend keeps the app name with the run (a tag, or the step's arguments), so a
+    // job adopted after a lost store still has its results copied.
+    let run = h
+        .backend
+        .describe(&JobId::parse(&id).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(run.tags.get("app-name").map(String::as_str), Some(APP));
 
     let written = h.run_the_job(true).await;
     h.end(&id, Ending::Completed).await;

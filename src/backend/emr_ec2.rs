@@ -34,7 +34,7 @@ use tokio::sync::{Mutex, OnceCell};
 use super::aws::{classify, sdk_config};
 use super::batch::describe_by_listing;
 use super::cancel_after_reading;
-use super::emr_eks::{to_offset, MANAGED_BY_VALUE};
+use super::emr_eks::{to_offset, APP_NAME_TAG, MANAGED_BY_VALUE};
 use super::spark::{entry_point_arguments, DriverEnv, S3Package, SparkSubmit};
 use super::{BackendError, Described, JobBackend, JobPage, ListQuery, Submitted};
 use crate::config::{Ec2Settings, JobSettings, SparkSettings};
@@ -179,9 +179,14 @@ impl EmrEc2Backend {
             failure_reason: None,
             // Steps carry no tags; the service marks its own in their arguments. The mark
             // names this service, not the deployment: give each deployment its own cluster
-            // or accept that deployments sharing one can read each other's steps.
+            // or accept that deployments sharing one can read each other's steps. The
+            // app name, which the other backends keep in a tag, is read from the step's
+            // own arguments, so that a step adopted after a lost store keeps it.
             ours: seen.ours,
-            tags: Default::default(),
+            tags: seen
+                .app_name
+                .map(|app| [(APP_NAME_TAG.to_owned(), app)].into())
+                .unwrap_or_default(),
             id,
         })
     }
@@ -359,6 +364,18 @@ struct Seen<'a> {
     status: Option<&'a StepStatus>,
     /// Whether the step's arguments carry this service's `spark.yarn.tags`.
     ours: bool,
+    /// The job's `app-name` argument, read back from the step's arguments.
+    app_name: Option<String>,
+}
+
+/// The value that follows `{prefix}app-name` in a step's arguments, when it can name a
+/// folder.
+fn app_name_in(args: &[String], prefix: &str) -> Option<String> {
+    let flag = format!("{prefix}app-name");
+    args.windows(2)
+        .find(|pair| pair[0] == flag)
+        .map(|pair| pair[1].clone())
+        .filter(|app| crate::staging::is_safe_app_name(app))
 }
 
 /// Whether a step's arguments mark it as added by this service.
@@ -485,15 +502,16 @@ impl JobBackend for EmrEc2Backend {
         if step.id() != Some(step_id.as_str()) {
             return Err(BackendError::NotFound);
         }
+        let args = step
+            .config()
+            .map(HadoopStepConfig::args)
+            .unwrap_or_default();
         self.to_run(Seen {
             id: &step_id,
             name: step.name(),
             status: step.status(),
-            ours: added_by_us(
-                step.config()
-                    .map(HadoopStepConfig::args)
-                    .unwrap_or_default(),
-            ),
+            ours: added_by_us(args),
+            app_name: app_name_in(args, &self.job.args_key_prefix),
         })
         .await
     }
@@ -549,6 +567,7 @@ impl JobBackend for EmrEc2Backend {
                     name: step.name(),
                     status: step.status(),
                     ours: true,
+                    app_name: app_name_in(args, &self.job.args_key_prefix),
                 })
                 .await
             else {
@@ -718,6 +737,25 @@ mod tests {
             details.contains("interrupted") && details.contains("node lost"),
             "{details}"
         );
+    }
+
+    #[test]
+    fn the_app_name_is_read_back_from_the_steps_arguments() {
+        let args: Vec<String> = ["spark-submit", "--conf", "x=1", "s3://b/scripts/main.py"]
+            .into_iter()
+            .chain(["--app-name", "BBHA_42", "--n-stars", "15"])
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(app_name_in(&args, "--").as_deref(), Some("BBHA_42"));
+        assert_eq!(
+            app_name_in(&args, "-"),
+            None,
+            "another prefix, another flag"
+        );
+        let unsafe_name: Vec<String> = ["--app-name", "../x"].map(str::to_owned).into();
+        assert_eq!(app_name_in(&unsafe_name, "--"), None);
+        let last: Vec<String> = ["--app-name"].map(str::to_owned).into();
+        assert_eq!(app_name_in(&last, "--"), None, "a flag without its value");
     }
 
     #[test]

@@ -387,7 +387,7 @@ impl Notifier {
         }
         let app = self.inner.store.job(id).await?.and_then(|job| job.app_name);
         if app.is_none() {
-            // Only a job adopted from a backend that keeps no tags (EMR on EC2) lacks it.
+            // Only a job started before app names were kept (and adopted since) lacks it.
             error!("the job's app-name is not known, so its results cannot be copied; sending its notice without them");
             metrics::counter!("results_fetch_skipped_total").increment(1);
         }
