@@ -500,3 +500,50 @@ async fn with_clean_up_off_the_datasets_stay() {
         "{keys:?}"
     );
 }
+
+#[tokio::test]
+async fn an_s3_refusal_while_copying_is_retried_and_the_notice_waits_for_the_copy() {
+    // The results bucket does not exist yet: S3 refuses the listing (NoSuchBucket), as it
+    // would refuse a service without s3:ListBucket.
+    let Some(h) = Handoff::start(
+        peers::fake_eks().await.unwrap(),
+        &[("S3_RESULTS_PREFIX", "s3://results-bucket/out/")],
+    )
+    .await
+    else {
+        return;
+    };
+    let id = h.submit().await;
+    h.end(&id, Ending::Completed).await;
+    let notice = h
+        .notice_until(&id, |n| {
+            n["status"] == "fetching" && n["resultsFetchAttempts"].as_i64() >= Some(2)
+        })
+        .await;
+    let error = notice["lastError"].as_str().unwrap();
+    assert!(
+        error.contains("NoSuchBucket") && error.contains("s3://results-bucket/out/BBHA_42/"),
+        "{error}"
+    );
+    assert_eq!(h.multiomix.count(), 0, "no notice without its results");
+
+    h.s3.create_bucket()
+        .bucket("results-bucket")
+        .send()
+        .await
+        .expect("CreateBucket");
+    for (name, content) in [("times.json", "[]"), ("result.json", "{}")] {
+        h.s3.put_object()
+            .bucket("results-bucket")
+            .key(format!("out/{APP}/{name}"))
+            .body(ByteStream::from(content.as_bytes().to_vec()))
+            .send()
+            .await
+            .expect("PutObject");
+    }
+    let notices = h.multiomix.wait_for_notices(1, WAIT).await.unwrap();
+    assert_eq!(
+        notices[0].observed,
+        json!({"result.json": "{}", "times.json": "[]"})
+    );
+}
