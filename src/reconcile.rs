@@ -33,6 +33,11 @@ pub const SETTLE_AFTER: Duration = Duration::from_secs(120);
 /// Submissions settled per round.
 const SETTLE_LIMIT: i64 = 100;
 
+/// The safety net under the sidecar's callback: every round it reads the unfinished jobs
+/// from the backend (in batches) and opens the notice of each that ended, settles
+/// submissions a stopped process left behind, adopts this deployment's jobs when the
+/// store was lost, and prunes what has expired. [`Reconciler::run_once`] is one round,
+/// for tests.
 #[derive(Clone)]
 pub struct Reconciler {
     /// When this process started: submissions written before it are nobody's.

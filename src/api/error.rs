@@ -22,6 +22,10 @@ pub struct ErrorBody {
     pub field: Option<String>,
 }
 
+/// Every way a request can fail, each with its status and error code. Handlers return it
+/// and it renders the JSON error body, so no failure becomes an HTML page or a bare 500:
+/// backend errors are sorted into 404, 409, 502 and 503 (with `Retry-After`) by
+/// [`ApiError::from_backend`].
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{}", .0.message)]

@@ -107,6 +107,12 @@ pub enum Submitted {
     Unknown,
 }
 
+/// What the API, the outbox and the reconciler ask of wherever Spark runs: start a job,
+/// read it, cancel it, list this deployment's jobs, and say whether the backend is
+/// reachable. Each backend (EMR on EKS, EMR Serverless, EMR on EC2, local spark-submit)
+/// owns its SDK, its id format and the mapping of its states onto the ones Multiomix
+/// knows, so the API never changes between them; `tests/conformance/` holds every
+/// backend to the same behaviour.
 #[async_trait]
 pub trait JobBackend: Send + Sync + 'static {
     /// A short name for logs and `/ready`.

@@ -72,7 +72,10 @@ struct Inner {
     staging: RwLock<Option<Arc<Staging>>>,
 }
 
-/// Cheap to clone; all clones share one outbox.
+/// The job-end notice outbox: opens a job's notice, reads the job until it is final,
+/// copies its results when staging is on, and delivers the notice with retries. Its work
+/// lives in the store, so a restart loses nothing. Cheap to clone; all clones share one
+/// outbox.
 #[derive(Clone)]
 pub struct Notifier {
     inner: Arc<Inner>,

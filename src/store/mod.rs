@@ -18,6 +18,11 @@ use sqlx::{Row, SqlitePool};
 
 use crate::job::{JobId, JobState};
 
+/// Everything that must outlive the process, in one SQLite file: the jobs this service
+/// started, idempotency keys, submissions in flight, the notice outbox and the local
+/// backend's runs. Every state change is one conditional statement (or transaction) that
+/// says whether it changed anything, so two workers can never both act on one notice.
+/// Cheap to clone: clones share one connection pool.
 #[derive(Clone)]
 pub struct Store {
     pool: SqlitePool,
