@@ -255,6 +255,27 @@ impl Handoff {
         }
     }
 
+    /// Waits until the copy of the job's results has failed at least twice, and checks
+    /// that its error says each of `why`, that no notice left, and that no half folder
+    /// is in the shared results folder.
+    async fn waits_for_its_results(&self, id: &str, why: &[&str]) {
+        let notice = self
+            .notice_until(id, |n| {
+                n["status"] == "fetching" && n["resultsFetchAttempts"].as_i64() >= Some(2)
+            })
+            .await;
+        let error = notice["lastError"].as_str().unwrap();
+        for part in why {
+            assert!(error.contains(part), "{part} not in: {error}");
+        }
+        assert_eq!(self.multiomix.count(), 0, "no notice without its results");
+        assert!(
+            !self.results.join(APP).exists(),
+            "no half folder: {:?}",
+            entries(&self.results)
+        );
+    }
+
     /// Plays the job: reads its datasets from S3, then writes its results under
     /// `results/<app>/`, `result.json` last as the job package and the sidecar do.
     async fn run_the_job(&self, with_result: bool) -> BTreeMap<String, String> {
@@ -420,22 +441,11 @@ async fn results_not_there_yet_are_fetched_again_and_the_notice_waits_for_them()
     // The driver ended, but its sidecar has not uploaded `result.json` yet.
     let written = h.run_the_job(false).await;
     h.end(&id, Ending::Completed).await;
-    let notice = h
-        .notice_until(&id, |n| {
-            n["status"] == "fetching" && n["resultsFetchAttempts"].as_i64() >= Some(2)
-        })
-        .await;
-    let error = notice["lastError"].as_str().unwrap();
-    assert!(
-        error.contains("result.json") && error.contains("s3://multiomix-bucket/results/BBHA_42/"),
-        "{error}"
-    );
-    assert_eq!(h.multiomix.count(), 0, "no notice without its results");
-    assert!(
-        !h.results.join(APP).exists(),
-        "no half folder: {:?}",
-        entries(&h.results)
-    );
+    h.waits_for_its_results(
+        &id,
+        &["result.json", "s3://multiomix-bucket/results/BBHA_42/"],
+    )
+    .await;
 
     h.put(
         &format!("results/{APP}/result.json"),
@@ -515,17 +525,8 @@ async fn an_s3_refusal_while_copying_is_retried_and_the_notice_waits_for_the_cop
     };
     let id = h.submit().await;
     h.end(&id, Ending::Completed).await;
-    let notice = h
-        .notice_until(&id, |n| {
-            n["status"] == "fetching" && n["resultsFetchAttempts"].as_i64() >= Some(2)
-        })
+    h.waits_for_its_results(&id, &["NoSuchBucket", "s3://results-bucket/out/BBHA_42/"])
         .await;
-    let error = notice["lastError"].as_str().unwrap();
-    assert!(
-        error.contains("NoSuchBucket") && error.contains("s3://results-bucket/out/BBHA_42/"),
-        "{error}"
-    );
-    assert_eq!(h.multiomix.count(), 0, "no notice without its results");
 
     h.s3.create_bucket()
         .bucket("results-bucket")
