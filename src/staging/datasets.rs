@@ -87,8 +87,9 @@ impl Staging {
             return Err(FilesError::Invalid(FieldError {
                 field: app_field,
                 message: format!(
-                    "app-name '{app}' must be one folder name (letters, digits, '.', '_' and \
-                     '-', at most 255) when datasets are staged in S3"
+                    "app-name '{app}' must be one folder name when datasets are staged in S3: \
+                     letters, digits, '.', '_' and '-', at most 255, starting with a letter, \
+                     a digit or '_'"
                 ),
             }));
         }

@@ -62,13 +62,15 @@ impl FetchError {
 }
 
 /// Whether `app` can name one folder in a shared folder and one S3 prefix: letters,
-/// digits, `.`, `_` and `-`, at most 255 of them, and neither `.` nor `..`. Multiomix's
-/// are `BBHA_<experiment id>`.
+/// digits, `.`, `_` and `-`, at most 255 of them, starting with a letter, a digit or `_`.
+/// So it is never `.` or `..`, never a hidden name like the folders a download works in,
+/// and never an option to a program. Multiomix's are `BBHA_<experiment id>`.
 pub fn is_safe_app_name(app: &str) -> bool {
-    !app.is_empty()
-        && app.len() <= 255
-        && app != "."
-        && app != ".."
+    app.len() <= 255
+        && app
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
         && app
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
@@ -387,12 +389,24 @@ mod tests {
 
     #[test]
     fn app_names_that_are_one_plain_folder_are_safe_and_others_not() {
-        for good in ["BBHA_42", "exp-42-app", "a.b", "x"] {
+        for good in ["BBHA_42", "exp-42-app", "a.b", "x", "_x", "9.1"] {
             assert!(is_safe_app_name(good), "{good}");
         }
         let long = "a".repeat(256);
         for bad in [
-            "", ".", "..", "a/b", "../x", "/abs", "a b", "a\\b", "é", &long,
+            "",
+            ".",
+            "..",
+            ".x",
+            "..x.incoming-1",
+            "-x",
+            "a/b",
+            "../x",
+            "/abs",
+            "a b",
+            "a\\b",
+            "é",
+            &long,
         ] {
             assert!(!is_safe_app_name(bad), "{bad}");
         }
