@@ -6,16 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use multiomix_aws_emr::config::{Config, KNOWN_VARIABLES};
+use multiomix_aws_emr::config::{variable, Config, KNOWN_VARIABLES};
 use serde::Deserialize;
 use serde_yaml::Value;
-
-/// Variables the deployment files may set although the service does not read them,
-/// because a library it uses does.
-const ALLOWED_UNKNOWN: &[(&str, &str)] = &[(
-    "AWS_SESSION_TOKEN",
-    "read by the AWS SDK's credential chain, needed beside access keys that are temporary",
-)];
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -266,10 +259,7 @@ fn readme_variables() -> BTreeSet<String> {
 fn assert_known(source: &str, names: impl IntoIterator<Item = String>) {
     let unknown: Vec<String> = names
         .into_iter()
-        .filter(|name| {
-            !KNOWN_VARIABLES.contains(&name.as_str())
-                && !ALLOWED_UNKNOWN.iter().any(|(n, _)| n == name)
-        })
+        .filter(|name| variable(name).is_none())
         .collect();
     assert!(
         unknown.is_empty(),
@@ -1099,13 +1089,6 @@ fn templates_of_the_service_config_name_the_uploaded_pod_templates() {
 
 #[test]
 fn deployment_files_set_only_variables_the_service_reads() {
-    for (name, reason) in ALLOWED_UNKNOWN {
-        assert!(
-            !KNOWN_VARIABLES.contains(name),
-            "{name} no longer needs an exception"
-        );
-        assert!(!reason.is_empty());
-    }
     assert_known("the Dockerfile", dockerfile_runtime_env().into_keys());
     assert_known(
         "docker-compose_dist.yml",
@@ -1123,7 +1106,6 @@ fn readme_documents_every_variable_and_no_other() {
     let documented = readme_variables();
     let missing: Vec<&str> = KNOWN_VARIABLES
         .iter()
-        .chain(ALLOWED_UNKNOWN.iter().map(|(name, _)| name))
         .copied()
         .filter(|v| !documented.contains(*v))
         .collect();
