@@ -11,10 +11,10 @@ mod settings;
 mod variables;
 
 pub use settings::*;
-use variables::{defaults, Raw};
 pub use variables::{
     readme_table, variable, ReadBy, Table, Variable, WhenUnset, KNOWN_VARIABLES, VARIABLES,
 };
+use variables::{with_defaults, Raw};
 
 /// Why the configuration cannot be used. Start-up stops with this message.
 #[derive(Debug, thiserror::Error)]
@@ -67,7 +67,7 @@ impl Config {
     {
         // An empty variable (`EMR_IMAGE=` in a compose file) means "unset", as in a shell.
         let vars = vars.into_iter().filter(|(_, v)| !v.trim().is_empty());
-        let raw: Raw = envy::from_iter(vars).map_err(|e| match e {
+        let raw: Raw = envy::from_iter(with_defaults(vars.collect())).map_err(|e| match e {
             envy::Error::MissingValue(name) => ConfigError::Unreadable(format!("{name} missing")),
             envy::Error::Custom(msg) => match msg.split_once(' ') {
                 // envy says "<reason> while parsing value '<v>' provided by <NAME>".
@@ -439,6 +439,10 @@ fn staging_settings(raw: &Raw) -> Result<StagingSettings, ConfigError> {
     })
 }
 
+/// `DATASETS_PATH` and `RESULTS_PATH` without staging (their rows say so too).
+const DEFAULT_DATASETS_PATH: &str = "/var/data";
+const DEFAULT_RESULTS_PATH: &str = "/var/results";
+
 /// `DATASETS_PATH` and `RESULTS_PATH` as the job gets them. On EMR on EKS they are the
 /// pod's volumes whatever staging does. With staging on EMR Serverless and EMR on EC2 the
 /// job reads and writes the S3 prefixes themselves, so those are the defaults, and a
@@ -454,10 +458,10 @@ fn job_paths(
         return Ok((
             raw.datasets_path
                 .clone()
-                .unwrap_or_else(defaults::datasets_path),
+                .unwrap_or_else(|| DEFAULT_DATASETS_PATH.to_owned()),
             raw.results_path
                 .clone()
-                .unwrap_or_else(defaults::results_path),
+                .unwrap_or_else(|| DEFAULT_RESULTS_PATH.to_owned()),
         ));
     };
     let path = |name: &'static str, given: &Option<String>, location: &S3Location, prefix_name| {

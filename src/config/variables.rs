@@ -140,8 +140,8 @@ pub const VARIABLES: &[Variable] = &[
     inherited("EMR_EXECUTOR_HEARTBEAT_INTERVAL", Value("600s"), ALL, "`spark.executor.heartbeatInterval`"),
     inherited("EMR_NETWORK_TIMEOUT", Value("2400s"), ALL, "`spark.network.timeout`"),
     inherited("EMR_EXECUTOR_INSTANCES", Value("3"), ALL, "`spark.executor.instances`"),
-    inherited("DATASETS_PATH", Value("/var/data"), ALL, "where the job script finds its datasets (driver environment); with `DATA_STAGING=s3` on EMR Serverless and EMR on EC2, `S3_DATASETS_PREFIX`, and another value stops start-up"),
-    inherited("RESULTS_PATH", Value("/var/results"), ALL, "where the job script writes its results (driver environment); with `DATA_STAGING=s3` on EMR Serverless and EMR on EC2, `S3_RESULTS_PREFIX`, and another value stops start-up"),
+    inherited("DATASETS_PATH", Described("`/var/data`"), ALL, "where the job script finds its datasets (driver environment); with `DATA_STAGING=s3` on EMR Serverless and EMR on EC2, `S3_DATASETS_PREFIX`, and another value stops start-up"),
+    inherited("RESULTS_PATH", Described("`/var/results`"), ALL, "where the job script writes its results (driver environment); with `DATA_STAGING=s3` on EMR Serverless and EMR on EC2, `S3_RESULTS_PREFIX`, and another value stops start-up"),
     inherited("MULTIOMIX_URL", Value("http://multiomix/feature-selection/aws-notification/"), ALL, "where job-end notices are POSTed (`{url}/{id}/`)"),
     inherited("EKS_EMR_SERVICE_URL", Value("multiomix-aws-emr"), &[Emr, EmrServerless], "host name under which the driver pods' sidecar reaches this service"),
     inherited("AWS_DEFAULT_REGION", Value("us-east-1"), EMR_ANY, "region of the virtual cluster (or of the EMR Serverless application, or of the EMR on EC2 cluster)"),
@@ -241,26 +241,19 @@ pub fn readme_table(table: Table) -> String {
     out
 }
 
-/// The variables exactly as they come from the environment. Defaults live here, in one
-/// place; [`Config::from_raw`] checks them and gives them their final types.
+/// The variables as they come from the environment, completed by [`with_defaults`] with
+/// the defaults of their rows; [`Config::from_raw`] checks them and gives them their
+/// final types. A field is an `Option` exactly when its row has no plain default.
 #[derive(Debug, Deserialize)]
 #[cfg_attr(test, derive(serde::Serialize))]
 pub(super) struct Raw {
-    #[serde(default = "defaults::port")]
     pub(super) port: u16,
-    #[serde(default = "defaults::host")]
     pub(super) host: String,
-    #[serde(default)]
     pub(super) log_format: LogFormat,
-    #[serde(default = "defaults::request_timeout")]
     pub(super) request_timeout: f64,
-    #[serde(default = "defaults::header_read_timeout")]
     pub(super) header_read_timeout: f64,
-    #[serde(default = "defaults::max_connections")]
     pub(super) max_connections: usize,
-    #[serde(default = "defaults::max_concurrent_requests")]
     pub(super) max_concurrent_requests: usize,
-    #[serde(default = "defaults::max_pending_callbacks")]
     pub(super) max_pending_callbacks: usize,
     pub(super) api_token: Option<Secret>,
     pub(super) callback_token: Option<Secret>,
@@ -268,37 +261,25 @@ pub(super) struct Raw {
     pub(super) job_backend: Option<String>,
 
     pub(super) emr_virtual_cluster_id: Option<String>,
-    #[serde(default = "defaults::emr_release_label")]
     pub(super) emr_release_label: String,
     pub(super) emr_execution_role_arn: Option<String>,
     pub(super) emr_s3_bucket: Option<String>,
     pub(super) emr_image: Option<String>,
     pub(super) emr_driver_template: Option<String>,
-    #[serde(default = "defaults::one")]
     pub(super) emr_driver_cores: String,
-    #[serde(default = "defaults::four_g")]
     pub(super) emr_driver_memory: String,
     pub(super) emr_executor_template: Option<String>,
-    #[serde(default = "defaults::one")]
     pub(super) emr_executor_cores: String,
-    #[serde(default = "defaults::four_g")]
     pub(super) emr_executor_memory: String,
-    #[serde(default = "defaults::max_result_size")]
     pub(super) emr_driver_max_result_size: String,
-    #[serde(default = "defaults::heartbeat_interval")]
     pub(super) emr_executor_heartbeat_interval: String,
-    #[serde(default = "defaults::network_timeout")]
     pub(super) emr_network_timeout: String,
-    #[serde(default = "defaults::executor_instances")]
     pub(super) emr_executor_instances: String,
-    #[serde(default = "defaults::eks_emr_service_url")]
     pub(super) eks_emr_service_url: String,
     pub(super) emr_serverless_application_id: Option<String>,
     pub(super) emr_serverless_execution_timeout: Option<u32>,
     pub(super) emr_cluster_id: Option<String>,
-    #[serde(default = "defaults::action_on_failure")]
     pub(super) emr_step_action_on_failure: String,
-    #[serde(default = "defaults::region")]
     pub(super) aws_default_region: String,
     pub(super) aws_endpoint_url: Option<String>,
 
@@ -306,191 +287,56 @@ pub(super) struct Raw {
     /// defaults are the S3 prefixes.
     pub(super) datasets_path: Option<String>,
     pub(super) results_path: Option<String>,
-    #[serde(default = "defaults::entrypoint")]
     pub(super) algo_blind_search_entrypoint: String,
-    #[serde(default = "defaults::py_files")]
     pub(super) algo_blind_search_py_files: String,
-    #[serde(default = "defaults::entrypoint")]
     pub(super) algo_bbha_entrypoint: String,
-    #[serde(default = "defaults::py_files")]
     pub(super) algo_bbha_py_files: String,
-    #[serde(default = "defaults::args_prefix")]
     pub(super) entrypoint_args_key_prefix: String,
 
-    #[serde(default = "defaults::data_staging")]
     pub(super) data_staging: String,
     pub(super) shared_datasets_dir: Option<PathBuf>,
     pub(super) shared_results_dir: Option<PathBuf>,
     pub(super) s3_datasets_prefix: Option<String>,
     pub(super) s3_results_prefix: Option<String>,
-    #[serde(default = "defaults::datasets_cleanup")]
     pub(super) datasets_cleanup: String,
-    #[serde(default = "defaults::results_fetch_timeout")]
     pub(super) results_fetch_timeout: f64,
 
-    #[serde(default = "defaults::spark_submit")]
     pub(super) spark_submit: String,
-    #[serde(default = "defaults::spark_master")]
     pub(super) spark_master: String,
-    #[serde(default = "defaults::local_scripts_dir")]
     pub(super) local_scripts_dir: PathBuf,
-    #[serde(default = "defaults::local_log_dir")]
     pub(super) local_log_dir: PathBuf,
-    #[serde(default = "defaults::local_max_concurrent")]
     pub(super) local_max_concurrent: usize,
-    #[serde(default = "defaults::local_cancel_grace")]
     pub(super) local_cancel_grace: f64,
 
-    #[serde(default = "defaults::multiomix_url")]
     pub(super) multiomix_url: String,
-    #[serde(default = "defaults::sleep_time")]
     pub(super) sleep_time: f64,
-    #[serde(default = "defaults::poll_interval")]
     pub(super) poll_interval: f64,
-    #[serde(default = "defaults::notify_initial_backoff")]
     pub(super) notify_initial_backoff: f64,
-    #[serde(default = "defaults::notify_max_backoff")]
     pub(super) notify_max_backoff: f64,
-    #[serde(default = "defaults::notify_give_up_after")]
     pub(super) notify_give_up_after: f64,
-    #[serde(default = "defaults::notify_timeout")]
     pub(super) notify_timeout: f64,
     pub(super) notify_secret: Option<Secret>,
-    #[serde(default = "defaults::reconcile_interval")]
     pub(super) reconcile_interval: f64,
-    #[serde(default = "defaults::recovery_window")]
     pub(super) recovery_window: f64,
 
-    #[serde(default = "defaults::database_url")]
     pub(super) database_url: String,
 }
 
-pub(super) mod defaults {
-    use std::path::PathBuf;
-
-    pub fn port() -> u16 {
-        8003
+/// `vars` completed with the default of each variable the service reads that is not
+/// among them, so that [`Raw`] takes its defaults from the rows and has none of its own.
+pub(super) fn with_defaults(mut vars: Vec<(String, String)>) -> Vec<(String, String)> {
+    for v in VARIABLES.iter().filter(|v| v.read_by == ReadBy::Config) {
+        if let Value(default) = v.when_unset {
+            // envy matches names whatever their case.
+            if !vars
+                .iter()
+                .any(|(name, _)| name.eq_ignore_ascii_case(v.name))
+            {
+                vars.push((v.name.to_owned(), default.to_owned()));
+            }
+        }
     }
-    pub fn action_on_failure() -> String {
-        "CONTINUE".into()
-    }
-    pub fn host() -> String {
-        "0.0.0.0".into()
-    }
-    pub fn request_timeout() -> f64 {
-        30.0
-    }
-    pub fn max_concurrent_requests() -> usize {
-        1024
-    }
-    pub fn header_read_timeout() -> f64 {
-        10.0
-    }
-    pub fn max_connections() -> usize {
-        2048
-    }
-    pub fn max_pending_callbacks() -> usize {
-        10_000
-    }
-    pub fn emr_release_label() -> String {
-        "emr-6.9.0-latest".into()
-    }
-    pub fn one() -> String {
-        "1".into()
-    }
-    pub fn four_g() -> String {
-        "4g".into()
-    }
-    pub fn max_result_size() -> String {
-        "2g".into()
-    }
-    pub fn heartbeat_interval() -> String {
-        "600s".into()
-    }
-    pub fn network_timeout() -> String {
-        "2400s".into()
-    }
-    pub fn executor_instances() -> String {
-        "3".into()
-    }
-    pub fn eks_emr_service_url() -> String {
-        "multiomix-aws-emr".into()
-    }
-    pub fn region() -> String {
-        "us-east-1".into()
-    }
-    pub fn datasets_path() -> String {
-        "/var/data".into()
-    }
-    pub fn results_path() -> String {
-        "/var/results".into()
-    }
-    pub fn entrypoint() -> String {
-        "main.py".into()
-    }
-    pub fn py_files() -> String {
-        "scripts.zip".into()
-    }
-    pub fn args_prefix() -> String {
-        "--".into()
-    }
-    pub fn data_staging() -> String {
-        "off".into()
-    }
-    pub fn datasets_cleanup() -> String {
-        "on".into()
-    }
-    pub fn results_fetch_timeout() -> f64 {
-        600.0
-    }
-    pub fn spark_submit() -> String {
-        "spark-submit".into()
-    }
-    pub fn spark_master() -> String {
-        "local[*]".into()
-    }
-    pub fn local_scripts_dir() -> PathBuf {
-        "scripts".into()
-    }
-    pub fn local_log_dir() -> PathBuf {
-        "data/logs".into()
-    }
-    pub fn local_max_concurrent() -> usize {
-        1
-    }
-    pub fn local_cancel_grace() -> f64 {
-        10.0
-    }
-    pub fn multiomix_url() -> String {
-        "http://multiomix/feature-selection/aws-notification/".into()
-    }
-    pub fn sleep_time() -> f64 {
-        10.0
-    }
-    pub fn poll_interval() -> f64 {
-        10.0
-    }
-    pub fn notify_initial_backoff() -> f64 {
-        5.0
-    }
-    pub fn notify_max_backoff() -> f64 {
-        600.0
-    }
-    pub fn notify_give_up_after() -> f64 {
-        259_200.0
-    }
-    pub fn notify_timeout() -> f64 {
-        100.0
-    }
-    pub fn reconcile_interval() -> f64 {
-        60.0
-    }
-    pub fn recovery_window() -> f64 {
-        259_200.0
-    }
-    pub fn database_url() -> String {
-        "sqlite:data/multiomix-aws-emr.db".into()
-    }
+    vars
 }
 
 #[cfg(test)]
@@ -502,10 +348,11 @@ mod tests {
     use super::*;
     use crate::config::{Config, ConfigError};
 
-    /// `Raw` read from `vars` alone, as JSON: one key per field, secrets as a marker.
+    /// `Raw` read from `vars` and the defaults, as JSON: one key per field, secrets as a
+    /// marker.
     fn raw(vars: &[(&str, &str)]) -> serde_json::Map<String, Json> {
         let vars = vars.iter().map(|(k, v)| (k.to_string(), v.to_string()));
-        let raw: Raw = envy::from_iter(vars).unwrap();
+        let raw: Raw = envy::from_iter(with_defaults(vars.collect())).unwrap();
         match serde_json::to_value(raw).unwrap() {
             Json::Object(fields) => fields,
             other => panic!("Raw is not a struct: {other}"),
@@ -536,36 +383,44 @@ mod tests {
     }
 
     #[test]
-    fn each_documented_default_is_the_one_the_service_applies() {
+    fn a_field_has_a_default_exactly_when_its_row_has_a_plain_one() {
         let unset = raw(&[]);
-        let bare = format!("{:?}", Config::from_vars(Vec::new()).unwrap());
-        let mut checked = 0;
+        let defaults = with_defaults(Vec::new());
+        let mut plain = 0;
         for v in read_by_config() {
             let applied = &unset[&field(v.name)];
             match v.when_unset {
-                Value(value) if applied.is_null() => {
-                    // Applied after Raw (the job paths depend on staging): setting the
-                    // documented value changes nothing.
-                    let set = Config::from_vars(vec![(v.name.to_owned(), value.to_owned())]);
-                    assert_eq!(format!("{:?}", set.unwrap()), bare, "{}", v.name);
-                    checked += 1;
-                }
-                Value(value) => {
-                    let set = &raw(&[(v.name, value)])[&field(v.name)];
-                    assert_eq!(set, applied, "{}={value} is not what unset gives", v.name);
-                    checked += 1;
+                Value(_) => {
+                    // Without its default the field is missing: Raw has none of its own.
+                    let without = defaults.iter().filter(|(k, _)| k != v.name).cloned();
+                    match envy::from_iter::<_, Raw>(without) {
+                        Err(envy::Error::MissingValue(missing)) => {
+                            assert_eq!(missing, field(v.name))
+                        }
+                        other => panic!("{} without its default: {other:?}", v.name),
+                    }
+                    assert!(!applied.is_null(), "{}", v.name);
+                    plain += 1;
                 }
                 Empty | Required(_) | Described(_) => {
                     assert!(applied.is_null(), "{} unset is {applied}", v.name)
                 }
             }
         }
-        // Most variables have a plain default; none may escape the check silently.
-        let plain = read_by_config()
-            .filter(|v| matches!(v.when_unset, Value(_)))
-            .count();
-        assert_eq!(checked, plain);
+        assert_eq!(defaults.len(), plain);
         assert!(plain > 40, "{plain}");
+    }
+
+    #[test]
+    fn the_job_paths_default_to_the_folders_their_rows_name() {
+        let c = Config::from_vars(Vec::new()).unwrap();
+        for (name, path) in [
+            ("DATASETS_PATH", &c.job.datasets_path),
+            ("RESULTS_PATH", &c.job.results_path),
+        ] {
+            let row = variable(name).unwrap();
+            assert_eq!(row.readme_default(), format!("`{path}`"));
+        }
     }
 
     #[test]
