@@ -45,7 +45,7 @@ pub enum WhenUnset {
     Described(&'static str),
 }
 
-/// Who reads a variable: the service's own [`Raw`], or a library on its own.
+/// Who reads a variable: the service's own `Raw`, or a library on its own.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReadBy {
     Config,
@@ -120,7 +120,7 @@ impl Variable {
 }
 
 /// Every variable the service or its libraries read, in the README's order. Adding a
-/// variable is adding its row here and its field to [`Raw`] (a unit test checks that the
+/// variable is adding its row here and its field to `Raw` (a unit test checks that the
 /// two agree), then pasting the README rows a test prints.
 #[rustfmt::skip] // one line a variable
 pub const VARIABLES: &[Variable] = &[
