@@ -121,7 +121,8 @@ impl Variable {
 
 /// Every variable the service or its libraries read, in the README's order. Adding a
 /// variable is adding its row here and its field to `Raw` (a unit test checks that the
-/// two agree), then pasting the README rows a test prints.
+/// two agree), its line to docker-compose_dist.yml, and the README rows that
+/// tests/deploy_manifests.rs prints.
 #[rustfmt::skip] // one line a variable
 pub const VARIABLES: &[Variable] = &[
     // The first table of the README: the variables inherited from the Python service.
