@@ -1,7 +1,8 @@
 //! multiomix-aws-emr: runs Multiomix feature-selection Spark jobs and tells Multiomix
 //! when they end.
 //!
-//! - [`config`]: every environment variable, read and checked once at start-up.
+//! - [`config`]: every environment variable, defined once in [`config::VARIABLES`], read
+//!   and checked once at start-up.
 //! - [`job`]: the job model — validation of Multiomix's requests, states, and the JSON
 //!   the API and the notices carry.
 //! - [`backend`]: where jobs run, behind the [`backend::JobBackend`] trait: EMR on EKS

@@ -6,16 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use multiomix_aws_emr::config::{Config, KNOWN_VARIABLES};
+use multiomix_aws_emr::config::{readme_table, variable, Config, Table, WhenUnset, VARIABLES};
 use serde::Deserialize;
 use serde_yaml::Value;
-
-/// Variables the deployment files may set although the service does not read them,
-/// because a library it uses does.
-const ALLOWED_UNKNOWN: &[(&str, &str)] = &[(
-    "AWS_SESSION_TOKEN",
-    "read by the AWS SDK's credential chain, needed beside access keys that are temporary",
-)];
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -266,10 +259,7 @@ fn readme_variables() -> BTreeSet<String> {
 fn assert_known(source: &str, names: impl IntoIterator<Item = String>) {
     let unknown: Vec<String> = names
         .into_iter()
-        .filter(|name| {
-            !KNOWN_VARIABLES.contains(&name.as_str())
-                && !ALLOWED_UNKNOWN.iter().any(|(n, _)| n == name)
-        })
+        .filter(|name| variable(name).is_none())
         .collect();
     assert!(
         unknown.is_empty(),
@@ -478,14 +468,69 @@ fn compose_service_keeps_its_store_on_a_named_volume_and_publishes_8003() {
     assert!(env["DATABASE_URL"].starts_with("sqlite:/data/"));
 }
 
+/// Settings of the compose file that differ from the service's defaults on purpose.
+const COMPOSE_OWN_VALUES: &[(&str, &str, &str)] = &[
+    (
+        "JOB_BACKEND",
+        "emr",
+        "the image is built for the EMR backends",
+    ),
+    (
+        "DATABASE_URL",
+        "sqlite:/data/multiomix-aws-emr.db",
+        "the store is on the named volume",
+    ),
+    (
+        "LOCAL_LOG_DIR",
+        "/data/logs",
+        "the root file system is read-only",
+    ),
+];
+
+/// Every variable of the service is in the compose file, as `${NAME:-default}` (or a
+/// fixed value) where the default is the documented one or empty (the service's own), so
+/// that the file cannot promise another default than the service applies.
 #[test]
-fn compose_lists_every_variable_of_the_service() {
+fn compose_lists_every_variable_with_the_service_s_own_default() {
     let env = compose_service_env(&compose());
-    let missing: Vec<&&str> = KNOWN_VARIABLES
+    let missing: Vec<&str> = VARIABLES
         .iter()
-        .filter(|v| !env.contains_key(**v))
+        .map(|v| v.name)
+        .filter(|name| !env.contains_key(*name))
         .collect();
     assert!(missing.is_empty(), "compose leaves out {missing:?}");
+    for (name, value, why) in COMPOSE_OWN_VALUES {
+        assert!(!why.is_empty());
+        assert_eq!(
+            interpolate(&env[*name], &BTreeMap::new()),
+            *value,
+            "{name} is listed as its own value"
+        );
+    }
+    for v in VARIABLES {
+        if COMPOSE_OWN_VALUES
+            .iter()
+            .any(|(name, _, _)| *name == v.name)
+        {
+            continue;
+        }
+        let given = &env[v.name];
+        let default = match given.strip_prefix(&format!("${{{}:-", v.name)) {
+            Some(rest) => rest
+                .strip_suffix('}')
+                .unwrap_or_else(|| panic!("{}: {given}", v.name)),
+            None if given.contains('$') => panic!("{} takes another variable: {given}", v.name),
+            None => given.as_str(),
+        };
+        let documented = match v.when_unset {
+            WhenUnset::Value(value) => value,
+            _ => "",
+        };
+        // Empty counts as unset, so it leaves the service's own default in force.
+        if !default.is_empty() {
+            assert_eq!(default, documented, "{}: compose / README", v.name);
+        }
+    }
 }
 
 #[test]
@@ -709,6 +754,16 @@ fn deployment_takes_credentials_and_tokens_from_an_optional_secret() {
         let reference = get(entry, "valueFrom.secretKeyRef");
         assert_eq!(get(reference, "optional"), &Value::Bool(true), "{name}");
         assert!(!str_at(reference, "name").is_empty());
+    }
+    // Whatever variable marked secret the manifest sets, it never writes its value.
+    for entry in env {
+        let name = str_at(entry, "name");
+        if variable(name).is_some_and(|v| v.secret) {
+            assert!(
+                entry.get("value").is_none(),
+                "{name} written in the manifest"
+            );
+        }
     }
 }
 
@@ -1099,13 +1154,6 @@ fn templates_of_the_service_config_name_the_uploaded_pod_templates() {
 
 #[test]
 fn deployment_files_set_only_variables_the_service_reads() {
-    for (name, reason) in ALLOWED_UNKNOWN {
-        assert!(
-            !KNOWN_VARIABLES.contains(name),
-            "{name} no longer needs an exception"
-        );
-        assert!(!reason.is_empty());
-    }
     assert_known("the Dockerfile", dockerfile_runtime_env().into_keys());
     assert_known(
         "docker-compose_dist.yml",
@@ -1118,17 +1166,38 @@ fn deployment_files_set_only_variables_the_service_reads() {
     );
 }
 
+/// The Markdown table that follows `intro` in README.md, header included.
+fn readme_table_text(intro: &str) -> String {
+    let readme = read("README.md");
+    let (_, after) = readme
+        .split_once(intro)
+        .unwrap_or_else(|| panic!("README.md has no {intro:?}"));
+    after
+        .lines()
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
 #[test]
-fn readme_documents_every_variable_and_no_other() {
-    let documented = readme_variables();
-    let missing: Vec<&str> = KNOWN_VARIABLES
-        .iter()
-        .chain(ALLOWED_UNKNOWN.iter().map(|(name, _)| name))
-        .copied()
-        .filter(|v| !documented.contains(*v))
-        .collect();
-    assert!(missing.is_empty(), "README.md leaves out {missing:?}");
-    assert_known("README.md", documented);
+fn readme_tables_are_the_rows_of_the_service_s_variables() {
+    for (intro, table) in [
+        (
+            "The variables inherited from the Python service keep their names and defaults:",
+            Table::Inherited,
+        ),
+        ("Added by this service:", Table::Added),
+    ] {
+        let expected = readme_table(table);
+        assert!(
+            readme_table_text(intro) == expected,
+            "the README table after {intro:?} differs from src/config/variables.rs; \
+             paste this:\n\n{expected}"
+        );
+    }
+    // And the section holds no other variable.
+    assert_known("README.md", readme_variables());
 }
 
 /// The variables of the table that follows `intro` in README.md (first column).

@@ -4,400 +4,18 @@
 //! The names and defaults of the variables inherited from the Python service are part of
 //! the contract with existing deployments and must not change.
 
-use std::fmt;
 use std::net::IpAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Deserialize;
+mod backends;
+mod settings;
+mod variables;
 
-/// Every variable the service reads. Kept in one list so that tests can check that the
-/// README, the Dockerfile and the manifests name no variable the service ignores and
-/// leave out none it reads.
-pub const KNOWN_VARIABLES: &[&str] = &[
-    // Server
-    "PORT",
-    "HOST",
-    "LOG_FORMAT",
-    "RUST_LOG",
-    "REQUEST_TIMEOUT",
-    "HEADER_READ_TIMEOUT",
-    "MAX_CONNECTIONS",
-    "MAX_CONCURRENT_REQUESTS",
-    "MAX_PENDING_CALLBACKS",
-    "API_TOKEN",
-    "CALLBACK_TOKEN",
-    // Backend choice
-    "JOB_BACKEND",
-    // EMR on EKS
-    "EMR_VIRTUAL_CLUSTER_ID",
-    "EMR_RELEASE_LABEL",
-    "EMR_EXECUTION_ROLE_ARN",
-    "EMR_S3_BUCKET",
-    "EMR_IMAGE",
-    "EMR_DRIVER_TEMPLATE",
-    "EMR_DRIVER_CORES",
-    "EMR_DRIVER_MEMORY",
-    "EMR_EXECUTOR_TEMPLATE",
-    "EMR_EXECUTOR_CORES",
-    "EMR_EXECUTOR_MEMORY",
-    "EMR_DRIVER_MAX_RESULT_SIZE",
-    "EMR_EXECUTOR_HEARTBEAT_INTERVAL",
-    "EMR_NETWORK_TIMEOUT",
-    "EMR_EXECUTOR_INSTANCES",
-    "EKS_EMR_SERVICE_URL",
-    // EMR Serverless (with the role, bucket and Spark sizes above)
-    "EMR_SERVERLESS_APPLICATION_ID",
-    "EMR_SERVERLESS_EXECUTION_TIMEOUT",
-    // EMR on EC2 (with the bucket and Spark sizes above)
-    "EMR_CLUSTER_ID",
-    "EMR_STEP_ACTION_ON_FAILURE",
-    "AWS_DEFAULT_REGION",
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_ENDPOINT_URL",
-    // The job itself
-    "DATASETS_PATH",
-    "RESULTS_PATH",
-    "ALGO_BLIND_SEARCH_ENTRYPOINT",
-    "ALGO_BLIND_SEARCH_PY_FILES",
-    "ALGO_BBHA_ENTRYPOINT",
-    "ALGO_BBHA_PY_FILES",
-    "ENTRYPOINT_ARGS_KEY_PREFIX",
-    // Data staging through S3 (EMR backends)
-    "DATA_STAGING",
-    "SHARED_DATASETS_DIR",
-    "SHARED_RESULTS_DIR",
-    "S3_DATASETS_PREFIX",
-    "S3_RESULTS_PREFIX",
-    "DATASETS_CLEANUP",
-    "RESULTS_FETCH_TIMEOUT",
-    // Local backend
-    "SPARK_SUBMIT",
-    "SPARK_MASTER",
-    "LOCAL_SCRIPTS_DIR",
-    "LOCAL_LOG_DIR",
-    "LOCAL_MAX_CONCURRENT",
-    "LOCAL_CANCEL_GRACE",
-    // Job-end notices
-    "MULTIOMIX_URL",
-    "SLEEP_TIME",
-    "POLL_INTERVAL",
-    "NOTIFY_INITIAL_BACKOFF",
-    "NOTIFY_MAX_BACKOFF",
-    "NOTIFY_GIVE_UP_AFTER",
-    "NOTIFY_TIMEOUT",
-    "NOTIFY_SECRET",
-    "RECONCILE_INTERVAL",
-    "RECOVERY_WINDOW",
-    // Store
-    "DATABASE_URL",
-];
-
-/// A value that must never reach a log line. `Debug` and `Display` print a placeholder.
-#[derive(Clone, Deserialize, PartialEq, Eq)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The secret itself, for the one place that has to use it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret([redacted])")
-    }
-}
-
-/// Which implementation runs the jobs.
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum BackendKind {
-    /// EMR on EKS (`JOB_BACKEND=emr`).
-    Emr,
-    /// EMR Serverless (`JOB_BACKEND=emr-serverless`).
-    EmrServerless,
-    /// Steps on a standing EMR cluster on EC2 (`JOB_BACKEND=emr-ec2`).
-    EmrEc2,
-    Local,
-}
-
-impl fmt::Display for BackendKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            BackendKind::Emr => "emr",
-            BackendKind::EmrServerless => "emr-serverless",
-            BackendKind::EmrEc2 => "emr-ec2",
-            BackendKind::Local => "local",
-        })
-    }
-}
-
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    #[default]
-    Text,
-    Json,
-}
-
-/// The variables exactly as they come from the environment. Defaults live here, in one
-/// place; [`Config::from_raw`] checks them and gives them their final types.
-#[derive(Debug, Deserialize)]
-struct Raw {
-    #[serde(default = "defaults::port")]
-    port: u16,
-    #[serde(default = "defaults::host")]
-    host: String,
-    #[serde(default)]
-    log_format: LogFormat,
-    #[serde(default = "defaults::request_timeout")]
-    request_timeout: f64,
-    #[serde(default = "defaults::header_read_timeout")]
-    header_read_timeout: f64,
-    #[serde(default = "defaults::max_connections")]
-    max_connections: usize,
-    #[serde(default = "defaults::max_concurrent_requests")]
-    max_concurrent_requests: usize,
-    #[serde(default = "defaults::max_pending_callbacks")]
-    max_pending_callbacks: usize,
-    api_token: Option<Secret>,
-    callback_token: Option<Secret>,
-
-    job_backend: Option<String>,
-
-    emr_virtual_cluster_id: Option<String>,
-    #[serde(default = "defaults::emr_release_label")]
-    emr_release_label: String,
-    emr_execution_role_arn: Option<String>,
-    emr_s3_bucket: Option<String>,
-    emr_image: Option<String>,
-    emr_driver_template: Option<String>,
-    #[serde(default = "defaults::one")]
-    emr_driver_cores: String,
-    #[serde(default = "defaults::four_g")]
-    emr_driver_memory: String,
-    emr_executor_template: Option<String>,
-    #[serde(default = "defaults::one")]
-    emr_executor_cores: String,
-    #[serde(default = "defaults::four_g")]
-    emr_executor_memory: String,
-    #[serde(default = "defaults::max_result_size")]
-    emr_driver_max_result_size: String,
-    #[serde(default = "defaults::heartbeat_interval")]
-    emr_executor_heartbeat_interval: String,
-    #[serde(default = "defaults::network_timeout")]
-    emr_network_timeout: String,
-    #[serde(default = "defaults::executor_instances")]
-    emr_executor_instances: String,
-    #[serde(default = "defaults::eks_emr_service_url")]
-    eks_emr_service_url: String,
-    emr_serverless_application_id: Option<String>,
-    emr_serverless_execution_timeout: Option<u32>,
-    emr_cluster_id: Option<String>,
-    #[serde(default = "defaults::action_on_failure")]
-    emr_step_action_on_failure: String,
-    #[serde(default = "defaults::region")]
-    aws_default_region: String,
-    aws_endpoint_url: Option<String>,
-
-    /// Unset is told from set: with staging on EMR Serverless and EMR on EC2 the
-    /// defaults are the S3 prefixes.
-    datasets_path: Option<String>,
-    results_path: Option<String>,
-    #[serde(default = "defaults::entrypoint")]
-    algo_blind_search_entrypoint: String,
-    #[serde(default = "defaults::py_files")]
-    algo_blind_search_py_files: String,
-    #[serde(default = "defaults::entrypoint")]
-    algo_bbha_entrypoint: String,
-    #[serde(default = "defaults::py_files")]
-    algo_bbha_py_files: String,
-    #[serde(default = "defaults::args_prefix")]
-    entrypoint_args_key_prefix: String,
-
-    #[serde(default = "defaults::data_staging")]
-    data_staging: String,
-    shared_datasets_dir: Option<PathBuf>,
-    shared_results_dir: Option<PathBuf>,
-    s3_datasets_prefix: Option<String>,
-    s3_results_prefix: Option<String>,
-    #[serde(default = "defaults::datasets_cleanup")]
-    datasets_cleanup: String,
-    #[serde(default = "defaults::results_fetch_timeout")]
-    results_fetch_timeout: f64,
-
-    #[serde(default = "defaults::spark_submit")]
-    spark_submit: String,
-    #[serde(default = "defaults::spark_master")]
-    spark_master: String,
-    #[serde(default = "defaults::local_scripts_dir")]
-    local_scripts_dir: PathBuf,
-    #[serde(default = "defaults::local_log_dir")]
-    local_log_dir: PathBuf,
-    #[serde(default = "defaults::local_max_concurrent")]
-    local_max_concurrent: usize,
-    #[serde(default = "defaults::local_cancel_grace")]
-    local_cancel_grace: f64,
-
-    #[serde(default = "defaults::multiomix_url")]
-    multiomix_url: String,
-    #[serde(default = "defaults::sleep_time")]
-    sleep_time: f64,
-    #[serde(default = "defaults::poll_interval")]
-    poll_interval: f64,
-    #[serde(default = "defaults::notify_initial_backoff")]
-    notify_initial_backoff: f64,
-    #[serde(default = "defaults::notify_max_backoff")]
-    notify_max_backoff: f64,
-    #[serde(default = "defaults::notify_give_up_after")]
-    notify_give_up_after: f64,
-    #[serde(default = "defaults::notify_timeout")]
-    notify_timeout: f64,
-    notify_secret: Option<Secret>,
-    #[serde(default = "defaults::reconcile_interval")]
-    reconcile_interval: f64,
-    #[serde(default = "defaults::recovery_window")]
-    recovery_window: f64,
-
-    #[serde(default = "defaults::database_url")]
-    database_url: String,
-}
-
-mod defaults {
-    use std::path::PathBuf;
-
-    pub fn port() -> u16 {
-        8003
-    }
-    pub fn action_on_failure() -> String {
-        "CONTINUE".into()
-    }
-    pub fn host() -> String {
-        "0.0.0.0".into()
-    }
-    pub fn request_timeout() -> f64 {
-        30.0
-    }
-    pub fn max_concurrent_requests() -> usize {
-        1024
-    }
-    pub fn header_read_timeout() -> f64 {
-        10.0
-    }
-    pub fn max_connections() -> usize {
-        2048
-    }
-    pub fn max_pending_callbacks() -> usize {
-        10_000
-    }
-    pub fn emr_release_label() -> String {
-        "emr-6.9.0-latest".into()
-    }
-    pub fn one() -> String {
-        "1".into()
-    }
-    pub fn four_g() -> String {
-        "4g".into()
-    }
-    pub fn max_result_size() -> String {
-        "2g".into()
-    }
-    pub fn heartbeat_interval() -> String {
-        "600s".into()
-    }
-    pub fn network_timeout() -> String {
-        "2400s".into()
-    }
-    pub fn executor_instances() -> String {
-        "3".into()
-    }
-    pub fn eks_emr_service_url() -> String {
-        "multiomix-aws-emr".into()
-    }
-    pub fn region() -> String {
-        "us-east-1".into()
-    }
-    pub fn datasets_path() -> String {
-        "/var/data".into()
-    }
-    pub fn results_path() -> String {
-        "/var/results".into()
-    }
-    pub fn entrypoint() -> String {
-        "main.py".into()
-    }
-    pub fn py_files() -> String {
-        "scripts.zip".into()
-    }
-    pub fn args_prefix() -> String {
-        "--".into()
-    }
-    pub fn data_staging() -> String {
-        "off".into()
-    }
-    pub fn datasets_cleanup() -> String {
-        "on".into()
-    }
-    pub fn results_fetch_timeout() -> f64 {
-        600.0
-    }
-    pub fn spark_submit() -> String {
-        "spark-submit".into()
-    }
-    pub fn spark_master() -> String {
-        "local[*]".into()
-    }
-    pub fn local_scripts_dir() -> PathBuf {
-        "scripts".into()
-    }
-    pub fn local_log_dir() -> PathBuf {
-        "data/logs".into()
-    }
-    pub fn local_max_concurrent() -> usize {
-        1
-    }
-    pub fn local_cancel_grace() -> f64 {
-        10.0
-    }
-    pub fn multiomix_url() -> String {
-        "http://multiomix/feature-selection/aws-notification/".into()
-    }
-    pub fn sleep_time() -> f64 {
-        10.0
-    }
-    pub fn poll_interval() -> f64 {
-        10.0
-    }
-    pub fn notify_initial_backoff() -> f64 {
-        5.0
-    }
-    pub fn notify_max_backoff() -> f64 {
-        600.0
-    }
-    pub fn notify_give_up_after() -> f64 {
-        259_200.0
-    }
-    pub fn notify_timeout() -> f64 {
-        100.0
-    }
-    pub fn reconcile_interval() -> f64 {
-        60.0
-    }
-    pub fn recovery_window() -> f64 {
-        259_200.0
-    }
-    pub fn database_url() -> String {
-        "sqlite:data/multiomix-aws-emr.db".into()
-    }
-}
+pub use settings::*;
+pub use variables::{
+    readme_table, variable, ReadBy, Table, Variable, WhenUnset, KNOWN_VARIABLES, VARIABLES,
+};
+use variables::{with_defaults, Raw};
 
 /// Why the configuration cannot be used. Start-up stops with this message.
 #[derive(Debug, thiserror::Error)]
@@ -415,190 +33,6 @@ fn invalid(name: &'static str, reason: impl Into<String>) -> ConfigError {
         name,
         reason: reason.into(),
     }
-}
-
-/// What the HTTP server needs.
-#[derive(Clone, Debug)]
-pub struct ServerSettings {
-    pub host: IpAddr,
-    pub port: u16,
-    pub log_format: LogFormat,
-    pub request_timeout: Duration,
-    pub max_concurrent_requests: usize,
-    /// How long a client has to send a request's headers, and how long an idle
-    /// keep-alive connection stays open: a slow or silent client cannot hold a
-    /// connection.
-    pub header_read_timeout: Duration,
-    /// Connections open at once; beyond this new ones are closed at once.
-    pub max_connections: usize,
-    pub max_pending_callbacks: usize,
-    pub api_token: Option<Secret>,
-    pub callback_token: Option<Secret>,
-}
-
-/// EMR on EKS: where jobs run and the Spark settings every job gets.
-#[derive(Clone, Debug)]
-pub struct EmrSettings {
-    pub virtual_cluster_id: String,
-    pub execution_role_arn: String,
-    pub s3_bucket: String,
-    pub release_label: String,
-    pub region: String,
-    pub endpoint_url: Option<String>,
-    /// Names this deployment in the tags of its jobs, so that two deployments sharing a
-    /// virtual cluster never adopt each other's jobs.
-    pub service_url: String,
-    pub image: Option<String>,
-    pub driver_template: Option<String>,
-    pub executor_template: Option<String>,
-    /// The longest one EMR call may take, retries included: below `REQUEST_TIMEOUT`, so
-    /// that a `POST /job` learns whether its job started before the request is cut off.
-    pub call_timeout: Duration,
-    /// `DATA_STAGING=s3`: the driver pod is annotated with the job's app name, which its
-    /// init container and sidecar read to copy only that app's datasets and results.
-    pub annotate_app_name: bool,
-}
-
-/// EMR Serverless: the application jobs run in. The image and the release label belong to
-/// the application, so there is neither here.
-#[derive(Clone, Debug)]
-pub struct ServerlessSettings {
-    pub application_id: String,
-    pub execution_role_arn: String,
-    pub s3_bucket: String,
-    pub region: String,
-    pub endpoint_url: Option<String>,
-    /// Names this deployment in the tags of its runs, as for EMR on EKS.
-    pub service_url: String,
-    /// EMR Serverless `executionTimeoutMinutes`; `None` leaves EMR's default.
-    pub execution_timeout_minutes: Option<u32>,
-    /// How long one EMR Serverless call may take, retries included (as for EMR on EKS).
-    pub call_timeout: Duration,
-}
-
-/// EMR on EC2: one step per job on the standing cluster `cluster_id`.
-#[derive(Clone, Debug)]
-pub struct Ec2Settings {
-    /// `j-…`.
-    pub cluster_id: String,
-    pub s3_bucket: String,
-    pub region: String,
-    pub endpoint_url: Option<String>,
-    /// The step's `ActionOnFailure`: `CONTINUE` or `CANCEL_AND_WAIT`, never one that
-    /// terminates the cluster.
-    pub action_on_failure: String,
-    /// How long one EMR call may take, retries included (as for EMR on EKS).
-    pub call_timeout: Duration,
-}
-
-/// Spark resources, shared by every backend.
-#[derive(Clone, Debug)]
-pub struct SparkSettings {
-    pub driver_cores: String,
-    pub driver_memory: String,
-    pub executor_cores: String,
-    pub executor_memory: String,
-    pub driver_max_result_size: String,
-    pub executor_heartbeat_interval: String,
-    pub network_timeout: String,
-    pub executor_instances: String,
-}
-
-/// What a job script needs: where its files are and how its arguments are spelled.
-#[derive(Clone, Debug)]
-pub struct JobSettings {
-    pub datasets_path: String,
-    pub results_path: String,
-    pub blind_search_entrypoint: String,
-    pub blind_search_py_files: String,
-    pub bbha_entrypoint: String,
-    pub bbha_py_files: String,
-    pub args_key_prefix: String,
-}
-
-/// A place in S3: a bucket and a key prefix that is empty or ends with `/`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct S3Location {
-    pub bucket: String,
-    pub prefix: String,
-}
-
-impl S3Location {
-    /// Reads `s3://bucket/some/prefix/` (the trailing `/` is added when missing).
-    pub fn parse(url: &str) -> Result<Self, String> {
-        let rest = url
-            .strip_prefix("s3://")
-            .ok_or_else(|| format!("'{url}' does not start with s3://"))?;
-        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-        if bucket.is_empty() {
-            return Err(format!("'{url}' names no bucket"));
-        }
-        let mut prefix = prefix.trim_start_matches('/').to_string();
-        if !prefix.is_empty() && !prefix.ends_with('/') {
-            prefix.push('/');
-        }
-        Ok(S3Location {
-            bucket: bucket.to_string(),
-            prefix,
-        })
-    }
-}
-
-impl fmt::Display for S3Location {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "s3://{}/{}", self.bucket, self.prefix)
-    }
-}
-
-/// Data staging (`DATA_STAGING=s3`, EMR backends only): the datasets a request names are
-/// copied from the service's mount of Multiomix's datasets folder to S3 before the job
-/// starts, and a completed job's results are copied from S3 into the service's mount of
-/// Multiomix's results folder before its notice is sent.
-#[derive(Clone, Debug)]
-pub struct StagingSettings {
-    /// `SHARED_DATASETS_DIR`: the service's own mount of Multiomix's datasets folder.
-    pub datasets_dir: PathBuf,
-    /// `SHARED_RESULTS_DIR`: the service's own mount of Multiomix's results folder.
-    pub results_dir: PathBuf,
-    /// `S3_DATASETS_PREFIX`, by default `s3://{EMR_S3_BUCKET}/datasets/`.
-    pub datasets: S3Location,
-    /// `S3_RESULTS_PREFIX`, by default `s3://{EMR_S3_BUCKET}/results/`.
-    pub results: S3Location,
-    /// `DATASETS_CLEANUP`: delete `datasets/<app-name>/` once the notice is delivered.
-    pub cleanup_datasets: bool,
-    /// `RESULTS_FETCH_TIMEOUT`: the longest one download of a job's results may take.
-    pub fetch_timeout: Duration,
-    pub region: String,
-    pub endpoint_url: Option<String>,
-    /// The longest one upload may take: below `REQUEST_TIMEOUT`, like an EMR call.
-    pub call_timeout: Duration,
-}
-
-/// The local spark-submit backend.
-#[derive(Clone, Debug)]
-pub struct LocalSettings {
-    pub spark_submit: String,
-    pub spark_master: String,
-    pub scripts_dir: PathBuf,
-    pub log_dir: PathBuf,
-    pub max_concurrent: usize,
-    pub cancel_grace: Duration,
-}
-
-/// Job-end notices and the work that makes sure none is lost.
-#[derive(Clone, Debug)]
-pub struct NotifySettings {
-    /// Multiomix's notification endpoint, without its trailing `/`.
-    pub multiomix_url: String,
-    pub sleep_time: Duration,
-    pub poll_interval: Duration,
-    pub initial_backoff: Duration,
-    pub max_backoff: Duration,
-    pub give_up_after: Duration,
-    pub timeout: Duration,
-    pub secret: Option<Secret>,
-    pub reconcile_interval: Duration,
-    pub recovery_window: Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -634,17 +68,13 @@ impl Config {
     {
         // An empty variable (`EMR_IMAGE=` in a compose file) means "unset", as in a shell.
         let vars = vars.into_iter().filter(|(_, v)| !v.trim().is_empty());
-        let raw: Raw = envy::from_iter(vars).map_err(|e| match e {
+        let raw: Raw = envy::from_iter(with_defaults(vars.collect())).map_err(|e| match e {
             envy::Error::MissingValue(name) => ConfigError::Unreadable(format!("{name} missing")),
             envy::Error::Custom(msg) => match msg.split_once(' ') {
                 // envy says "<reason> while parsing value '<v>' provided by <NAME>".
                 _ if msg.contains("provided by") => {
                     let name = msg.rsplit(' ').next().unwrap_or_default().to_uppercase();
-                    let name = KNOWN_VARIABLES
-                        .iter()
-                        .find(|known| **known == name)
-                        .copied()
-                        .unwrap_or("(unknown)");
+                    let name = variable(&name).map_or("(unknown)", |v| v.name);
                     invalid(name, msg.clone())
                 }
                 _ => ConfigError::Unreadable(msg),
@@ -683,118 +113,17 @@ impl Config {
         let (datasets_path, results_path) = job_paths(&raw, backend, staging.as_ref())?;
 
         let emr = if backend == BackendKind::Emr {
-            let mut missing = Vec::new();
-            if raw.emr_virtual_cluster_id.is_none() {
-                missing.push("EMR_VIRTUAL_CLUSTER_ID");
-            }
-            if raw.emr_execution_role_arn.is_none() {
-                missing.push("EMR_EXECUTION_ROLE_ARN");
-            }
-            if raw.emr_s3_bucket.is_none() {
-                missing.push("EMR_S3_BUCKET");
-            }
-            if !missing.is_empty() {
-                return Err(ConfigError::Missing(missing));
-            }
-            Some(EmrSettings {
-                virtual_cluster_id: raw.emr_virtual_cluster_id.unwrap_or_default(),
-                execution_role_arn: raw.emr_execution_role_arn.clone().unwrap_or_default(),
-                s3_bucket: raw.emr_s3_bucket.clone().unwrap_or_default(),
-                release_label: raw.emr_release_label.clone(),
-                region: raw.aws_default_region.clone(),
-                endpoint_url: raw.aws_endpoint_url.clone(),
-                service_url: raw.eks_emr_service_url.clone(),
-                image: raw.emr_image,
-                driver_template: raw.emr_driver_template,
-                executor_template: raw.emr_executor_template,
-                call_timeout: emr_call_timeout(seconds("REQUEST_TIMEOUT", raw.request_timeout)?),
-                annotate_app_name: staging.is_some(),
-            })
+            Some(backends::emr(&raw, staging.is_some())?)
         } else {
             None
         };
-
         let serverless = if backend == BackendKind::EmrServerless {
-            let mut missing = Vec::new();
-            if raw.emr_serverless_application_id.is_none() {
-                missing.push("EMR_SERVERLESS_APPLICATION_ID");
-            }
-            if raw.emr_execution_role_arn.is_none() {
-                missing.push("EMR_EXECUTION_ROLE_ARN");
-            }
-            if raw.emr_s3_bucket.is_none() {
-                missing.push("EMR_S3_BUCKET");
-            }
-            if !missing.is_empty() {
-                return Err(ConfigError::Missing(missing));
-            }
-            // EMR Serverless accepts 1 minute to 7 days; 0 is not "no timeout" there.
-            if let Some(minutes) = raw.emr_serverless_execution_timeout {
-                if !(1..=10_080).contains(&minutes) {
-                    return Err(invalid(
-                        "EMR_SERVERLESS_EXECUTION_TIMEOUT",
-                        "must be between 1 and 10080 minutes",
-                    ));
-                }
-            }
-            Some(ServerlessSettings {
-                application_id: raw
-                    .emr_serverless_application_id
-                    .clone()
-                    .unwrap_or_default(),
-                execution_role_arn: raw.emr_execution_role_arn.clone().unwrap_or_default(),
-                s3_bucket: raw.emr_s3_bucket.clone().unwrap_or_default(),
-                region: raw.aws_default_region.clone(),
-                endpoint_url: raw.aws_endpoint_url.clone(),
-                service_url: raw.eks_emr_service_url.clone(),
-                execution_timeout_minutes: raw.emr_serverless_execution_timeout,
-                call_timeout: emr_call_timeout(seconds("REQUEST_TIMEOUT", raw.request_timeout)?),
-            })
+            Some(backends::serverless(&raw)?)
         } else {
             None
         };
-
         let ec2 = if backend == BackendKind::EmrEc2 {
-            let mut missing = Vec::new();
-            if raw.emr_cluster_id.is_none() {
-                missing.push("EMR_CLUSTER_ID");
-            }
-            if raw.emr_s3_bucket.is_none() {
-                missing.push("EMR_S3_BUCKET");
-            }
-            if !missing.is_empty() {
-                return Err(ConfigError::Missing(missing));
-            }
-            let cluster_id = raw.emr_cluster_id.clone().unwrap_or_default();
-            if !cluster_id.starts_with("j-")
-                || cluster_id.len() > 256
-                || !cluster_id[2..].bytes().all(|b| b.is_ascii_alphanumeric())
-            {
-                return Err(invalid(
-                    "EMR_CLUSTER_ID",
-                    format!("'{cluster_id}' is not an EMR cluster id (j-...)"),
-                ));
-            }
-            // A failed job must never stop the lab's cluster: TERMINATE_CLUSTER and
-            // TERMINATE_JOB_FLOW are refused.
-            let action = raw.emr_step_action_on_failure.to_ascii_uppercase();
-            if !["CONTINUE", "CANCEL_AND_WAIT"].contains(&action.as_str()) {
-                return Err(invalid(
-                    "EMR_STEP_ACTION_ON_FAILURE",
-                    format!(
-                        "'{}' is not CONTINUE or CANCEL_AND_WAIT (a failed job must not terminate the cluster)",
-                        raw.emr_step_action_on_failure
-                    ),
-                ));
-            }
-            Some(Ec2Settings {
-                cluster_id,
-                s3_bucket: raw.emr_s3_bucket.clone().unwrap_or_default(),
-                region: raw.aws_default_region.clone(),
-                endpoint_url: raw.aws_endpoint_url.clone(),
-                action_on_failure: action,
-                call_timeout: emr_call_timeout(seconds("REQUEST_TIMEOUT", raw.request_timeout)?),
-            })
+            Some(backends::ec2(&raw)?)
         } else {
             None
         };
@@ -1010,6 +339,10 @@ fn staging_settings(raw: &Raw) -> Result<StagingSettings, ConfigError> {
     })
 }
 
+/// `DATASETS_PATH` and `RESULTS_PATH` without staging (their rows say so too).
+const DEFAULT_DATASETS_PATH: &str = "/var/data";
+const DEFAULT_RESULTS_PATH: &str = "/var/results";
+
 /// `DATASETS_PATH` and `RESULTS_PATH` as the job gets them. On EMR on EKS they are the
 /// pod's volumes whatever staging does. With staging on EMR Serverless and EMR on EC2 the
 /// job reads and writes the S3 prefixes themselves, so those are the defaults, and a
@@ -1025,10 +358,10 @@ fn job_paths(
         return Ok((
             raw.datasets_path
                 .clone()
-                .unwrap_or_else(defaults::datasets_path),
+                .unwrap_or_else(|| DEFAULT_DATASETS_PATH.to_owned()),
             raw.results_path
                 .clone()
-                .unwrap_or_else(defaults::results_path),
+                .unwrap_or_else(|| DEFAULT_RESULTS_PATH.to_owned()),
         ));
     };
     let path = |name: &'static str, given: &Option<String>, location: &S3Location, prefix_name| {
@@ -1100,6 +433,8 @@ fn positive_seconds(name: &'static str, value: f64) -> Result<Duration, ConfigEr
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use super::*;
 
     fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -1357,36 +692,6 @@ mod tests {
         let printed = format!("{c:?}");
         assert!(!printed.contains("hunter2"), "{printed}");
         assert_eq!(c.server.api_token.unwrap().expose(), "hunter2-api");
-    }
-
-    #[test]
-    fn every_field_of_the_raw_config_is_a_known_variable() {
-        // envy reads field names upper-cased; a variable added to Raw but not to
-        // KNOWN_VARIABLES would escape the documentation drift checks.
-        let debug = format!(
-            "{:?}",
-            envy::from_iter::<_, Raw>(Vec::<(String, String)>::new()).unwrap()
-        );
-        let fields: Vec<&str> = debug
-            .trim_start_matches("Raw {")
-            .split(", ")
-            .filter_map(|part| part.split_once(':').map(|(k, _)| k.trim()))
-            .filter(|k| {
-                k.chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-            })
-            .collect();
-        // Every known variable is a field except the three read by other parts (the log
-        // filter, and the AWS credentials the SDK reads itself); a change in the Debug
-        // format that finds no fields must fail here, not pass with nothing checked.
-        assert_eq!(fields.len(), KNOWN_VARIABLES.len() - 3, "{fields:?}");
-        for field in fields {
-            let upper = field.to_uppercase();
-            assert!(
-                KNOWN_VARIABLES.contains(&upper.as_str()),
-                "{upper} is read but not in KNOWN_VARIABLES"
-            );
-        }
     }
 
     #[test]

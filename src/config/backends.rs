@@ -1,0 +1,121 @@
+//! The settings of each EMR backend, checked: what start-up needs from the variables of
+//! the backend it runs.
+
+use super::{
+    emr_call_timeout, invalid, seconds, ConfigError, Ec2Settings, EmrSettings, Raw,
+    ServerlessSettings,
+};
+
+/// EMR on EKS. `staged`: `DATA_STAGING=s3` is on.
+pub(super) fn emr(raw: &Raw, staged: bool) -> Result<EmrSettings, ConfigError> {
+    let mut missing = Vec::new();
+    if raw.emr_virtual_cluster_id.is_none() {
+        missing.push("EMR_VIRTUAL_CLUSTER_ID");
+    }
+    if raw.emr_execution_role_arn.is_none() {
+        missing.push("EMR_EXECUTION_ROLE_ARN");
+    }
+    if raw.emr_s3_bucket.is_none() {
+        missing.push("EMR_S3_BUCKET");
+    }
+    if !missing.is_empty() {
+        return Err(ConfigError::Missing(missing));
+    }
+    Ok(EmrSettings {
+        virtual_cluster_id: raw.emr_virtual_cluster_id.clone().unwrap_or_default(),
+        execution_role_arn: raw.emr_execution_role_arn.clone().unwrap_or_default(),
+        s3_bucket: raw.emr_s3_bucket.clone().unwrap_or_default(),
+        release_label: raw.emr_release_label.clone(),
+        region: raw.aws_default_region.clone(),
+        endpoint_url: raw.aws_endpoint_url.clone(),
+        service_url: raw.eks_emr_service_url.clone(),
+        image: raw.emr_image.clone(),
+        driver_template: raw.emr_driver_template.clone(),
+        executor_template: raw.emr_executor_template.clone(),
+        call_timeout: emr_call_timeout(seconds("REQUEST_TIMEOUT", raw.request_timeout)?),
+        annotate_app_name: staged,
+    })
+}
+
+/// EMR Serverless.
+pub(super) fn serverless(raw: &Raw) -> Result<ServerlessSettings, ConfigError> {
+    let mut missing = Vec::new();
+    if raw.emr_serverless_application_id.is_none() {
+        missing.push("EMR_SERVERLESS_APPLICATION_ID");
+    }
+    if raw.emr_execution_role_arn.is_none() {
+        missing.push("EMR_EXECUTION_ROLE_ARN");
+    }
+    if raw.emr_s3_bucket.is_none() {
+        missing.push("EMR_S3_BUCKET");
+    }
+    if !missing.is_empty() {
+        return Err(ConfigError::Missing(missing));
+    }
+    // EMR Serverless accepts 1 minute to 7 days; 0 is not "no timeout" there.
+    if let Some(minutes) = raw.emr_serverless_execution_timeout {
+        if !(1..=10_080).contains(&minutes) {
+            return Err(invalid(
+                "EMR_SERVERLESS_EXECUTION_TIMEOUT",
+                "must be between 1 and 10080 minutes",
+            ));
+        }
+    }
+    Ok(ServerlessSettings {
+        application_id: raw
+            .emr_serverless_application_id
+            .clone()
+            .unwrap_or_default(),
+        execution_role_arn: raw.emr_execution_role_arn.clone().unwrap_or_default(),
+        s3_bucket: raw.emr_s3_bucket.clone().unwrap_or_default(),
+        region: raw.aws_default_region.clone(),
+        endpoint_url: raw.aws_endpoint_url.clone(),
+        service_url: raw.eks_emr_service_url.clone(),
+        execution_timeout_minutes: raw.emr_serverless_execution_timeout,
+        call_timeout: emr_call_timeout(seconds("REQUEST_TIMEOUT", raw.request_timeout)?),
+    })
+}
+
+/// EMR on EC2.
+pub(super) fn ec2(raw: &Raw) -> Result<Ec2Settings, ConfigError> {
+    let mut missing = Vec::new();
+    if raw.emr_cluster_id.is_none() {
+        missing.push("EMR_CLUSTER_ID");
+    }
+    if raw.emr_s3_bucket.is_none() {
+        missing.push("EMR_S3_BUCKET");
+    }
+    if !missing.is_empty() {
+        return Err(ConfigError::Missing(missing));
+    }
+    let cluster_id = raw.emr_cluster_id.clone().unwrap_or_default();
+    if !cluster_id.starts_with("j-")
+        || cluster_id.len() > 256
+        || !cluster_id[2..].bytes().all(|b| b.is_ascii_alphanumeric())
+    {
+        return Err(invalid(
+            "EMR_CLUSTER_ID",
+            format!("'{cluster_id}' is not an EMR cluster id (j-...)"),
+        ));
+    }
+    // A failed job must never stop the lab's cluster: TERMINATE_CLUSTER and
+    // TERMINATE_JOB_FLOW are refused.
+    let action = raw.emr_step_action_on_failure.to_ascii_uppercase();
+    if !["CONTINUE", "CANCEL_AND_WAIT"].contains(&action.as_str()) {
+        return Err(invalid(
+                "EMR_STEP_ACTION_ON_FAILURE",
+                format!(
+                    "'{}' is not CONTINUE or CANCEL_AND_WAIT (a failed job must not terminate the cluster)",
+                    raw.emr_step_action_on_failure
+                ),
+            ));
+    }
+    Ok(Ec2Settings {
+        cluster_id,
+        s3_bucket: raw.emr_s3_bucket.clone().unwrap_or_default(),
+        region: raw.aws_default_region.clone(),
+        endpoint_url: raw.aws_endpoint_url.clone(),
+        action_on_failure: action,
+        call_timeout: emr_call_timeout(seconds("REQUEST_TIMEOUT", raw.request_timeout)?),
+    })
+}

@@ -1,0 +1,255 @@
+//! The checked settings each part of the service gets, and the types they are made of.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// A value that must never reach a log line. `Debug` and `Display` print a placeholder.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself, for the one place that has to use it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Tests serialise the raw configuration to read its fields; a secret shows as a marker.
+#[cfg(test)]
+impl serde::Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str("[redacted]")
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+/// Which implementation runs the jobs.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// EMR on EKS (`JOB_BACKEND=emr`).
+    Emr,
+    /// EMR Serverless (`JOB_BACKEND=emr-serverless`).
+    EmrServerless,
+    /// Steps on a standing EMR cluster on EC2 (`JOB_BACKEND=emr-ec2`).
+    EmrEc2,
+    Local,
+}
+
+impl fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BackendKind::Emr => "emr",
+            BackendKind::EmrServerless => "emr-serverless",
+            BackendKind::EmrEc2 => "emr-ec2",
+            BackendKind::Local => "local",
+        })
+    }
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Default)]
+#[cfg_attr(test, derive(serde::Serialize))]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// What the HTTP server needs.
+#[derive(Clone, Debug)]
+pub struct ServerSettings {
+    pub host: IpAddr,
+    pub port: u16,
+    pub log_format: LogFormat,
+    pub request_timeout: Duration,
+    pub max_concurrent_requests: usize,
+    /// How long a client has to send a request's headers, and how long an idle
+    /// keep-alive connection stays open: a slow or silent client cannot hold a
+    /// connection.
+    pub header_read_timeout: Duration,
+    /// Connections open at once; beyond this new ones are closed at once.
+    pub max_connections: usize,
+    pub max_pending_callbacks: usize,
+    pub api_token: Option<Secret>,
+    pub callback_token: Option<Secret>,
+}
+
+/// EMR on EKS: where jobs run and the Spark settings every job gets.
+#[derive(Clone, Debug)]
+pub struct EmrSettings {
+    pub virtual_cluster_id: String,
+    pub execution_role_arn: String,
+    pub s3_bucket: String,
+    pub release_label: String,
+    pub region: String,
+    pub endpoint_url: Option<String>,
+    /// Names this deployment in the tags of its jobs, so that two deployments sharing a
+    /// virtual cluster never adopt each other's jobs.
+    pub service_url: String,
+    pub image: Option<String>,
+    pub driver_template: Option<String>,
+    pub executor_template: Option<String>,
+    /// The longest one EMR call may take, retries included: below `REQUEST_TIMEOUT`, so
+    /// that a `POST /job` learns whether its job started before the request is cut off.
+    pub call_timeout: Duration,
+    /// `DATA_STAGING=s3`: the driver pod is annotated with the job's app name, which its
+    /// init container and sidecar read to copy only that app's datasets and results.
+    pub annotate_app_name: bool,
+}
+
+/// EMR Serverless: the application jobs run in. The image and the release label belong to
+/// the application, so there is neither here.
+#[derive(Clone, Debug)]
+pub struct ServerlessSettings {
+    pub application_id: String,
+    pub execution_role_arn: String,
+    pub s3_bucket: String,
+    pub region: String,
+    pub endpoint_url: Option<String>,
+    /// Names this deployment in the tags of its runs, as for EMR on EKS.
+    pub service_url: String,
+    /// EMR Serverless `executionTimeoutMinutes`; `None` leaves EMR's default.
+    pub execution_timeout_minutes: Option<u32>,
+    /// How long one EMR Serverless call may take, retries included (as for EMR on EKS).
+    pub call_timeout: Duration,
+}
+
+/// EMR on EC2: one step per job on the standing cluster `cluster_id`.
+#[derive(Clone, Debug)]
+pub struct Ec2Settings {
+    /// `j-…`.
+    pub cluster_id: String,
+    pub s3_bucket: String,
+    pub region: String,
+    pub endpoint_url: Option<String>,
+    /// The step's `ActionOnFailure`: `CONTINUE` or `CANCEL_AND_WAIT`, never one that
+    /// terminates the cluster.
+    pub action_on_failure: String,
+    /// How long one EMR call may take, retries included (as for EMR on EKS).
+    pub call_timeout: Duration,
+}
+
+/// Spark resources, shared by every backend.
+#[derive(Clone, Debug)]
+pub struct SparkSettings {
+    pub driver_cores: String,
+    pub driver_memory: String,
+    pub executor_cores: String,
+    pub executor_memory: String,
+    pub driver_max_result_size: String,
+    pub executor_heartbeat_interval: String,
+    pub network_timeout: String,
+    pub executor_instances: String,
+}
+
+/// What a job script needs: where its files are and how its arguments are spelled.
+#[derive(Clone, Debug)]
+pub struct JobSettings {
+    pub datasets_path: String,
+    pub results_path: String,
+    pub blind_search_entrypoint: String,
+    pub blind_search_py_files: String,
+    pub bbha_entrypoint: String,
+    pub bbha_py_files: String,
+    pub args_key_prefix: String,
+}
+
+/// A place in S3: a bucket and a key prefix that is empty or ends with `/`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct S3Location {
+    pub bucket: String,
+    pub prefix: String,
+}
+
+impl S3Location {
+    /// Reads `s3://bucket/some/prefix/` (the trailing `/` is added when missing).
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let rest = url
+            .strip_prefix("s3://")
+            .ok_or_else(|| format!("'{url}' does not start with s3://"))?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(format!("'{url}' names no bucket"));
+        }
+        let mut prefix = prefix.trim_start_matches('/').to_string();
+        if !prefix.is_empty() && !prefix.ends_with('/') {
+            prefix.push('/');
+        }
+        Ok(S3Location {
+            bucket: bucket.to_string(),
+            prefix,
+        })
+    }
+}
+
+impl fmt::Display for S3Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "s3://{}/{}", self.bucket, self.prefix)
+    }
+}
+
+/// Data staging (`DATA_STAGING=s3`, EMR backends only): the datasets a request names are
+/// copied from the service's mount of Multiomix's datasets folder to S3 before the job
+/// starts, and a completed job's results are copied from S3 into the service's mount of
+/// Multiomix's results folder before its notice is sent.
+#[derive(Clone, Debug)]
+pub struct StagingSettings {
+    /// `SHARED_DATASETS_DIR`: the service's own mount of Multiomix's datasets folder.
+    pub datasets_dir: PathBuf,
+    /// `SHARED_RESULTS_DIR`: the service's own mount of Multiomix's results folder.
+    pub results_dir: PathBuf,
+    /// `S3_DATASETS_PREFIX`, by default `s3://{EMR_S3_BUCKET}/datasets/`.
+    pub datasets: S3Location,
+    /// `S3_RESULTS_PREFIX`, by default `s3://{EMR_S3_BUCKET}/results/`.
+    pub results: S3Location,
+    /// `DATASETS_CLEANUP`: delete `datasets/<app-name>/` once the notice is delivered.
+    pub cleanup_datasets: bool,
+    /// `RESULTS_FETCH_TIMEOUT`: the longest one download of a job's results may take.
+    pub fetch_timeout: Duration,
+    pub region: String,
+    pub endpoint_url: Option<String>,
+    /// The longest one upload may take: below `REQUEST_TIMEOUT`, like an EMR call.
+    pub call_timeout: Duration,
+}
+
+/// The local spark-submit backend.
+#[derive(Clone, Debug)]
+pub struct LocalSettings {
+    pub spark_submit: String,
+    pub spark_master: String,
+    pub scripts_dir: PathBuf,
+    pub log_dir: PathBuf,
+    pub max_concurrent: usize,
+    pub cancel_grace: Duration,
+}
+
+/// Job-end notices and the work that makes sure none is lost.
+#[derive(Clone, Debug)]
+pub struct NotifySettings {
+    /// Multiomix's notification endpoint, without its trailing `/`.
+    pub multiomix_url: String,
+    pub sleep_time: Duration,
+    pub poll_interval: Duration,
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+    pub give_up_after: Duration,
+    pub timeout: Duration,
+    pub secret: Option<Secret>,
+    pub reconcile_interval: Duration,
+    pub recovery_window: Duration,
+}
