@@ -8,10 +8,7 @@
 //! final state its id goes to the `ended` channel, which the application forwards to the
 //! notice outbox, so no sidecar is needed.
 //!
-//! At construction, runs the previous process left behind are settled: a run that was
-//! RUNNING cannot be watched any more (its process was a child of the old process), so
-//! it is stopped if still alive and marked FAILED; a run still PENDING never started, so
-//! it is queued again — it is exactly what was asked and Multiomix is waiting for it.
+//! At construction, the runs a previous process left behind are settled (`recovery`).
 
 use std::collections::HashMap;
 use std::io;
@@ -24,7 +21,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use nix::sys::signal::{killpg, Signal};
-use nix::unistd::{getpgid, Pid};
+use nix::unistd::Pid;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -39,6 +36,9 @@ use crate::job::{Algorithm, JobId, JobRun, JobSpec, JobState};
 use crate::store::{now_millis, Inserted, LocalRunEnd, LocalRunRow, NewLocalRun, Store};
 
 mod log;
+mod recovery;
+
+use recovery::process_start_time;
 
 pub use log::{log_tail, LOG_TAIL_BYTES, LOG_TAIL_LINES};
 
@@ -179,73 +179,6 @@ impl Inner {
                 ("RESULTS_PATH".into(), self.job.results_path.clone()),
             ],
         }
-    }
-
-    /// Settles what a previous process left: see the module documentation.
-    async fn recover(self: &Arc<Self>) -> Result<(), SetupError> {
-        let interrupted = self
-            .store
-            .local_runs_in(&[JobState::Running, JobState::CancelPending])
-            .await?;
-        for run in interrupted {
-            let stopped = stop_orphan(&run);
-            let (state, mut details, reason) = if run.state == JobState::CancelPending {
-                (
-                    JobState::Cancelled,
-                    "cancelled by request; the service restarted before the job had stopped"
-                        .to_owned(),
-                    None,
-                )
-            } else {
-                (
-                    JobState::Failed,
-                    "the service restarted while the job was running; its outcome is unknown"
-                        .to_owned(),
-                    Some("INTERNAL_ERROR"),
-                )
-            };
-            if stopped {
-                details.push_str(" (its process was still alive and has been killed)");
-            }
-            let Some(id) = JobId::parse(&run.id) else {
-                continue;
-            };
-            warn!(job_id = %id, pid = run.pid, stopped, state = %state, "{details}");
-            self.end(&id, &[run.state], state, Some(&details), reason)
-                .await;
-        }
-
-        let queued = self.store.local_runs_in(&[JobState::Pending]).await?;
-        if !queued.is_empty() {
-            info!(
-                count = queued.len(),
-                "queueing again the local jobs that had not started before the restart"
-            );
-        }
-        for run in queued {
-            let Some(id) = JobId::parse(&run.id) else {
-                continue;
-            };
-            match serde_json::from_str::<LocalCommand>(&run.command) {
-                Ok(mut command) => {
-                    // The program is this start's: a fixed SPARK_SUBMIT applies to queued jobs.
-                    command.program = self.program.to_string_lossy().into_owned();
-                    self.enqueue(id, command, PathBuf::from(run.log_path));
-                }
-                Err(e) => {
-                    let details = format!("the recorded command of this job is unreadable: {e}");
-                    self.end(
-                        &id,
-                        &[JobState::Pending],
-                        JobState::Failed,
-                        Some(&details),
-                        Some("INTERNAL_ERROR"),
-                    )
-                    .await;
-                }
-            }
-        }
-        Ok(())
     }
 
     /// The cancel switches. Each statement under the lock leaves the map consistent, so a
@@ -557,40 +490,6 @@ fn inherited_env() -> impl Iterator<Item = (&'static str, std::ffi::OsString)> {
     INHERITED_ENV
         .iter()
         .filter_map(|name| std::env::var_os(name).map(|value| (*name, value)))
-}
-
-/// Kills the process group of a run left RUNNING by a previous process, if it is still
-/// there: its pid leads its own group and (where `/proc` tells) started when recorded,
-/// so that a reused pid is never killed. Returns whether it signalled.
-fn stop_orphan(run: &LocalRunRow) -> bool {
-    let Some(pid) = run
-        .pid
-        .and_then(|p| i32::try_from(p).ok())
-        .filter(|p| *p > 1)
-    else {
-        return false;
-    };
-    let pid = Pid::from_raw(pid);
-    if getpgid(Some(pid)).ok() != Some(pid) {
-        return false;
-    }
-    if let (Some(recorded), Some(now)) =
-        (run.process_start, process_start_time(pid.as_raw() as u32))
-    {
-        if recorded != now {
-            return false;
-        }
-    }
-    killpg(pid, Signal::SIGKILL).is_ok()
-}
-
-/// When the process started, in clock ticks since boot (Linux `/proc/<pid>/stat`, field
-/// 22); `None` elsewhere.
-fn process_start_time(pid: u32) -> Option<i64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) is in parentheses and may hold spaces.
-    let after_name = &stat[stat.rfind(')')? + 1..];
-    after_name.split_whitespace().nth(19)?.parse().ok()
 }
 
 fn describe_exit(status: ExitStatus) -> String {
@@ -994,15 +893,6 @@ mod tests {
         assert_eq!((at, id.as_str()), (1700000000123, "abc123"));
         for bad in ["", "x", "12", "12.", "a.b", "1.ABC", "1.../etc"] {
             assert!(decode_token(bad).is_none(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn the_start_time_of_this_process_is_readable_on_linux() {
-        if cfg!(target_os = "linux") {
-            let t = process_start_time(std::process::id());
-            assert!(t.is_some_and(|t| t >= 0));
-            assert_eq!(t, process_start_time(std::process::id()));
         }
     }
 }
