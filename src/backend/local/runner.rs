@@ -1,0 +1,356 @@
+//! The queue and the life of a run: waiting for a slot, starting its process in a group
+//! of its own, waiting for its exit or a cancel, and recording how it ended.
+
+use std::collections::HashMap;
+use std::io;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::sync::Arc;
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use tokio::process::{Child, Command};
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+use super::log::{self, log_tail, LOG_TAIL_BYTES, LOG_TAIL_LINES};
+use super::recovery::process_start_time;
+use super::{Inner, LocalCommand};
+use crate::job::{JobId, JobState};
+use crate::store::now_millis;
+
+impl Inner {
+    /// The cancel switches. Each statement under the lock leaves the map consistent, so a
+    /// panic elsewhere while it was held does not make it unusable: later requests go on
+    /// with it instead of panicking in turn.
+    fn controls(&self) -> std::sync::MutexGuard<'_, HashMap<JobId, watch::Sender<bool>>> {
+        self.controls.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Gives the run its cancel switch and its task, which waits for a slot.
+    pub(super) fn enqueue(self: &Arc<Self>, id: JobId, command: LocalCommand, log_path: PathBuf) {
+        let (cancel_tx, cancel_rx) = watch::channel(false);
+        self.controls().insert(id.clone(), cancel_tx);
+        let this = self.clone();
+        tokio::spawn(async move {
+            this.run(&id, &command, &log_path, cancel_rx).await;
+            this.controls().remove(&id);
+        });
+    }
+
+    /// Flips the run's cancel switch. False when no task of this process watches it.
+    pub(super) fn signal_cancel(&self, id: &JobId) -> bool {
+        let controls = self.controls();
+        match controls.get(id) {
+            Some(tx) => {
+                tx.send_replace(true);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// One run, from the queue to its final state.
+    async fn run(
+        &self,
+        id: &JobId,
+        command: &LocalCommand,
+        log_path: &Path,
+        mut cancel: watch::Receiver<bool>,
+    ) {
+        let _slot = tokio::select! {
+            biased;
+            // cancel() has already recorded the run as CANCELLED.
+            _ = cancelled(&mut cancel) => return,
+            slot = self.slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => return,
+            },
+        };
+        if *cancel.borrow() {
+            return;
+        }
+
+        let mut child = match spawn(id, command, log_path) {
+            Ok(child) => child,
+            Err(e) => {
+                let details = format!(
+                    "spark-submit could not be started ({}): {e}",
+                    command.program
+                );
+                error!(job_id = %id, error = %e, program = %command.program, "cannot start a local job");
+                self.end(
+                    id,
+                    &[JobState::Pending],
+                    JobState::Failed,
+                    Some(&details),
+                    Some("INTERNAL_ERROR"),
+                )
+                .await;
+                return;
+            }
+        };
+        let pid = child
+            .id()
+            .expect("a process just spawned has not been waited for");
+        let group = Pid::from_raw(pid as i32);
+        let mut guard = GroupGuard(Some(group));
+        let marked = self
+            .store
+            .local_run_started(
+                id.as_str(),
+                i64::from(pid),
+                process_start_time(pid),
+                now_millis(),
+            )
+            .await;
+        match marked {
+            Ok(true) => {
+                info!(job_id = %id, pid, log = %log_path.display(), "local job running");
+            }
+            Ok(false) => {
+                // Cancelled between the slot and the start: it never ran as far as anyone
+                // was told; stop it and leave its CANCELLED state alone.
+                let _ = killpg(group, Signal::SIGKILL);
+                let _ = child.wait().await;
+                guard.disarm();
+                return;
+            }
+            Err(e) => {
+                let _ = killpg(group, Signal::SIGKILL);
+                let _ = child.wait().await;
+                guard.disarm();
+                let details = format!("the job could not be recorded as running: {e}");
+                self.end(
+                    id,
+                    &[JobState::Pending],
+                    JobState::Failed,
+                    Some(&details),
+                    Some("INTERNAL_ERROR"),
+                )
+                .await;
+                return;
+            }
+        }
+
+        let (status, cancel_outcome) = tokio::select! {
+            status = child.wait() => (status, None),
+            _ = cancelled(&mut cancel) => {
+                info!(job_id = %id, pid, "cancelling: SIGTERM to the job's process group");
+                let (status, killed) = self.terminate(&mut child, group).await;
+                (status, Some(killed))
+            }
+        };
+        // Nothing of the job outlives it: its leader is gone, stop what it left behind.
+        let _ = killpg(group, Signal::SIGKILL);
+        guard.disarm();
+
+        let from = [JobState::Running, JobState::CancelPending];
+        match (status, cancel_outcome) {
+            (_, Some(killed)) => {
+                let details = if killed {
+                    format!(
+                        "cancelled by request; the job did not stop within {} s of SIGTERM and was killed",
+                        self.settings.cancel_grace.as_secs_f64()
+                    )
+                } else {
+                    "cancelled by request".to_owned()
+                };
+                self.end(id, &from, JobState::Cancelled, Some(&details), None)
+                    .await;
+            }
+            (Ok(status), None) if status.success() => {
+                self.end(id, &from, JobState::Completed, None, None).await;
+            }
+            (Ok(status), None) => {
+                let tail = log_tail(log_path, LOG_TAIL_LINES, LOG_TAIL_BYTES);
+                let details = if tail.is_empty() {
+                    format!(
+                        "{}; its log ({}) is empty",
+                        describe_exit(status),
+                        log_path.display()
+                    )
+                } else {
+                    format!(
+                        "{}; last lines of its log ({}):\n{tail}",
+                        describe_exit(status),
+                        log_path.display()
+                    )
+                };
+                self.end(
+                    id,
+                    &from,
+                    JobState::Failed,
+                    Some(&details),
+                    Some("USER_ERROR"),
+                )
+                .await;
+            }
+            (Err(e), None) => {
+                let details = format!("the end of spark-submit could not be read: {e}");
+                self.end(
+                    id,
+                    &from,
+                    JobState::Failed,
+                    Some(&details),
+                    Some("INTERNAL_ERROR"),
+                )
+                .await;
+            }
+        }
+    }
+
+    /// SIGTERM to the group, SIGKILL after the grace period. Returns the exit and whether
+    /// SIGKILL was needed.
+    async fn terminate(&self, child: &mut Child, group: Pid) -> (io::Result<ExitStatus>, bool) {
+        let _ = killpg(group, Signal::SIGTERM);
+        match tokio::time::timeout(self.settings.cancel_grace, child.wait()).await {
+            Ok(status) => (status, false),
+            Err(_) => {
+                warn!(pid = %group, "the job ignored SIGTERM; sending SIGKILL");
+                let _ = killpg(group, Signal::SIGKILL);
+                (child.wait().await, true)
+            }
+        }
+    }
+}
+
+/// Resolves when the switch is on; never, if the switch is gone.
+async fn cancelled(rx: &mut watch::Receiver<bool>) {
+    if rx.wait_for(|on| *on).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Kills a process group when dropped, unless disarmed: a run's processes never outlive
+/// the task that watches them (e.g. when the runtime stops).
+struct GroupGuard(Option<Pid>);
+
+impl GroupGuard {
+    fn disarm(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(group) = self.0 {
+            let _ = killpg(group, Signal::SIGKILL);
+        }
+    }
+}
+
+/// Starts the process: no shell, its own process group, stdin closed, stdout and stderr
+/// appended to the log.
+fn spawn(id: &JobId, command: &LocalCommand, log_path: &Path) -> io::Result<Child> {
+    let log = log::open(id, command, log_path)?;
+    let stderr = log.try_clone()?;
+    Command::new(&command.program)
+        .args(&command.args)
+        .env_clear()
+        .envs(inherited_env())
+        .envs(command.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(log))
+        .stderr(Stdio::from(stderr))
+        .process_group(0)
+        .spawn()
+}
+
+/// What a job keeps of the service's environment: what spark-submit, the JVM and Python
+/// need to start. Nothing else, so that the API and callback tokens, the notice secret
+/// and AWS credentials never reach a job's code.
+pub const INHERITED_ENV: &[&str] = &[
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TZ",
+    "TMPDIR",
+    "LD_LIBRARY_PATH",
+    "JAVA_HOME",
+    "SPARK_HOME",
+    "SPARK_CONF_DIR",
+    "SPARK_LOCAL_IP",
+    "SPARK_LOCAL_DIRS",
+    "HADOOP_HOME",
+    "HADOOP_CONF_DIR",
+    "PYSPARK_PYTHON",
+    "PYSPARK_DRIVER_PYTHON",
+    "PYTHONPATH",
+    "VIRTUAL_ENV",
+];
+
+fn inherited_env() -> impl Iterator<Item = (&'static str, std::ffi::OsString)> {
+    INHERITED_ENV
+        .iter()
+        .filter_map(|name| std::env::var_os(name).map(|value| (*name, value)))
+}
+
+fn describe_exit(status: ExitStatus) -> String {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("spark-submit exited with code {code}"),
+        (None, Some(signal)) => {
+            let name = Signal::try_from(signal)
+                .map(Signal::as_str)
+                .unwrap_or("unknown");
+            format!("spark-submit was killed by signal {signal} ({name})")
+        }
+        (None, None) => format!("spark-submit ended abnormally ({status})"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::local::LocalBackend;
+    use crate::store::Store;
+
+    #[tokio::test]
+    async fn a_panic_while_the_controls_are_held_does_not_break_later_cancels() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::connect(&format!("sqlite:{}/db.sqlite", dir.path().display()))
+            .await
+            .unwrap();
+        let config = crate::config::Config::from_vars([
+            ("JOB_BACKEND".to_owned(), "local".to_owned()),
+            ("SPARK_SUBMIT".to_owned(), "/bin/true".to_owned()),
+            (
+                "LOCAL_SCRIPTS_DIR".to_owned(),
+                dir.path().display().to_string(),
+            ),
+        ])
+        .unwrap();
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let backend = LocalBackend::new(store, config.local, config.spark, config.job, tx)
+            .await
+            .unwrap();
+        let inner = backend.inner.clone();
+        let poisoner = std::thread::spawn(move || {
+            let _held = inner.controls.lock().unwrap();
+            panic!("a panic while the lock is held");
+        });
+        assert!(poisoner.join().is_err());
+        assert!(backend.inner.controls.is_poisoned());
+        // Later requests still work.
+        assert!(!backend
+            .inner
+            .signal_cancel(&JobId::parse("nosuchrun").unwrap()));
+    }
+
+    #[test]
+    fn exits_are_described_by_code_or_signal() {
+        assert_eq!(
+            describe_exit(ExitStatus::from_raw(3 << 8)),
+            "spark-submit exited with code 3"
+        );
+        assert_eq!(
+            describe_exit(ExitStatus::from_raw(9)),
+            "spark-submit was killed by signal 9 (SIGKILL)"
+        );
+    }
+}
