@@ -18,7 +18,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use rand::Rng;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, watch, Semaphore};
@@ -30,15 +29,17 @@ use crate::config::{JobSettings, LocalSettings, SparkSettings};
 use crate::job::{Algorithm, JobId, JobRun, JobSpec, JobState};
 use crate::store::{now_millis, Inserted, LocalRunEnd, LocalRunRow, NewLocalRun, Store};
 
+mod ids;
 mod log;
+mod paging;
 mod recovery;
 mod runner;
 
 pub use log::{log_tail, LOG_TAIL_BYTES, LOG_TAIL_LINES};
 pub use runner::INHERITED_ENV;
 
-/// Largest page of [`JobBackend::list`], as for EMR.
-const MAX_PAGE_SIZE: u32 = 50;
+use ids::new_id;
+use paging::{decode_token, encode_token, MAX_PAGE_SIZE};
 
 /// Why the local backend cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -256,23 +257,6 @@ fn check_scripts_dir(dir: &Path) -> Result<(), String> {
     }
 }
 
-/// 19 characters of `[0-9a-z]`, like EMR's: the creation time in milliseconds (9
-/// base-36 digits, so ids sort by creation) and 10 random characters.
-fn new_id() -> JobId {
-    const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
-    let mut time = now_millis().max(0) as u64;
-    let mut id = [b'0'; 19];
-    for slot in id[..9].iter_mut().rev() {
-        *slot = DIGITS[(time % 36) as usize];
-        time /= 36;
-    }
-    let mut rng = rand::thread_rng();
-    for slot in id[9..].iter_mut() {
-        *slot = DIGITS[rng.gen_range(0..36)];
-    }
-    JobId::parse(std::str::from_utf8(&id).expect("ASCII")).expect("a well-formed id")
-}
-
 fn from_millis(ms: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .unwrap_or(OffsetDateTime::UNIX_EPOCH)
@@ -299,16 +283,6 @@ fn to_run(row: LocalRunRow) -> Result<JobRun, BackendError> {
         // Local runs live in this service's own store.
         ours: true,
     })
-}
-
-/// `next_token` is the `(created_at, id)` of the last run of the page.
-fn encode_token(row: &LocalRunRow) -> String {
-    format!("{}.{}", row.created_at, row.id)
-}
-
-fn decode_token(token: &str) -> Option<(i64, JobId)> {
-    let (created_at, id) = token.split_once('.')?;
-    Some((created_at.parse().ok()?, JobId::parse(id)?))
 }
 
 #[async_trait]
@@ -498,22 +472,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ids_are_19_lowercase_alphanumerics_and_sort_by_creation() {
-        let a = new_id();
-        std::thread::sleep(Duration::from_millis(2));
-        let b = new_id();
-        for id in [&a, &b] {
-            assert_eq!(id.as_str().len(), 19, "{id}");
-            assert!(id
-                .as_str()
-                .bytes()
-                .all(|c| c.is_ascii_digit() || c.is_ascii_lowercase()));
-        }
-        assert!(a.as_str()[..9] < b.as_str()[..9], "{a} {b}");
-        assert_ne!(a, new_id());
-    }
-
-    #[test]
     fn programs_are_found_by_path_or_in_path_and_missing_ones_are_named() {
         let dir = tempfile::tempdir().unwrap();
         let exe = dir.path().join("tool");
@@ -539,29 +497,5 @@ mod tests {
             err.contains("not found in PATH") && err.contains("SPARK_SUBMIT"),
             "{err}"
         );
-    }
-
-    #[test]
-    fn page_tokens_round_trip_and_foreign_ones_are_refused() {
-        let row = LocalRunRow {
-            id: "abc123".into(),
-            name: "n".into(),
-            client_token: "t".into(),
-            state: JobState::Pending,
-            command: "{}".into(),
-            log_path: "/x".into(),
-            pid: None,
-            process_start: None,
-            state_details: None,
-            failure_reason: None,
-            created_at: 1700000000123,
-            started_at: None,
-            finished_at: None,
-        };
-        let (at, id) = decode_token(&encode_token(&row)).unwrap();
-        assert_eq!((at, id.as_str()), (1700000000123, "abc123"));
-        for bad in ["", "x", "12", "12.", "a.b", "1.ABC", "1.../etc"] {
-            assert!(decode_token(bad).is_none(), "{bad}");
-        }
     }
 }
