@@ -165,6 +165,19 @@ impl Inner {
         }
     }
 
+    /// Records the run as FAILED through no fault of the job (`INTERNAL_ERROR`): the
+    /// service could not start it, follow it or read it back. As [`Inner::end`].
+    async fn fail(&self, id: &JobId, from: &[JobState], details: &str) -> bool {
+        self.end(
+            id,
+            from,
+            JobState::Failed,
+            Some(details),
+            Some("INTERNAL_ERROR"),
+        )
+        .await
+    }
+
     /// Records the run's end, unless it already left the `from` states, and reports it on
     /// the `ended` channel. A store error is retried a few times; if it persists, the run
     /// stays unfinished in the store and the next start settles it.

@@ -72,14 +72,7 @@ impl Inner {
                 }
                 Err(e) => {
                     let details = format!("the recorded command of this job is unreadable: {e}");
-                    self.end(
-                        &id,
-                        &[JobState::Pending],
-                        JobState::Failed,
-                        Some(&details),
-                        Some("INTERNAL_ERROR"),
-                    )
-                    .await;
+                    self.fail(&id, &[JobState::Pending], &details).await;
                 }
             }
         }

@@ -80,14 +80,7 @@ impl Inner {
                     command.program
                 );
                 error!(job_id = %id, error = %e, program = %command.program, "cannot start a local job");
-                self.end(
-                    id,
-                    &[JobState::Pending],
-                    JobState::Failed,
-                    Some(&details),
-                    Some("INTERNAL_ERROR"),
-                )
-                .await;
+                self.fail(id, &[JobState::Pending], &details).await;
                 return;
             }
         };
@@ -122,14 +115,7 @@ impl Inner {
                 let _ = child.wait().await;
                 guard.disarm();
                 let details = format!("the job could not be recorded as running: {e}");
-                self.end(
-                    id,
-                    &[JobState::Pending],
-                    JobState::Failed,
-                    Some(&details),
-                    Some("INTERNAL_ERROR"),
-                )
-                .await;
+                self.fail(id, &[JobState::Pending], &details).await;
                 return;
             }
         }
@@ -189,14 +175,7 @@ impl Inner {
             }
             (Err(e), None) => {
                 let details = format!("the end of spark-submit could not be read: {e}");
-                self.end(
-                    id,
-                    &from,
-                    JobState::Failed,
-                    Some(&details),
-                    Some("INTERNAL_ERROR"),
-                )
-                .await;
+                self.fail(id, &from, &details).await;
             }
         }
     }
