@@ -26,6 +26,7 @@ use super::spark::{entry_point, entry_point_arguments, py_files, SparkSubmit};
 use super::{BackendError, JobBackend, JobPage, ListQuery};
 use crate::config::{JobSettings, LocalSettings, SparkSettings};
 use crate::job::{JobId, JobRun, JobSpec, JobState};
+use crate::notify::retry::Backoff;
 use crate::store::{now_millis, Inserted, LocalRunEnd, LocalRunRow, NewLocalRun, Store};
 
 mod ids;
@@ -42,6 +43,16 @@ pub use setup::find_program;
 use ids::new_id;
 use paging::{decode_token, encode_token, MAX_PAGE_SIZE};
 use setup::{check_scripts_dir, warn_of_missing_scripts};
+
+/// How many times [`Inner::end`] tries to record a run's end before it leaves the run to
+/// the next start.
+const END_ATTEMPTS: u32 = 5;
+/// The waits between those tries: 0.1 s, doubling each time (the ceilings of the crate's
+/// backoff; no jitter, there are only a few writers, all in this process).
+const END_RETRY: Backoff = Backoff {
+    initial: Duration::from_millis(100),
+    max: Duration::from_millis(1_600),
+};
 
 /// Why the local backend cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -195,8 +206,7 @@ impl Inner {
             failure_reason,
             at: now_millis(),
         };
-        let mut wait = Duration::from_millis(100);
-        for attempt in 1..=5 {
+        for attempt in 1..=END_ATTEMPTS {
             match self.store.finish_local_run(id.as_str(), from, &end).await {
                 Ok(true) => {
                     info!(job_id = %id, state = %state, "local job ended");
@@ -210,8 +220,7 @@ impl Inner {
                 Ok(false) => return false,
                 Err(e) => {
                     warn!(job_id = %id, attempt, error = %e, "cannot record the end of a local job");
-                    tokio::time::sleep(wait).await;
-                    wait *= 2;
+                    tokio::time::sleep(END_RETRY.ceiling(attempt)).await;
                 }
             }
         }
