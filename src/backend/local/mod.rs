@@ -32,12 +32,13 @@ use crate::store::{now_millis, Inserted, LocalRunEnd, LocalRunRow, NewLocalRun, 
 mod ids;
 mod log;
 mod paging;
+mod process;
 mod recovery;
 mod runner;
 mod setup;
 
 pub use log::{log_tail, LOG_TAIL_BYTES, LOG_TAIL_LINES};
-pub use runner::INHERITED_ENV;
+pub use process::INHERITED_ENV;
 pub use setup::find_program;
 
 use ids::new_id;

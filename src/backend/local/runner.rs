@@ -1,20 +1,20 @@
-//! The queue and the life of a run: waiting for a slot, starting its process in a group
-//! of its own, waiting for its exit or a cancel, and recording how it ended.
+//! The queue and the life of a run: waiting for a slot, starting its process, waiting for
+//! its exit or a cancel, and recording how it ended.
 
 use std::collections::HashMap;
 use std::io;
-use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::sync::Arc;
 
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
-use super::log::{self, log_tail, LOG_TAIL_BYTES, LOG_TAIL_LINES};
+use super::log::{log_tail, LOG_TAIL_BYTES, LOG_TAIL_LINES};
+use super::process::{describe_exit, spawn, GroupGuard};
 use super::recovery::process_start_time;
 use super::{Inner, LocalCommand};
 use crate::job::{JobId, JobState};
@@ -202,87 +202,6 @@ async fn cancelled(rx: &mut watch::Receiver<bool>) {
     }
 }
 
-/// Kills a process group when dropped, unless disarmed: a run's processes never outlive
-/// the task that watches them (e.g. when the runtime stops).
-struct GroupGuard(Option<Pid>);
-
-impl GroupGuard {
-    fn disarm(&mut self) {
-        self.0 = None;
-    }
-}
-
-impl Drop for GroupGuard {
-    fn drop(&mut self) {
-        if let Some(group) = self.0 {
-            let _ = killpg(group, Signal::SIGKILL);
-        }
-    }
-}
-
-/// Starts the process: no shell, its own process group, stdin closed, stdout and stderr
-/// appended to the log.
-fn spawn(id: &JobId, command: &LocalCommand, log_path: &Path) -> io::Result<Child> {
-    let log = log::open(id, command, log_path)?;
-    let stderr = log.try_clone()?;
-    Command::new(&command.program)
-        .args(&command.args)
-        .env_clear()
-        .envs(inherited_env())
-        .envs(command.env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(log))
-        .stderr(Stdio::from(stderr))
-        .process_group(0)
-        .spawn()
-}
-
-/// What a job keeps of the service's environment: what spark-submit, the JVM and Python
-/// need to start. Nothing else, so that the API and callback tokens, the notice secret
-/// and AWS credentials never reach a job's code.
-pub const INHERITED_ENV: &[&str] = &[
-    "PATH",
-    "HOME",
-    "USER",
-    "LOGNAME",
-    "LANG",
-    "LC_ALL",
-    "LC_CTYPE",
-    "TZ",
-    "TMPDIR",
-    "LD_LIBRARY_PATH",
-    "JAVA_HOME",
-    "SPARK_HOME",
-    "SPARK_CONF_DIR",
-    "SPARK_LOCAL_IP",
-    "SPARK_LOCAL_DIRS",
-    "HADOOP_HOME",
-    "HADOOP_CONF_DIR",
-    "PYSPARK_PYTHON",
-    "PYSPARK_DRIVER_PYTHON",
-    "PYTHONPATH",
-    "VIRTUAL_ENV",
-];
-
-fn inherited_env() -> impl Iterator<Item = (&'static str, std::ffi::OsString)> {
-    INHERITED_ENV
-        .iter()
-        .filter_map(|name| std::env::var_os(name).map(|value| (*name, value)))
-}
-
-fn describe_exit(status: ExitStatus) -> String {
-    match (status.code(), status.signal()) {
-        (Some(code), _) => format!("spark-submit exited with code {code}"),
-        (None, Some(signal)) => {
-            let name = Signal::try_from(signal)
-                .map(Signal::as_str)
-                .unwrap_or("unknown");
-            format!("spark-submit was killed by signal {signal} ({name})")
-        }
-        (None, None) => format!("spark-submit ended abnormally ({status})"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -319,17 +238,5 @@ mod tests {
         assert!(!backend
             .inner
             .signal_cancel(&JobId::parse("nosuchrun").unwrap()));
-    }
-
-    #[test]
-    fn exits_are_described_by_code_or_signal() {
-        assert_eq!(
-            describe_exit(ExitStatus::from_raw(3 << 8)),
-            "spark-submit exited with code 3"
-        );
-        assert_eq!(
-            describe_exit(ExitStatus::from_raw(9)),
-            "spark-submit was killed by signal 9 (SIGKILL)"
-        );
     }
 }
