@@ -14,21 +14,20 @@ use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, watch, Semaphore};
-use tracing::{error, info, warn};
+use tracing::info;
 
 use super::spark::{entry_point, entry_point_arguments, py_files, SparkSubmit};
 use super::{BackendError, JobBackend, JobPage, ListQuery};
 use crate::config::{JobSettings, LocalSettings, SparkSettings};
 use crate::job::{JobId, JobRun, JobSpec, JobState};
-use crate::notify::retry::Backoff;
-use crate::store::{now_millis, Inserted, LocalRunEnd, LocalRunRow, NewLocalRun, Store};
+use crate::store::{now_millis, Inserted, LocalRunRow, NewLocalRun, Store};
 
+mod ending;
 mod ids;
 mod log;
 mod paging;
@@ -44,16 +43,6 @@ pub use setup::find_program;
 use ids::new_id;
 use paging::{decode_token, encode_token, MAX_PAGE_SIZE};
 use setup::{check_scripts_dir, warn_of_missing_scripts};
-
-/// How many times [`Inner::end`] tries to record a run's end before it leaves the run to
-/// the next start.
-const END_ATTEMPTS: u32 = 5;
-/// The waits between those tries: 0.1 s, doubling each time (the ceilings of the crate's
-/// backoff; no jitter, there are only a few writers, all in this process).
-const END_RETRY: Backoff = Backoff {
-    initial: Duration::from_millis(100),
-    max: Duration::from_millis(1_600),
-};
 
 /// Why the local backend cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -175,58 +164,6 @@ impl Inner {
                 ("RESULTS_PATH".into(), self.job.results_path.clone()),
             ],
         }
-    }
-
-    /// Records the run as FAILED through no fault of the job (`INTERNAL_ERROR`): the
-    /// service could not start it, follow it or read it back. As [`Inner::end`].
-    async fn fail(&self, id: &JobId, from: &[JobState], details: &str) -> bool {
-        self.end(
-            id,
-            from,
-            JobState::Failed,
-            Some(details),
-            Some("INTERNAL_ERROR"),
-        )
-        .await
-    }
-
-    /// Records the run's end, unless it already left the `from` states, and reports it on
-    /// the `ended` channel. A store error is retried a few times; if it persists, the run
-    /// stays unfinished in the store and the next start settles it.
-    async fn end(
-        &self,
-        id: &JobId,
-        from: &[JobState],
-        state: JobState,
-        details: Option<&str>,
-        failure_reason: Option<&str>,
-    ) -> bool {
-        let end = LocalRunEnd {
-            state,
-            details,
-            failure_reason,
-            at: now_millis(),
-        };
-        for attempt in 1..=END_ATTEMPTS {
-            match self.store.finish_local_run(id.as_str(), from, &end).await {
-                Ok(true) => {
-                    info!(job_id = %id, state = %state, "local job ended");
-                    metrics::counter!("local_jobs_ended_total", "state" => state.as_str())
-                        .increment(1);
-                    // The receiver is gone only when the application is stopping; the
-                    // reconciler finds the run at the next start.
-                    let _ = self.ended.send(id.clone());
-                    return true;
-                }
-                Ok(false) => return false,
-                Err(e) => {
-                    warn!(job_id = %id, attempt, error = %e, "cannot record the end of a local job");
-                    tokio::time::sleep(END_RETRY.ceiling(attempt)).await;
-                }
-            }
-        }
-        error!(job_id = %id, state = %state, "gave up recording the end of a local job; the next start will settle it");
-        false
     }
 }
 
