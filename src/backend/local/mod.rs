@@ -16,17 +16,16 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, watch, Semaphore};
 use tracing::info;
 
-use super::spark::{entry_point, entry_point_arguments, py_files, SparkSubmit};
 use super::{BackendError, JobBackend, JobPage, ListQuery};
 use crate::config::{JobSettings, LocalSettings, SparkSettings};
 use crate::job::{JobId, JobRun, JobSpec, JobState};
 use crate::store::{now_millis, Inserted, LocalRunRow, NewLocalRun, Store};
 
+mod command;
 mod ending;
 mod ids;
 mod log;
@@ -36,6 +35,7 @@ mod recovery;
 mod runner;
 mod setup;
 
+pub use command::LocalCommand;
 pub use log::{log_tail, LOG_TAIL_BYTES, LOG_TAIL_LINES};
 pub use process::INHERITED_ENV;
 pub use setup::find_program;
@@ -57,15 +57,6 @@ pub enum SetupError {
     WorkingDir(io::Error),
     #[error("store: {0}")]
     Store(#[from] sqlx::Error),
-}
-
-/// The process a run starts, as recorded with the run.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LocalCommand {
-    pub program: String,
-    pub args: Vec<String>,
-    /// Set on top of the inherited environment.
-    pub env: Vec<(String, String)>,
 }
 
 pub struct LocalBackend {
@@ -143,27 +134,6 @@ impl LocalBackend {
     /// `{SPARK_SUBMIT} --master {SPARK_MASTER} <options> {scripts}/{entry point} <arguments>`.
     pub fn command_for(&self, spec: &JobSpec) -> LocalCommand {
         self.inner.command_for(spec)
-    }
-}
-
-impl Inner {
-    fn command_for(&self, spec: &JobSpec) -> LocalCommand {
-        let in_scripts = |file: &str| self.scripts_dir.join(file).to_string_lossy().into_owned();
-        let options =
-            SparkSubmit::for_local(&self.spark, in_scripts(py_files(&self.job, spec.algorithm)));
-        let mut args = vec!["--master".to_owned(), self.settings.spark_master.clone()];
-        args.extend(options.to_args());
-        args.push(in_scripts(entry_point(&self.job, spec.algorithm)));
-        args.extend(entry_point_arguments(spec, &self.job.args_key_prefix));
-        LocalCommand {
-            program: self.program.to_string_lossy().into_owned(),
-            args,
-            env: vec![
-                ("JOB_NAME".into(), spec.name.as_str().to_owned()),
-                ("DATASETS_PATH".into(), self.job.datasets_path.clone()),
-                ("RESULTS_PATH".into(), self.job.results_path.clone()),
-            ],
-        }
     }
 }
 
