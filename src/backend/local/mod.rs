@@ -9,6 +9,17 @@
 //! notice outbox, so no sidecar is needed.
 //!
 //! At construction, the runs a previous process left behind are settled (`recovery`).
+//!
+//! This file holds the backend type and its [`JobBackend`] answers, all read from the
+//! store. Beside it:
+//! - `command`: the spark-submit command a job becomes, recorded with its run;
+//! - `runner`: the queue, the cancel switches, and the life of a run;
+//! - `process`: the run's process, its clean environment and its process group;
+//! - `ending`: a run's final state, written to the store and sent on `ended`;
+//! - `recovery`: what a previous process left, settled at start-up;
+//! - `log`: the run's log file and the tail quoted when it fails;
+//! - `setup`: the start-up and readiness checks of the program and the scripts;
+//! - `ids`, `paging`: run ids, and the pages of `list`.
 
 use std::collections::HashMap;
 use std::io;
@@ -59,6 +70,8 @@ pub enum SetupError {
     Store(#[from] sqlx::Error),
 }
 
+/// Runs jobs as `spark-submit` processes on this machine, for development, tests and a
+/// single host without AWS.
 pub struct LocalBackend {
     inner: Arc<Inner>,
 }
