@@ -7,11 +7,15 @@
 //!   the API and the notices carry.
 //! - [`backend`]: where jobs run, behind the [`backend::JobBackend`] trait: EMR on EKS
 //!   ([`backend::emr_eks`]), EMR Serverless ([`backend::emr_serverless`]), steps on an
-//!   EMR cluster on EC2 ([`backend::emr_ec2`]) or local spark-submit processes; what they share (the job package in S3, spark-submit
-//!   options, reads in batches) is in [`backend::spark`] and [`backend::batch`].
+//!   EMR cluster on EC2 ([`backend::emr_ec2`]) or local spark-submit processes
+//!   ([`backend::local`]); what they share (the job package in S3, spark-submit options,
+//!   reads in batches) is in [`backend::spark`] and [`backend::batch`].
 //! - [`api`]: the HTTP routes and the layers every request passes.
 //! - [`store`]: the embedded SQLite store of jobs, idempotency keys and the notice outbox.
 //! - [`notify`]: the outbox worker that delivers job-end notices to Multiomix.
+//! - [`staging`]: with `DATA_STAGING=s3`, datasets up to S3 before a job, results down
+//!   into the shared folder before its notice.
+//! - [`retry`]: the backoff every retried step shares.
 //! - [`reconcile`]: reads unfinished jobs from the backend so no notice depends on the
 //!   sidecar's callback alone.
 //! - [`app`]: builds the whole service, binds it, runs it until shutdown.
@@ -24,6 +28,7 @@ pub mod config;
 pub mod job;
 pub mod notify;
 pub mod reconcile;
+pub mod retry;
 pub mod staging;
 pub mod store;
 pub mod telemetry;

@@ -10,7 +10,6 @@
 //! resumes where the previous process stopped (at-least-once delivery).
 
 pub mod delivery;
-pub mod retry;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -23,12 +22,12 @@ use tracing::{debug, error, info, warn, Instrument};
 use crate::backend::{BackendError, JobBackend};
 use crate::config::NotifySettings;
 use crate::job::{JobId, JobState, JobView};
+use crate::retry::Backoff;
 use crate::staging::Staging;
 use crate::store::{
     now_millis, AttemptRecord, FetchRecord, NoticeRow, NoticeStatus, Store, StoreResult,
 };
 use delivery::{Deliverer, Outcome};
-use retry::Backoff;
 
 /// How many notices are worked on at once.
 const CONCURRENCY: usize = 64;

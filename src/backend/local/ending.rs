@@ -8,7 +8,7 @@ use tracing::{error, info, warn};
 
 use super::Inner;
 use crate::job::{JobId, JobState};
-use crate::notify::retry::Backoff;
+use crate::retry::Backoff;
 use crate::store::{now_millis, LocalRunEnd};
 
 /// How many times [`Inner::end`] tries to record a run's end before it leaves the run to

@@ -1,4 +1,5 @@
-//! When to try a failed delivery again.
+//! When to try a failed step again: the backoff shared by the notice outbox (deliveries
+//! and copies of results) and the local backend (recording the end of a run).
 
 use std::time::Duration;
 
