@@ -66,7 +66,10 @@ impl Inner {
                 Ok(false) => return false,
                 Err(e) => {
                     warn!(job_id = %id, attempt, error = %e, "cannot record the end of a local job");
-                    tokio::time::sleep(END_RETRY.ceiling(attempt)).await;
+                    // No wait after the last try: nothing follows it.
+                    if attempt < END_ATTEMPTS {
+                        tokio::time::sleep(END_RETRY.ceiling(attempt)).await;
+                    }
                 }
             }
         }
