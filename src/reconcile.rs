@@ -13,8 +13,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use tracing::{debug, error, info, warn};
 
-use crate::backend::emr_eks::APP_NAME_TAG;
-use crate::backend::{BackendError, JobBackend, ListQuery, Submitted};
+use crate::backend::{BackendError, JobBackend, ListQuery, Submitted, APP_NAME_TAG};
 use crate::job::JobId;
 use crate::notify::{Notifier, RequestError};
 use crate::store::{now_millis, JobRecord, Store, StoreResult};

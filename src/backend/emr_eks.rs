@@ -16,7 +16,9 @@ use super::aws::{classify, sdk_config};
 use super::batch::describe_by_listing;
 use super::cancel_after_reading;
 use super::spark::{entry_point_arguments, DriverEnv, S3Package, SparkSubmit};
-use super::{BackendError, Described, JobBackend, JobPage, ListQuery, Submitted};
+use super::{
+    app_name_tag, BackendError, Described, JobBackend, JobPage, ListQuery, Submitted, APP_NAME_TAG,
+};
 use crate::config::{EmrSettings, JobSettings, SparkSettings};
 use crate::job::{JobId, JobRun, JobSpec, JobState};
 
@@ -29,16 +31,6 @@ pub const CALLBACK_HOST_TAG: &str = "callback-host";
 /// Tag that carries the client token of the submission, so that a job started by a
 /// process that died before recording it can be found again (`find_submission`).
 pub const CLIENT_TOKEN_TAG: &str = "client-token";
-/// Tag that carries the `app-name` argument (when it is a plain folder name, which is
-/// also a valid tag value), so that a job adopted after the store was lost still has its
-/// results fetched before its notice.
-pub const APP_NAME_TAG: &str = "app-name";
-/// The `app-name` tag of a job, when its app name can be one.
-pub(super) fn app_name_tag(spec: &JobSpec) -> Option<String> {
-    spec.app_name()
-        .filter(|app| crate::staging::is_safe_app_name(app))
-        .map(str::to_owned)
-}
 /// Whether a run's tags mark it as started by the deployment whose callback host is
 /// `service_url`. Shared by the EMR backends that tag their runs.
 pub(super) fn is_own_tags(tags: Option<&HashMap<String, String>>, service_url: &str) -> bool {

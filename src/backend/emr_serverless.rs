@@ -21,11 +21,12 @@ use super::aws::{classify, sdk_config};
 use super::batch::describe_by_listing;
 use super::cancel_after_reading;
 use super::emr_eks::{
-    app_name_tag, is_own_tags, to_offset, APP_NAME_TAG, CALLBACK_HOST_TAG, CLIENT_TOKEN_TAG,
-    MANAGED_BY_TAG, MANAGED_BY_VALUE,
+    is_own_tags, to_offset, CALLBACK_HOST_TAG, CLIENT_TOKEN_TAG, MANAGED_BY_TAG, MANAGED_BY_VALUE,
 };
 use super::spark::{entry_point_arguments, DriverEnv, S3Package, SparkSubmit};
-use super::{BackendError, Described, JobBackend, JobPage, ListQuery, Submitted};
+use super::{
+    app_name_tag, BackendError, Described, JobBackend, JobPage, ListQuery, Submitted, APP_NAME_TAG,
+};
 use crate::config::{JobSettings, ServerlessSettings, SparkSettings};
 use crate::job::{JobId, JobRun, JobSpec, JobState};
 

@@ -97,6 +97,19 @@ fn no_longer_cancellable(id: &JobId, state: JobState) -> BackendError {
 /// each backend owns its SDK, its state mapping and its id format.
 /// What a backend knows of a `start` it may or may not have received: see
 /// [`JobBackend::find_submission`].
+/// The run tag (or, on EMR on EC2, the step argument read back as one) that carries the
+/// job's `app-name`, so that a job adopted after the store was lost still has its results
+/// copied before its notice. Every backend that keeps tags sets it.
+pub const APP_NAME_TAG: &str = "app-name";
+
+/// The value of a job's `app-name` tag: its app name when that is a plain folder name,
+/// which is also a valid tag value everywhere.
+pub(crate) fn app_name_tag(spec: &JobSpec) -> Option<String> {
+    spec.app_name()
+        .filter(|app| crate::staging::is_safe_app_name(app))
+        .map(str::to_owned)
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub enum Submitted {
     /// The start with this client token made this job.
