@@ -380,6 +380,37 @@ impl Notifier {
         }
     }
 
+    /// When to try a failed step of a notice again (a copy of results, a delivery):
+    /// `None` once `NOTIFY_GIVE_UP_AFTER` has passed since its first try, otherwise the
+    /// backoff's wait for this attempt, at least `retry_after`.
+    fn next_try(
+        &self,
+        first_try: Option<i64>,
+        started: i64,
+        attempt: i64,
+        retry_after: Option<Duration>,
+    ) -> Option<Duration> {
+        let elapsed = Duration::from_millis((started - first_try.unwrap_or(started)).max(0) as u64);
+        (elapsed < self.inner.settings.give_up_after).then(|| {
+            self.inner
+                .backoff
+                .after_failure(attempt.clamp(1, u32::MAX as i64) as u32, retry_after)
+        })
+    }
+
+    /// The job's `app-name`, as recorded when it started (or adopted).
+    async fn app_name(&self, job_id: &str) -> StoreResult<Option<String>> {
+        let Some(id) = JobId::parse(job_id) else {
+            return Ok(None);
+        };
+        Ok(self
+            .inner
+            .store
+            .job(&id)
+            .await?
+            .and_then(|job| job.app_name))
+    }
+
     /// The app name whose results must be in the shared folder before this job's notice
     /// is sent: with staging on, for a COMPLETED job. FAILED and CANCELLED jobs are
     /// notified without waiting for files.
@@ -387,7 +418,7 @@ impl Notifier {
         if state != JobState::Completed || self.staging().is_none() {
             return Ok(None);
         }
-        let app = self.inner.store.job(id).await?.and_then(|job| job.app_name);
+        let app = self.app_name(id.as_str()).await?;
         if app.is_none() {
             // Only a job started before app names were kept (and adopted since) lacks it.
             error!("the job's app-name is not known, so its results cannot be copied; sending its notice without them");
@@ -401,11 +432,7 @@ impl Notifier {
     /// after `NOTIFY_GIVE_UP_AFTER` like a delivery: the notice never goes without them.
     async fn fetch_results(&self, row: &NoticeRow) -> StoreResult<()> {
         let started = now_millis();
-        let id = JobId::parse(&row.job_id);
-        let app = match &id {
-            Some(id) => self.inner.store.job(id).await?.and_then(|job| job.app_name),
-            None => None,
-        };
+        let app = self.app_name(&row.job_id).await?;
         let outcome = match (self.staging(), app) {
             (Some(staging), Some(app)) => {
                 // A large download may outlast the lease a claim gives.
@@ -442,25 +469,22 @@ impl Notifier {
             Ok(()) => FetchRecord::Fetched,
             Err((kind, error)) => {
                 metrics::counter!("results_fetch_failures_total", "kind" => kind).increment(1);
-                let first = row.first_fetch_at.unwrap_or(started);
-                let elapsed = Duration::from_millis((started - first).max(0) as u64);
                 let attempt = row.fetch_attempts + 1;
-                if elapsed >= self.inner.settings.give_up_after {
-                    error!(
-                        attempt, error = %error,
-                        "giving up on copying a completed job's results: its notice is not sent, and Multiomix will not learn that this job ended"
-                    );
-                    metrics::counter!("notices_given_up_total").increment(1);
-                    FetchRecord::GivenUp { error }
-                } else {
-                    let wait = self
-                        .inner
-                        .backoff
-                        .after_failure(attempt.clamp(1, u32::MAX as i64) as u32, None);
-                    warn!(attempt, error = %error, retry_in_ms = wait.as_millis() as u64, "results not copied yet; the notice waits for them");
-                    FetchRecord::Retry {
-                        due_at: now_millis() + wait.as_millis() as i64,
-                        error,
+                match self.next_try(row.first_fetch_at, started, attempt, None) {
+                    Some(wait) => {
+                        warn!(attempt, error = %error, retry_in_ms = wait.as_millis() as u64, "results not copied yet; the notice waits for them");
+                        FetchRecord::Retry {
+                            due_at: now_millis() + wait.as_millis() as i64,
+                            error,
+                        }
+                    }
+                    None => {
+                        error!(
+                            attempt, error = %error,
+                            "giving up on copying a completed job's results: its notice is not sent, and Multiomix will not learn that this job ended"
+                        );
+                        metrics::counter!("notices_given_up_total").increment(1);
+                        FetchRecord::GivenUp { error }
                     }
                 }
             }
@@ -494,12 +518,8 @@ impl Notifier {
         if !staging.settings().cleanup_datasets {
             return;
         }
-        let Some(id) = JobId::parse(job_id) else {
-            return;
-        };
-        let app = match self.inner.store.job(&id).await {
-            Ok(Some(job)) => job.app_name,
-            Ok(None) => None,
+        let app = match self.app_name(job_id).await {
+            Ok(app) => app,
             Err(e) => {
                 warn!(error = %e, "cannot read the job's app name; its staged datasets stay");
                 return;
@@ -547,26 +567,23 @@ impl Notifier {
                 AttemptRecord::Refused { error }
             }
             Outcome::Retry { error, retry_after } => {
-                let first = row.first_attempt_at.unwrap_or(started);
-                let elapsed = Duration::from_millis((started - first).max(0) as u64);
-                if elapsed >= self.inner.settings.give_up_after {
-                    error!(
-                        state, attempt, error = %error,
-                        url = %self.inner.deliverer.url_for(&row.job_id),
-                        "giving up on a job-end notice: Multiomix will not learn that this job ended"
-                    );
-                    metrics::counter!("notices_given_up_total").increment(1);
-                    AttemptRecord::GivenUp { error }
-                } else {
-                    let wait = self
-                        .inner
-                        .backoff
-                        .after_failure(attempt.clamp(1, u32::MAX as i64) as u32, retry_after);
-                    warn!(state, attempt, error = %error, retry_in_ms = wait.as_millis() as u64, "job-end notice not delivered; will retry");
-                    metrics::counter!("notice_attempts_failed_total").increment(1);
-                    AttemptRecord::Retry {
-                        due_at: now_millis() + wait.as_millis() as i64,
-                        error,
+                match self.next_try(row.first_attempt_at, started, attempt, retry_after) {
+                    Some(wait) => {
+                        warn!(state, attempt, error = %error, retry_in_ms = wait.as_millis() as u64, "job-end notice not delivered; will retry");
+                        metrics::counter!("notice_attempts_failed_total").increment(1);
+                        AttemptRecord::Retry {
+                            due_at: now_millis() + wait.as_millis() as i64,
+                            error,
+                        }
+                    }
+                    None => {
+                        error!(
+                            state, attempt, error = %error,
+                            url = %self.inner.deliverer.url_for(&row.job_id),
+                            "giving up on a job-end notice: Multiomix will not learn that this job ended"
+                        );
+                        metrics::counter!("notices_given_up_total").increment(1);
+                        AttemptRecord::GivenUp { error }
                     }
                 }
             }
