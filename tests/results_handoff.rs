@@ -548,3 +548,33 @@ async fn an_s3_refusal_while_copying_is_retried_and_the_notice_waits_for_the_cop
         json!({"result.json": "{}", "times.json": "[]"})
     );
 }
+
+#[tokio::test]
+async fn results_that_never_come_close_the_notice_as_given_up_without_sending_it() {
+    let Some(h) = Handoff::start(
+        peers::fake_eks().await.unwrap(),
+        &[("NOTIFY_GIVE_UP_AFTER", "0.5")],
+    )
+    .await
+    else {
+        return;
+    };
+    let id = h.submit().await;
+    // The job "completed" but its results never reach S3.
+    h.end(&id, Ending::Completed).await;
+    let notice = h.notice_until(&id, |n| n["status"] == "given_up").await;
+    assert!(
+        notice["resultsFetchAttempts"].as_i64() >= Some(2),
+        "{notice}"
+    );
+    assert!(
+        notice["lastError"]
+            .as_str()
+            .unwrap()
+            .contains("result.json"),
+        "{notice}"
+    );
+    assert_eq!(notice["attempts"], 0, "no delivery was attempted: {notice}");
+    assert_eq!(h.multiomix.count(), 0, "never sent without its results");
+    assert!(!h.results.join(APP).exists());
+}
