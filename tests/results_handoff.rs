@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use aws_sdk_s3::primitives::ByteStream;
 use common::moto::{bucket_keys, moto, s3_client, Moto};
-use harness::{Ending, Peer, WAIT};
+use harness::{service_vars, Ending, Peer, WAIT};
 use multiomix_aws_emr::app::Application;
 use multiomix_aws_emr::backend::JobBackend;
 use multiomix_aws_emr::config::Config;
@@ -106,27 +106,16 @@ impl Handoff {
             .observe(move |_, _| json!(files_under(&observed_folder)))
             .start()
             .await;
-        let mut vars: BTreeMap<String, String> = [
-            ("HOST", "127.0.0.1".to_owned()),
-            ("PORT", "0".to_owned()),
-            ("MULTIOMIX_URL", format!("{}/", multiomix.url())),
-            (
-                "DATABASE_URL",
-                format!("sqlite:{}/store.db", dir.path().display()),
-            ),
-            ("SLEEP_TIME", "0.05".to_owned()),
-            ("POLL_INTERVAL", "0.05".to_owned()),
-            ("NOTIFY_INITIAL_BACKOFF", "0.05".to_owned()),
-            ("NOTIFY_MAX_BACKOFF", "0.2".to_owned()),
-            ("NOTIFY_TIMEOUT", "2".to_owned()),
-            ("RECONCILE_INTERVAL", "3600".to_owned()),
-            ("DATA_STAGING", "s3".to_owned()),
-            ("SHARED_DATASETS_DIR", datasets.display().to_string()),
-            ("SHARED_RESULTS_DIR", results.display().to_string()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
+        let mut vars = service_vars(&multiomix, dir.path());
+        vars.extend(
+            [
+                ("NOTIFY_MAX_BACKOFF", "0.2".to_owned()),
+                ("DATA_STAGING", "s3".to_owned()),
+                ("SHARED_DATASETS_DIR", datasets.display().to_string()),
+                ("SHARED_RESULTS_DIR", results.display().to_string()),
+            ]
+            .map(|(k, v)| (k.to_owned(), v)),
+        );
         vars.extend(peer.vars(dir.path()));
         vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let config = Config::from_vars(vars).expect("a valid configuration");

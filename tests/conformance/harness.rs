@@ -126,6 +126,25 @@ impl Drop for Suite {
     }
 }
 
+/// The service's variables in the suite: loopback on any port, its store in `dir`, its
+/// notices to `multiomix`, and every wait in milliseconds.
+pub fn service_vars(multiomix: &FakeMultiomix, dir: &Path) -> BTreeMap<String, String> {
+    [
+        ("HOST", "127.0.0.1".to_owned()),
+        ("PORT", "0".to_owned()),
+        ("MULTIOMIX_URL", format!("{}/", multiomix.url())),
+        ("DATABASE_URL", format!("sqlite:{}/store.db", dir.display())),
+        ("SLEEP_TIME", "0.05".to_owned()),
+        ("POLL_INTERVAL", "0.05".to_owned()),
+        ("NOTIFY_INITIAL_BACKOFF", "0.05".to_owned()),
+        ("NOTIFY_TIMEOUT", "2".to_owned()),
+        ("RECONCILE_INTERVAL", "3600".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
 impl Suite {
     pub async fn start(peer: Arc<dyn Peer>) -> Suite {
         Self::start_with(peer, &[]).await
@@ -135,23 +154,7 @@ impl Suite {
     pub async fn start_with(peer: Arc<dyn Peer>, extra: &[(&str, &str)]) -> Suite {
         let multiomix = FakeMultiomix::start().await;
         let dir = tempfile::tempdir().unwrap();
-        let mut vars: BTreeMap<String, String> = [
-            ("HOST", "127.0.0.1".to_owned()),
-            ("PORT", "0".to_owned()),
-            ("MULTIOMIX_URL", format!("{}/", multiomix.url())),
-            (
-                "DATABASE_URL",
-                format!("sqlite:{}/store.db", dir.path().display()),
-            ),
-            ("SLEEP_TIME", "0.05".to_owned()),
-            ("POLL_INTERVAL", "0.05".to_owned()),
-            ("NOTIFY_INITIAL_BACKOFF", "0.05".to_owned()),
-            ("NOTIFY_TIMEOUT", "2".to_owned()),
-            ("RECONCILE_INTERVAL", "3600".to_owned()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
+        let mut vars = service_vars(&multiomix, dir.path());
         vars.extend(peer.vars(dir.path()));
         vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let config = Config::from_vars(vars).expect("a valid configuration");
