@@ -489,9 +489,26 @@ async fn with_clean_up_off_the_datasets_stay() {
     h.end(&id, Ending::Completed).await;
     h.notice_until(&id, |n| n["status"] == "delivered").await;
     assert_eq!(files_under(&h.results.join(APP)), written);
-    // The deletion happens right after the delivery is recorded, so it would be done by
-    // the time the answer of a second request is: GET /job again first.
-    h.notice_view(&id).await;
+    // The clean-up would run after the delivery is recorded, in the same piece of the
+    // outbox's work, which sets the `notices_open` gauge last: once that reads 0 the
+    // work is over, deletion included.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let metrics = h
+            .http
+            .get(format!("{}/metrics", h.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if metrics.lines().any(|l| l == "notices_open 0") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{metrics}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
     let keys = h.keys().await;
     assert!(
         keys.contains(&format!("datasets/{APP}/molecules.csv"))
