@@ -86,6 +86,20 @@ impl Staged {
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or(Value::Null))
     }
+
+    /// Posts `body` and checks that it is a 400 naming `field`; returns the answer.
+    async fn refused(&self, body: &Value, field: &str, case: &str) -> Value {
+        let (status, answer) = self.post(body, None).await;
+        assert_eq!(status, 400, "{case}: {answer}");
+        assert_eq!(answer["field"], field, "{case}: {answer}");
+        answer
+    }
+
+    /// Nothing reached S3 and no job started.
+    async fn nothing_staged_or_started(&self, s3: &aws_sdk_s3::Client) {
+        assert!(keys(s3).await.is_empty(), "nothing was uploaded");
+        assert_eq!(self.emr.calls("StartJobRun"), 0, "no job started");
+    }
 }
 
 fn write(root: &Path, relative: &str, bytes: &[u8]) {
@@ -257,17 +271,14 @@ async fn a_path_out_of_the_shared_folder_or_absent_is_refused_naming_its_field()
         "BBHA_42/link.csv",
         "BBHA_42/absent.csv",
     ] {
-        let (status, answer) = app
-            .post(&body(molecules, "BBHA_42/clinical.csv"), None)
-            .await;
-        assert_eq!(status, 400, "{molecules}: {answer}");
-        assert_eq!(
-            answer["field"], "entrypoint_arguments[1].value",
-            "{molecules}: {answer}"
-        );
+        app.refused(
+            &body(molecules, "BBHA_42/clinical.csv"),
+            "entrypoint_arguments[1].value",
+            molecules,
+        )
+        .await;
     }
-    assert!(keys(&s3).await.is_empty(), "nothing was uploaded");
-    assert_eq!(app.emr.calls("StartJobRun"), 0, "no job started");
+    app.nothing_staged_or_started(&s3).await;
 }
 
 #[tokio::test]
@@ -282,11 +293,13 @@ async fn datasets_outside_the_app_folder_and_unusable_app_names_are_refused() {
 
     // The pods of BBHA_42 are given only datasets/BBHA_42/.
     for molecules in ["BBHA_7/molecules.csv", "shared/molecules.csv"] {
-        let (status, answer) = app
-            .post(&body(molecules, "BBHA_42/clinical.csv"), None)
+        let answer = app
+            .refused(
+                &body(molecules, "BBHA_42/clinical.csv"),
+                "entrypoint_arguments[1].value",
+                molecules,
+            )
             .await;
-        assert_eq!(status, 400, "{molecules}: {answer}");
-        assert_eq!(answer["field"], "entrypoint_arguments[1].value", "{answer}");
         assert!(
             answer["message"].as_str().unwrap().contains("BBHA_42/"),
             "{answer}"
@@ -296,12 +309,10 @@ async fn datasets_outside_the_app_folder_and_unusable_app_names_are_refused() {
     for app_name in ["BBHA 42", "a/b", ".", "BBHA_42$"] {
         let mut request = body("BBHA_42/molecules.csv", "BBHA_42/clinical.csv");
         request["entrypoint_arguments"][0]["value"] = json!(app_name);
-        let (status, answer) = app.post(&request, None).await;
-        assert_eq!(status, 400, "{app_name}: {answer}");
-        assert_eq!(answer["field"], "entrypoint_arguments[0].value", "{answer}");
+        app.refused(&request, "entrypoint_arguments[0].value", app_name)
+            .await;
     }
-    assert!(keys(&s3).await.is_empty(), "nothing was uploaded");
-    assert_eq!(app.emr.calls("StartJobRun"), 0, "no job started");
+    app.nothing_staged_or_started(&s3).await;
 }
 
 #[tokio::test]
