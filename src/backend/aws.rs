@@ -1,5 +1,5 @@
-//! What the AWS backends share about talking to AWS: how their SDK clients are configured
-//! and how an SDK error is sorted into a [`BackendError`].
+//! What the AWS clients share (the EMR backends, and the S3 client of data staging): how
+//! their SDK clients are configured and how an SDK error is sorted into a [`BackendError`].
 
 use std::time::Duration;
 
@@ -12,22 +12,34 @@ use super::BackendError;
 /// The SDK configuration of a backend's client: the standard AWS chain (environment,
 /// profile, IRSA web identity, instance metadata), the region, `AWS_ENDPOINT_URL` when
 /// set, and timeouts within `call_timeout`, so that a call, retries included, ends before
-/// the request that made it is cut off (see `config::emr_call_timeout`).
+/// the request that made it is cut off (see `config::emr_call_timeout`). Each of the three
+/// tries gets a third of it.
 pub async fn sdk_config(
     region: &str,
     endpoint_url: Option<&str>,
     call_timeout: Duration,
 ) -> SdkConfig {
+    sdk_config_with(region, endpoint_url, call_timeout, Some(call_timeout / 3)).await
+}
+
+/// [`sdk_config`], with each try bounded by `attempt_timeout` when given. The S3 client
+/// of data staging gives none: a part of a large upload may take most of the call.
+pub async fn sdk_config_with(
+    region: &str,
+    endpoint_url: Option<&str>,
+    call_timeout: Duration,
+    attempt_timeout: Option<Duration>,
+) -> SdkConfig {
+    let mut timeouts = TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(3).min(call_timeout))
+        .operation_timeout(call_timeout);
+    if let Some(attempt) = attempt_timeout {
+        timeouts = timeouts.operation_attempt_timeout(attempt);
+    }
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new(region.to_owned()))
         .retry_config(RetryConfig::standard().with_max_attempts(3))
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(3).min(call_timeout))
-                .operation_attempt_timeout(call_timeout / 3)
-                .operation_timeout(call_timeout)
-                .build(),
-        );
+        .timeout_config(timeouts.build());
     if let Some(url) = endpoint_url {
         loader = loader.endpoint_url(url);
     }

@@ -13,12 +13,10 @@ pub use datasets::{FilesError, StageError, StagedFile, MULTIPART_PART_BYTES, STA
 
 pub use results::{is_safe_app_name, FetchError, Fetched};
 
-use std::time::Duration;
-
-use aws_config::{retry::RetryConfig, timeout::TimeoutConfig, BehaviorVersion, Region};
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::Client;
 
+use crate::backend::aws::sdk_config_with;
 use crate::config::StagingSettings;
 
 /// Moves a job's files between Multiomix's shared folders and S3.
@@ -32,23 +30,17 @@ impl Staging {
     /// Builds the S3 client from the standard AWS chain like the EMR clients; against
     /// `AWS_ENDPOINT_URL` it uses path-style addressing, as emulators need.
     ///
-    /// The operation timeout bounds each call up to its answer's headers; a body being
-    /// streamed (a large upload part, a large result) is bounded by the caller instead,
-    /// since a per-attempt timeout would cut a large transfer that is making progress.
+    /// Each call is bounded as a whole, with no bound per try: a part of a large upload
+    /// may take most of the call. A download's body, streamed after the answer's headers,
+    /// is bounded by `RESULTS_FETCH_TIMEOUT` instead.
     pub async fn connect(settings: &StagingSettings) -> Self {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .region(Region::new(settings.region.clone()))
-            .retry_config(RetryConfig::standard().with_max_attempts(3))
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(3).min(settings.call_timeout))
-                    .operation_timeout(settings.call_timeout)
-                    .build(),
-            );
-        if let Some(url) = &settings.endpoint_url {
-            loader = loader.endpoint_url(url);
-        }
-        let sdk = loader.load().await;
+        let sdk = sdk_config_with(
+            &settings.region,
+            settings.endpoint_url.as_deref(),
+            settings.call_timeout,
+            None,
+        )
+        .await;
         let s3 = aws_sdk_s3::config::Builder::from(&sdk)
             .force_path_style(settings.endpoint_url.is_some())
             .build();
