@@ -79,12 +79,21 @@ def search(algorithm: str, args: arguments.JobArguments, evaluator, n_molecules:
     """Runs the algorithm; returns (outcome, fitness with all features or None)."""
     if algorithm == BBHA:
         everything = np.ones(n_molecules, dtype=bool)
+        threshold = "random" if args.binary_threshold is None else args.binary_threshold
+        if args.bbha_version == bbha.IMPROVED:
+            say(f"improved BBHA (coeff-1 {args.coeff_1}, coeff-2 {args.coeff_2}), threshold {threshold}")
+        else:
+            say(f"original BBHA, threshold {threshold}")
         outcome = bbha.run(
             evaluator,
             n_molecules,
             n_stars=args.n_stars,
             iterations=args.bbha_iterations,
             seed=args.random_state,
+            threshold=args.binary_threshold,
+            version=args.bbha_version,
+            coeff_1=args.coeff_1,
+            coeff_2=args.coeff_2,
             extra_masks=[everything],
             log=say,
         )
