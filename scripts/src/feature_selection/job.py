@@ -179,13 +179,19 @@ def run_parsed(args: arguments.JobArguments, algorithm: str, started: float) -> 
     from .evaluators import SparkEvaluator
 
     sc = spark_context(args.app_name)
+    evaluator = None
     try:
+        # One task per (subset, fold) unit (per subset for clustering); see evaluators.py.
         evaluator = SparkEvaluator(sc, spec, data)
         if args.debug:
-            log(f"Spark master {sc.master}, default parallelism {sc.defaultParallelism}")
+            log(
+                f"Spark master {sc.master}, default parallelism {sc.defaultParallelism}, "
+                f"{len(evaluator.plan)} unit(s) per evaluation, units per task {evaluator.setting}"
+            )
         outcome, all_features = search(algorithm, args, evaluator, len(data.molecules), log)
-        evaluator.close()
     finally:
+        if evaluator is not None:
+            evaluator.close()
         sc.stop()
 
     if args.debug:

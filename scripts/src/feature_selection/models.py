@@ -201,6 +201,15 @@ def _clustering(spec: ModelSpec, subset: np.ndarray, event: np.ndarray, time_: n
     return UnitResult(score, 0.0, time.perf_counter() - started, 0.0, 0, 0.0)
 
 
+def one_thread():
+    """A context in which the numeric libraries use one thread. Entering it costs a few
+    milliseconds (it inspects the loaded libraries): once per evaluation or task, not per
+    unit."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1)
+
+
 def evaluate_fold(
     spec: ModelSpec,
     X: np.ndarray,
@@ -211,15 +220,14 @@ def evaluate_fold(
 ) -> UnitResult:
     """Scores one unit: the molecules `columns` (indices into X's columns) on one fold,
     or clustered (fold None). Copies only the subset it needs from X, which may be a
-    read-only memory map. Never raises: a unit that fails carries its error."""
-    from threadpoolctl import threadpool_limits
-
+    read-only memory map. Never raises: a unit that fails carries its error. Run it under
+    `one_thread()` (evaluate and the Spark tasks do): parallelism comes from running
+    units side by side, not from threads inside one."""
     started = time.perf_counter()
     columns = np.asarray(columns, dtype=np.intp)
     if len(columns) == 0:
         return UnitResult(float("-inf"), 0.0, 0.0, 0.0, 0, 0.0, "no molecule selected")
-    # One thread per unit: parallelism comes from running units side by side.
-    with threadpool_limits(limits=1), warnings.catch_warnings():
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
             subset = np.ascontiguousarray(X[:, columns], dtype=np.float64)
@@ -270,10 +278,9 @@ def evaluate(
 ) -> Evaluation:
     """The fitness of the molecules `mask` selects (a boolean array over X's columns)."""
     columns = np.flatnonzero(np.asarray(mask, dtype=bool))
-    if len(columns) == 0:
-        return Evaluation(float("-inf"), 0, 0.0, 0.0, 0.0, 0.0, 0.0, "no molecule selected")
     plan = fold_plan(spec, event) if plan is None else plan
-    units = [evaluate_fold(spec, X, event, time_, columns, fold) for fold in plan]
+    with one_thread():
+        units = [evaluate_fold(spec, X, event, time_, columns, fold) for fold in plan]
     return combine(spec, len(columns), units)
 
 
