@@ -136,7 +136,8 @@ class SparkEvaluator:
         spark_context.addFile(path)
         self.shared = spark_context.broadcast((spec, self.name, data.event, data.time, self.plan))
         self.typical_unit_seconds: Optional[float] = None  # median unit of the last batch
-        self.last_units_per_task = 0
+        self.last_units_per_task = 0  # of the last batch, and its tasks
+        self.last_tasks = 0
         self.batches = 0
         self.seconds = 0.0
 
