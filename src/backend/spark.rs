@@ -140,6 +140,20 @@ impl SparkSubmit {
             .conf(&format!("{p}JOB_NAME"), spec.name.as_str())
     }
 
+    /// The room of an executor's Python workers: `spark.executor.memoryOverhead`, and
+    /// `spark.executor.pyspark.memory` when set. After the contract's options, so that
+    /// the options it lists keep their order.
+    pub fn python_memory(self, spark: &SparkSettings) -> Self {
+        let s = self.conf(
+            "spark.executor.memoryOverhead",
+            &spark.executor_memory_overhead,
+        );
+        match &spark.executor_pyspark_memory {
+            Some(limit) => s.conf("spark.executor.pyspark.memory", limit),
+            None => s,
+        }
+    }
+
     /// The options of a job on a cluster that has no pod templates or image to set (EMR
     /// Serverless, EMR on EC2): py-files, sizes, driver environment.
     pub fn for_cluster(
@@ -152,10 +166,12 @@ impl SparkSubmit {
         SparkSubmit::with_py_files(package.py_files(job, spec.algorithm))
             .sizes(spark)
             .driver_env(env, job, spec)
+            .python_memory(spark)
     }
 
-    /// The options of a local job: the driver settings that mean something outside a
-    /// cluster; executors live inside the driver in local mode.
+    /// The options of a local job: the driver settings, and the Python workers' memory,
+    /// which a `yarn` master sizes its containers by (in local mode the executor is the
+    /// driver's JVM and the memory settings of executors are not used).
     pub fn for_local(spark: &SparkSettings, py_files_path: String) -> Self {
         SparkSubmit::with_py_files(py_files_path)
             .conf("spark.driver.memory", &spark.driver_memory)
@@ -165,6 +181,7 @@ impl SparkSubmit {
                 &spark.executor_heartbeat_interval,
             )
             .conf("spark.network.timeout", &spark.network_timeout)
+            .python_memory(spark)
     }
 
     /// The space-separated form EMR's `sparkSubmitParameters` takes.
@@ -259,14 +276,14 @@ mod tests {
             assert!(
                 params.ends_with(&format!(
                     "--conf {prefix}DATASETS_PATH=/var/data --conf {prefix}RESULTS_PATH=/var/results \
-                     --conf {prefix}JOB_NAME=BreastCancerBBHA"
+                     --conf {prefix}JOB_NAME=BreastCancerBBHA --conf spark.executor.memoryOverhead=2g"
                 )),
                 "{params}"
             );
             assert!(params.starts_with(
                 "--py-files s3://bkt/py-files/scripts.zip --conf spark.executor.cores=1"
             ));
-            assert_eq!(params.matches("--conf").count(), 11, "{params}");
+            assert_eq!(params.matches("--conf").count(), 12, "{params}");
         }
     }
 
@@ -287,6 +304,40 @@ mod tests {
         )
         .to_parameter_string();
         assert!(!params.contains("extraJavaOptions"), "{params}");
+    }
+
+    #[test]
+    fn the_python_workers_memory_follows_the_driver_environment_when_set() {
+        let c = config(&[("EMR_EXECUTOR_MEMORY_OVERHEAD", "3g")]);
+        let s = spec(Algorithm::Bbha);
+        let package = S3Package::new("bkt");
+        let params = SparkSubmit::for_cluster(&package, DriverEnv::Yarn, &c.spark, &c.job, &s)
+            .to_parameter_string();
+        assert!(
+            params.ends_with("JOB_NAME=BreastCancerBBHA --conf spark.executor.memoryOverhead=3g"),
+            "{params}"
+        );
+        assert!(!params.contains("pyspark.memory"), "{params}");
+
+        let c = config(&[("EMR_EXECUTOR_PYSPARK_MEMORY", "1500m")]);
+        let params = SparkSubmit::for_cluster(&package, DriverEnv::Yarn, &c.spark, &c.job, &s)
+            .to_parameter_string();
+        assert!(
+            params.ends_with(
+                "--conf spark.executor.memoryOverhead=2g --conf spark.executor.pyspark.memory=1500m"
+            ),
+            "{params}"
+        );
+        let local = SparkSubmit::for_local(&c.spark, "/s/scripts.zip".into()).to_args();
+        assert!(
+            local.ends_with(&[
+                "--conf".into(),
+                "spark.executor.memoryOverhead=2g".into(),
+                "--conf".into(),
+                "spark.executor.pyspark.memory=1500m".into(),
+            ]),
+            "{local:?}"
+        );
     }
 
     #[test]

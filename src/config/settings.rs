@@ -155,6 +155,10 @@ pub struct SparkSettings {
     pub executor_heartbeat_interval: String,
     pub network_timeout: String,
     pub executor_instances: String,
+    /// `spark.executor.memoryOverhead`: room for the Python workers beside the JVM heap.
+    pub executor_memory_overhead: String,
+    /// `spark.executor.pyspark.memory`, passed only when set.
+    pub executor_pyspark_memory: Option<String>,
 }
 
 /// What a job script needs: where its files are and how its arguments are spelled.
