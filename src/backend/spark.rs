@@ -4,7 +4,7 @@
 //! Nothing the caller sends reaches the parameter string but the validated job name;
 //! argument names and values only ever become entry-point arguments.
 
-use crate::config::{JobSettings, SparkSettings};
+use crate::config::{JobSettings, SparkMaster, SparkSettings};
 use crate::job::{Algorithm, JobSpec};
 
 /// Flattens the arguments as the job script reads them: `{prefix}{name}`, `{value}`, ...
@@ -169,11 +169,22 @@ impl SparkSubmit {
             .python_memory(spark)
     }
 
-    /// The options of a local job: the driver settings, and the Python workers' memory,
-    /// which a `yarn` master sizes its containers by (in local mode the executor is the
-    /// driver's JVM and the memory settings of executors are not used).
-    pub fn for_local(spark: &SparkSettings, py_files_path: String) -> Self {
-        SparkSubmit::with_py_files(py_files_path)
+    /// The options of a local backend's job. With a `local[...]` master: the driver
+    /// settings that mean something outside a cluster (the executors live in the driver's
+    /// JVM). With a cluster master (`spark://`, `yarn`): client mode, so that the driver
+    /// stays beside the service and its shared folders, and the executors' sizes. Both
+    /// end with the Python workers' memory.
+    pub fn for_local(spark: &SparkSettings, master: &SparkMaster, py_files_path: String) -> Self {
+        let mut options = vec![("--master", master.as_str().to_owned())];
+        if master.is_cluster() {
+            options.push(("--deploy-mode", "client".to_owned()));
+        }
+        options.push(("--py-files", py_files_path));
+        let submit = SparkSubmit { options };
+        if master.is_cluster() {
+            return submit.sizes(spark).python_memory(spark);
+        }
+        submit
             .conf("spark.driver.memory", &spark.driver_memory)
             .conf("spark.driver.maxResultSize", &spark.driver_max_result_size)
             .conf(
@@ -328,7 +339,9 @@ mod tests {
             ),
             "{params}"
         );
-        let local = SparkSubmit::for_local(&c.spark, "/s/scripts.zip".into()).to_args();
+        let local =
+            SparkSubmit::for_local(&c.spark, &c.local.spark_master, "/s/scripts.zip".into())
+                .to_args();
         assert!(
             local.ends_with(&[
                 "--conf".into(),
@@ -342,9 +355,50 @@ mod tests {
 
     #[test]
     fn local_options_are_one_argv_item_each() {
-        let c = config(&[]);
-        let args = SparkSubmit::for_local(&c.spark, "/s/scripts.zip".into()).to_args();
-        assert_eq!(&args[..3], ["--py-files", "/s/scripts.zip", "--conf"]);
-        assert_eq!(args[3], "spark.driver.memory=4g");
+        let c = config(&[("SPARK_MASTER", "local[2]")]);
+        let args = SparkSubmit::for_local(&c.spark, &c.local.spark_master, "/s/scripts.zip".into())
+            .to_args();
+        assert_eq!(
+            &args[..5],
+            [
+                "--master",
+                "local[2]",
+                "--py-files",
+                "/s/scripts.zip",
+                "--conf"
+            ]
+        );
+        assert_eq!(args[5], "spark.driver.memory=4g");
+        assert!(!args.iter().any(|a| a.starts_with("spark.executor.memory=")));
+    }
+
+    #[test]
+    fn a_cluster_master_keeps_the_driver_here_in_client_mode_and_sizes_the_executors() {
+        for master in ["spark://10.0.0.5:7077", "yarn"] {
+            let c = config(&[
+                ("SPARK_MASTER", master),
+                ("EMR_EXECUTOR_MEMORY", "6g"),
+                ("EMR_EXECUTOR_CORES", "2"),
+            ]);
+            let params =
+                SparkSubmit::for_local(&c.spark, &c.local.spark_master, "/s/scripts.zip".into())
+                    .to_parameter_string();
+            assert!(
+                params.starts_with(&format!(
+                    "--master {master} --deploy-mode client --py-files /s/scripts.zip \
+                     --conf spark.executor.cores=2 --conf spark.executor.memory=6g"
+                )),
+                "{params}"
+            );
+            assert!(
+                params.contains("--conf spark.executor.instances=3"),
+                "{params}"
+            );
+            assert!(params.contains("--conf spark.driver.memory=4g"), "{params}");
+            assert!(
+                params.ends_with("--conf spark.executor.memoryOverhead=2g"),
+                "{params}"
+            );
+        }
     }
 }

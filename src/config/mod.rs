@@ -270,7 +270,8 @@ impl Config {
             },
             local: LocalSettings {
                 spark_submit: raw.spark_submit,
-                spark_master: raw.spark_master,
+                spark_master: SparkMaster::parse(&raw.spark_master)
+                    .map_err(|why| invalid("SPARK_MASTER", why))?,
                 scripts_dir: raw.local_scripts_dir,
                 log_dir: raw.local_log_dir,
                 max_concurrent: raw.local_max_concurrent,
@@ -519,6 +520,42 @@ mod tests {
     }
 
     #[test]
+    fn spark_masters_of_every_kind_the_local_backend_runs_are_read_and_cluster_mode_is_refused() {
+        let master = |value: &str| {
+            Config::from_vars(vars(&[("SPARK_MASTER", value)])).map(|c| c.local.spark_master)
+        };
+        for local in [
+            "local",
+            "local[2]",
+            "local[*]",
+            "local[4,3]",
+            "local-cluster[2,1,1024]",
+        ] {
+            assert_eq!(master(local).unwrap(), SparkMaster::Local(local.into()));
+        }
+        for standalone in ["spark://10.0.0.5:7077", "spark://m1:7077,m2:7077"] {
+            let m = master(standalone).unwrap();
+            assert_eq!(m, SparkMaster::Standalone(standalone.into()));
+            assert!(m.is_cluster());
+        }
+        assert_eq!(master("yarn").unwrap(), SparkMaster::Yarn);
+        for (refused, why) in [
+            ("yarn-cluster", "cluster mode"),
+            ("k8s://https://api:6443", "JOB_BACKEND=emr"),
+            ("spark://nohost", "spark://host:port"),
+            ("spark://h:7077/", "spark://host:port"),
+            ("mesos://m:5050", "local[...], spark://host:port or yarn"),
+            ("127.0.0.1:7077", "local[...], spark://host:port or yarn"),
+        ] {
+            let e = master(refused).unwrap_err().to_string();
+            assert!(
+                e.contains("SPARK_MASTER") && e.contains(why),
+                "{refused}: {e}"
+            );
+        }
+    }
+
+    #[test]
     fn defaults_match_the_contract() {
         let c = Config::from_vars(vars(EMR_REQUIRED)).unwrap();
         assert_eq!(c.backend, BackendKind::Emr);
@@ -585,7 +622,7 @@ mod tests {
         assert_eq!(c.backend, BackendKind::Local);
         assert!(c.emr.is_none());
         assert_eq!(c.local.spark_submit, "spark-submit");
-        assert_eq!(c.local.spark_master, "local[*]");
+        assert_eq!(c.local.spark_master, SparkMaster::Local("local[*]".into()));
         assert_eq!(c.local.scripts_dir, PathBuf::from("scripts"));
         assert_eq!(c.local.log_dir, PathBuf::from("data/logs"));
         assert_eq!(c.local.max_concurrent, 1);
