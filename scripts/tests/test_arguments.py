@@ -52,7 +52,8 @@ class MultiomixRequestTests(unittest.TestCase):
 
     def test_every_known_name_is_accepted_in_equals_form(self):
         values = {"model": "rf", "svm-kernel": "poly", "svm-optimizer": "rbtree",
-                  "svm-is-regression": "false", "debug": "false",
+                  "svm-is-regression": "false", "debug": "false", "bbha-version": "2",
+                  "coeff-1": "2.2", "coeff-2": "0.3", "binary-threshold": "0.5",
                   "clustering-algorithm": "ward", "clustering-scoring-method": "concordance_index"}
         for name in known_names():
             if name in ("app-name", "molecules-dataset", "clinical-dataset"):
@@ -67,9 +68,48 @@ class MultiomixRequestTests(unittest.TestCase):
         self.assertFalse(a.debug)
         self.assertFalse(a.svm_is_regression)
         self.assertIsNone(a.random_state)
+        self.assertEqual((a.bbha_version, a.coeff_1, a.coeff_2, a.binary_threshold),
+                         (1, 2.35, 0.2, 0.6))
 
     def test_integers_sent_as_json_numbers_may_look_like_floats(self):
         self.assertEqual(with_("--n-stars", "15.0").n_stars, 15)
+
+
+class BbhaVersionTests(unittest.TestCase):
+    """The improved BBHA's arguments: this service's additions to Multiomix's request."""
+
+    def test_versions_and_their_coefficients(self):
+        self.assertEqual(with_("--bbha-version", "1").bbha_version, 1)
+        a = with_("--bbha-version", "2", "--coeff-1", "2.2", "--coeff-2", "0.1")
+        self.assertEqual((a.bbha_version, a.coeff_1, a.coeff_2), (2, 2.2, 0.1))
+        # JSON numbers as the service renders them
+        a = with_("--bbha-version", "2.0", "--coeff-1", "2.35", "--coeff-2", "0.30")
+        self.assertEqual((a.bbha_version, a.coeff_1, a.coeff_2), (2, 2.35, 0.3))
+        for c2 in ("0.1", "0.2", "0.3"):
+            self.assertEqual(with_("--coeff-2", c2).coeff_2, float(c2))
+
+    def test_binary_threshold_a_number_between_0_and_1_or_random(self):
+        self.assertEqual(with_("--binary-threshold", "0.45").binary_threshold, 0.45)
+        self.assertEqual(with_("--binary-threshold", "0.999").binary_threshold, 0.999)
+        self.assertIsNone(with_("--binary-threshold", "random").binary_threshold)
+
+    def test_other_values_are_refused_naming_the_argument_and_the_choices(self):
+        cases = [
+            ("--bbha-version", "3", "1"), ("--bbha-version", "0", "2"),
+            ("--bbha-version", "improved", "2"), ("--coeff-1", "2.3", "2.35"),
+            ("--coeff-1", "two", "2.2"), ("--coeff-2", "0.25", "0.3"), ("--coeff-2", "nan", "0.1"),
+            ("--binary-threshold", "0", "random"), ("--binary-threshold", "1", "random"),
+            ("--binary-threshold", "1.5", "random"), ("--binary-threshold", "-0.2", "random"),
+            ("--binary-threshold", "nan", "random"), ("--binary-threshold", "Random", "random"),
+        ]
+        for name, value, word in cases:
+            with self.subTest(name=name, value=value):
+                with self.assertRaises(UsageError) as caught:
+                    with_(name, value)
+                message = str(caught.exception)
+                self.assertIn(name, message)
+                self.assertIn(repr(value), message)
+                self.assertIn(word, message)
 
 
 class RefusalTests(unittest.TestCase):

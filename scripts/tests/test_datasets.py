@@ -48,6 +48,19 @@ class DatasetTests(unittest.TestCase):
         self.assertEqual(list(d.time), [10.5, 20.0, 3.0, 40.0])
         self.assertEqual(d.y["time"][3], 40.0)
 
+    def test_molecules_come_sorted_by_identifier_as_np_intersect1d_gives_them(self):
+        # Multiomix writes one omic and one chunk at a time: the file's row order is not
+        # the order Multiomix predicts in.
+        import numpy as np
+
+        rows = {"hsa-mir-21_2": 1.0, "cg0001_4": 2.0, "BRCA1_1": 3.0, "CNA_X_3": 4.0, "ATM_1": 5.0}
+        text = "\tS1\tS2\tS3\tS4\n" + "".join(f"{k}\t{v}\t{v}\t{v}\t{v}\n" for k, v in rows.items())
+        self.write(molecules=text)
+        d = self.read()
+        self.assertEqual(d.molecules, list(np.intersect1d(list(rows), list(rows))))
+        self.assertNotEqual(d.molecules, list(rows))
+        self.assertEqual(list(d.X[0]), [rows[m] for m in d.molecules])
+
     def test_only_shared_samples_are_kept_in_molecules_order(self):
         self.write(clinical="\te\tt\nS4\t1\t5\nS2\t0\t6\nS9\t1\t7\nS1\t1\t8\n")
         d = self.read()

@@ -5,6 +5,10 @@ Every argument of Multiomix's BBHA request is accepted with its exact spelling a
 value forms Multiomix sends (`"true"`, integers as numbers or strings). An unknown name or
 a value that cannot be used is a `UsageError` naming the argument; the job exits 2 on it
 before Spark starts.
+
+`bbha-version`, `coeff-1`, `coeff-2` and `binary-threshold` are this service's additions
+(Multiomix's Spark request does not send them): optional, with the original BBHA's
+defaults, and limited to the values Multiomix's own improved BBHA accepts.
 """
 
 import re
@@ -16,10 +20,15 @@ SVM_KERNELS = ("linear", "poly", "rbf")
 SVM_OPTIMIZERS = ("avltree", "rbtree")
 CLUSTERING_ALGORITHMS = ("k_means", "spectral", "bk_means", "ward")
 SCORING_METHODS = ("concordance_index", "log_likelihood")
+BBHA_VERSIONS = (1, 2)  # 1 the original BBHA, 2 the improved one
+COEFF_1 = (2.2, 2.35)  # the improved BBHA's coefficients, as Multiomix offers them
+COEFF_2 = (0.1, 0.2, 0.3)
+RANDOM_THRESHOLD = "random"
 
 # The app name becomes a folder under RESULTS_PATH: one path segment, no tricks.
 _APP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _INTEGER = re.compile(r"^[+-]?[0-9]+$")
+_DECIMAL = re.compile(r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$")
 
 
 class UsageError(Exception):
@@ -45,6 +54,10 @@ class JobArguments:
     number_of_clusters: int = 2
     clustering_scoring_method: str = "log_likelihood"
     random_state: Optional[int] = None
+    bbha_version: int = 1
+    coeff_1: float = 2.35
+    coeff_2: float = 0.2
+    binary_threshold: Optional[float] = 0.6  # None: a new random threshold per molecule
 
 
 def _integer(low: int, high: int) -> Callable[[str, str], int]:
@@ -79,6 +92,48 @@ def _choice(choices) -> Callable[[str, str], str]:
         return value
 
     return convert
+
+
+def _bbha_version(name: str, value: str) -> int:
+    try:
+        version = _integer(min(BBHA_VERSIONS), max(BBHA_VERSIONS))(name, value)
+    except UsageError:
+        version = None
+    if version not in BBHA_VERSIONS:
+        raise UsageError(
+            f"--{name} must be 1 (the original BBHA) or 2 (the improved BBHA), got {value!r}"
+        )
+    return version
+
+
+def _decimal(value: str) -> Optional[float]:
+    text = value.strip()
+    return float(text) if _DECIMAL.match(text) else None
+
+
+def _one_of(choices) -> Callable[[str, str], float]:
+    def convert(name: str, value: str) -> float:
+        number = _decimal(value)
+        for choice in choices:
+            if number is not None and abs(number - choice) < 1e-9:
+                return choice
+        raise UsageError(
+            f"--{name} must be one of {', '.join(str(c) for c in choices)}, got {value!r}"
+        )
+
+    return convert
+
+
+def _threshold(name: str, value: str) -> Optional[float]:
+    if value.strip() == RANDOM_THRESHOLD:
+        return None
+    number = _decimal(value)
+    if number is None or not 0.0 < number < 1.0:
+        raise UsageError(
+            f"--{name} must be a number between 0 and 1 (exclusive) or {RANDOM_THRESHOLD!r}, "
+            f"got {value!r}"
+        )
+    return number
 
 
 def _app_name(name: str, value: str) -> str:
@@ -117,6 +172,10 @@ _ARGUMENTS: Dict[str, tuple] = {
     "number-of-clusters": ("number_of_clusters", _integer(2, 1000)),
     "clustering-scoring-method": ("clustering_scoring_method", _choice(SCORING_METHODS)),
     "random-state": ("random_state", _integer(0, _MAX_INT)),
+    "bbha-version": ("bbha_version", _bbha_version),
+    "coeff-1": ("coeff_1", _one_of(COEFF_1)),
+    "coeff-2": ("coeff_2", _one_of(COEFF_2)),
+    "binary-threshold": ("binary_threshold", _threshold),
 }
 _REQUIRED = ("app-name", "molecules-dataset", "clinical-dataset")
 

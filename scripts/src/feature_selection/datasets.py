@@ -23,9 +23,10 @@ class DatasetError(Exception):
 
 @dataclass
 class Data:
-    """The samples present in both files, in the molecules file's column order."""
+    """The samples present in both files, in the molecules file's column order; the
+    molecules sorted by identifier (not the file's row order)."""
 
-    molecules: List[str]  # identifiers, in the file's row order
+    molecules: List[str]  # identifiers, sorted
     samples: List[str]
     X: np.ndarray  # samples x molecules, float64
     event: np.ndarray  # bool
@@ -109,6 +110,9 @@ def read(
         raise DatasetError(f"{molecules_arg}: molecule {dup!r} appears more than once")
     if len(set(molecules.columns)) != len(molecules.columns):
         raise DatasetError(f"{molecules_arg}: a sample column appears more than once")
+    # Sorted by identifier: the order Multiomix's np.intersect1d gives the selected
+    # molecules when it uses the model, so masks, features and model.pkl share it.
+    molecules = molecules.loc[sorted(molecules.index)]
     molecules = _numeric(molecules, molecules_arg, "expression values")
     if not np.isfinite(molecules.to_numpy()).all():
         raise DatasetError(f"{molecules_arg}: has infinite values")

@@ -79,12 +79,21 @@ def search(algorithm: str, args: arguments.JobArguments, evaluator, n_molecules:
     """Runs the algorithm; returns (outcome, fitness with all features or None)."""
     if algorithm == BBHA:
         everything = np.ones(n_molecules, dtype=bool)
+        threshold = "random" if args.binary_threshold is None else args.binary_threshold
+        if args.bbha_version == bbha.IMPROVED:
+            say(f"improved BBHA (coeff-1 {args.coeff_1}, coeff-2 {args.coeff_2}), threshold {threshold}")
+        else:
+            say(f"original BBHA, threshold {threshold}")
         outcome = bbha.run(
             evaluator,
             n_molecules,
             n_stars=args.n_stars,
             iterations=args.bbha_iterations,
             seed=args.random_state,
+            threshold=args.binary_threshold,
+            version=args.bbha_version,
+            coeff_1=args.coeff_1,
+            coeff_2=args.coeff_2,
             extra_masks=[everything],
             log=say,
         )
@@ -96,7 +105,8 @@ def search(algorithm: str, args: arguments.JobArguments, evaluator, n_molecules:
 
 
 def times_table(outcome: bbha.Outcome, n_samples: int, parameters: str):
-    """The times file: one entry per successful evaluation in each list."""
+    """The times file: one entry per successful evaluation in each list, with the meaning
+    Multiomix's times records give them (MULTIOMIX_JOBS.md, "The times file")."""
     table = {k: [] for k in (
         "number_of_features", "execution_times", "fitness", "times_by_iteration",
         "test_times", "train_scores", "number_of_iterations",
@@ -110,10 +120,12 @@ def times_table(outcome: bbha.Outcome, n_samples: int, parameters: str):
             table["number_of_features"].append(e.n_features)
             table["execution_times"].append(round(e.seconds, 6))
             table["fitness"].append(e.fitness)
-            table["times_by_iteration"].append(round(step.seconds, 6))
-            table["test_times"].append(round(e.test_seconds, 6))
-            table["train_scores"].append(e.train_score if np.isfinite(e.train_score) else None)
-            table["number_of_iterations"].append(step.iteration)
+            # svm: mean over the folds of fit seconds / optimizer iterations; else 0.0.
+            table["times_by_iteration"].append(round(e.seconds_per_iteration, 9))
+            table["test_times"].append(round(e.test_seconds, 9))
+            table["train_scores"].append(e.train_score)
+            # svm: mean over the folds of optimizer_result_.nit; rf and clustering 0.
+            table["number_of_iterations"].append(e.iterations)
     table["number_of_samples"] = n_samples
     table["parameters"] = parameters
     return table, failed
@@ -167,13 +179,19 @@ def run_parsed(args: arguments.JobArguments, algorithm: str, started: float) -> 
     from .evaluators import SparkEvaluator
 
     sc = spark_context(args.app_name)
+    evaluator = None
     try:
+        # One task per (subset, fold) unit (per subset for clustering); see evaluators.py.
         evaluator = SparkEvaluator(sc, spec, data)
         if args.debug:
-            log(f"Spark master {sc.master}, default parallelism {sc.defaultParallelism}")
+            log(
+                f"Spark master {sc.master}, default parallelism {sc.defaultParallelism}, "
+                f"{len(evaluator.plan)} unit(s) per evaluation, units per task {evaluator.setting}"
+            )
         outcome, all_features = search(algorithm, args, evaluator, len(data.molecules), log)
-        evaluator.close()
     finally:
+        if evaluator is not None:
+            evaluator.close()
         sc.stop()
 
     if args.debug:
@@ -191,6 +209,8 @@ def run_parsed(args: arguments.JobArguments, algorithm: str, started: float) -> 
 
 
 def finish(args, algorithm, data, spec, parameters, outcome, all_features, started, evaluator) -> int:
+    # data.molecules is sorted by identifier, so `selected`, the columns model.pkl is
+    # fitted on and Multiomix's np.intersect1d(molecules, features) share one order.
     selected = [m for m, keep in zip(data.molecules, outcome.best_mask) if keep]
     model = fit_final(spec, data.X, data.event, data.time, outcome.best_mask)
     times, failed = times_table(outcome, len(data.samples), parameters)
@@ -211,6 +231,7 @@ def finish(args, algorithm, data, spec, parameters, outcome, all_features, start
         "failed_evaluations": failed,
         "evaluation_seconds": round(evaluator.seconds, 3),
         "random_state": args.random_state,
+        "cv_folds": args.cv_folds if args.model != "clustering" else None,
         "version": __version__,
     }
     if failed:
