@@ -6,6 +6,8 @@
 //!   shared folders), and Spark's event log shows tasks run by an executor of each worker.
 //! - A cancelled job leaves no application on the Master and no executor or Python worker
 //!   on the Workers; the test prints how long that took.
+//! - On a `local[2]` master, a cancelled job leaves no process of its group (spark-submit,
+//!   the driver's Python, the Python workers); also timed.
 //!
 //! Needs REAL_SPARK_SUBMIT and PYSPARK_PYTHON (dev/test.sh sets both) and `java`: skipped
 //! with a message without them on a developer's machine, failing under CI. Every process
@@ -267,13 +269,254 @@ fn bbha_request(app: &str, iterations: u32) -> Value {
         {"name": "random-state", "value": "7"}]})
 }
 
+/// The service's binary on the local backend with `master`, its datasets folder holding
+/// the example dataset as BBHA_51 and BBHA_52.
+struct Service {
+    http: reqwest::Client,
+    base: String,
+    results: PathBuf,
+}
+
+impl Service {
+    async fn start(
+        tools: &Tools,
+        dir: &Path,
+        master: &str,
+        conf: &Path,
+        multiomix: &FakeMultiomix,
+        processes: &mut Processes,
+    ) -> Service {
+        let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let datasets = dir.join("datasets");
+        let results = dir.join("results");
+        std::fs::create_dir_all(&results).unwrap();
+        for app in ["BBHA_51", "BBHA_52"] {
+            std::fs::create_dir_all(datasets.join(app)).unwrap();
+            for file in ["molecules.csv", "clinical.csv"] {
+                std::fs::copy(
+                    repo.join("examples/datasets/example").join(file),
+                    datasets.join(app).join(file),
+                )
+                .unwrap();
+            }
+        }
+        let port = free_port();
+        let mut service = Command::new(BIN);
+        service
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", dir)
+            .env("PYSPARK_PYTHON", &tools.python)
+            .env("SPARK_LOCAL_IP", "127.0.0.1")
+            .env("SPARK_CONF_DIR", conf)
+            .env("JOB_BACKEND", "local")
+            .env("SPARK_SUBMIT", &tools.spark_submit)
+            .env("SPARK_MASTER", master)
+            .env("EMR_DRIVER_MEMORY", "1g")
+            .env("EMR_EXECUTOR_MEMORY", "512m")
+            .env("EMR_EXECUTOR_INSTANCES", "2")
+            .env("LOCAL_SCRIPTS_DIR", repo.join("scripts"))
+            .env("LOCAL_LOG_DIR", dir.join("logs"))
+            .env("LOCAL_MAX_CONCURRENT", "1")
+            .env("DATASETS_PATH", &datasets)
+            .env("RESULTS_PATH", &results)
+            .env("DATABASE_URL", format!("sqlite:{}/store.db", dir.display()))
+            .env("MULTIOMIX_URL", multiomix.url())
+            .env("SLEEP_TIME", "0")
+            .env("HOST", "127.0.0.1")
+            .env("PORT", port.to_string())
+            .stdout(std::fs::File::create(dir.join("service.log")).unwrap())
+            .stderr(std::fs::File::create(dir.join("service.err")).unwrap());
+        if let Some(java_home) = std::env::var_os("JAVA_HOME") {
+            service.env("JAVA_HOME", java_home);
+        }
+        processes.spawn(&mut service);
+        let base = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        let started = Instant::now();
+        while http.get(format!("{base}/health")).send().await.is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the service did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Service {
+            http,
+            base,
+            results,
+        }
+    }
+
+    /// Fails the test if the job has ended.
+    async fn assert_unfinished(&self, id: &str) {
+        let job: Value = self
+            .http
+            .get(format!("{}/job/{id}", self.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(
+            job["state"] == "PENDING" || job["state"] == "RUNNING",
+            "{job}"
+        );
+    }
+}
+
+/// Every process as (pid, parent, process group), from /proc.
+fn process_table() -> Vec<(u32, u32, u32)> {
+    let mut table = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // "pid (comm) state ppid pgrp ...": comm may hold anything, so after its ')'.
+        let fields: Vec<u32> = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| {
+                rest.split_whitespace()
+                    .skip(1)
+                    .take(2)
+                    .filter_map(|f| f.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let [parent, group] = fields[..] {
+            table.push((pid, parent, group));
+        }
+    }
+    table
+}
+
+/// `roots`, their process groups and every descendant of theirs, alive now. PySpark's
+/// daemon makes a group of its own, so a job's Python workers are found as descendants.
+fn job_processes(roots: &BTreeSet<u32>) -> BTreeSet<u32> {
+    let table = process_table();
+    let groups: BTreeSet<u32> = table
+        .iter()
+        .filter(|(pid, _, _)| roots.contains(pid))
+        .map(|(_, _, group)| *group)
+        .collect();
+    let mut found: BTreeSet<u32> = table
+        .iter()
+        .filter(|(pid, _, group)| roots.contains(pid) || groups.contains(group))
+        .map(|(pid, _, _)| *pid)
+        .collect();
+    loop {
+        let children: Vec<u32> = table
+            .iter()
+            .filter(|(pid, parent, _)| found.contains(parent) && !found.contains(pid))
+            .map(|(pid, _, _)| *pid)
+            .collect();
+        if children.is_empty() {
+            return found;
+        }
+        found.extend(children);
+    }
+}
+
+/// The JVM of the local job whose app is `app`.
+fn spark_submit_of(app: &str) -> Option<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .find_map(|entry| {
+            let pid = entry.file_name().to_string_lossy().parse::<u32>().ok()?;
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            let cmdline = String::from_utf8_lossy(&cmdline);
+            (cmdline.contains("org.apache.spark.deploy.SparkSubmit") && cmdline.contains(app))
+                .then_some(pid)
+        })
+}
+
+#[tokio::test]
+async fn a_cancelled_job_on_a_local_master_leaves_no_process_behind() {
+    let Some(tools) = tools() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("conf");
+    std::fs::create_dir_all(&conf).unwrap();
+    let mut processes = Processes::default();
+    let multiomix = FakeMultiomix::start().await;
+    let service = Service::start(
+        &tools,
+        dir.path(),
+        "local[2]",
+        &conf,
+        &multiomix,
+        &mut processes,
+    )
+    .await;
+    let (http, base) = (&service.http, &service.base);
+
+    let id = common::submit_job(http, base, &bbha_request("BBHA_52", 10_000)).await;
+    let started = Instant::now();
+    let processes_of_job = loop {
+        service.assert_unfinished(&id).await;
+        // spark-submit's JVM, the driver's Python, a daemon and its workers.
+        if let Some(jvm) = spark_submit_of("BBHA_52") {
+            let found = job_processes(&BTreeSet::from([jvm]));
+            if found
+                .iter()
+                .filter(|pid| {
+                    std::fs::read(format!("/proc/{pid}/cmdline"))
+                        .is_ok_and(|c| String::from_utf8_lossy(&c).contains("pyspark.daemon"))
+                })
+                .count()
+                >= 2
+            {
+                break found;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "the job's Python workers never ran"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let before = processes_of_job.len();
+    let deleted = Instant::now();
+    let r = http
+        .delete(format!("{base}/job/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let mut left = processes_of_job;
+    while !left.is_empty() {
+        assert!(
+            deleted.elapsed() < Duration::from_secs(60),
+            "a minute after DELETE: {left:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        left = job_processes(&left);
+    }
+    let gone = deleted.elapsed();
+    let job = common::read_job_until(http, base, &id, Duration::from_secs(60), |job| {
+        job["state"] == "CANCELLED"
+    })
+    .await;
+    assert_eq!(job["state"], "CANCELLED");
+    println!(
+        "cancel on local[2]: {before} processes of the job (spark-submit, the driver's \
+         Python, the Python workers); the last ended {:.2} s after DELETE",
+        gone.as_secs_f64()
+    );
+}
+
 #[tokio::test]
 async fn a_bbha_request_runs_on_both_workers_of_a_standalone_cluster_and_cancel_stops_its_executors(
 ) {
     let Some(tools) = tools() else {
         return;
     };
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let dir = tempfile::tempdir().unwrap();
     let mut processes = Processes::default();
     let cluster = Cluster::start(&tools, dir.path(), &mut processes).await;
@@ -295,72 +538,22 @@ async fn a_bbha_request_runs_on_both_workers_of_a_standalone_cluster_and_cancel_
         ),
     )
     .unwrap();
-    let datasets = dir.path().join("datasets");
-    let results = dir.path().join("results");
-    std::fs::create_dir_all(&results).unwrap();
-    for app in ["BBHA_51", "BBHA_52"] {
-        std::fs::create_dir_all(datasets.join(app)).unwrap();
-        for file in ["molecules.csv", "clinical.csv"] {
-            std::fs::copy(
-                repo.join("examples/datasets/example").join(file),
-                datasets.join(app).join(file),
-            )
-            .unwrap();
-        }
-    }
-
     let multiomix = FakeMultiomix::start().await;
-    let port = free_port();
-    let mut service = Command::new(BIN);
-    service
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", dir.path())
-        .env("PYSPARK_PYTHON", &tools.python)
-        .env("SPARK_LOCAL_IP", "127.0.0.1")
-        .env("SPARK_CONF_DIR", &conf)
-        .env("JOB_BACKEND", "local")
-        .env("SPARK_SUBMIT", &tools.spark_submit)
-        .env(
-            "SPARK_MASTER",
-            format!("spark://127.0.0.1:{}", cluster.master_port),
-        )
-        .env("EMR_DRIVER_MEMORY", "1g")
-        .env("EMR_EXECUTOR_MEMORY", "512m")
-        .env("EMR_EXECUTOR_INSTANCES", "2")
-        .env("LOCAL_SCRIPTS_DIR", repo.join("scripts"))
-        .env("LOCAL_LOG_DIR", dir.path().join("logs"))
-        .env("LOCAL_MAX_CONCURRENT", "1")
-        .env("DATASETS_PATH", &datasets)
-        .env("RESULTS_PATH", &results)
-        .env(
-            "DATABASE_URL",
-            format!("sqlite:{}/store.db", dir.path().display()),
-        )
-        .env("MULTIOMIX_URL", multiomix.url())
-        .env("SLEEP_TIME", "0")
-        .env("HOST", "127.0.0.1")
-        .env("PORT", port.to_string())
-        .stdout(std::fs::File::create(dir.path().join("service.log")).unwrap())
-        .stderr(std::fs::File::create(dir.path().join("service.err")).unwrap());
-    if let Some(java_home) = std::env::var_os("JAVA_HOME") {
-        service.env("JAVA_HOME", java_home);
-    }
-    processes.spawn(&mut service);
-    let base = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::new();
-    let started = Instant::now();
-    while http.get(format!("{base}/health")).send().await.is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the service did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let master = format!("spark://127.0.0.1:{}", cluster.master_port);
+    let service = Service::start(
+        &tools,
+        dir.path(),
+        &master,
+        &conf,
+        &multiomix,
+        &mut processes,
+    )
+    .await;
+    let (http, base, results) = (&service.http, &service.base, &service.results);
 
     // A BBHA request, to COMPLETED, with tasks on both workers.
-    let id = common::submit_job(&http, &base, &bbha_request("BBHA_51", 2)).await;
-    let job = common::read_job_until(&http, &base, &id, Duration::from_secs(400), |job| {
+    let id = common::submit_job(http, base, &bbha_request("BBHA_51", 2)).await;
+    let job = common::read_job_until(http, base, &id, Duration::from_secs(400), |job| {
         job["state"] != "PENDING" && job["state"] != "RUNNING"
     })
     .await;
@@ -383,21 +576,10 @@ async fn a_bbha_request_runs_on_both_workers_of_a_standalone_cluster_and_cancel_
     println!("tasks by worker (web UI port): {tasks:?}");
 
     // A long job, cancelled once both executors and their Python workers run.
-    let id = common::submit_job(&http, &base, &bbha_request("BBHA_52", 10_000)).await;
+    let id = common::submit_job(http, base, &bbha_request("BBHA_52", 10_000)).await;
     let started = Instant::now();
     loop {
-        let job: Value = http
-            .get(format!("{base}/job/{id}"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        assert!(
-            job["state"] == "PENDING" || job["state"] == "RUNNING",
-            "{job}"
-        );
+        service.assert_unfinished(&id).await;
         let running = cluster
             .master_json()
             .await
@@ -439,7 +621,7 @@ async fn a_bbha_request_runs_on_both_workers_of_a_standalone_cluster_and_cancel_
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let job = common::read_job_until(&http, &base, &id, Duration::from_secs(60), |job| {
+    let job = common::read_job_until(http, base, &id, Duration::from_secs(60), |job| {
         job["state"] == "CANCELLED"
     })
     .await;
