@@ -23,7 +23,6 @@ Usage:
   python scripts/benchmark_tcga.py [--smoke] [--molecules N] [--samples N] [--model svm]
       [--stars 15] [--iterations 2] [--folds 10] [--master local[2] | --standalone WORKERS]
       [--keep DIR]
-  python scripts/benchmark_tcga.py memory [--molecules 20000] [--samples 1100] [--model svm]
 spark-submit: $SPARK_SUBMIT or .venv/bin/spark-submit; Python: this interpreter.
 """
 
@@ -303,7 +302,6 @@ def run(opts) -> int:
         job_args += ["--rf-n-estimators", str(opts.trees)]
     env = dict(os.environ, DATASETS_PATH=datasets, RESULTS_PATH=results, JOB_NAME=APP)
     env.setdefault("PYSPARK_PYTHON", sys.executable)
-    env["PYSPARK_PYTHON"] = env["PYSPARK_PYTHON"]
     confs = {
         "spark.eventLog.enabled": "true",
         "spark.eventLog.dir": "file://" + events,
@@ -391,36 +389,8 @@ def local_cores(master: str) -> int:
     return int(inside) if inside.isdigit() else os.cpu_count() or 1
 
 
-def memory(opts) -> int:
-    """Peak RSS of a Python process holding the data (as the job's X: samples x
-    molecules, float64) through one evaluation of a half-size random subset."""
-    sys.path.insert(0, os.path.join(SCRIPTS, "src"))
-    sys.path.insert(0, os.path.join(REPO, "examples", "datasets"))
-    import numpy as np
-    import generate
-    from feature_selection.models import ModelSpec, evaluate
-
-    def peak() -> int:
-        with open("/proc/self/status") as f:
-            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM")) // 1024
-
-    _, _, values, event, time_, _ = generate.generate(opts.molecules, opts.samples, 10, 1)
-    X = np.ascontiguousarray(values.T)
-    del values
-    spec = ModelSpec(model=opts.model, cv_folds=opts.folds, rf_n_estimators=opts.trees, random_state=1)
-    mask = np.random.default_rng(3).random(opts.molecules) < 0.5
-    before = peak()
-    started = time.perf_counter()
-    e = evaluate(spec, X, event.astype(bool), time_, mask)
-    print(f"{opts.model} on {opts.molecules} x {opts.samples} (X {X.nbytes / 2**20:.0f} MiB), "
-          f"{int(mask.sum())} molecules: peak RSS {peak()} MiB (before the evaluation "
-          f"{before} MiB), {time.perf_counter() - started:.0f} s, fitness {e.fitness:.3f}")
-    return 0
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("what", nargs="?", choices=["run", "memory"], default="run")
     p.add_argument("--smoke", action="store_true", help="a small dataset and run, for CI")
     p.add_argument("--molecules", type=int)
     p.add_argument("--samples", type=int)
@@ -438,13 +408,13 @@ def main(argv=None) -> int:
     p.add_argument("--keep", help="keep the datasets, results and event log in this folder")
     opts = p.parse_args(argv)
     small = dict(molecules=300, samples=80, stars=4, iterations=1)
-    big = dict(molecules=20000, samples=1100 if opts.what == "memory" else 500, stars=15, iterations=2)
+    big = dict(molecules=20000, samples=500, stars=15, iterations=2)
     for k, v in (small if opts.smoke else big).items():
         if getattr(opts, k) is None:
             setattr(opts, k, v)
     if opts.smoke and opts.folds == 10:
         opts.folds = 3
-    return memory(opts) if opts.what == "memory" else run(opts)
+    return run(opts)
 
 
 if __name__ == "__main__":
