@@ -6,8 +6,8 @@ memory, starts Spark on `local[2]` with the job's package (scripts.zip built fro
 evaluates one subset on two folds: two (subset, fold) units, one per worker, with the
 job's SparkEvaluator. While it runs, it samples every Python worker's memory from /proc
 (PSS shares a page used by n processes n ways; RSS counts it whole in each), and prints
-per worker the peak RSS (VmHWM, kept by the kernel) and the peak PSS, their sums, and the
-sizes the sizing rule uses.
+per worker the peak RSS (VmHWM, kept by the kernel), the peak PSS and the peak virtual
+size (VmPeak), their sums, and the sizes the sizing rule uses.
 
 Usage: .venv/bin/python scripts/worker_memory.py [--model rf|svm] [--molecules 20000]
        [--samples 1100] [--subset 10000]
@@ -36,8 +36,23 @@ from feature_selection.models import ModelSpec  # noqa: E402
 MiB = 1024 * 1024
 
 
+def _parent(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
+def _descends_from_us(pid):
+    me = os.getpid()
+    while pid > 1:
+        pid = _parent(pid)
+        if pid == me:
+            return True
+    return False
+
+
 def workers():
-    """The pids of the PySpark daemon's Python processes (the daemon and its workers)."""
+    """The pids of this Spark's PySpark daemon and workers (descendants of this process:
+    other Spark applications on the machine are left out)."""
     out = []
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
@@ -45,10 +60,10 @@ def workers():
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as f:
                 cmd = f.read()
+            if (b"pyspark.daemon" in cmd or b"pyspark.worker" in cmd) and _descends_from_us(int(pid)):
+                out.append(int(pid))
         except OSError:
             continue
-        if b"pyspark.daemon" in cmd or b"pyspark.worker" in cmd:
-            out.append(int(pid))
     return out
 
 
@@ -121,7 +136,8 @@ def main() -> int:
         rows = []
         for pid in workers():
             try:
-                rows.append((pid, status_kib(pid, "VmHWM"), status_kib(pid, "VmRSS"), peaks.get(pid, 0)))
+                rows.append((pid, status_kib(pid, "VmHWM"), status_kib(pid, "VmRSS"), peaks.get(pid, 0),
+                             status_kib(pid, "VmPeak")))
             except OSError:
                 pass
         evaluator.close()
@@ -129,11 +145,13 @@ def main() -> int:
 
     n, m, k = opts.samples, opts.molecules, opts.subset
     print(f"Python workers on local[2]: {m} molecules x {n} samples, one {opts.model} subset of {k} "
-          f"molecules on 2 folds (2 units, {evaluator.last_tasks} tasks), {wall:.1f} s, fitness {result.fitness:.4f}")
+          f"molecules on 2 folds (2 units, {getattr(evaluator, 'last_tasks', '?')} tasks), {wall:.1f} s, fitness {result.fitness:.4f}")
     print(f"  X as float64: {8 * n * m / MiB:.0f} MiB; one subset copy: {8 * n * k / MiB:.0f} MiB")
-    print("  pid      peak RSS   RSS now   peak PSS  (MiB)")
-    for pid, hwm, rss, pss in sorted(rows):
-        print(f"  {pid:<8} {hwm / 1024:8.0f}  {rss / 1024:8.0f}  {pss / 1024:8.0f}")
+    # Virtual size matters where a limit is on address space (spark.executor.pyspark.memory
+    # sets RLIMIT_AS in each worker): it counts the whole mapped file and every library.
+    print("  pid      peak RSS   RSS now   peak PSS  peak virtual  (MiB)")
+    for pid, hwm, rss, pss, peak in sorted(rows):
+        print(f"  {pid:<8} {hwm / 1024:8.0f}  {rss / 1024:8.0f}  {pss / 1024:8.0f}  {peak / 1024:12.0f}")
     print(f"  sum      {sum(r[1] for r in rows) / 1024:8.0f}  {sum(r[2] for r in rows) / 1024:8.0f}  "
           f"{sum(r[3] for r in rows) / 1024:8.0f}")
     return 0 if rows else 1

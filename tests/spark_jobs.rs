@@ -1,8 +1,12 @@
-//! Real runs: Multiomix's own BBHA request bodies (svm, rf, clustering) go through the
-//! service on the local backend, with the real spark-submit and the jobs of `scripts/`,
-//! to COMPLETED; each job-end notice reaches Multiomix, and the results folder reads
-//! the way Multiomix's view reads it (`scripts/tests/multiomix_reader.py`, run with the
-//! jobs' pinned environment).
+//! Real runs: Multiomix's own BBHA request bodies (svm, rf, k-means clustering with
+//! log-likelihood) on new datasets with a planted signal go through the service on the
+//! local backend, with the real spark-submit and the jobs of `scripts/`, to COMPLETED;
+//! each job-end notice reaches Multiomix, and the results folder reads the way
+//! Multiomix's view reads it (`scripts/tests/multiomix_reader.py`, run with the jobs'
+//! pinned environment). Given the clinical file, the reader also rebuilds Multiomix's
+//! estimator and checks with the libraries that `best_metric` is the selected subset's
+//! fitness (same folds and seed), that model.pkl predicts as that estimator fitted on the
+//! features in sorted order, and that the subset's times row has its optimizer iterations.
 //!
 //! spark-submit comes from the test virtualenv: `dev/test.sh` sets REAL_SPARK_SUBMIT and
 //! PYSPARK_PYTHON (which a pip-installed spark-submit needs, and which runs the reader).
@@ -56,6 +60,25 @@ fn multiomix_bbha_request(id: u32, model: &str, model_args: Value) -> Value {
     args.push(json!({"name": "random-state", "value": "7"}));
     json!({"name": format!("JobforFSExperiment{id}"), "algorithm": 1,
            "entrypoint_arguments": args})
+}
+
+/// A new dataset in Multiomix's format with a planted signal (3 of 40 molecules drive
+/// survival), written by `examples/datasets/generate.py`: 150 samples, so the forest's
+/// leaves of at least 15 samples still split on three folds.
+fn planted_dataset(python: &str, datasets: &Path, app: &str, repo: &Path, seed: u32) {
+    let out = std::process::Command::new(python)
+        .arg(repo.join("examples/datasets/generate.py"))
+        .args(["--molecules", "40", "--samples", "150", "--signal", "3"])
+        .args(["--seed", &seed.to_string()])
+        .arg("--out")
+        .arg(datasets.join(app))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "generate.py: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn copy_example(datasets: &Path, app: &str, repo: &Path) {
@@ -135,16 +158,16 @@ async fn multiomix_bbha_requests_for_every_model_complete_and_read_as_multiomix_
         (
             43,
             "clustering",
-            "BisectingKMeans",
+            "KMeans",
             json!([
-                {"name": "clustering-algorithm", "value": "bk_means"},
+                {"name": "clustering-algorithm", "value": "k_means"},
                 {"name": "number-of-clusters", "value": "2"},
                 {"name": "clustering-scoring-method", "value": "log_likelihood"}]),
         ),
     ];
     let mut ids = Vec::new();
     for (id, model, _, model_args) in &requests {
-        copy_example(&datasets, &format!("BBHA_{id}"), &repo);
+        planted_dataset(&python, &datasets, &format!("BBHA_{id}"), &repo, *id);
         let body = multiomix_bbha_request(*id, model, model_args.clone());
         ids.push(common::submit_job(&http, &base, &body).await);
     }
@@ -173,6 +196,7 @@ async fn multiomix_bbha_requests_for_every_model_complete_and_read_as_multiomix_
             .arg(repo.join("scripts/tests/multiomix_reader.py"))
             .arg(&folder)
             .arg(datasets.join(format!("BBHA_{id}/molecules.csv")))
+            .arg(datasets.join(format!("BBHA_{id}/clinical.csv")))
             .output()
             .unwrap();
         assert!(
@@ -186,6 +210,27 @@ async fn multiomix_bbha_requests_for_every_model_complete_and_read_as_multiomix_
         // 5 stars and all molecules, then 4 moved stars in each of 2 iterations.
         assert_eq!(summary["times_rows"], 6 + 4 + 4, "{summary}");
         assert!(!summary["features"].as_array().unwrap().is_empty());
+        // The reader failed had any of these disagreed; they are shown for the record.
+        assert_eq!(summary["features_sorted"], true, "{summary}");
+        assert_eq!(summary["model_order_checked"], true, "{summary}");
+        assert_eq!(
+            summary["recomputed_fitness"].as_f64(),
+            summary["best_metric"].as_f64(),
+            "{summary}"
+        );
+        let iterations = summary["best_row"]["number_of_iterations"]
+            .as_f64()
+            .unwrap();
+        if *model == "svm" {
+            assert!(iterations > 1.0, "{summary}");
+        } else {
+            assert_eq!(iterations, 0.0, "{summary}");
+        }
+        if *model == "clustering" {
+            // The mean partial log-likelihood per sample: a few units, not n times that.
+            let metric = summary["best_metric"].as_f64().unwrap();
+            assert!((-20.0..0.0).contains(&metric), "{summary}");
+        }
     }
 
     let job = common::read_job_until(&http, &base, &refused_id, Duration::from_secs(300), |job| {

@@ -113,6 +113,17 @@ class SparkEvaluatorTests(unittest.TestCase):
                 self.assertEqual(got[-1].fitness, float("-inf"))
                 self.assertGreater(len({e.fitness for e in got}), 3)  # they do differ
 
+    def test_units_grouped_into_fewer_tasks_give_the_same_evaluations(self):
+        spec = ModelSpec(model="svm", cv_folds=3, random_state=9, svm_max_iterations=200)
+        batch = masks(self.data.X.shape[1], 6, seed=4)
+        sequential = SequentialEvaluator(spec, self.data).evaluate(batch)
+        spark = SparkEvaluator(self.sc, spec, self.data)
+        self.addCleanup(spark.close)
+        spark.setting = "4"  # as --conf spark.featureSelection.unitsPerTask=4 would
+        got = spark.evaluate(batch)
+        self.assertEqual(spark.last_tasks, -(-len(batch) * 3 // 4))
+        self.assertEqual([science(e) for e in got], [science(e) for e in sequential])
+
     def test_clustering_is_one_unit_per_subset(self):
         spec = ModelSpec(model="clustering", clustering_algorithm="k_means", random_state=2)
         batch = masks(self.data.X.shape[1], 4, seed=2)

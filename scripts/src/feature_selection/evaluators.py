@@ -23,6 +23,7 @@ executor share the page cache instead of each holding a copy; the small vectors 
 time, the folds) are broadcast. A unit copies only its subset of columns.
 """
 
+import atexit
 import math
 import os
 import shutil
@@ -125,6 +126,10 @@ class SparkEvaluator:
         if self.setting != "auto" and not (self.setting.isdigit() and int(self.setting) > 0):
             raise ValueError(f"{UNITS_PER_TASK_CONF} must be a positive integer or auto, got {self.setting!r}")
         self.folder = tempfile.mkdtemp(prefix="feature-selection-data-")
+        # Removed when the driver exits, not in close(): while the SparkContext lives, an
+        # executor starting any later task fetches every file ever added to it, and a
+        # missing source fails that task.
+        atexit.register(shutil.rmtree, self.folder, True)
         self.name = f"X-{uuid.uuid4().hex}.npy"
         path = os.path.join(self.folder, self.name)
         np.save(path, np.asfortranarray(data.X, dtype=np.float64))
@@ -164,4 +169,3 @@ class SparkEvaluator:
 
     def close(self) -> None:
         self.shared.destroy()
-        shutil.rmtree(self.folder, ignore_errors=True)

@@ -230,7 +230,10 @@ def evaluate_fold(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            subset = np.ascontiguousarray(X[:, columns], dtype=np.float64)
+            # One C-order copy of the subset's columns, whatever X's layout (a column-major
+            # memory map on Spark): the same array, so the same result, as in this process.
+            subset = np.empty((X.shape[0], len(columns)), dtype=np.float64)
+            np.take(X, columns, axis=1, out=subset)
             if fold is None:
                 result = _clustering(spec, subset, event, time_)
             else:
