@@ -242,7 +242,7 @@ pub enum SparkMaster {
     /// `spark://host:port` (or `spark://h1:p1,h2:p2` with standby masters): a Spark
     /// standalone cluster.
     Standalone(String),
-    /// `yarn`: the Hadoop cluster `HADOOP_CONF_DIR` (or `YARN_CONF_DIR`) describes.
+    /// `yarn`: the Hadoop cluster `HADOOP_CONF_DIR` describes.
     Yarn,
 }
 
