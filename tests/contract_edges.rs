@@ -44,6 +44,8 @@ async fn driver_and_executor_sizes_each_reach_their_own_spark_option() {
         ("EMR_EXECUTOR_INSTANCES", "6"),
         ("EMR_DRIVER_MAX_RESULT_SIZE", "9g"),
         ("EMR_EXECUTOR_HEARTBEAT_INTERVAL", "123s"),
+        ("EMR_EXECUTOR_MEMORY_OVERHEAD", "3g"),
+        ("EMR_EXECUTOR_PYSPARK_MEMORY", "1g"),
     ])
     .await;
     app.start_job().await;
@@ -61,6 +63,8 @@ async fn driver_and_executor_sizes_each_reach_their_own_spark_option() {
         ("spark.executor.instances", "6"),
         ("spark.driver.maxResultSize", "9g"),
         ("spark.executor.heartbeatInterval", "123s"),
+        ("spark.executor.memoryOverhead", "3g"),
+        ("spark.executor.pyspark.memory", "1g"),
     ] {
         assert_eq!(
             confs.get(key).map(String::as_str),

@@ -296,6 +296,8 @@ async fn a_job_runs_spark_submit_with_the_exact_command_and_environment_and_comp
         "spark.executor.heartbeatInterval=600s",
         "--conf",
         "spark.network.timeout=2400s",
+        "--conf",
+        "spark.executor.memoryOverhead=2g",
         &format!("{}/bbha.py", scripts.display()),
         "--app-name",
         "exp-42-app",

@@ -4,7 +4,7 @@
 //! Nothing the caller sends reaches the parameter string but the validated job name;
 //! argument names and values only ever become entry-point arguments.
 
-use crate::config::{JobSettings, SparkSettings};
+use crate::config::{JobSettings, SparkMaster, SparkSettings};
 use crate::job::{Algorithm, JobSpec};
 
 /// Flattens the arguments as the job script reads them: `{prefix}{name}`, `{value}`, ...
@@ -140,6 +140,20 @@ impl SparkSubmit {
             .conf(&format!("{p}JOB_NAME"), spec.name.as_str())
     }
 
+    /// The room of an executor's Python workers: `spark.executor.memoryOverhead`, and
+    /// `spark.executor.pyspark.memory` when set. After the contract's options, so that
+    /// the options it lists keep their order.
+    pub fn python_memory(self, spark: &SparkSettings) -> Self {
+        let s = self.conf(
+            "spark.executor.memoryOverhead",
+            &spark.executor_memory_overhead,
+        );
+        match &spark.executor_pyspark_memory {
+            Some(limit) => s.conf("spark.executor.pyspark.memory", limit),
+            None => s,
+        }
+    }
+
     /// The options of a job on a cluster that has no pod templates or image to set (EMR
     /// Serverless, EMR on EC2): py-files, sizes, driver environment.
     pub fn for_cluster(
@@ -152,12 +166,25 @@ impl SparkSubmit {
         SparkSubmit::with_py_files(package.py_files(job, spec.algorithm))
             .sizes(spark)
             .driver_env(env, job, spec)
+            .python_memory(spark)
     }
 
-    /// The options of a local job: the driver settings that mean something outside a
-    /// cluster; executors live inside the driver in local mode.
-    pub fn for_local(spark: &SparkSettings, py_files_path: String) -> Self {
-        SparkSubmit::with_py_files(py_files_path)
+    /// The options of a local backend's job. With a `local[...]` master: the driver
+    /// settings that mean something outside a cluster (the executors live in the driver's
+    /// JVM). With a cluster master (`spark://`, `yarn`): client mode, so that the driver
+    /// stays beside the service and its shared folders, and the executors' sizes. Both
+    /// end with the Python workers' memory.
+    pub fn for_local(spark: &SparkSettings, master: &SparkMaster, py_files_path: String) -> Self {
+        let mut options = vec![("--master", master.as_str().to_owned())];
+        if master.is_cluster() {
+            options.push(("--deploy-mode", "client".to_owned()));
+        }
+        options.push(("--py-files", py_files_path));
+        let submit = SparkSubmit { options };
+        if master.is_cluster() {
+            return submit.sizes(spark).python_memory(spark);
+        }
+        submit
             .conf("spark.driver.memory", &spark.driver_memory)
             .conf("spark.driver.maxResultSize", &spark.driver_max_result_size)
             .conf(
@@ -165,6 +192,7 @@ impl SparkSubmit {
                 &spark.executor_heartbeat_interval,
             )
             .conf("spark.network.timeout", &spark.network_timeout)
+            .python_memory(spark)
     }
 
     /// The space-separated form EMR's `sparkSubmitParameters` takes.
@@ -259,14 +287,14 @@ mod tests {
             assert!(
                 params.ends_with(&format!(
                     "--conf {prefix}DATASETS_PATH=/var/data --conf {prefix}RESULTS_PATH=/var/results \
-                     --conf {prefix}JOB_NAME=BreastCancerBBHA"
+                     --conf {prefix}JOB_NAME=BreastCancerBBHA --conf spark.executor.memoryOverhead=2g"
                 )),
                 "{params}"
             );
             assert!(params.starts_with(
                 "--py-files s3://bkt/py-files/scripts.zip --conf spark.executor.cores=1"
             ));
-            assert_eq!(params.matches("--conf").count(), 11, "{params}");
+            assert_eq!(params.matches("--conf").count(), 12, "{params}");
         }
     }
 
@@ -290,10 +318,87 @@ mod tests {
     }
 
     #[test]
+    fn the_python_workers_memory_follows_the_driver_environment_when_set() {
+        let c = config(&[("EMR_EXECUTOR_MEMORY_OVERHEAD", "3g")]);
+        let s = spec(Algorithm::Bbha);
+        let package = S3Package::new("bkt");
+        let params = SparkSubmit::for_cluster(&package, DriverEnv::Yarn, &c.spark, &c.job, &s)
+            .to_parameter_string();
+        assert!(
+            params.ends_with("JOB_NAME=BreastCancerBBHA --conf spark.executor.memoryOverhead=3g"),
+            "{params}"
+        );
+        assert!(!params.contains("pyspark.memory"), "{params}");
+
+        let c = config(&[("EMR_EXECUTOR_PYSPARK_MEMORY", "1500m")]);
+        let params = SparkSubmit::for_cluster(&package, DriverEnv::Yarn, &c.spark, &c.job, &s)
+            .to_parameter_string();
+        assert!(
+            params.ends_with(
+                "--conf spark.executor.memoryOverhead=2g --conf spark.executor.pyspark.memory=1500m"
+            ),
+            "{params}"
+        );
+        let local =
+            SparkSubmit::for_local(&c.spark, &c.local.spark_master, "/s/scripts.zip".into())
+                .to_args();
+        assert!(
+            local.ends_with(&[
+                "--conf".into(),
+                "spark.executor.memoryOverhead=2g".into(),
+                "--conf".into(),
+                "spark.executor.pyspark.memory=1500m".into(),
+            ]),
+            "{local:?}"
+        );
+    }
+
+    #[test]
     fn local_options_are_one_argv_item_each() {
-        let c = config(&[]);
-        let args = SparkSubmit::for_local(&c.spark, "/s/scripts.zip".into()).to_args();
-        assert_eq!(&args[..3], ["--py-files", "/s/scripts.zip", "--conf"]);
-        assert_eq!(args[3], "spark.driver.memory=4g");
+        let c = config(&[("SPARK_MASTER", "local[2]")]);
+        let args = SparkSubmit::for_local(&c.spark, &c.local.spark_master, "/s/scripts.zip".into())
+            .to_args();
+        assert_eq!(
+            &args[..5],
+            [
+                "--master",
+                "local[2]",
+                "--py-files",
+                "/s/scripts.zip",
+                "--conf"
+            ]
+        );
+        assert_eq!(args[5], "spark.driver.memory=4g");
+        assert!(!args.iter().any(|a| a.starts_with("spark.executor.memory=")));
+    }
+
+    #[test]
+    fn a_cluster_master_keeps_the_driver_here_in_client_mode_and_sizes_the_executors() {
+        for master in ["spark://10.0.0.5:7077", "yarn"] {
+            let c = config(&[
+                ("SPARK_MASTER", master),
+                ("EMR_EXECUTOR_MEMORY", "6g"),
+                ("EMR_EXECUTOR_CORES", "2"),
+            ]);
+            let params =
+                SparkSubmit::for_local(&c.spark, &c.local.spark_master, "/s/scripts.zip".into())
+                    .to_parameter_string();
+            assert!(
+                params.starts_with(&format!(
+                    "--master {master} --deploy-mode client --py-files /s/scripts.zip \
+                     --conf spark.executor.cores=2 --conf spark.executor.memory=6g"
+                )),
+                "{params}"
+            );
+            assert!(
+                params.contains("--conf spark.executor.instances=3"),
+                "{params}"
+            );
+            assert!(params.contains("--conf spark.driver.memory=4g"), "{params}");
+            assert!(
+                params.ends_with("--conf spark.executor.memoryOverhead=2g"),
+                "{params}"
+            );
+        }
     }
 }

@@ -166,6 +166,10 @@ impl Config {
             ),
             ("EMR_NETWORK_TIMEOUT", &raw.emr_network_timeout),
             ("EMR_EXECUTOR_INSTANCES", &raw.emr_executor_instances),
+            (
+                "EMR_EXECUTOR_MEMORY_OVERHEAD",
+                &raw.emr_executor_memory_overhead,
+            ),
             ("DATASETS_PATH", &datasets_path),
             ("RESULTS_PATH", &results_path),
             (
@@ -196,6 +200,25 @@ impl Config {
                 {
                     return Err(invalid(name, "must not contain white space"));
                 }
+            }
+        }
+
+        // Spark sizes: refused at start-up rather than by spark-submit, job after job.
+        for (name, value) in [
+            (
+                "EMR_EXECUTOR_MEMORY_OVERHEAD",
+                Some(&raw.emr_executor_memory_overhead),
+            ),
+            (
+                "EMR_EXECUTOR_PYSPARK_MEMORY",
+                raw.emr_executor_pyspark_memory.as_ref(),
+            ),
+        ] {
+            if let Some(value) = value.filter(|v| !is_spark_size(v)) {
+                return Err(invalid(
+                    name,
+                    format!("'{value}' is not a Spark memory size such as 512m or 2g"),
+                ));
             }
         }
 
@@ -233,6 +256,8 @@ impl Config {
                 executor_heartbeat_interval: raw.emr_executor_heartbeat_interval,
                 network_timeout: raw.emr_network_timeout,
                 executor_instances: raw.emr_executor_instances,
+                executor_memory_overhead: raw.emr_executor_memory_overhead,
+                executor_pyspark_memory: raw.emr_executor_pyspark_memory,
             },
             job: JobSettings {
                 datasets_path,
@@ -245,7 +270,8 @@ impl Config {
             },
             local: LocalSettings {
                 spark_submit: raw.spark_submit,
-                spark_master: raw.spark_master,
+                spark_master: SparkMaster::parse(&raw.spark_master)
+                    .map_err(|why| invalid("SPARK_MASTER", why))?,
                 scripts_dir: raw.local_scripts_dir,
                 log_dir: raw.local_log_dir,
                 max_concurrent: raw.local_max_concurrent,
@@ -418,6 +444,21 @@ fn readable_dir(name: &'static str, dir: &std::path::Path) -> Result<(), ConfigE
 }
 
 /// Durations are given in seconds; fractions are allowed so tests can run in milliseconds.
+/// A size as Spark reads it: digits and an optional unit (`k`, `m`, `g`, `t`, `p`, with
+/// or without `b`), such as `512m` or `2g`. Digits alone are mebibytes for the settings
+/// it is used on.
+fn is_spark_size(value: &str) -> bool {
+    let lower = value.to_ascii_lowercase();
+    let digits = lower.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let unit = &lower[digits.len()..];
+    !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && [
+            "", "b", "k", "kb", "m", "mb", "g", "gb", "t", "tb", "p", "pb",
+        ]
+        .contains(&unit)
+}
+
 fn seconds(name: &'static str, value: f64) -> Result<Duration, ConfigError> {
     Duration::try_from_secs_f64(value)
         .map_err(|_| invalid(name, format!("{value} is not a number of seconds")))
@@ -452,6 +493,67 @@ mod tests {
         ),
         ("EMR_S3_BUCKET", "bucket"),
     ];
+
+    #[test]
+    fn python_memory_sizes_default_for_tcga_data_and_bad_sizes_stop_start_up() {
+        let c = Config::from_vars(Vec::new()).unwrap();
+        assert_eq!(c.spark.executor_memory_overhead, "2g");
+        assert_eq!(c.spark.executor_pyspark_memory, None);
+        let c = Config::from_vars(vars(&[
+            ("EMR_EXECUTOR_MEMORY_OVERHEAD", "3072m"),
+            ("EMR_EXECUTOR_PYSPARK_MEMORY", "1G"),
+        ]))
+        .unwrap();
+        assert_eq!(c.spark.executor_memory_overhead, "3072m");
+        assert_eq!(c.spark.executor_pyspark_memory.as_deref(), Some("1G"));
+        for (name, value) in [
+            ("EMR_EXECUTOR_MEMORY_OVERHEAD", "2 g"),
+            ("EMR_EXECUTOR_MEMORY_OVERHEAD", "lots"),
+            ("EMR_EXECUTOR_PYSPARK_MEMORY", "1.5g"),
+            ("EMR_EXECUTOR_PYSPARK_MEMORY", "g"),
+        ] {
+            match Config::from_vars(vars(&[(name, value)])) {
+                Err(e) => assert!(e.to_string().contains(name), "{e}"),
+                Ok(_) => panic!("{name}={value} was accepted"),
+            }
+        }
+    }
+
+    #[test]
+    fn spark_masters_of_every_kind_the_local_backend_runs_are_read_and_cluster_mode_is_refused() {
+        let master = |value: &str| {
+            Config::from_vars(vars(&[("SPARK_MASTER", value)])).map(|c| c.local.spark_master)
+        };
+        for local in [
+            "local",
+            "local[2]",
+            "local[*]",
+            "local[4,3]",
+            "local-cluster[2,1,1024]",
+        ] {
+            assert_eq!(master(local).unwrap(), SparkMaster::Local(local.into()));
+        }
+        for standalone in ["spark://10.0.0.5:7077", "spark://m1:7077,m2:7077"] {
+            let m = master(standalone).unwrap();
+            assert_eq!(m, SparkMaster::Standalone(standalone.into()));
+            assert!(m.is_cluster());
+        }
+        assert_eq!(master("yarn").unwrap(), SparkMaster::Yarn);
+        for (refused, why) in [
+            ("yarn-cluster", "cluster mode"),
+            ("k8s://https://api:6443", "JOB_BACKEND=emr"),
+            ("spark://nohost", "spark://host:port"),
+            ("spark://h:7077/", "spark://host:port"),
+            ("mesos://m:5050", "local[...], spark://host:port or yarn"),
+            ("127.0.0.1:7077", "local[...], spark://host:port or yarn"),
+        ] {
+            let e = master(refused).unwrap_err().to_string();
+            assert!(
+                e.contains("SPARK_MASTER") && e.contains(why),
+                "{refused}: {e}"
+            );
+        }
+    }
 
     #[test]
     fn defaults_match_the_contract() {
@@ -520,7 +622,7 @@ mod tests {
         assert_eq!(c.backend, BackendKind::Local);
         assert!(c.emr.is_none());
         assert_eq!(c.local.spark_submit, "spark-submit");
-        assert_eq!(c.local.spark_master, "local[*]");
+        assert_eq!(c.local.spark_master, SparkMaster::Local("local[*]".into()));
         assert_eq!(c.local.scripts_dir, PathBuf::from("scripts"));
         assert_eq!(c.local.log_dir, PathBuf::from("data/logs"));
         assert_eq!(c.local.max_concurrent, 1);

@@ -155,6 +155,10 @@ pub struct SparkSettings {
     pub executor_heartbeat_interval: String,
     pub network_timeout: String,
     pub executor_instances: String,
+    /// `spark.executor.memoryOverhead`: room for the Python workers beside the JVM heap.
+    pub executor_memory_overhead: String,
+    /// `spark.executor.pyspark.memory`, passed only when set.
+    pub executor_pyspark_memory: Option<String>,
 }
 
 /// What a job script needs: where its files are and how its arguments are spelled.
@@ -227,11 +231,87 @@ pub struct StagingSettings {
     pub call_timeout: Duration,
 }
 
+/// `SPARK_MASTER`, checked: where the local backend's executors run. The driver always
+/// runs beside the service (client mode), because it reads `DATASETS_PATH` and writes
+/// `RESULTS_PATH`, the folders the service shares with Multiomix.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SparkMaster {
+    /// `local`, `local[N]`, `local[*]`, `local[N,F]`, `local-cluster[...]`: executors
+    /// inside the driver's JVM (or beside it, on this machine).
+    Local(String),
+    /// `spark://host:port` (or `spark://h1:p1,h2:p2` with standby masters): a Spark
+    /// standalone cluster.
+    Standalone(String),
+    /// `yarn`: the Hadoop cluster `HADOOP_CONF_DIR` describes.
+    Yarn,
+}
+
+impl SparkMaster {
+    /// Reads `SPARK_MASTER`; the error says why a value cannot run the jobs.
+    pub fn parse(value: &str) -> Result<Self, String> {
+        let lower = value.to_ascii_lowercase();
+        let cluster_mode = "the driver would run on the cluster, away from DATASETS_PATH \
+                            and RESULTS_PATH (the folders it reads and writes)";
+        if lower == "local"
+            || (lower.starts_with("local[") && lower.ends_with(']'))
+            || (lower.starts_with("local-cluster[") && lower.ends_with(']'))
+        {
+            return Ok(SparkMaster::Local(value.to_owned()));
+        }
+        if lower == "yarn" {
+            return Ok(SparkMaster::Yarn);
+        }
+        if lower == "yarn-cluster" {
+            return Err(format!(
+                "'{value}' is cluster mode: {cluster_mode}; use 'yarn' (the service runs \
+                 the driver here, in client mode)"
+            ));
+        }
+        if let Some(hosts) = lower.strip_prefix("spark://") {
+            let well_formed = hosts.split(',').all(|host_port| {
+                host_port.rsplit_once(':').is_some_and(|(host, port)| {
+                    !host.is_empty() && !host.contains('/') && port.parse::<u16>().is_ok()
+                })
+            });
+            return if well_formed {
+                Ok(SparkMaster::Standalone(value.to_owned()))
+            } else {
+                Err(format!(
+                    "'{value}' is not a standalone master: spark://host:port (several \
+                     host:port separated by commas for standby masters)"
+                ))
+            };
+        }
+        if lower.starts_with("k8s://") {
+            return Err(format!(
+                "'{value}': Spark on Kubernetes is the emr backend's (JOB_BACKEND=emr); the \
+                 local backend runs local[...], spark://host:port or yarn"
+            ));
+        }
+        Err(format!(
+            "'{value}' is not a master the local backend runs: local[...], spark://host:port \
+             or yarn"
+        ))
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            SparkMaster::Local(master) | SparkMaster::Standalone(master) => master,
+            SparkMaster::Yarn => "yarn",
+        }
+    }
+
+    /// Executors on other machines: they need their sizes, and the driver its deploy mode.
+    pub fn is_cluster(&self) -> bool {
+        !matches!(self, SparkMaster::Local(_))
+    }
+}
+
 /// The local spark-submit backend.
 #[derive(Clone, Debug)]
 pub struct LocalSettings {
     pub spark_submit: String,
-    pub spark_master: String,
+    pub spark_master: SparkMaster,
     pub scripts_dir: PathBuf,
     pub log_dir: PathBuf,
     pub max_concurrent: usize,

@@ -70,6 +70,13 @@ pub async fn start_sends_the_exact_fields(peer: Arc<dyn Peer>) {
         "{}",
         got.parameters
     );
+    // The Python workers' room, sized for TCGA data, on every backend.
+    assert!(
+        got.parameters
+            .contains("--conf spark.executor.memoryOverhead=2g"),
+        "{}",
+        got.parameters
+    );
     assert_eq!(
         got.driver_env.get("JOB_NAME").map(String::as_str),
         Some(name),

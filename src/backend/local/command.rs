@@ -20,10 +20,12 @@ pub struct LocalCommand {
 impl Inner {
     pub(super) fn command_for(&self, spec: &JobSpec) -> LocalCommand {
         let in_scripts = |file: &str| self.scripts_dir.join(file).to_string_lossy().into_owned();
-        let options =
-            SparkSubmit::for_local(&self.spark, in_scripts(py_files(&self.job, spec.algorithm)));
-        let mut args = vec!["--master".to_owned(), self.settings.spark_master.clone()];
-        args.extend(options.to_args());
+        let options = SparkSubmit::for_local(
+            &self.spark,
+            &self.settings.spark_master,
+            in_scripts(py_files(&self.job, spec.algorithm)),
+        );
+        let mut args = options.to_args();
         args.push(in_scripts(entry_point(&self.job, spec.algorithm)));
         args.extend(entry_point_arguments(spec, &self.job.args_key_prefix));
         LocalCommand {

@@ -53,7 +53,7 @@ pub use setup::find_program;
 
 use ids::new_id;
 use paging::{decode_token, encode_token, MAX_PAGE_SIZE};
-use setup::{check_scripts_dir, warn_of_missing_scripts};
+use setup::{check_deploy_mode, check_scripts_dir, spark_conf_dir, warn_of_missing_scripts};
 
 /// Why the local backend cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +62,9 @@ pub enum SetupError {
     Program(String),
     #[error("LOCAL_SCRIPTS_DIR: {0}")]
     ScriptsDir(String),
+    /// A `spark-defaults.conf` that puts the driver on the cluster.
+    #[error("{0}")]
+    DeployMode(String),
     #[error("LOCAL_LOG_DIR: cannot create {path}: {source}")]
     LogDir { path: PathBuf, source: io::Error },
     #[error("cannot read the working directory: {0}")]
@@ -110,6 +113,7 @@ impl LocalBackend {
             find_program(&settings.spark_submit, &base_dir).map_err(SetupError::Program)?;
         let scripts_dir = base_dir.join(&settings.scripts_dir);
         check_scripts_dir(&scripts_dir).map_err(SetupError::ScriptsDir)?;
+        check_deploy_mode(spark_conf_dir().as_deref()).map_err(SetupError::DeployMode)?;
         warn_of_missing_scripts(&scripts_dir, &job);
         let log_dir = base_dir.join(&settings.log_dir);
         std::fs::create_dir_all(&log_dir).map_err(|source| SetupError::LogDir {

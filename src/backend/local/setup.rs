@@ -37,6 +37,49 @@ pub fn find_program(program: &str, base: &Path) -> Result<PathBuf, String> {
     ))
 }
 
+/// The folder of `spark-defaults.conf` spark-submit reads: `SPARK_CONF_DIR`, else
+/// `SPARK_HOME/conf`.
+pub(super) fn spark_conf_dir() -> Option<PathBuf> {
+    let var = |name| std::env::var_os(name).filter(|v| !v.is_empty());
+    var("SPARK_CONF_DIR")
+        .map(PathBuf::from)
+        .or_else(|| var("SPARK_HOME").map(|home| PathBuf::from(home).join("conf")))
+}
+
+/// Refuses a `spark-defaults.conf` that puts the driver on the cluster: the driver reads
+/// `DATASETS_PATH` and writes `RESULTS_PATH`, the folders beside the service, so it must
+/// run here (client mode). The service passes `--deploy-mode client` with a cluster
+/// master, but a `local[...]` master has none to pass, and such a file says the operator
+/// expects something the service will not do.
+pub(super) fn check_deploy_mode(conf_dir: Option<&Path>) -> Result<(), String> {
+    let Some(dir) = conf_dir else { return Ok(()) };
+    let path = dir.join("spark-defaults.conf");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(());
+    };
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with('#') {
+            continue;
+        }
+        // `key value`, `key=value` or `key = value`, as Spark reads a properties file.
+        let Some(rest) = line.strip_prefix("spark.submit.deployMode") else {
+            continue;
+        };
+        let value = rest.trim_start_matches([' ', '\t', '=', ':']).trim();
+        if value.eq_ignore_ascii_case("cluster") {
+            return Err(format!(
+                "{} sets spark.submit.deployMode to cluster: the driver would run on the \
+                 cluster, away from DATASETS_PATH and RESULTS_PATH, the folders it reads and \
+                 writes; the local backend runs the driver beside the service (client mode). \
+                 Remove that line",
+                path.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
 pub(super) fn check_scripts_dir(dir: &Path) -> Result<(), String> {
     match std::fs::metadata(dir) {
         Ok(m) if m.is_dir() => Ok(()),
@@ -71,6 +114,34 @@ pub(super) fn warn_of_missing_scripts(scripts_dir: &Path, job: &JobSettings) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spark_defaults_in_cluster_deploy_mode_are_refused_and_client_mode_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(check_deploy_mode(None).is_ok());
+        assert!(check_deploy_mode(Some(dir.path())).is_ok(), "no file");
+        let file = dir.path().join("spark-defaults.conf");
+        for cluster in [
+            "spark.submit.deployMode cluster",
+            "spark.submit.deployMode=cluster",
+            "spark.master yarn\n  spark.submit.deployMode \t Cluster  ",
+        ] {
+            std::fs::write(&file, cluster).unwrap();
+            let e = check_deploy_mode(Some(dir.path())).unwrap_err();
+            assert!(
+                e.contains("spark-defaults.conf") && e.contains("client mode"),
+                "{e}"
+            );
+        }
+        for fine in [
+            "spark.submit.deployMode client",
+            "# spark.submit.deployMode cluster",
+            "spark.eventLog.enabled true",
+        ] {
+            std::fs::write(&file, fine).unwrap();
+            assert!(check_deploy_mode(Some(dir.path())).is_ok(), "{fine}");
+        }
+    }
 
     #[test]
     fn programs_are_found_by_path_or_in_path_and_missing_ones_are_named() {
