@@ -64,8 +64,7 @@ async fn multiomix_body_starts_one_emr_job_built_as_the_contract_says() {
          --conf spark.executor.heartbeatInterval=600s --conf spark.network.timeout=2400s \
          --conf spark.kubernetes.driverEnv.DATASETS_PATH=/var/data \
          --conf spark.kubernetes.driverEnv.RESULTS_PATH=/var/results \
-         --conf spark.kubernetes.driverEnv.JOB_NAME=BreastCancerBBHA \
-         --conf spark.executor.memoryOverhead=2g"
+         --conf spark.kubernetes.driverEnv.JOB_NAME=BreastCancerBBHA"
     );
     assert_eq!(
         req["configurationOverrides"]["monitoringConfiguration"]["s3MonitoringConfiguration"]

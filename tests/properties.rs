@@ -69,8 +69,7 @@ fn assert_parameters(spec: &JobSpec, image: bool, templates: bool) {
     let words: Vec<&str> = parameters.split(' ').collect();
     assert_eq!(words.len() % 2, 0, "{parameters}");
     let pairs: Vec<(&str, &str)> = words.chunks(2).map(|p| (p[0], p[1])).collect();
-    // The contract's eleven, the image and templates when set, and the memory overhead.
-    let expected_confs = 12 + usize::from(image) + 2 * usize::from(templates);
+    let expected_confs = 11 + usize::from(image) + 2 * usize::from(templates);
     assert_eq!(pairs.len(), 1 + expected_confs, "{parameters}");
     assert_eq!(pairs[0].0, "--py-files");
     assert_eq!(

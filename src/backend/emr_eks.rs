@@ -129,8 +129,10 @@ impl EmrEksBackend {
 pub const APP_NAME_ANNOTATION: &str = "multiomix-aws-emr/app-name";
 
 /// The spark-submit options of an EMR on EKS job: the contract's, in its order, then the
-/// Python workers' memory (`spark.executor.memoryOverhead`, sizing the executor pods). A
-/// conf whose setting is unset (image, pod templates) is left out rather than sent empty.
+/// Python workers' memory only when `EMR_EXECUTOR_MEMORY_OVERHEAD` or
+/// `EMR_EXECUTOR_PYSPARK_MEMORY` is set (so that by default the list is exactly the
+/// contract's). A conf whose setting is unset (image, pod templates) is left out rather
+/// than sent empty.
 /// With `DATA_STAGING=s3` one conf follows them: the driver pod's app-name annotation.
 pub fn spark_submit(
     emr: &EmrSettings,
@@ -158,7 +160,7 @@ pub fn spark_submit(
     let submit = submit
         .sizes(spark)
         .driver_env(DriverEnv::Kubernetes, job, spec)
-        .python_memory(spark);
+        .python_memory_when_set(spark);
     match app_name_tag(spec) {
         // Staging checked the app name at POST: one plain folder name, nothing that could
         // end the space-separated parameter.
@@ -398,8 +400,6 @@ mod tests {
             "--conf spark.kubernetes.driverEnv.DATASETS_PATH=/var/data",
             "--conf spark.kubernetes.driverEnv.RESULTS_PATH=/var/results",
             "--conf spark.kubernetes.driverEnv.JOB_NAME=BreastCancerBBHA",
-            // Not in the contract's list: after it, for the Python workers.
-            "--conf spark.executor.memoryOverhead=2g",
         ]
         .join(" ");
         assert_eq!(s.to_parameter_string(), expected);
@@ -421,7 +421,7 @@ mod tests {
         assert!(
             s.starts_with("--py-files s3://bkt/py-files/scripts.zip --conf spark.executor.cores=1")
         );
-        assert_eq!(s.matches("--conf").count(), 12);
+        assert_eq!(s.matches("--conf").count(), 11);
     }
 
     #[test]

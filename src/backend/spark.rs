@@ -4,7 +4,7 @@
 //! Nothing the caller sends reaches the parameter string but the validated job name;
 //! argument names and values only ever become entry-point arguments.
 
-use crate::config::{JobSettings, SparkMaster, SparkSettings};
+use crate::config::{JobSettings, SparkMaster, SparkSettings, DEFAULT_MEMORY_OVERHEAD};
 use crate::job::{Algorithm, JobSpec};
 
 /// Flattens the arguments as the job script reads them: `{prefix}{name}`, `{value}`, ...
@@ -140,17 +140,32 @@ impl SparkSubmit {
             .conf(&format!("{p}JOB_NAME"), spec.name.as_str())
     }
 
-    /// The room of an executor's Python workers: `spark.executor.memoryOverhead`, and
-    /// `spark.executor.pyspark.memory` when set. After the contract's options, so that
-    /// the options it lists keep their order.
+    /// The room of an executor's Python workers: `spark.executor.memoryOverhead` (its
+    /// default when unset), and `spark.executor.pyspark.memory` when set. After the other
+    /// options, so that those keep their order.
     pub fn python_memory(self, spark: &SparkSettings) -> Self {
-        let s = self.conf(
-            "spark.executor.memoryOverhead",
-            &spark.executor_memory_overhead,
-        );
+        let overhead = spark
+            .executor_memory_overhead
+            .as_deref()
+            .unwrap_or(DEFAULT_MEMORY_OVERHEAD);
+        self.conf("spark.executor.memoryOverhead", overhead)
+            .pyspark_memory(spark)
+    }
+
+    /// The same settings, but only those set explicitly: EMR on EKS's parameters are the
+    /// contract's list, and these are added to it only on request.
+    pub fn python_memory_when_set(self, spark: &SparkSettings) -> Self {
+        let s = match &spark.executor_memory_overhead {
+            Some(overhead) => self.conf("spark.executor.memoryOverhead", overhead),
+            None => self,
+        };
+        s.pyspark_memory(spark)
+    }
+
+    fn pyspark_memory(self, spark: &SparkSettings) -> Self {
         match &spark.executor_pyspark_memory {
-            Some(limit) => s.conf("spark.executor.pyspark.memory", limit),
-            None => s,
+            Some(limit) => self.conf("spark.executor.pyspark.memory", limit),
+            None => self,
         }
     }
 

@@ -166,10 +166,6 @@ impl Config {
             ),
             ("EMR_NETWORK_TIMEOUT", &raw.emr_network_timeout),
             ("EMR_EXECUTOR_INSTANCES", &raw.emr_executor_instances),
-            (
-                "EMR_EXECUTOR_MEMORY_OVERHEAD",
-                &raw.emr_executor_memory_overhead,
-            ),
             ("DATASETS_PATH", &datasets_path),
             ("RESULTS_PATH", &results_path),
             (
@@ -207,7 +203,7 @@ impl Config {
         for (name, value) in [
             (
                 "EMR_EXECUTOR_MEMORY_OVERHEAD",
-                Some(&raw.emr_executor_memory_overhead),
+                raw.emr_executor_memory_overhead.as_ref(),
             ),
             (
                 "EMR_EXECUTOR_PYSPARK_MEMORY",
@@ -496,15 +492,16 @@ mod tests {
 
     #[test]
     fn python_memory_sizes_default_for_tcga_data_and_bad_sizes_stop_start_up() {
+        // Unset: the backends apply DEFAULT_MEMORY_OVERHEAD, except EMR on EKS.
         let c = Config::from_vars(Vec::new()).unwrap();
-        assert_eq!(c.spark.executor_memory_overhead, "2g");
+        assert_eq!(c.spark.executor_memory_overhead, None);
         assert_eq!(c.spark.executor_pyspark_memory, None);
         let c = Config::from_vars(vars(&[
             ("EMR_EXECUTOR_MEMORY_OVERHEAD", "3072m"),
             ("EMR_EXECUTOR_PYSPARK_MEMORY", "1G"),
         ]))
         .unwrap();
-        assert_eq!(c.spark.executor_memory_overhead, "3072m");
+        assert_eq!(c.spark.executor_memory_overhead.as_deref(), Some("3072m"));
         assert_eq!(c.spark.executor_pyspark_memory.as_deref(), Some("1G"));
         for (name, value) in [
             ("EMR_EXECUTOR_MEMORY_OVERHEAD", "2 g"),

@@ -156,10 +156,16 @@ pub struct SparkSettings {
     pub network_timeout: String,
     pub executor_instances: String,
     /// `spark.executor.memoryOverhead`: room for the Python workers beside the JVM heap.
-    pub executor_memory_overhead: String,
+    /// `None` when unset: the backends that may add options use
+    /// [`DEFAULT_MEMORY_OVERHEAD`]; EMR on EKS, whose parameters are the contract's, sends none.
+    pub executor_memory_overhead: Option<String>,
     /// `spark.executor.pyspark.memory`, passed only when set.
     pub executor_pyspark_memory: Option<String>,
 }
+
+/// The Python workers' room when `EMR_EXECUTOR_MEMORY_OVERHEAD` is unset: sized for a
+/// 20,000 x 1,100 dataset (the README's "Memory the service asks for the Python workers").
+pub const DEFAULT_MEMORY_OVERHEAD: &str = "2g";
 
 /// What a job script needs: where its files are and how its arguments are spelled.
 #[derive(Clone, Debug)]

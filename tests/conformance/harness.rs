@@ -77,6 +77,9 @@ pub struct Abilities {
     /// Whether the end is announced by the sidecar's PATCH (EMR on EKS) rather than seen
     /// by the service itself.
     pub needs_callback: bool,
+    /// Whether the submission's spark-submit parameters are exactly the contract's list
+    /// (EMR on EKS), to which the service's own options are added only when set.
+    pub contract_parameters: bool,
 }
 
 /// One backend the suite runs against, and what it can show.

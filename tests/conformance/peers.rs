@@ -31,6 +31,7 @@ const EVERYTHING: Abilities = Abilities {
     can_hold: true,
     honours_client_token: true,
     needs_callback: false,
+    contract_parameters: false,
 };
 
 fn emr_vars(backend: &str) -> Vec<(String, String)> {
@@ -118,6 +119,7 @@ impl Peer for FakeEks {
     fn abilities(&self) -> Abilities {
         Abilities {
             needs_callback: true,
+            contract_parameters: true,
             ..EVERYTHING
         }
     }
@@ -174,6 +176,7 @@ impl Peer for MotoEks {
             can_hold: true,
             honours_client_token: false,
             needs_callback: true,
+            contract_parameters: true,
         }
     }
     async fn end(&self, _: &str, _: Ending) {
@@ -371,6 +374,7 @@ impl Peer for MotoServerless {
             can_hold: false,
             honours_client_token: false,
             needs_callback: false,
+            contract_parameters: false,
         }
     }
     async fn end(&self, _: &str, _: Ending) {}
