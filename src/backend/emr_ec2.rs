@@ -376,7 +376,7 @@ fn app_name_in(args: &[String], prefix: &str) -> Option<String> {
     args.windows(2)
         .find(|pair| pair[0] == flag)
         .map(|pair| pair[1].clone())
-        .filter(|app| crate::staging::is_safe_app_name(app))
+        .filter(|app| crate::job::is_valid_app_name(app))
 }
 
 /// Whether a step's arguments mark it as added by this service.
