@@ -271,9 +271,16 @@ async fn a_terminated_cluster_is_not_ready_and_says_why() {
     let (fake, peer) = fake().await;
     fake.0
         .set_cluster_state("TERMINATED", "USER_REQUEST", "Terminated by user request");
-    let suite = Suite::start(peer).await;
+    let suite = Suite::start_with(peer, &[("API_TOKEN", "ops-token")]).await;
     let (status, body) = suite.get("/ready").await;
     assert_eq!(status, 503, "{body}");
+    assert_eq!(
+        body["problems"],
+        json!(["emr-ec2 backend: unavailable"]),
+        "without the token, a short reason"
+    );
+    let (status, body) = suite.get_with_token("/ready", "ops-token").await;
+    assert_eq!(status, 503);
     let problems = body["problems"].to_string();
     assert!(problems.contains("TERMINATED"), "{problems}");
     assert!(
