@@ -214,7 +214,11 @@ fn widest_request(total: usize) -> String {
         .iter()
         .map(|name| {
             // An app name is one folder name of at most 128 characters.
-            let most = if name == "app-name" { 128 } else { MAX_VALUE_CHARS };
+            let most = if name == "app-name" {
+                128
+            } else {
+                MAX_VALUE_CHARS
+            };
             let more = left.min(most - 1);
             left -= more;
             let value = "v".repeat(1 + more);
