@@ -329,3 +329,68 @@ async fn start_up_warns_about_each_token_that_is_not_set() {
         "tokens are never logged"
     );
 }
+
+/// AWS's own words when it refuses: an account id, a role ARN, an instance.
+const ACCESS_DENIED: &str =
+    "User: arn:aws:sts::123456789012:assumed-role/multiomix-emr/i-0abc1234 \
+     is not authorized to perform: emr-containers:DescribeVirtualCluster";
+
+/// From now on the fake EMR refuses the readiness check as AWS does, in its own words.
+fn deny_access(app: &TestApp) {
+    app.emr.fail_times(
+        "DescribeVirtualCluster",
+        1_000,
+        403,
+        "AccessDeniedException",
+        ACCESS_DENIED,
+    );
+}
+
+/// `/ready` with this `Authorization` header, as status and body text.
+async fn ready_text(app: &TestApp, authorization: Option<String>) -> (u16, String) {
+    let mut request = app.http.get(app.url("/ready"));
+    if let Some(value) = authorization {
+        request = request.header("authorization", value);
+    }
+    let r = request.send().await.unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn ready_gives_anyone_a_short_reason_and_the_backends_words_only_with_the_api_token() {
+    let app = spawn_with_tokens().await;
+    deny_access(&app);
+    let short = |body: &str| {
+        let body: Value = serde_json::from_str(body).unwrap();
+        body["problems"].clone()
+    };
+    for (case, header) in [
+        ("no header", None),
+        ("wrong token", Some("Bearer not-the-token".to_owned())),
+        ("the callback token", Some(format!("Bearer {CALLBACK}"))),
+    ] {
+        let (status, body) = ready_text(&app, header).await;
+        assert_eq!(status, 503, "{case}: {body}");
+        for secret in ["123456789012", "arn:", "not authorized", "i-0abc1234"] {
+            assert!(!body.contains(secret), "{case}: {secret} shown in {body}");
+        }
+        assert_eq!(
+            short(&body),
+            serde_json::json!(["emr backend: rejected (AccessDeniedException)"]),
+            "{case}"
+        );
+    }
+    let (status, body) = ready_text(&app, Some(format!("Bearer {API}"))).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains(ACCESS_DENIED), "{body}");
+}
+
+#[tokio::test]
+async fn without_an_api_token_ready_shows_no_caller_the_backends_words() {
+    let app = spawn_app().await;
+    deny_access(&app);
+    let (status, body) = ready_text(&app, Some("Bearer anything".into())).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(!body.contains("123456789012"), "{body}");
+    assert!(body.contains("AccessDeniedException"), "{body}");
+}

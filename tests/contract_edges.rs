@@ -207,7 +207,7 @@ async fn a_valid_body_of_exactly_the_limit_starts_a_job_and_one_byte_more_does_n
 
 /// A request with [`MAX_ARGUMENTS`] arguments of the longest names, whose names and values
 /// add up to `total` bytes (each value at least one character and at most
-/// [`MAX_VALUE_CHARS`]), under a job name of 64 characters, written as Python's
+/// [`MAX_VALUE_CHARS`]; the app name at most 128), under a job name of 64 characters, written as Python's
 /// `json.dumps` writes it (what Multiomix sends): a space after each `:` and `,`.
 fn widest_request(total: usize) -> String {
     let names: Vec<String> = std::iter::once("app-name".to_owned())
@@ -217,7 +217,13 @@ fn widest_request(total: usize) -> String {
     let arguments: Vec<String> = names
         .iter()
         .map(|name| {
-            let more = left.min(MAX_VALUE_CHARS - 1);
+            // An app name is one folder name of at most 128 characters.
+            let most = if name == "app-name" {
+                128
+            } else {
+                MAX_VALUE_CHARS
+            };
+            let more = left.min(most - 1);
             left -= more;
             let value = "v".repeat(1 + more);
             format!(r#"{{"name": "{name}", "value": "{value}"}}"#)

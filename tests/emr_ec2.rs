@@ -216,6 +216,59 @@ async fn a_start_whose_answer_was_lost_is_settled_by_finding_the_step_through_li
     assert_eq!(fake.0.calls("AddJobFlowSteps"), 3);
 }
 
+/// The EMR client exactly as the service configures it (retries, per-try and per-call
+/// timeouts within `call_timeout`), with the fixed test credentials.
+async fn service_ec2_client(url: &str, call_timeout: Duration) -> aws_sdk_emr::Client {
+    let sdk =
+        multiomix_aws_emr::backend::aws::sdk_config("us-east-1", Some(url), call_timeout).await;
+    let test = common::sdk_config(url);
+    let conf = aws_sdk_emr::config::Builder::from(&sdk)
+        .credentials_provider(test.credentials_provider().unwrap())
+        .build();
+    aws_sdk_emr::Client::from_conf(conf)
+}
+
+/// AddJobFlowSteps takes no client token: a try that added the step but whose answer came
+/// too late must not be followed by another AddJobFlowSteps, whether the SDK's or the
+/// service's, before the step is looked for. moto cannot show this: its server answers at
+/// once and cannot be told to add a step and then hold its answer; the fake can.
+#[tokio::test]
+async fn a_start_whose_answer_comes_after_the_timeout_adds_exactly_one_step_and_adopts_it() {
+    let fake = FakeEmrEc2::start().await;
+    let config = Config::from_vars(
+        ec2_vars(fake.cluster_id())
+            .into_iter()
+            .chain([("MULTIOMIX_URL".to_owned(), "http://127.0.0.1:9/".to_owned())]),
+    )
+    .unwrap();
+    let mut settings = config.ec2.clone().unwrap();
+    // Three tries of 1.5 s each, as the service splits its call timeout: the SDK's first
+    // backoff (under a second) leaves room for a second try within the call.
+    settings.call_timeout = Duration::from_millis(4_500);
+    let backend = multiomix_aws_emr::backend::emr_ec2::EmrEc2Backend::with_client(
+        service_ec2_client(&fake.url(), settings.call_timeout).await,
+        settings,
+        config.spark.clone(),
+        config.job.clone(),
+    );
+    fake.answer_adds_after(Duration::from_secs(5));
+    let spec = validate_request(&body("LateAnswer")).unwrap();
+    let started = backend.start(&spec, "key-late-answer").await;
+    assert_eq!(
+        fake.calls("AddJobFlowSteps"),
+        1,
+        "one AddJobFlowSteps: {started:?}"
+    );
+    let steps = fake.step_ids();
+    assert_eq!(steps.len(), 1, "exactly one step: {steps:?}");
+    let id = started.expect("the step added by the late try is adopted");
+    assert_eq!(step_of(id.as_str()), steps[0]);
+    // A repeated start of the same submission finds it too.
+    fake.answer_adds_after(Duration::ZERO);
+    assert_eq!(backend.start(&spec, "key-late-answer").await.unwrap(), id);
+    assert_eq!(fake.step_ids().len(), 1);
+}
+
 #[tokio::test]
 async fn an_unrecorded_submission_is_found_by_its_client_token_and_an_unstarted_one_is_not() {
     let (fake, peer) = fake().await;
@@ -249,6 +302,107 @@ async fn an_unrecorded_submission_is_found_by_its_client_token_and_an_unstarted_
     assert_eq!(fake.0.calls("AddJobFlowSteps"), 1);
 }
 
+/// Only EMR's "this step id is not valid" for a cluster that exists means that a step is
+/// gone. A mistyped or replaced `EMR_CLUSTER_ID` is the backend being unusable: the jobs
+/// read 503, and their state and notices stay as they were until the id is right again.
+/// moto cannot show it: DescribeStep on a cluster it does not know fails inside moto (a
+/// 500), and of a step it does not know answers an empty step, where EMR answers
+/// InvalidRequestException for both; the fake answers as EMR does.
+#[tokio::test]
+async fn a_mistyped_cluster_id_leaves_running_jobs_running_with_their_notices_open() {
+    let fake = Arc::new(FakeEc2(FakeEmrEc2::start().await));
+    let store_dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite:{}/store.db", store_dir.path().display());
+    let ids = {
+        let suite = Suite::start_with(fake.clone(), &[("DATABASE_URL", &db)]).await;
+        let mut ids = Vec::new();
+        for i in 0..3 {
+            let id = suite.submit(&format!("Kept{i}"), None).await;
+            assert!(fake.0.set_state(&step_of(&id), StepState::Running, ""));
+            ids.push(id);
+        }
+        ids
+    };
+
+    // Restarted with a cluster id that names no cluster.
+    let suite = Suite::start_with(
+        fake.clone(),
+        &[("DATABASE_URL", &db), ("EMR_CLUSTER_ID", "j-MISTYPED00000")],
+    )
+    .await;
+    // The outbox reads the first two, whose notices open now; the reconciler lists the
+    // third, still running.
+    let (described, listed) = (fake.0.calls("DescribeStep"), fake.0.calls("ListSteps"));
+    let (patched, listed_only) = ids.split_at(2);
+    for id in patched {
+        assert_eq!(suite.patch(id).await, 204, "the notice opens");
+    }
+    let read_again = |times: usize| {
+        let fake = fake.clone();
+        async move {
+            let deadline = tokio::time::Instant::now() + WAIT;
+            while fake.0.calls("DescribeStep") < described + times
+                || fake.0.calls("ListSteps") < listed + times
+            {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "the jobs were not read: {:?}",
+                    fake.0.call_counts()
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    read_again(2).await;
+    let store = multiomix_aws_emr::store::Store::connect(&db).await.unwrap();
+    let nothing_given_up = || async {
+        for id in &ids {
+            let job = JobId::parse(id).unwrap();
+            assert_eq!(
+                store.job_final_state(&job).await.unwrap(),
+                Some(None),
+                "job {id} is not given up as UNKNOWN"
+            );
+        }
+        for id in patched {
+            let notice = store.notice(id).await.unwrap().unwrap();
+            assert!(notice.status.is_open(), "{notice:?}");
+        }
+        for id in listed_only {
+            assert_eq!(store.notice(id).await.unwrap(), None, "{id}");
+        }
+    };
+    nothing_given_up().await;
+    // Read again and again, and still nothing given up.
+    read_again(6).await;
+    nothing_given_up().await;
+    for id in &ids {
+        let (status, job) = suite.get(&format!("/job/{id}")).await;
+        assert_eq!(status, 503, "{job}");
+        assert_eq!(job["error"], "unavailable", "{job}");
+    }
+    let (status, jobs) = suite.get("/jobs").await;
+    assert_eq!(status, 503, "{jobs}");
+    drop(suite);
+
+    // With the right id again the jobs read RUNNING, and an ending is notified.
+    let suite = Suite::start_with(fake.clone(), &[("DATABASE_URL", &db)]).await;
+    for id in &ids {
+        let (status, job) = suite.get(&format!("/job/{id}")).await;
+        assert_eq!(
+            (status, job["state"].as_str()),
+            (200, Some("RUNNING")),
+            "{job}"
+        );
+    }
+    assert!(fake
+        .0
+        .set_state(&step_of(&ids[0]), StepState::Completed, ""));
+    let notices = suite.multiomix.wait_for_notices(1, WAIT).await.unwrap();
+    assert_eq!(notices[0].path, format!("/{}/", ids[0]));
+    assert_eq!(notices[0].body["state"], "COMPLETED");
+}
+
 #[tokio::test]
 async fn get_job_shows_where_the_step_logs_are() {
     let (fake, peer) = fake().await;
@@ -271,9 +425,16 @@ async fn a_terminated_cluster_is_not_ready_and_says_why() {
     let (fake, peer) = fake().await;
     fake.0
         .set_cluster_state("TERMINATED", "USER_REQUEST", "Terminated by user request");
-    let suite = Suite::start(peer).await;
+    let suite = Suite::start_with(peer, &[("API_TOKEN", "ops-token")]).await;
     let (status, body) = suite.get("/ready").await;
     assert_eq!(status, 503, "{body}");
+    assert_eq!(
+        body["problems"],
+        json!(["emr-ec2 backend: unavailable"]),
+        "without the token, a short reason"
+    );
+    let (status, body) = suite.get_with_token("/ready", "ops-token").await;
+    assert_eq!(status, 503);
     let problems = body["problems"].to_string();
     assert!(problems.contains("TERMINATED"), "{problems}");
     assert!(

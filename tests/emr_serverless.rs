@@ -109,13 +109,19 @@ async fn get_job_shows_where_the_run_logs_are() {
 async fn ready_asks_get_application_once_per_cache_period_and_names_a_terminated_application() {
     let (fake, peer) = fake().await;
     fake.0.set_application_state("TERMINATED");
-    let suite = Suite::start(peer).await;
+    let suite = Suite::start_with(peer, &[("API_TOKEN", "ops-token")]).await;
     let (status, body) = suite.get("/ready").await;
     assert_eq!(status, 503, "{body}");
+    assert_eq!(
+        body["problems"],
+        serde_json::json!(["emr-serverless backend: unavailable"]),
+        "without the token, a short reason"
+    );
+    let (status, body) = suite.get_with_token("/ready", "ops-token").await;
+    assert_eq!(status, 503);
     let problems = body["problems"].to_string();
     assert!(problems.contains("TERMINATED"), "{problems}");
     assert!(problems.contains(fake.0.application_id()), "{problems}");
-    assert_eq!(suite.get("/ready").await.0, 503);
     assert_eq!(fake.0.calls("GetApplication"), 1, "the answer is cached");
 }
 

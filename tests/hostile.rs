@@ -884,3 +884,88 @@ async fn connections_beyond_the_cap_are_closed_at_once() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+/// Sends `head` and then the body one byte every 100 ms from another task, until the
+/// server answers or closes; returns what it answered and when.
+async fn trickle(app: &TestApp, head: String, body: Vec<u8>) -> (String, std::time::Duration) {
+    use tokio::io::AsyncWriteExt;
+    let stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let (mut read, mut write) = stream.into_split();
+    let started = std::time::Instant::now();
+    write.write_all(head.as_bytes()).await.unwrap();
+    let writer = tokio::spawn(async move {
+        for byte in body {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            if write.write_all(&[byte]).await.is_err() {
+                break;
+            }
+        }
+        write
+    });
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        use tokio::io::AsyncReadExt;
+        loop {
+            match read.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    seen.extend_from_slice(&buf[..n]);
+                    if String::from_utf8_lossy(&seen).contains("}") {
+                        break;
+                    }
+                }
+            }
+        }
+    })
+    .await;
+    let elapsed = started.elapsed();
+    writer.abort();
+    (String::from_utf8_lossy(&seen).into_owned(), elapsed)
+}
+
+/// A body sent a byte at a time holds a request slot for as long as the client likes,
+/// unless its time is bounded: `BODY_READ_TIMEOUT` ends it with a JSON 408, long before
+/// `REQUEST_TIMEOUT`, on both routes that read a body.
+#[tokio::test]
+async fn a_body_trickled_over_tcp_is_answered_408_once_its_time_is_up() {
+    let app = common::spawn_app_with(&[
+        ("BODY_READ_TIMEOUT", "0.5"),
+        ("REQUEST_TIMEOUT", "15"),
+        ("HEADER_READ_TIMEOUT", "15"),
+    ])
+    .await;
+    let body = serde_json::to_vec(&common::multiomix_body()).unwrap();
+    let id = common::submit_job(&app.http, &app.base, &common::multiomix_body()).await;
+    for (what, request_line) in [
+        ("POST /job", "POST /job".to_owned()),
+        ("PATCH /job/{id}", format!("PATCH /job/{id}")),
+    ] {
+        let head = format!(
+            "{request_line} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\n\r\n",
+            body.len()
+        );
+        let (answer, elapsed) = trickle(&app, head, body.clone()).await;
+        assert!(answer.starts_with("HTTP/1.1 408"), "{what}: {answer}");
+        assert!(
+            answer.contains(r#""error":"body_timeout""#),
+            "{what}: {answer}"
+        );
+        assert!(
+            elapsed < std::time::Duration::from_secs(5),
+            "{what}: answered after {elapsed:?}"
+        );
+    }
+    // The same body sent at once is served.
+    assert_eq!(
+        app.http
+            .post(app.url("/job"))
+            .json(&common::multiomix_body())
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        201
+    );
+}

@@ -1348,3 +1348,75 @@ async fn stopping_the_service_stops_its_jobs_and_the_next_start_reports_them_fai
         "{job}"
     );
 }
+
+/// The job joins each dataset argument to `DATASETS_PATH`, so an absolute path, a `..` or
+/// a link out of the folder would have it read any file the service can read and quote
+/// it in `stateDetails`. Each is refused at the door, naming the field, and nothing runs.
+#[tokio::test]
+async fn dataset_paths_out_of_the_datasets_folder_are_refused_and_nothing_runs() {
+    let setup = Setup::new();
+    let multiomix = FakeMultiomix::start().await;
+    let app = LocalApp::start(&setup, &multiomix, &[]).await;
+    let data = setup.path("data");
+    std::fs::create_dir_all(data.join("exp-1")).unwrap();
+    std::fs::write(data.join("exp-1/clinical.csv"), "\te\tt\n").unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret.csv"), "password\thunter2\n").unwrap();
+    std::fs::create_dir_all(outside.path().join("dir")).unwrap();
+    std::os::unix::fs::symlink(
+        outside.path().join("secret.csv"),
+        data.join("exp-1/link.csv"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(outside.path().join("dir"), data.join("exp-1/linked-dir")).unwrap();
+    let absolute = outside.path().join("secret.csv").display().to_string();
+    for (field, value) in [
+        ("clinical-dataset", absolute.as_str()),
+        ("clinical-dataset", "../../secret.csv"),
+        ("clinical-dataset", "exp-1/../../secret.csv"),
+        ("molecules-dataset", "exp-1/link.csv"),
+        ("molecules-dataset", "exp-1/linked-dir/absent.csv"),
+    ] {
+        let mut arguments = vec![
+            serde_json::json!({"name": "app-name", "value": "exp-1"}),
+            serde_json::json!({"name": "molecules-dataset", "value": "exp-1/molecules.csv"}),
+            serde_json::json!({"name": "clinical-dataset", "value": "exp-1/clinical.csv"}),
+        ];
+        let at = if field == "molecules-dataset" { 1 } else { 2 };
+        arguments[at]["value"] = serde_json::json!(value);
+        let r = app
+            .client
+            .post(format!("{}/job", app.base))
+            .json(&serde_json::json!({
+                "name": "Confined", "algorithm": 1, "entrypoint_arguments": arguments
+            }))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let answer: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(status, 400, "{value}: {answer}");
+        assert_eq!(
+            answer["field"],
+            format!("entrypoint_arguments[{at}].value"),
+            "{value}: {answer}"
+        );
+        assert!(
+            answer["message"].as_str().unwrap().contains(field),
+            "{answer}"
+        );
+        assert!(!answer.to_string().contains("hunter2"), "{answer}");
+    }
+    assert!(
+        app.store
+            .local_runs_in(&JobState::ALL)
+            .await
+            .unwrap()
+            .is_empty(),
+        "no run was recorded"
+    );
+    assert!(
+        !setup.record_path("Confined").exists(),
+        "spark-submit was never started"
+    );
+}

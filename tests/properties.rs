@@ -40,8 +40,12 @@ fn assert_safe(spec: &JobSpec) {
     let names: std::collections::HashSet<_> = spec.arguments.iter().map(|(n, _)| n).collect();
     assert_eq!(names.len(), spec.arguments.len(), "names are unique");
     let app = spec.app_name().expect("app-name is present");
-    assert!(!app.trim().is_empty() && !app.starts_with('/'));
-    assert!(!app.split(['/', '\\']).any(|part| part == ".."), "{app:?}");
+    assert!(multiomix_aws_emr::job::is_valid_app_name(app), "{app:?}");
+    assert!(
+        app.len() <= 128 && !app.starts_with(['.', '_', '-']),
+        "{app:?}"
+    );
+    assert!(!app.contains(['/', '\\']), "{app:?}");
 }
 
 /// The EMR settings a test runs with, some optional ones set and some not.
@@ -167,7 +171,7 @@ fn argument_value() -> impl Strategy<Value = Value> {
 /// plausible or any JSON at all.
 fn request_shaped() -> impl Strategy<Value = Value> {
     let app = prop_oneof![
-        3 => "[a-z0-9][a-z0-9/_.-]{0,20}".prop_map(Value::from),
+        6 => "[A-Za-z0-9][A-Za-z0-9_.-]{0,20}".prop_map(Value::from),
         1 => argument_value(),
     ];
     let others = prop::collection::vec((argument_name(), argument_value()), 0..3);
@@ -225,7 +229,7 @@ fn near_valid_request() -> impl Strategy<Value = Value> {
         1 => any_json(),
     ];
     let app = prop_oneof![
-        4 => "[a-z0-9][a-z0-9/_.-]{0,20}".prop_map(Value::from),
+        4 => "[A-Za-z0-9][A-Za-z0-9_.-]{0,20}".prop_map(Value::from),
         2 => argument_value(),
     ];
     let others = prop::collection::vec((argument_name(), argument_value()), 0..6);

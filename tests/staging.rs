@@ -309,7 +309,7 @@ async fn datasets_outside_the_app_folder_and_unusable_app_names_are_refused() {
     for app_name in ["BBHA 42", "a/b", ".", "BBHA_42$"] {
         let mut request = body("BBHA_42/molecules.csv", "BBHA_42/clinical.csv");
         request["entrypoint_arguments"][0]["value"] = json!(app_name);
-        app.refused(&request, "entrypoint_arguments[0].value", app_name)
+        app.refused(&request, "entrypoint_arguments[app-name].value", app_name)
             .await;
     }
     app.nothing_staged_or_started(&s3).await;

@@ -13,6 +13,10 @@
 //! CancelSteps answers, for each step, SUBMITTED or FAILED with a reason, as EMR does: a
 //! step in a final state is refused, and so is a running step when the fake is told to
 //! refuse those (as releases before 5.28 do).
+//!
+//! AddJobFlowSteps can be told to answer late, after the step is added
+//! ([`FakeEmrEc2::answer_adds_after`]): a client whose attempt timed out then did add a
+//! step, as with EMR when an answer is lost.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
@@ -162,6 +166,8 @@ struct Inner {
 
 struct Shared {
     cluster_id: String,
+    /// How long AddJobFlowSteps waits, once its steps are added, before it answers.
+    add_answer_delay: Mutex<Duration>,
     log_uri: String,
     cancel_takes: Duration,
     calls: [AtomicUsize; 5],
@@ -198,6 +204,7 @@ impl FakeEmrEc2Builder {
         let shared = Arc::new(Shared {
             log_uri: "s3://lab-emr-logs/elasticmapreduce/".into(),
             cluster_id,
+            add_answer_delay: Mutex::new(Duration::ZERO),
             cancel_takes: self.cancel_takes,
             calls: Default::default(),
             inner: Mutex::new(Inner {
@@ -341,6 +348,16 @@ impl FakeEmrEc2 {
             .collect()
     }
 
+    /// From now on AddJobFlowSteps adds its steps at once and answers only `delay` later,
+    /// so that a client that gives up sooner has added them all the same.
+    pub fn answer_adds_after(&self, delay: Duration) {
+        *self
+            .shared
+            .add_answer_delay
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = delay;
+    }
+
     /// Every AddJobFlowSteps body received, in order.
     pub fn add_requests(&self) -> Vec<Value> {
         self.shared.lock().requests.clone()
@@ -451,7 +468,15 @@ async fn dispatch(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: B
         return invalid(format!("Cluster id '{cluster}' is not valid."));
     }
     match op {
-        "AddJobFlowSteps" => add_job_flow_steps(&shared, &input),
+        "AddJobFlowSteps" => {
+            let answer = add_job_flow_steps(&shared, &input);
+            let delay = *shared
+                .add_answer_delay
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            tokio::time::sleep(delay).await;
+            answer
+        }
         "DescribeStep" => describe_step(&shared, &input),
         "ListSteps" => list_steps(&shared, &input),
         "CancelSteps" => cancel_steps(&shared, &input),

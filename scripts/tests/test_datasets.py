@@ -31,11 +31,16 @@ class DatasetTests(unittest.TestCase):
     def read(self, **kwargs):
         return datasets.read("BBHA_1/molecules.csv", "BBHA_1/clinical.csv", **kwargs)
 
-    def assertRefused(self, *words, **kwargs):
+    def assertRefused(self, *words, hidden=(), **kwargs):
+        """Refused with a message that has every word in `words` and none of `hidden`:
+        the message reaches the job's stateDetails, so it says where in the file the
+        problem is, never what the file holds."""
         with self.assertRaises(DatasetError) as caught:
             self.read(**kwargs)
         for word in words:
             self.assertIn(word, str(caught.exception))
+        for word in hidden:
+            self.assertNotIn(word, str(caught.exception))
 
     def test_multiomix_format_is_read_event_first_then_time(self):
         self.write()
@@ -78,9 +83,11 @@ class DatasetTests(unittest.TestCase):
         self.write(molecules="")
         self.assertRefused("BBHA_1/molecules.csv", "empty")
 
-    def test_text_in_expression_values_names_the_cell(self):
+    def test_text_in_expression_values_gives_the_cells_place_not_its_content(self):
         self.write(molecules=MOLECULES.replace("0.2", "high"))
-        self.assertRefused("BBHA_1/molecules.csv", "hsa-mir-21_2", "S3", "high")
+        self.assertRefused(
+            "BBHA_1/molecules.csv", "line 3", "field 4", hidden=("hsa-mir-21_2", "S3", "high")
+        )
 
     def test_nan_values(self):
         self.write(molecules=MOLECULES.replace("0.2", "NaN"))
@@ -88,19 +95,39 @@ class DatasetTests(unittest.TestCase):
 
     def test_duplicated_molecule(self):
         self.write(molecules=MOLECULES + "BRCA1_1\t1\t1\t1\t1\n")
-        self.assertRefused("BBHA_1/molecules.csv", "BRCA1_1", "more than once")
+        self.assertRefused("BBHA_1/molecules.csv", "more than once", "line 4", hidden=("BRCA1",))
 
     def test_clinical_needs_two_columns(self):
         self.write(clinical="\tOS_STATUS\tOS_MONTHS\tAGE\nS1\t1\t2\t3\n")
-        self.assertRefused("BBHA_1/clinical.csv", "two columns", "AGE")
+        self.assertRefused("BBHA_1/clinical.csv", "two columns", "has 3", hidden=("AGE", "OS_"))
 
     def test_event_must_be_zero_or_one_time_first_is_a_mistake(self):
         self.write(clinical="\tOS_MONTHS\tOS_STATUS\nS1\t10.5\t1\nS2\t20\t0\n")
-        self.assertRefused("BBHA_1/clinical.csv", "event", "OS_MONTHS", "S1")
+        self.assertRefused(
+            "BBHA_1/clinical.csv", "event", "line 2", hidden=("OS_MONTHS", "S1", "10.5")
+        )
 
     def test_negative_time(self):
         self.write(clinical=CLINICAL.replace("\t20\n", "\t-2\n"))
-        self.assertRefused("BBHA_1/clinical.csv", "time", "S2", "-2")
+        self.assertRefused("BBHA_1/clinical.csv", "time", "line 3", hidden=("S2", "-2"))
+
+    def test_a_file_that_is_not_text_is_refused_without_its_bytes(self):
+        self.write()
+        with open(os.path.join(self.root, "BBHA_1", "molecules.csv"), "wb") as f:
+            f.write(b"\tS1\nsecret\xff\xfe\t1\n")
+        self.assertRefused("BBHA_1/molecules.csv", "UTF-8", hidden=("0xff", "secret"))
+
+    def test_a_link_out_of_the_datasets_folder_is_refused(self):
+        self.write()
+        outside = tempfile.mkdtemp(prefix="fs-outside-")
+        self.addCleanup(shutil.rmtree, outside, ignore_errors=True)
+        with open(os.path.join(outside, "secret.csv"), "w") as f:
+            f.write(CLINICAL)
+        os.symlink(os.path.join(outside, "secret.csv"), os.path.join(self.root, "BBHA_1", "c.csv"))
+        for path in ("BBHA_1/c.csv", os.path.join(outside, "secret.csv"), "../" + os.path.basename(outside) + "/secret.csv"):
+            with self.assertRaises(DatasetError, msg=path) as caught:
+                datasets.read("BBHA_1/molecules.csv", path)
+            self.assertIn("not a path inside the datasets folder", str(caught.exception))
 
     def test_zero_time_is_refused_only_when_asked(self):
         self.write(clinical=CLINICAL.replace("\t20\n", "\t0\n"))

@@ -40,6 +40,20 @@ pub async fn require_bearer(
     }
 }
 
+/// Whether the request carries the configured token. With none configured, no request
+/// does: what only an authenticated caller may read (the backend's own error text on
+/// `/ready`) then goes to the log alone.
+pub fn carries_token(headers: &axum::http::HeaderMap, expected: Option<&Secret>) -> bool {
+    let Some(expected) = expected else {
+        return false;
+    };
+    headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(bearer_token)
+        .is_some_and(|token| token_matches(token, expected.expose()))
+}
+
 /// The credentials of an `Authorization: Bearer <token>` value. The scheme name is
 /// case-insensitive (RFC 9110); an empty token is no token.
 fn bearer_token(value: &str) -> Option<&str> {

@@ -36,6 +36,9 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("the request body is larger than the service accepts")]
     PayloadTooLarge,
+    /// The body did not arrive within `BODY_READ_TIMEOUT`.
+    #[error("the request body did not arrive within {} s", .0.as_secs_f64())]
+    BodyTimeout(std::time::Duration),
     #[error("missing or wrong bearer token")]
     Unauthorized,
     #[error("job {0} not found")]
@@ -63,6 +66,7 @@ impl ApiError {
             ApiError::Invalid(_) | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
@@ -79,6 +83,7 @@ impl ApiError {
             ApiError::Invalid(_) | ApiError::BadRequest(_) => "invalid_request",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::BodyTimeout(_) => "body_timeout",
             ApiError::Unauthorized => "unauthorized",
             ApiError::NotFound(_) => "not_found",
             ApiError::Conflict(_) => "conflict",
@@ -170,6 +175,13 @@ impl From<JsonRejection> for ApiError {
 }
 
 pub fn from_bytes_rejection(rejection: BytesRejection) -> ApiError {
+    let mut source = std::error::Error::source(&rejection);
+    while let Some(e) = source {
+        if let Some(timed_out) = e.downcast_ref::<super::body_deadline::BodyTimedOut>() {
+            return ApiError::BodyTimeout(timed_out.0);
+        }
+        source = e.source();
+    }
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::PayloadTooLarge
     } else {

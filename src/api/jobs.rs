@@ -52,7 +52,11 @@ pub struct JobList {
 // Describes the body for the OpenAPI document only: the handler checks the raw JSON field
 // by field (`validate_request`) so that each refusal can name the field at fault.
 /// A job to start, exactly as Multiomix sends it. `entrypoint_arguments` must contain
-/// `app-name`, a relative folder name (no leading `/`, no `..`).
+/// `app-name`, one folder name that follows the job script's rule
+/// `^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$` on every backend (400 naming
+/// `entrypoint_arguments[app-name].value` otherwise, before anything is staged or
+/// started). `molecules-dataset` and `clinical-dataset`, when given, are paths relative
+/// to the datasets folder, without `..`.
 #[derive(utoipa::ToSchema)]
 #[schema(example = json!({
     "name": "BreastCancerBBHA",
@@ -119,8 +123,8 @@ fn arguments_schema() -> impl Into<RefOr<Schema>> {
             "value": {
                 "type": "string",
                 "minLength": 1,
-                // Not absolute, no `..` part, not only white space.
-                "pattern": r"^(?!/)(?!(.*[/\\])?\.\.([/\\]|$))(?=.*\S)"
+                "maxLength": 128,
+                "pattern": crate::job::APP_NAME_RULE
             }
         }
     });
@@ -237,6 +241,7 @@ fn sha256_hex(data: &[u8]) -> String {
         (status = 400, description = "The body is not a valid job request", body = ErrorBody),
         (status = 401, description = "Missing or wrong API token", body = ErrorBody,
          headers(("WWW-Authenticate" = String))),
+        (status = 408, description = "The body did not arrive within `BODY_READ_TIMEOUT` (10 s) of the headers", body = ErrorBody),
         (status = 413, description = "The body is larger than 64 KiB", body = ErrorBody),
         (status = 415, description = "The body is not declared as JSON", body = ErrorBody),
         (status = 422, description = "The Idempotency-Key was used for a different request", body = ErrorBody),
@@ -253,6 +258,10 @@ pub async fn start_job(
     ApiJson(RequestBody(body)): ApiJson<RequestBody>,
 ) -> Result<Response, ApiError> {
     let spec = validate_request(&body).map_err(ApiError::Invalid)?;
+    state
+        .backend
+        .check_request(&spec)
+        .map_err(ApiError::Invalid)?;
     let key = idempotency_key(&headers)?;
     // serde_json sorts object keys, so equal requests give equal fingerprints. Only a
     // request with an Idempotency-Key needs one.
@@ -498,6 +507,7 @@ pub async fn cancel_job(
         (status = 401, description = "Missing or wrong callback token", body = ErrorBody,
          headers(("WWW-Authenticate" = String))),
         (status = 404, description = "A job this service did not start", body = ErrorBody),
+        (status = 408, description = "The body did not arrive within `BODY_READ_TIMEOUT` (10 s) of the headers", body = ErrorBody),
         (status = 413, description = "The body is larger than 4 KiB", body = ErrorBody),
         (status = 500, description = "Internal error", body = ErrorBody),
         (status = 503, description = "Too many notices are waiting, or the service is at capacity",

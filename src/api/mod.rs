@@ -1,6 +1,7 @@
 //! The HTTP API: routes, shared state, and the layers every request goes through.
 
 pub mod auth;
+pub mod body_deadline;
 pub mod error;
 pub mod jobs;
 pub mod openapi;
@@ -52,6 +53,7 @@ static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The whole API as a `Router`, with its layers; tests call it in-process.
 pub fn router(state: AppState) -> Router {
     let server = &state.config.server;
+    let body_read_timeout = server.body_read_timeout;
     let api_auth = middleware::from_fn_with_state(server.api_token.clone(), auth::require_bearer);
     let callback_auth =
         middleware::from_fn_with_state(server.callback_token.clone(), auth::require_bearer);
@@ -123,6 +125,10 @@ pub fn router(state: AppState) -> Router {
             .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
             .layer(middleware::from_fn(record_metrics))
             .layer(CompressionLayer::new())
+            .layer(middleware::from_fn_with_state(
+                body_read_timeout,
+                body_deadline::bound_body_time,
+            ))
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
     )
     .with_state(state)

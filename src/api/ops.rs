@@ -7,14 +7,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::json;
 
 use super::error::{ApiError, ErrorBody};
 use super::{status_json, AppState, READY_CACHE};
-use crate::backend::JobBackend;
+use crate::backend::{BackendError, JobBackend};
 
 /// The body of `GET /health`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -30,9 +30,58 @@ pub struct ReadyBody {
     pub status: &'static str,
     /// Which job backend the service runs (`emr` or `local`).
     pub backend: &'static str,
-    /// What is wrong, when not ready.
+    /// What is wrong, when not ready: a short reason (`emr backend: rejected
+    /// (AccessDeniedException)`), or, for a caller that presents `API_TOKEN`, the whole
+    /// text the store or the backend gave (which can name accounts, roles and internal
+    /// addresses). The whole text is logged either way.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub problems: Option<Vec<String>>,
+}
+
+/// One reason `/ready` fails, in the two forms it is shown in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Problem {
+    /// Safe for anyone: what failed and how, at most an error code.
+    short: String,
+    /// Everything known, for the log and for callers with the API token.
+    full: String,
+}
+
+impl Problem {
+    /// Text of this service's own making, which carries nothing to hide.
+    fn own(text: String) -> Self {
+        Problem {
+            short: text.clone(),
+            full: text,
+        }
+    }
+
+    /// `outcome` is the error's `backend_calls_total` label (`rejected`, `unavailable`).
+    fn backend(kind: &str, outcome: &str, err: &BackendError) -> Self {
+        let short = match error_code(&err.to_string()) {
+            Some(code) => format!("{kind} backend: {outcome} ({code})"),
+            None => format!("{kind} backend: {outcome}"),
+        };
+        Problem {
+            short,
+            full: format!("{kind} backend: {err}"),
+        }
+    }
+}
+
+/// The AWS error code in a message the backends write as `Operation: Code: message`
+/// (`DescribeCluster: AccessDeniedException: User: arn:...`), when there is one.
+fn error_code(message: &str) -> Option<&str> {
+    let rest = message
+        .strip_prefix("the job backend refused the request: ")
+        .or_else(|| message.strip_prefix("the job backend is unavailable: "))
+        .unwrap_or(message);
+    let mut parts = rest.splitn(3, ": ");
+    let (operation, code) = (parts.next()?, parts.next()?);
+    parts.next()?;
+    let word =
+        |w: &str| !w.is_empty() && w.len() <= 64 && w.bytes().all(|b| b.is_ascii_alphabetic());
+    (word(operation) && word(code)).then_some(code)
 }
 
 /// `GET /`: names the service, its version and its backend.
@@ -85,10 +134,10 @@ pub const CHECK_BUDGET: Duration = Duration::from_secs(2);
 /// the background tasks that stopped when they should not have.
 #[derive(Default)]
 pub struct Readiness {
-    last: std::sync::Mutex<Option<(Instant, Result<(), String>)>>,
+    last: std::sync::Mutex<Option<(Instant, Result<(), Problem>)>>,
     /// A check of the backend is in flight; probes meanwhile answer from `last`.
     checking: AtomicBool,
-    dead: std::sync::Mutex<Vec<String>>,
+    dead: std::sync::Mutex<Vec<(String, String)>>,
 }
 
 impl Readiness {
@@ -98,21 +147,22 @@ impl Readiness {
         self.dead
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push(format!("{task} stopped: {why}"));
+            .push((task.to_owned(), why.to_owned()));
     }
 
-    fn dead_tasks(&self) -> Vec<String> {
+    fn dead_tasks(&self) -> Vec<(String, String)> {
         self.dead.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    fn last(&self) -> Option<(Instant, Result<(), String>)> {
+    fn last(&self) -> Option<(Instant, Result<(), Problem>)> {
         self.last.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// The backend's state: the last result while it is fresh or while a new check is in
     /// flight; otherwise a new check, bounded by [`CHECK_BUDGET`], that goes on in the
     /// background (and answers later probes) if it takes longer.
-    async fn backend(self: &Arc<Self>, backend: &Arc<dyn JobBackend>) -> Result<(), String> {
+    async fn backend(self: &Arc<Self>, backend: &Arc<dyn JobBackend>) -> Result<(), Problem> {
+        let kind = backend.kind();
         let last = self.last();
         if let Some((at, result)) = &last {
             if at.elapsed() < READY_CACHE {
@@ -126,13 +176,17 @@ impl Readiness {
         {
             return match last {
                 Some((_, result)) => result,
-                None => Err("the first check of the backend is still running".into()),
+                None => Err(Problem::own(format!(
+                    "{kind} backend: the first check is still running"
+                ))),
             };
         }
         let this = self.clone();
         let backend = backend.clone();
         let check = tokio::spawn(async move {
-            let result = backend.check().await.map_err(|e| e.to_string());
+            let result = backend.check().await;
+            let outcome = crate::backend::instrumented::outcome(&result);
+            let result = result.map_err(|e| Problem::backend(kind, outcome, &e));
             *this.last.lock().unwrap_or_else(|e| e.into_inner()) =
                 Some((Instant::now(), result.clone()));
             this.checking.store(false, Ordering::Release);
@@ -142,9 +196,13 @@ impl Readiness {
             Ok(Ok(result)) => result,
             Ok(Err(e)) => {
                 self.checking.store(false, Ordering::Release);
-                Err(format!("the check failed: {e}"))
+                tracing::error!(error = %e, "the check of the backend failed");
+                Err(Problem::own(format!("{kind} backend: the check failed")))
             }
-            Err(_) => Err(format!("no answer within {} s", CHECK_BUDGET.as_secs_f64())),
+            Err(_) => Err(Problem::own(format!(
+                "{kind} backend: no answer within {} s",
+                CHECK_BUDGET.as_secs_f64()
+            ))),
         }
     }
 }
@@ -164,18 +222,29 @@ impl Readiness {
             the metrics upkeep) has stopped, or the service is at capacity", body = ReadyBody),
     ),
 )]
-pub async fn ready(State(state): State<AppState>) -> Response {
-    let mut problems = state.readiness.dead_tasks();
+pub async fn ready(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let mut problems: Vec<Problem> = state
+        .readiness
+        .dead_tasks()
+        .into_iter()
+        .map(|(task, why)| Problem {
+            short: format!("{task} stopped"),
+            full: format!("{task} stopped: {why}"),
+        })
+        .collect();
     match tokio::time::timeout(CHECK_BUDGET, state.store.ping()).await {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => problems.push(format!("store: {e}")),
-        Err(_) => problems.push(format!(
+        Ok(Err(e)) => problems.push(Problem {
+            short: "store: unavailable".into(),
+            full: format!("store: {e}"),
+        }),
+        Err(_) => problems.push(Problem::own(format!(
             "store: no answer within {} s",
             CHECK_BUDGET.as_secs_f64()
-        )),
+        ))),
     }
-    if let Err(e) = state.readiness.backend(&state.backend).await {
-        problems.push(format!("{} backend: {e}", state.backend.kind()));
+    if let Err(problem) = state.readiness.backend(&state.backend).await {
+        problems.push(problem);
     }
     let backend = state.backend.kind();
     if problems.is_empty() {
@@ -186,11 +255,18 @@ pub async fn ready(State(state): State<AppState>) -> Response {
         };
         (StatusCode::OK, axum::Json(body)).into_response()
     } else {
-        tracing::warn!(?problems, "not ready");
+        let full: Vec<&str> = problems.iter().map(|p| p.full.as_str()).collect();
+        tracing::warn!(problems = ?full, "not ready");
+        let authenticated =
+            super::auth::carries_token(&headers, state.config.server.api_token.as_ref());
+        let shown = problems
+            .into_iter()
+            .map(|p| if authenticated { p.full } else { p.short })
+            .collect();
         let body = ReadyBody {
             status: "not ready",
             backend,
-            problems: Some(problems),
+            problems: Some(shown),
         };
         (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
     }

@@ -15,12 +15,22 @@
 //! and a start first looks among the cluster's recent steps of the same name for one with
 //! that tag: a repeated start, or one settling an attempt whose answer was lost, finds
 //! the step already added instead of adding another. Starts with the same token are
-//! serialised, so two at once add one step.
+//! serialised, so two at once add one step. AddJobFlowSteps itself is sent at most once
+//! per look: the SDK does not retry it (a try that timed out may have added the step), and
+//! the start's own retry, after an outage only, comes after another look.
+//!
+//! Errors: EMR answers InvalidRequestException both for an unknown step and for an
+//! unknown cluster. A step is taken as gone only when DescribeCluster finds the cluster;
+//! any other refusal of a read is the backend being unusable (503, read again later), so
+//! that a mistyped `EMR_CLUSTER_ID` never gives up the jobs in flight.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex as StdMutex};
 
 use async_trait::async_trait;
+use aws_config::retry::RetryConfig;
+use aws_sdk_emr::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_emr::operation::describe_step::DescribeStepError;
 use aws_sdk_emr::types::{
     ActionOnFailure, CancelStepsRequestStatus, ClusterState, HadoopJarStepConfig, HadoopStepConfig,
     StepCancellationOption, StepConfig, StepState, StepStatus,
@@ -53,6 +63,13 @@ const LOOK_BACK: i64 = 24 * 3600;
 
 /// How many pages of ListSteps a start reads at most while looking.
 const LOOK_PAGES: usize = 20;
+
+/// Tries of AddJobFlowSteps in one start, each after a look for the step.
+const ADD_ATTEMPTS: u32 = 2;
+
+/// The wait before the next try (times the tries so far): the step a timed-out try added
+/// has a moment to show in ListSteps.
+const ADD_RETRY_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Runs each job as a step on one EMR cluster on EC2.
 pub struct EmrEc2Backend {
@@ -234,6 +251,37 @@ impl EmrEc2Backend {
         }
         Ok(None)
     }
+    /// What a failed DescribeStep means. EMR answers InvalidRequestException both for a
+    /// step id it does not know and for a cluster id it does not know, so the step is gone
+    /// (`NotFound`) only when the cluster is there: DescribeCluster of `EMR_CLUSTER_ID`
+    /// answers. Anything else, that check's failure included, is [`unusable`].
+    async fn step_error<R: std::fmt::Debug>(
+        &self,
+        err: SdkError<DescribeStepError, R>,
+    ) -> BackendError {
+        let invalid_request = err.code() == Some("InvalidRequestException");
+        let err = unusable("DescribeStep", classify("DescribeStep", err));
+        if !invalid_request {
+            return err;
+        }
+        match self
+            .client
+            .describe_cluster()
+            .cluster_id(&self.settings.cluster_id)
+            .send()
+            .await
+        {
+            Ok(out)
+                if out.cluster().and_then(|c| c.id())
+                    == Some(self.settings.cluster_id.as_str()) =>
+            {
+                BackendError::NotFound
+            }
+            Ok(_) => err,
+            Err(e) => unusable("DescribeCluster", classify("DescribeCluster", e)),
+        }
+    }
+
     /// CancelSteps with SEND_INTERRUPT: Ok when EMR took it, a `Conflict` with EMR's reason
     /// when it refused (a running step on releases before 5.28, for one).
     async fn cancel_step(&self, id: &JobId) -> Result<(), BackendError> {
@@ -265,51 +313,77 @@ impl EmrEc2Backend {
         }
     }
 
-    /// The step this client token started, found by ListSteps, or a new one.
+    /// The step this client token started, found by ListSteps, or a new one, added at
+    /// most once by this call. AddJobFlowSteps takes no client token, so a try that timed
+    /// out may have added the step: the SDK does not retry it (the per-operation override
+    /// below), and before each retry of this loop the step is looked for first.
     async fn add_step_once(
         &self,
         spec: &JobSpec,
         client_token: &str,
         args: Vec<String>,
     ) -> Result<JobId, BackendError> {
-        let step = match self
-            .find_started(
-                Some(spec.name.as_str()),
-                client_token,
-                DateTime::from_secs(now_secs() - LOOK_BACK),
-            )
-            .await?
-        {
-            Some(step) => step,
-            None => {
-                let config = StepConfig::builder()
-                    .name(spec.name.as_str())
-                    .action_on_failure(ActionOnFailure::from(
-                        self.settings.action_on_failure.as_str(),
-                    ))
-                    .hadoop_jar_step(
-                        HadoopJarStepConfig::builder()
-                            .jar("command-runner.jar")
-                            .set_args(Some(args))
-                            .build(),
-                    )
-                    .build();
-                let out = self
-                    .client
-                    .add_job_flow_steps()
-                    .job_flow_id(&self.settings.cluster_id)
-                    .steps(config)
-                    .send()
-                    .await
-                    .map_err(|e| classify("AddJobFlowSteps", e))?;
-                out.step_ids().first().cloned().ok_or_else(|| {
-                    BackendError::Rejected("AddJobFlowSteps answered no step id".into())
-                })?
+        let name = spec.name.as_str();
+        let since = DateTime::from_secs(now_secs() - LOOK_BACK);
+        let mut attempt = 1;
+        let step = loop {
+            if let Some(step) = self.find_started(Some(name), client_token, since).await? {
+                break step;
+            }
+            match self.add_step(name, args.clone()).await {
+                Ok(step) => break step,
+                // A refusal added nothing; only an outage (a timeout, a lost connection,
+                // throttling, a 5xx) is tried again, and only after the look above.
+                Err(BackendError::Unavailable(why)) if attempt < ADD_ATTEMPTS => {
+                    tracing::warn!(attempt, error = %why, "AddJobFlowSteps failed; looking for the step before trying again");
+                    tokio::time::sleep(ADD_RETRY_WAIT * attempt).await;
+                    attempt += 1;
+                }
+                Err(BackendError::Unavailable(why)) => {
+                    // The last try may have added it all the same: one more look.
+                    match self.find_started(Some(name), client_token, since).await {
+                        Ok(Some(step)) => break step,
+                        _ => return Err(BackendError::Unavailable(why)),
+                    }
+                }
+                Err(other) => return Err(other),
             }
         };
         job_id(&step).ok_or_else(|| {
             BackendError::Rejected(format!("AddJobFlowSteps answered an unusable id {step:?}"))
         })
+    }
+
+    /// One AddJobFlowSteps, one try: the SDK's own retries are off for this call.
+    async fn add_step(&self, name: &str, args: Vec<String>) -> Result<String, BackendError> {
+        let config = StepConfig::builder()
+            .name(name)
+            .action_on_failure(ActionOnFailure::from(
+                self.settings.action_on_failure.as_str(),
+            ))
+            .hadoop_jar_step(
+                HadoopJarStepConfig::builder()
+                    .jar("command-runner.jar")
+                    .set_args(Some(args))
+                    .build(),
+            )
+            .build();
+        let out = self
+            .client
+            .add_job_flow_steps()
+            .job_flow_id(&self.settings.cluster_id)
+            .steps(config)
+            .customize()
+            .config_override(
+                aws_sdk_emr::config::Builder::default().retry_config(RetryConfig::disabled()),
+            )
+            .send()
+            .await
+            .map_err(|e| classify("AddJobFlowSteps", e))?;
+        out.step_ids()
+            .first()
+            .cloned()
+            .ok_or_else(|| BackendError::Rejected("AddJobFlowSteps answered no step id".into()))
     }
 }
 
@@ -376,7 +450,7 @@ fn app_name_in(args: &[String], prefix: &str) -> Option<String> {
     args.windows(2)
         .find(|pair| pair[0] == flag)
         .map(|pair| pair[1].clone())
-        .filter(|app| crate::staging::is_safe_app_name(app))
+        .filter(|app| crate::job::is_valid_app_name(app))
 }
 
 /// Whether a step's arguments mark it as added by this service.
@@ -449,13 +523,21 @@ fn step_states(state: JobState) -> &'static [StepState] {
     }
 }
 
-/// Whether EMR's answer says the step does not exist (EMR answers an
-/// InvalidRequestException for an unknown step id).
-fn is_unknown_step(err: &BackendError) -> bool {
-    matches!(err, BackendError::Rejected(m)
-        if m.contains("InvalidRequest") || m.contains("ValidationException")
-            || m.to_ascii_lowercase().contains("not exist")
-            || m.to_ascii_lowercase().contains("not found"))
+/// An error of a call that reads this service's steps, as the callers must take it: only
+/// [`EmrEc2Backend::step_error`] may say that a step is gone. Anything else EMR refuses
+/// (an unknown or replaced cluster, a validation error, access denied) is the backend
+/// being unusable for now: a 503 to callers, read again by the reconciler, and the jobs
+/// left as they were.
+fn unusable(operation: &str, err: BackendError) -> BackendError {
+    match err {
+        BackendError::NotFound => BackendError::Unavailable(format!(
+            "{operation}: EMR answered 'not found' for the cluster; check EMR_CLUSTER_ID"
+        )),
+        BackendError::Rejected(m) | BackendError::Invalid(m) | BackendError::Conflict(m) => {
+            BackendError::Unavailable(m)
+        }
+        unavailable @ BackendError::Unavailable(_) => unavailable,
+    }
 }
 
 #[async_trait]
@@ -494,11 +576,11 @@ impl JobBackend for EmrEc2Backend {
             .cluster_id(&self.settings.cluster_id)
             .step_id(&step_id)
             .send()
-            .await
-            .map_err(|e| match classify("DescribeStep", e) {
-                e if is_unknown_step(&e) => BackendError::NotFound,
-                other => other,
-            })?;
+            .await;
+        let out = match out {
+            Ok(out) => out,
+            Err(e) => return Err(self.step_error(e).await),
+        };
         let step = out.step().ok_or(BackendError::NotFound)?;
         if step.id() != Some(step_id.as_str()) {
             return Err(BackendError::NotFound);
@@ -543,7 +625,7 @@ impl JobBackend for EmrEc2Backend {
             .set_marker(query.next_token.clone())
             .send()
             .await
-            .map_err(|e| classify("ListSteps", e))?;
+            .map_err(|e| unusable("ListSteps", classify("ListSteps", e)))?;
         let mut jobs = Vec::with_capacity(out.steps().len());
         let mut past_the_window = false;
         for step in out.steps() {

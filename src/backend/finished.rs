@@ -70,6 +70,10 @@ impl JobBackend for FinishedRuns {
         self.inner.kind()
     }
 
+    fn check_request(&self, spec: &JobSpec) -> Result<(), crate::job::FieldError> {
+        self.inner.check_request(spec)
+    }
+
     async fn start(&self, spec: &JobSpec, client_token: &str) -> Result<JobId, BackendError> {
         self.inner.start(spec, client_token).await
     }

@@ -55,6 +55,10 @@ impl JobBackend for InstrumentedBackend {
         self.inner.kind()
     }
 
+    fn check_request(&self, spec: &JobSpec) -> Result<(), crate::job::FieldError> {
+        self.inner.check_request(spec)
+    }
+
     async fn start(&self, spec: &JobSpec, client_token: &str) -> Result<JobId, BackendError> {
         observe("start", self.inner.start(spec, client_token)).await
     }

@@ -106,7 +106,7 @@ pub const APP_NAME_TAG: &str = "app-name";
 /// which is also a valid tag value everywhere.
 pub(crate) fn app_name_tag(spec: &JobSpec) -> Option<String> {
     spec.app_name()
-        .filter(|app| crate::staging::is_safe_app_name(app))
+        .filter(|app| crate::job::is_valid_app_name(app))
         .map(str::to_owned)
 }
 
@@ -130,6 +130,14 @@ pub enum Submitted {
 pub trait JobBackend: Send + Sync + 'static {
     /// A short name for logs and `/ready`.
     fn kind(&self) -> &'static str;
+
+    /// Checks, before anything is staged or started, what only this backend can: that
+    /// the files a request names are where its jobs may read them. A refusal is a 400
+    /// naming the field. The default has nothing to add to the request's own checks.
+    fn check_request(&self, spec: &JobSpec) -> Result<(), crate::job::FieldError> {
+        let _ = spec;
+        Ok(())
+    }
 
     /// Starts a job. The same `client_token` twice starts one job and returns its id twice.
     async fn start(&self, spec: &JobSpec, client_token: &str) -> Result<JobId, BackendError>;

@@ -235,6 +235,7 @@ impl Config {
                     "HEADER_READ_TIMEOUT",
                     raw.header_read_timeout,
                 )?,
+                body_read_timeout: positive_seconds("BODY_READ_TIMEOUT", raw.body_read_timeout)?,
                 max_connections: raw.max_connections,
                 max_pending_callbacks: raw.max_pending_callbacks,
                 api_token: raw.api_token,

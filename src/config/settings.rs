@@ -82,6 +82,10 @@ pub struct ServerSettings {
     /// keep-alive connection stays open: a slow or silent client cannot hold a
     /// connection.
     pub header_read_timeout: Duration,
+    /// How long a client has to send a request's body once its headers are in: the
+    /// header timeout does not cover bodies, and a trickled body would hold a request
+    /// slot until `request_timeout`.
+    pub body_read_timeout: Duration,
     /// Connections open at once; beyond this new ones are closed at once.
     pub max_connections: usize,
     pub max_pending_callbacks: usize,

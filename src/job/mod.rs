@@ -4,8 +4,9 @@ pub mod body;
 mod validate;
 
 pub use validate::{
-    validate_request, FieldError, MAX_ARGUMENTS, MAX_ARGUMENTS_BYTES, MAX_ARGUMENT_NAME_CHARS,
-    MAX_BODY_BYTES, MAX_VALUE_CHARS,
+    is_relative_inside, is_valid_app_name, validate_request, FieldError, APP_NAME_RULE,
+    DATASET_ARGUMENTS, MAX_ARGUMENTS, MAX_ARGUMENTS_BYTES, MAX_ARGUMENT_NAME_CHARS, MAX_BODY_BYTES,
+    MAX_VALUE_CHARS,
 };
 
 use std::collections::BTreeMap;

@@ -20,6 +20,9 @@ pub const MAX_ARGUMENTS: usize = 100;
 pub const MAX_VALUE_CHARS: usize = 10_280;
 /// Longest argument name.
 pub const MAX_ARGUMENT_NAME_CHARS: usize = 128;
+/// The arguments that name a dataset file, relative to the job's datasets folder
+/// (`DATASETS_PATH`; `SHARED_DATASETS_DIR` when the service stages them in S3).
+pub const DATASET_ARGUMENTS: &[&str] = &["molecules-dataset", "clinical-dataset"];
 
 /// The JSON around one argument's name and value as Python's `json.dumps` writes it (a
 /// space after `:` and `,`), the widest of the usual writers.
@@ -159,6 +162,15 @@ pub fn validate_request(body: &Value) -> Result<JobSpec, FieldError> {
             None => return Err(FieldError::new(at("value"), "is required")),
         };
         check_argument_value(&value).map_err(|why| FieldError::new(at("value"), why))?;
+        if DATASET_ARGUMENTS.contains(&name.as_str()) && !is_relative_inside(&value) {
+            return Err(FieldError::new(
+                at("value"),
+                format!(
+                    "{name} '{value}' must be a path inside the datasets folder (relative, \
+                     without '..')"
+                ),
+            ));
+        }
         arguments.push((name.clone(), value));
     }
     let total: usize = arguments
@@ -268,15 +280,43 @@ fn is_negative_number(value: &str) -> bool {
         && value.parse::<f64>().is_ok()
 }
 
-/// `app-name` names a folder under the results path: it must stay inside it.
+/// Whether `path` stays inside whatever folder it is joined to: relative, and made of
+/// plain names (and `.`) only. The job joins a dataset argument to its datasets folder, so
+/// an absolute path or a `..` would have it read any file.
+pub fn is_relative_inside(path: &str) -> bool {
+    use std::path::{Component, Path};
+    let path = Path::new(path);
+    !path.as_os_str().is_empty()
+        && path
+            .components()
+            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+}
+
+/// The one rule for `app-name`, on every backend: the job script's own
+/// (`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`). It names one folder under the results path, one
+/// S3 prefix and one tag value, so it is never `.` or `..`, never hidden (the folders a
+/// download works in start with `.`), never an option to a program, and never a request the
+/// job would refuse after its datasets were staged and its run started. Multiomix's are
+/// `BBHA_<experiment id>`.
+pub const APP_NAME_RULE: &str = "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$";
+
+/// Whether `app` follows [`APP_NAME_RULE`].
+pub fn is_valid_app_name(app: &str) -> bool {
+    let mut bytes = app.bytes();
+    app.len() <= 128
+        && bytes.next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
 fn check_app_name(value: &str) -> Result<(), String> {
-    if value.trim().is_empty() {
-        return Err("must not be empty".into());
+    if is_valid_app_name(value) {
+        Ok(())
+    } else {
+        Err(format!(
+            "app-name must be one folder name: 1 to 128 letters, digits, '.', '_' and '-', \
+             starting with a letter or a digit ({APP_NAME_RULE})"
+        ))
     }
-    if value.starts_with('/') || value.split(['/', '\\']).any(|part| part == "..") {
-        return Err("must be a relative folder name without '..'".into());
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -292,6 +332,24 @@ mod tests {
                  {"name": "molecules-dataset", "value": "exp-42-app/molecules.csv"},
                  {"name": "n-stars", "value": 15},
                  {"name": "cv-folds", "value": "10"}]})
+    }
+
+    #[test]
+    fn app_names_follow_the_job_scripts_rule_and_nothing_else_passes() {
+        for good in ["BBHA_42", "exp-42-app", "a.b", "x", "9.1", "A-_."] {
+            assert!(is_valid_app_name(good), "{good}");
+        }
+        assert!(is_valid_app_name(&"a".repeat(128)));
+        let long = "a".repeat(129);
+        for bad in [
+            "", ".", "..", ".x", "_x", "-x", "a/b", "../x", "/abs", "a b", "a\\b", "é", "a\u{0}",
+            &long,
+        ] {
+            assert!(!is_valid_app_name(bad), "{bad}");
+            let mut body = multiomix_body();
+            body["entrypoint_arguments"][0]["value"] = json!(bad);
+            assert!(validate_request(&body).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -19,7 +19,7 @@ use super::{failure, hex, Failure, Staging};
 use crate::job::{FieldError, JobSpec};
 
 /// The request arguments that name a dataset file, relative to `SHARED_DATASETS_DIR`.
-pub const STAGED_ARGUMENTS: &[&str] = &["molecules-dataset", "clinical-dataset"];
+pub const STAGED_ARGUMENTS: &[&str] = crate::job::DATASET_ARGUMENTS;
 
 /// Files up to this size go up in one `PutObject`; larger ones in parts of this size.
 pub const MULTIPART_PART_BYTES: u64 = 8 * 1024 * 1024;
@@ -72,27 +72,12 @@ pub enum StageError {
 
 impl Staging {
     /// The files `spec` names, checked: each is a file inside `SHARED_DATASETS_DIR`, in
-    /// the folder of the job's `app-name`, which must be one plain folder name. The job's
+    /// the folder of the job's `app-name` (one plain folder name, checked at the door). The job's
     /// pods copy only `datasets/<app-name>/`, its results come back under
     /// `results/<app-name>/`, and its datasets are deleted by that prefix.
     pub fn files(&self, spec: &JobSpec) -> Result<Vec<StagedFile>, FilesError> {
         let app = spec.app_name().unwrap_or_default();
-        let app_field = spec
-            .arguments
-            .iter()
-            .position(|(name, _)| name == "app-name")
-            .map(|i| format!("entrypoint_arguments[{i}].value"))
-            .unwrap_or_else(|| "entrypoint_arguments".into());
-        if !super::is_safe_app_name(app) {
-            return Err(FilesError::Invalid(FieldError {
-                field: app_field,
-                message: format!(
-                    "app-name '{app}' must be one folder name when datasets are staged in S3: \
-                     letters, digits, '.', '_' and '-', at most 255, starting with a letter, \
-                     a digit or '_'"
-                ),
-            }));
-        }
+        // The app name follows the one rule (`job::APP_NAME_RULE`), checked at the door.
         // Checked at start-up; a mount that has gone since is the service's problem.
         let root = self.settings.datasets_dir.canonicalize().map_err(|e| {
             FilesError::Folder(format!(

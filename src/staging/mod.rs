@@ -11,7 +11,7 @@ pub mod results;
 
 pub use datasets::{FilesError, StageError, StagedFile, MULTIPART_PART_BYTES, STAGED_ARGUMENTS};
 
-pub use results::{is_safe_app_name, FetchError, Fetched};
+pub use results::{FetchError, Fetched};
 
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::Client;

@@ -61,21 +61,6 @@ impl FetchError {
     }
 }
 
-/// Whether `app` can name one folder in a shared folder and one S3 prefix: letters,
-/// digits, `.`, `_` and `-`, at most 255 of them, starting with a letter, a digit or `_`.
-/// So it is never `.` or `..`, never a hidden name like the folders a download works in,
-/// and never an option to a program. Multiomix's are `BBHA_<experiment id>`.
-pub fn is_safe_app_name(app: &str) -> bool {
-    app.len() <= 255
-        && app
-            .bytes()
-            .next()
-            .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
-        && app
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-}
-
 /// One object of a job's results.
 struct Object {
     key: String,
@@ -103,7 +88,7 @@ impl Staging {
     /// there. Bounded by `RESULTS_FETCH_TIMEOUT`.
     pub async fn fetch_results(&self, app: &str) -> Result<Fetched, FetchError> {
         let source = self.results_source(app);
-        if !is_safe_app_name(app) {
+        if !crate::job::is_valid_app_name(app) {
             // Checked when the job was started; a job adopted from EMR was not.
             return Err(FetchError::Local {
                 target: self.settings.results_dir.display().to_string(),
@@ -328,7 +313,7 @@ impl Staging {
     /// Deletes the job's staged datasets, `datasets/<app>/`, once Multiomix has its
     /// notice (Multiomix deletes its own copy then too). Returns how many objects went.
     pub async fn remove_datasets(&self, app: &str) -> Result<usize, String> {
-        if !is_safe_app_name(app) {
+        if !crate::job::is_valid_app_name(app) {
             return Err(format!("'{app}' cannot name a folder of datasets"));
         }
         let bucket = &self.settings.datasets.bucket;
@@ -380,36 +365,5 @@ async fn remove_any(path: &Path) -> std::io::Result<()> {
         Ok(_) => tokio::fs::remove_file(path).await,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::is_safe_app_name;
-
-    #[test]
-    fn app_names_that_are_one_plain_folder_are_safe_and_others_not() {
-        for good in ["BBHA_42", "exp-42-app", "a.b", "x", "_x", "9.1"] {
-            assert!(is_safe_app_name(good), "{good}");
-        }
-        let long = "a".repeat(256);
-        for bad in [
-            "",
-            ".",
-            "..",
-            ".x",
-            "..x.incoming-1",
-            "-x",
-            "a/b",
-            "../x",
-            "/abs",
-            "a b",
-            "a\\b",
-            "é",
-            &long,
-        ] {
-            assert!(!is_safe_app_name(bad), "{bad}");
-        }
-        assert!(is_safe_app_name(&"a".repeat(255)));
     }
 }

@@ -191,7 +191,7 @@ impl Store {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
+            .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true);
         let filename = options.get_filename();
@@ -769,6 +769,30 @@ mod tests {
         let s = Store::connect(&url).await.unwrap();
         assert!(!s.is_empty().await.unwrap());
         assert_eq!(s.notice("j1").await.unwrap().unwrap().due_at, 5);
+    }
+
+    /// A 201 or a 204 is sent once the job or its notice is committed: every connection
+    /// of the pool, not only the first, must wait for the disk on commit (WAL with
+    /// `synchronous=FULL` syncs the log at each commit; `NORMAL` only at checkpoints).
+    #[tokio::test]
+    async fn every_connection_of_the_pool_commits_durably_in_wal() {
+        let (s, _d) = store().await;
+        let mut held = Vec::new();
+        for _ in 0..4 {
+            held.push(s.pool().acquire().await.unwrap());
+        }
+        for conn in &mut held {
+            let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous")
+                .fetch_one(&mut **conn)
+                .await
+                .unwrap();
+            assert_eq!(synchronous, 2, "PRAGMA synchronous: 2 is FULL");
+            let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
+                .fetch_one(&mut **conn)
+                .await
+                .unwrap();
+            assert_eq!(journal, "wal");
+        }
     }
 
     #[tokio::test]

@@ -232,6 +232,54 @@ pub async fn list_and_filter(peer: Arc<dyn Peer>) {
     assert!(!listed(&others), "filtered by {other}: {others}");
 }
 
+/// One rule for `app-name` on every backend, the job script's: what it would refuse is a
+/// 400 naming `app-name` before anything is staged or started.
+pub async fn an_app_name_the_job_refuses_is_a_400_and_starts_nothing(peer: Arc<dyn Peer>) {
+    let suite = Suite::start(peer).await;
+    // The longest name the rule allows is one every backend takes.
+    let mut request = body("LongestAppName");
+    request["entrypoint_arguments"][0]["value"] = json!("B".repeat(128));
+    suite
+        .peer
+        .plan(suite.dir.path(), "LongestAppName", None)
+        .await;
+    crate::common::submit_job(&suite.http, &suite.base, &request).await;
+    let name = "RefusedAppName";
+    let too_long = "a".repeat(129);
+    for app in ["_BBHA_1", ".hidden", "BBHA/1", too_long.as_str()] {
+        let mut request = body(name);
+        request["entrypoint_arguments"][0]["value"] = json!(app);
+        let r = suite
+            .http
+            .post(suite.url("/job"))
+            .json(&request)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let answer: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(status, 400, "{app}: {answer}");
+        assert_eq!(
+            answer["field"], "entrypoint_arguments[app-name].value",
+            "{app}: {answer}"
+        );
+        assert!(
+            answer["message"].as_str().unwrap().contains("app-name"),
+            "{answer}"
+        );
+    }
+    let (status, all) = suite.get("/jobs").await;
+    assert_eq!(status, 200, "{all}");
+    assert!(
+        !all["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|j| j["name"] == name),
+        "nothing started: {all}"
+    );
+}
+
 /// A repeated Idempotency-Key gives one job; so does a repeated client token at the
 /// backend, where the peer honours it.
 pub async fn a_repeated_key_gives_one_job(peer: Arc<dyn Peer>) {
@@ -317,6 +365,7 @@ macro_rules! conformance {
             unknown_is_404,
             list_and_filter,
             a_repeated_key_gives_one_job,
+            an_app_name_the_job_refuses_is_a_400_and_starts_nothing,
             the_notice_follows_the_end
         );
     };

@@ -197,6 +197,21 @@ impl Suite {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
+    /// `get` with `Authorization: Bearer <token>` (for the backends' own tests; the
+    /// conformance cases need no token).
+    #[allow(dead_code)]
+    pub async fn get_with_token(&self, path: &str, token: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
     pub async fn delete(&self, path: &str) -> (u16, Value) {
         let r = self.http.delete(self.url(path)).send().await.unwrap();
         let status = r.status().as_u16();

@@ -5,7 +5,9 @@ Multiomix writes them with pandas `to_csv(sep='\\t')`, index included:
 - clinical: one row per sample, two columns, event (0/1) first and time second.
 A comma-separated file is read too (the first line decides). Anything that would make
 the fitness meaningless or crash it later is a `DatasetError` naming the file and the
-problem; the job exits 3 on it.
+problem; the job exits 3 on it. Its message reaches the job's `stateDetails`, so it says
+where in the file a problem is (line and field, counted from 1 as an editor does), never
+what the file holds: no identifier, column name or value is quoted.
 """
 
 import os
@@ -46,9 +48,12 @@ def datasets_root() -> str:
 
 
 def resolve(relative: str) -> str:
-    """The absolute path of a dataset argument, which must name an existing file."""
-    root = os.path.abspath(datasets_root())
-    path = os.path.normpath(os.path.join(root, relative))
+    """The absolute path of a dataset argument, which must name an existing file inside
+    the datasets folder, symbolic links resolved."""
+    root = os.path.realpath(datasets_root())
+    path = os.path.realpath(os.path.join(root, relative))
+    if os.path.commonpath([root, path]) != root:
+        raise DatasetError(f"{relative}: not a path inside the datasets folder")
     if not os.path.isfile(path):
         raise DatasetError(f"{relative}: not found (looked for {path})")
     return path
@@ -60,15 +65,21 @@ def _read_table(path: str, label: str):
     try:
         with open(path, "r", encoding="utf-8", newline="") as f:
             first = f.readline()
-    except (OSError, UnicodeDecodeError) as e:
-        raise DatasetError(f"{label}: cannot be read ({e})") from None
+    except UnicodeDecodeError:
+        raise DatasetError(f"{label}: cannot be read (not UTF-8 text)") from None
+    except OSError as e:
+        raise DatasetError(f"{label}: cannot be read ({e.strerror})") from None
     if not first.strip():
         raise DatasetError(f"{label}: is empty")
     sep = "\t" if "\t" in first else ","
     try:
         table = pd.read_csv(path, sep=sep, index_col=0, decimal=".")
-    except Exception as e:  # pandas raises several kinds for malformed files
+    except pd.errors.ParserError as e:  # its messages give places, not content
         raise DatasetError(f"{label}: not a table pandas can read ({e})") from None
+    except Exception as e:  # pandas raises several kinds for malformed files
+        raise DatasetError(
+            f"{label}: not a table pandas can read ({type(e).__name__})"
+        ) from None
     table.index = table.index.map(lambda v: str(v).strip())
     table.columns = [str(c).strip() for c in table.columns]
     return table
@@ -82,13 +93,22 @@ def _numeric(table, label: str, what: str):
     if bad.to_numpy().any():
         row, col = next(zip(*np.nonzero(bad.to_numpy())))
         raise DatasetError(
-            f"{label}: {what} must be numbers; {table.index[row]!r}, column "
-            f"{table.columns[col]!r} is {table.iat[row, col]!r}"
+            f"{label}: {what} must be numbers; line {_line(row)}, field {col + 2} is not"
         )
     missing = int(values.isna().to_numpy().sum())
     if missing:
         raise DatasetError(f"{label}: {missing} empty or NaN values")
     return values
+
+
+def _line(row: int) -> int:
+    """The file's line of a table row: the header is line 1."""
+    return int(row) + 2
+
+
+def _first(mask) -> int:
+    """The position of the first True."""
+    return int(np.flatnonzero(np.asarray(mask))[0])
 
 
 def read(
@@ -106,8 +126,8 @@ def read(
     if molecules.shape[0] == 0 or molecules.shape[1] == 0:
         raise DatasetError(f"{molecules_arg}: has no molecules or no samples")
     if molecules.index.has_duplicates:
-        dup = molecules.index[molecules.index.duplicated()][0]
-        raise DatasetError(f"{molecules_arg}: molecule {dup!r} appears more than once")
+        line = _line(_first(molecules.index.duplicated()))
+        raise DatasetError(f"{molecules_arg}: a molecule appears more than once (line {line})")
     if len(set(molecules.columns)) != len(molecules.columns):
         raise DatasetError(f"{molecules_arg}: a sample column appears more than once")
     # Sorted by identifier: the order Multiomix's np.intersect1d gives the selected
@@ -120,27 +140,26 @@ def read(
     if clinical.shape[1] != 2:
         raise DatasetError(
             f"{clinical_arg}: needs exactly two columns, event then time; has "
-            f"{clinical.shape[1]} ({', '.join(map(str, clinical.columns))})"
+            f"{clinical.shape[1]}"
         )
     if clinical.index.has_duplicates:
-        dup = clinical.index[clinical.index.duplicated()][0]
-        raise DatasetError(f"{clinical_arg}: sample {dup!r} appears more than once")
+        line = _line(_first(clinical.index.duplicated()))
+        raise DatasetError(f"{clinical_arg}: a sample appears more than once (line {line})")
     clinical = _numeric(clinical, clinical_arg, "event and time")
     event_col, time_col = clinical.columns
     events = clinical[event_col]
     if not events.isin([0, 1]).all():
-        bad = events[~events.isin([0, 1])]
+        line = _line(_first(~events.isin([0, 1])))
         raise DatasetError(
-            f"{clinical_arg}: the event (first column, {event_col!r}) must be 0 or 1; "
-            f"sample {bad.index[0]!r} has {bad.iloc[0]!r}"
+            f"{clinical_arg}: the event (first column) must be 0 or 1; line {line} is not"
         )
     times = clinical[time_col]
-    too_small = times[times <= 0] if positive_times else times[times < 0]
-    if len(too_small):
+    too_small = (times <= 0) if positive_times else (times < 0)
+    if too_small.any():
         need = "greater than 0" if positive_times else "0 or more"
         raise DatasetError(
-            f"{clinical_arg}: the time (second column, {time_col!r}) must be {need}; "
-            f"sample {too_small.index[0]!r} has {too_small.iloc[0]!r}"
+            f"{clinical_arg}: the time (second column) must be {need}; "
+            f"line {_line(_first(too_small))} is not"
         )
 
     clinical_samples = set(clinical.index)

@@ -33,7 +33,7 @@ use tracing::info;
 
 use super::{BackendError, JobBackend, JobPage, ListQuery};
 use crate::config::{JobSettings, LocalSettings, SparkSettings};
-use crate::job::{JobId, JobRun, JobSpec, JobState};
+use crate::job::{FieldError, JobId, JobRun, JobSpec, JobState, DATASET_ARGUMENTS};
 use crate::store::{now_millis, Inserted, LocalRunRow, NewLocalRun, Store};
 
 mod command;
@@ -186,6 +186,45 @@ fn to_run(row: LocalRunRow) -> Result<JobRun, BackendError> {
 impl JobBackend for LocalBackend {
     fn kind(&self) -> &'static str {
         "local"
+    }
+
+    /// The job reads each dataset argument under `DATASETS_PATH` on this machine: the
+    /// request's own checks keep the path relative and without `..`, and this one keeps
+    /// it there through symbolic links (the deepest part of the path that exists must
+    /// resolve inside the folder; a file that does not exist is the job's to report).
+    fn check_request(&self, spec: &JobSpec) -> Result<(), FieldError> {
+        let Ok(root) = self
+            .inner
+            .base_dir
+            .join(&self.inner.job.datasets_path)
+            .canonicalize()
+        else {
+            // No datasets folder: the job finds no file and says so.
+            return Ok(());
+        };
+        for (i, (name, value)) in spec.arguments.iter().enumerate() {
+            if !DATASET_ARGUMENTS.contains(&name.as_str()) {
+                continue;
+            }
+            let mut probe = root.join(value);
+            let resolved = loop {
+                if let Ok(real) = probe.canonicalize() {
+                    break real;
+                }
+                if !probe.pop() {
+                    break root.clone();
+                }
+            };
+            if !resolved.starts_with(&root) {
+                return Err(FieldError {
+                    field: format!("entrypoint_arguments[{i}].value"),
+                    message: format!(
+                        "{name} '{value}' leads out of the datasets folder (DATASETS_PATH)"
+                    ),
+                });
+            }
+        }
+        Ok(())
     }
 
     async fn start(&self, spec: &JobSpec, client_token: &str) -> Result<JobId, BackendError> {
