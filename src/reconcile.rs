@@ -95,6 +95,19 @@ impl Reconciler {
         loop {
             let page = self.backend.list(&query).await?;
             for run in &page.jobs {
+                // A listing may carry no tags (EMR Serverless's never does): the run
+                // itself tells its app name, without which a COMPLETED job's results
+                // could not be copied before its notice.
+                let app_name = match run.tags.get(APP_NAME_TAG) {
+                    Some(app) => Some(app.clone()),
+                    None => self
+                        .backend
+                        .describe(&run.id)
+                        .await?
+                        .tags
+                        .get(APP_NAME_TAG)
+                        .cloned(),
+                };
                 let record = JobRecord {
                     id: run.id.to_string(),
                     name: run.name.clone(),
@@ -102,10 +115,10 @@ impl Reconciler {
                     backend: self.backend.kind().to_owned(),
                     created_at: (run.created_at.unix_timestamp_nanos() / 1_000_000) as i64,
                     adopted: true,
-                    app_name: run.tags.get(APP_NAME_TAG).cloned(),
+                    app_name,
                 };
                 self.store
-                    .record_job(&record)
+                    .adopt_job(&record)
                     .await
                     .map_err(|e| BackendError::Unavailable(format!("store: {e}")))?;
                 adopted += 1;

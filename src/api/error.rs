@@ -42,6 +42,9 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// A field names something in use (the `app-name` of an open job): 409 naming it.
+    #[error("{}", .0.message)]
+    InUse(FieldError),
     #[error("{0}")]
     Unprocessable(String),
     #[error("{0}")]
@@ -65,7 +68,7 @@ impl ApiError {
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Conflict(_) | ApiError::InUse(_) => StatusCode::CONFLICT,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -81,7 +84,7 @@ impl ApiError {
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::Unauthorized => "unauthorized",
             ApiError::NotFound(_) => "not_found",
-            ApiError::Conflict(_) => "conflict",
+            ApiError::Conflict(_) | ApiError::InUse(_) => "conflict",
             ApiError::Unprocessable(_) => "unprocessable",
             ApiError::BadGateway(_) => "backend_refused",
             ApiError::Unavailable { .. } => "unavailable",
@@ -138,7 +141,7 @@ impl IntoResponse for ApiError {
             error: self.code(),
             message: self.to_string(),
             field: match &self {
-                ApiError::Invalid(f) => Some(f.field.clone()),
+                ApiError::Invalid(f) | ApiError::InUse(f) => Some(f.field.clone()),
                 _ => None,
             },
         };
