@@ -225,7 +225,10 @@ impl Application {
                 match staging.abort_abandoned_uploads(now).await {
                     Ok(0) => {}
                     Ok(aborted) => {
-                        tracing::info!(aborted, "unfinished dataset uploads left by an earlier process aborted")
+                        tracing::info!(
+                            aborted,
+                            "unfinished dataset uploads left by an earlier process aborted"
+                        )
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "cannot list unfinished dataset uploads; the bucket's lifecycle rule removes them")

@@ -96,6 +96,8 @@ async fn each_algorithm_gets_its_own_entry_point_and_py_files() {
     let mut body = multiomix_body();
     body["algorithm"] = json!(0);
     assert_eq!(app.post_job(&body).await.status(), 201);
+    // Another experiment: one app name is open in one job at a time.
+    let mut body = common::another_experiment();
     body["algorithm"] = json!(1);
     assert_eq!(app.post_job(&body).await.status(), 201);
     let reqs = app.emr.start_requests();

@@ -703,7 +703,10 @@ async fn a_rerun_is_never_delivered_with_the_results_of_the_run_before() {
         .into_iter()
         .filter(|k| k.starts_with(&format!("results/{APP}/")))
         .collect();
-    assert!(left.is_empty(), "run 1's results are gone before run 2: {left:?}");
+    assert!(
+        left.is_empty(),
+        "run 1's results are gone before run 2: {left:?}"
+    );
 
     // Run 2 ends COMPLETED without a result.json: its notice waits.
     h.end(&second, Ending::Completed).await;
@@ -713,7 +716,10 @@ async fn a_rerun_is_never_delivered_with_the_results_of_the_run_before() {
         })
         .await;
     assert!(
-        notice["lastError"].as_str().unwrap().contains("result.json"),
+        notice["lastError"]
+            .as_str()
+            .unwrap()
+            .contains("result.json"),
         "{notice}"
     );
     assert_eq!(h.multiomix.count(), 1, "only run 1's notice left");

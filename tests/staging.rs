@@ -345,9 +345,11 @@ async fn a_retried_request_uploads_nothing_twice() {
     }
     let (second, _) = app.post(&body, Some("retry-1")).await;
     assert_eq!(second, 201);
-    // The same datasets named by a new request are found in place too.
-    let third = app.post(&body, Some("retry-2")).await.0;
-    assert_eq!(third, 201);
+    // A new request for the same app name, while its job is open, is refused before
+    // anything is uploaded: one open job per app name.
+    let (third, answer) = app.post(&body, Some("retry-2")).await;
+    assert_eq!(third, 409, "{answer}");
+    assert_eq!(answer["field"], "entrypoint_arguments[0].value", "{answer}");
     assert_eq!(head(s3.clone()).await, before, "not uploaded again");
 }
 

@@ -22,8 +22,8 @@ use super::AppState;
 use crate::backend::{BackendError, ListQuery};
 use crate::job::body::RequestBody;
 use crate::job::{
-    validate_request, FieldError, JobId, JobSpec, JobState, JobView, NoticeView, MAX_ARGUMENTS, MAX_ARGUMENTS_BYTES,
-    MAX_BODY_BYTES, MAX_VALUE_CHARS,
+    validate_request, FieldError, JobId, JobSpec, JobState, JobView, NoticeView, MAX_ARGUMENTS,
+    MAX_ARGUMENTS_BYTES, MAX_BODY_BYTES, MAX_VALUE_CHARS,
 };
 use crate::notify::RequestError;
 use crate::staging::{FilesError, StageError};

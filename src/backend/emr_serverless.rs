@@ -33,6 +33,13 @@ use crate::job::{JobId, JobRun, JobSpec, JobState};
 /// ListJobRuns answers at most 50 runs a page.
 const PAGE_SIZE: u32 = 50;
 
+/// GetJobRun calls one page of `GET /jobs` may make, to tell a cancelled run stopped by
+/// its execution timeout (FAILED) from one a user cancelled: a page of 50 cancelled runs
+/// costs 10 calls, not 50. Beyond them a cancelled run shows as its summary says
+/// (CANCELLED, or FAILED when its details name the timeout); `GET /job/{id}` always
+/// reads the run.
+pub const READS_PER_PAGE: usize = 10;
+
 /// Runs each job as an EMR Serverless job run in one application.
 pub struct EmrServerlessBackend {
     client: Client,
@@ -384,13 +391,16 @@ impl JobBackend for EmrServerlessBackend {
             .await
             .map_err(|e| classify("ListJobRuns", e))?;
         let mut jobs = Vec::with_capacity(out.job_runs().len());
+        let mut reads = 0;
         for summary in out.job_runs() {
             let Ok(run) = self.to_run(Seen::from(summary)) else {
                 continue;
             };
-            // A summary cannot tell a timed-out run from one a user cancelled; the run
-            // itself can.
-            let run = if *summary.state() == JobRunState::Cancelled {
+            // A summary cannot tell a timed-out run from one a user cancelled (unless its
+            // details say so); the run itself can. At most READS_PER_PAGE runs of a page
+            // are read; the others show as their summary says.
+            let run = if run.state == JobState::Cancelled && reads < READS_PER_PAGE {
+                reads += 1;
                 self.describe(&run.id).await.unwrap_or(run)
             } else {
                 run

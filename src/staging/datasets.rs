@@ -250,7 +250,10 @@ impl Staging {
                         argument,
                         relative,
                         target,
-                        why: format!("cannot remove an earlier run's results: {}", other.describe()),
+                        why: format!(
+                            "cannot remove an earlier run's results: {}",
+                            other.describe()
+                        ),
                     },
                 })
             }
@@ -328,7 +331,7 @@ impl Staging {
             .await
             .map_err(|e| failure(e, "CreateMultipartUpload"))?;
         let upload = Upload {
-            client: self.client.clone(),
+            client: aws_sdk_s3::Client::clone(&self.client),
             bucket: bucket.clone(),
             key: key.to_owned(),
             id: created.upload_id().unwrap_or_default().to_owned(),
@@ -377,7 +380,7 @@ impl Staging {
                     continue;
                 };
                 let upload = Upload {
-                    client: self.client.clone(),
+                    client: aws_sdk_s3::Client::clone(&self.client),
                     bucket: datasets.bucket.clone(),
                     key: key.to_owned(),
                     id: id.to_owned(),
@@ -433,8 +436,8 @@ impl Upload {
         let mut completed = Vec::with_capacity(count as usize);
         // The first failure drops the set, which stops the other workers.
         while let Some(joined) = workers.join_next().await {
-            let sent = joined
-                .map_err(|e| Failure::Read(std::io::Error::other(e.to_string())))??;
+            let sent =
+                joined.map_err(|e| Failure::Read(std::io::Error::other(e.to_string())))??;
             completed.extend(sent);
         }
         completed.sort_by_key(|p| p.part_number());
@@ -455,7 +458,12 @@ impl Upload {
     }
 
     /// Part `index` (from 0) of the file.
-    async fn send_part(&self, path: &Path, index: u64, size: u64) -> Result<CompletedPart, Failure> {
+    async fn send_part(
+        &self,
+        path: &Path,
+        index: u64,
+        size: u64,
+    ) -> Result<CompletedPart, Failure> {
         let offset = index * MULTIPART_PART_BYTES;
         let len = MULTIPART_PART_BYTES.min(size - offset) as usize;
         let path = path.to_owned();

@@ -393,12 +393,11 @@ impl Store {
             .bind(s.created_at)
             .execute(&mut *tx)
             .await?;
-            let holder = sqlx::query(
-                "SELECT client_token, job_id FROM app_names_in_use WHERE app_name = ?",
-            )
-            .bind(app)
-            .fetch_one(&mut *tx)
-            .await?;
+            let holder =
+                sqlx::query("SELECT client_token, job_id FROM app_names_in_use WHERE app_name = ?")
+                    .bind(app)
+                    .fetch_one(&mut *tx)
+                    .await?;
             if holder.get::<&str, _>("client_token") != s.client_token {
                 let job_id = holder.get("job_id");
                 tx.rollback().await?;
