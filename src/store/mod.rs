@@ -1203,4 +1203,106 @@ mod tests {
         assert_eq!(n.status, NoticeStatus::GivenUp);
         assert_eq!(s.open_notice_count().await.unwrap(), 0);
     }
+
+    fn submission(token: &str, app: &str) -> Submission {
+        Submission {
+            client_token: token.into(),
+            name: "n".into(),
+            algorithm: Some(1),
+            backend: "emr".into(),
+            idempotency: None,
+            created_at: 1,
+            app_name: Some(app.into()),
+        }
+    }
+
+    #[tokio::test]
+    async fn of_concurrent_submissions_for_one_app_name_exactly_one_is_written() {
+        let (s, _d) = store().await;
+        let tries = (0..8).map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                s.begin_submission(&submission(&format!("t{i}"), "BBHA_1"))
+                    .await
+            })
+        });
+        let mut written = 0;
+        for t in tries {
+            if t.await.unwrap().unwrap() == Begun::Written {
+                written += 1;
+            }
+        }
+        assert_eq!(written, 1);
+        assert_eq!(s.incomplete_submissions(10, 10).await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_app_name_is_held_from_the_submission_until_the_jobs_end_work_is_over() {
+        let (s, _d) = store().await;
+        assert_eq!(
+            s.begin_submission(&submission("t1", "BBHA_1"))
+                .await
+                .unwrap(),
+            Begun::Written
+        );
+        // The same client token again (an Idempotency-Key replay) is the same job.
+        assert_eq!(
+            s.begin_submission(&submission("t1", "BBHA_1"))
+                .await
+                .unwrap(),
+            Begun::Written
+        );
+        assert_eq!(
+            s.begin_submission(&submission("t2", "BBHA_1"))
+                .await
+                .unwrap(),
+            Begun::AppNameInUse { job_id: None }
+        );
+        // Nothing started: the name is free.
+        s.drop_submission("t1").await.unwrap();
+        assert_eq!(s.app_name_holder("BBHA_1").await.unwrap(), None);
+
+        s.begin_submission(&submission("t2", "BBHA_1"))
+            .await
+            .unwrap();
+        s.complete_submission("t2", &job("j2"), None).await.unwrap();
+        assert_eq!(
+            s.begin_submission(&submission("t3", "BBHA_1"))
+                .await
+                .unwrap(),
+            Begun::AppNameInUse {
+                job_id: Some("j2".into())
+            }
+        );
+        // Ended and notified, but the clean-up not done (a stopped process): held until
+        // start-up frees it.
+        s.open_notice("j2", 0).await.unwrap();
+        s.notice_ready("j2", JobState::Completed, "{}", false)
+            .await
+            .unwrap();
+        assert_eq!(
+            s.release_settled_app_names().await.unwrap(),
+            0,
+            "the notice is open"
+        );
+        s.record_attempt("j2", 1, &AttemptRecord::Delivered)
+            .await
+            .unwrap();
+        assert_eq!(
+            s.app_name_holder("BBHA_1").await.unwrap(),
+            Some(Some("j2".into()))
+        );
+        assert_eq!(s.release_settled_app_names().await.unwrap(), 1);
+        assert_eq!(
+            s.begin_submission(&submission("t3", "BBHA_1"))
+                .await
+                .unwrap(),
+            Begun::Written
+        );
+
+        // A job the backend no longer knows frees its name at once.
+        s.complete_submission("t3", &job("j3"), None).await.unwrap();
+        s.mark_job_final("j3", "UNKNOWN").await.unwrap();
+        assert_eq!(s.app_name_holder("BBHA_1").await.unwrap(), None);
+    }
 }
