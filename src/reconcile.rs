@@ -81,7 +81,7 @@ impl Reconciler {
             .store
             .is_empty()
             .await
-            .map_err(|e| BackendError::Unavailable(format!("store: {e}")))?;
+            .map_err(|e| BackendError::Unavailable(format!("store: {e}").into()))?;
         if !empty || self.recovery_window.is_zero() {
             return Ok(0);
         }
@@ -120,7 +120,7 @@ impl Reconciler {
                 self.store
                     .adopt_job(&record)
                     .await
-                    .map_err(|e| BackendError::Unavailable(format!("store: {e}")))?;
+                    .map_err(|e| BackendError::Unavailable(format!("store: {e}").into()))?;
                 adopted += 1;
             }
             match page.next_token {
@@ -187,7 +187,7 @@ impl Reconciler {
                     warn!(name = %s.name, backend = %s.backend, "an unfinished submission the backend cannot look up; check the backend for a job of this name");
                 }
                 Err(e) => {
-                    warn!(name = %s.name, error = %e, "cannot look up an unfinished submission; will try next round");
+                    warn!(name = %s.name, error = %crate::backend::error_chain(&e), "cannot look up an unfinished submission; will try next round");
                 }
             }
         }
@@ -225,7 +225,7 @@ impl Reconciler {
         let described = match self.backend.describe_batch(&tracked).await {
             Ok(described) => described,
             Err(e) => {
-                warn!(error = %e, tracked = tracked.len(), "cannot read the unfinished jobs; will try next round");
+                warn!(error = %crate::backend::error_chain(&e), tracked = tracked.len(), "cannot read the unfinished jobs; will try next round");
                 Vec::new()
             }
         };
@@ -251,7 +251,7 @@ impl Reconciler {
                     self.store.mark_job_final(&id, "UNKNOWN").await?;
                 }
                 Err(e) => {
-                    warn!(job_id = %job, error = %e, "cannot read the job; will try next round");
+                    warn!(job_id = %job, error = %crate::backend::error_chain(&e), "cannot read the job; will try next round");
                 }
             }
         }

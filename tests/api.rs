@@ -382,7 +382,15 @@ async fn an_unreachable_emr_is_unavailable_not_an_internal_error() {
     );
     let id = multiomix_aws_emr::job::JobId::parse("000000031kd8aj0vtn3").unwrap();
     match backend.describe(&id).await {
-        Err(BackendError::Unavailable(msg)) => assert!(msg.contains("DescribeJobRun"), "{msg}"),
+        Err(e @ BackendError::Unavailable(_)) => {
+            assert!(e.to_string().contains("DescribeJobRun"), "{e}");
+            // The SDK's error is kept as the cause, for the log: not only its words.
+            let cause = std::error::Error::source(&e).expect("a cause");
+            let sdk = std::error::Error::source(cause).expect("the SDK's error under it");
+            assert!(sdk.to_string().contains("dispatch failure"), "{sdk}");
+            let chain = multiomix_aws_emr::backend::error_chain(&e);
+            assert!(chain.contains("DescribeJobRun"), "{chain}");
+        }
         other => panic!("expected Unavailable, got {other:?}"),
     }
 }

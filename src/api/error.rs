@@ -101,10 +101,17 @@ impl ApiError {
             ),
             BackendError::NotFound => ApiError::NotFound(job_id.to_owned()),
             BackendError::Conflict(msg) => ApiError::Conflict(msg),
-            BackendError::Rejected(msg) => ApiError::BadGateway(msg),
+            BackendError::Rejected(cause) => {
+                // The answer carries the words; the log gets the whole chain.
+                tracing::warn!(error = %crate::backend::error_chain(&cause), "job backend refused");
+                ApiError::BadGateway(cause.into())
+            }
             BackendError::Invalid(msg) => ApiError::BadRequest(msg),
-            BackendError::Unavailable(msg) => ApiError::Unavailable {
-                message: msg,
+            BackendError::Unavailable(cause) => ApiError::Unavailable {
+                message: {
+                    tracing::warn!(error = %crate::backend::error_chain(&cause), "job backend unavailable");
+                    cause.into()
+                },
                 retry_after_secs: 5,
             },
         }

@@ -153,7 +153,7 @@ impl EmrEc2Backend {
 
     async fn to_run(&self, seen: Seen<'_>) -> Result<JobRun, BackendError> {
         let id = job_id(seen.id).ok_or_else(|| {
-            BackendError::Rejected(format!("EMR returned an unusable step id {:?}", seen.id))
+            BackendError::Rejected(format!("EMR returned an unusable step id {:?}", seen.id).into())
         })?;
         let (state, state_details) = map_state(seen.id, seen.status)?;
         let timeline = seen.status.and_then(|s| s.timeline());
@@ -259,9 +259,9 @@ impl EmrEc2Backend {
                     "EMR refused to cancel job {id}: {reason}"
                 )))
             }
-            other => Err(BackendError::Rejected(format!(
-                "CancelSteps answered {other:?} for step {step_id}"
-            ))),
+            other => Err(BackendError::Rejected(
+                format!("CancelSteps answered {other:?} for step {step_id}").into(),
+            )),
         }
     }
 
@@ -308,7 +308,9 @@ impl EmrEc2Backend {
             }
         };
         job_id(&step).ok_or_else(|| {
-            BackendError::Rejected(format!("AddJobFlowSteps answered an unusable id {step:?}"))
+            BackendError::Rejected(
+                format!("AddJobFlowSteps answered an unusable id {step:?}").into(),
+            )
         })
     }
 }
@@ -392,9 +394,9 @@ fn map_state(
     status: Option<&StepStatus>,
 ) -> Result<(JobState, Option<String>), BackendError> {
     let Some(state) = status.and_then(|s| s.state()) else {
-        return Err(BackendError::Rejected(format!(
-            "EMR returned step {id} without a state"
-        )));
+        return Err(BackendError::Rejected(
+            format!("EMR returned step {id} without a state").into(),
+        ));
     };
     let reason = status
         .and_then(|s| s.state_change_reason())
@@ -429,9 +431,9 @@ fn map_state(
             (JobState::Failed, details)
         }
         other => {
-            return Err(BackendError::Rejected(format!(
-                "EMR returned step {id} in an unknown state {other:?}"
-            )))
+            return Err(BackendError::Rejected(
+                format!("EMR returned step {id} in an unknown state {other:?}").into(),
+            ))
         }
     })
 }
@@ -610,11 +612,14 @@ impl JobBackend for EmrEc2Backend {
                         )
                     })
                     .unwrap_or_default();
-                Err(BackendError::Unavailable(format!(
+                Err(BackendError::Unavailable(
+                    format!(
                     "EMR cluster {} is {}{reason}: steps run only on a WAITING or RUNNING cluster",
                     self.settings.cluster_id,
                     state.map(|s| s.as_str()).unwrap_or("in no known state"),
-                )))
+                )
+                    .into(),
+                ))
             }
         }
     }
@@ -634,7 +639,9 @@ impl JobBackend for EmrEc2Backend {
         match self.find_started(None, client_token, since).await? {
             Some(step) => {
                 let id = job_id(&step).ok_or_else(|| {
-                    BackendError::Rejected(format!("EMR returned an unusable step id {step:?}"))
+                    BackendError::Rejected(
+                        format!("EMR returned an unusable step id {step:?}").into(),
+                    )
                 })?;
                 Ok(Submitted::Started(self.describe(&id).await?))
             }

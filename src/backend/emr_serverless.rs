@@ -93,10 +93,13 @@ impl EmrServerlessBackend {
 
     fn to_run(&self, seen: Seen<'_>) -> Result<JobRun, BackendError> {
         let id = JobId::parse(seen.id).ok_or_else(|| {
-            BackendError::Rejected(format!(
-                "EMR Serverless returned an unusable job run id {:?}",
-                seen.id
-            ))
+            BackendError::Rejected(
+                format!(
+                    "EMR Serverless returned an unusable job run id {:?}",
+                    seen.id
+                )
+                .into(),
+            )
         })?;
         let (state, state_details) = map_state(&seen)?;
         let finished_at = if state.is_final() {
@@ -137,7 +140,7 @@ impl EmrServerlessBackend {
             .set_entry_point_arguments(Some(entry_point_arguments(spec, &self.job.args_key_prefix)))
             .spark_submit_parameters(parameters.to_parameter_string())
             .build()
-            .map_err(|e| BackendError::Rejected(e.to_string()))?;
+            .map_err(|e| BackendError::Rejected(e.to_string().into()))?;
         let monitoring = MonitoringConfiguration::builder()
             .s3_monitoring_configuration(
                 S3MonitoringConfiguration::builder()
@@ -249,10 +252,13 @@ fn map_state(seen: &Seen<'_>) -> Result<(JobState, Option<String>), BackendError
         }
         JobRunState::Cancelled => JobState::Cancelled,
         other => {
-            return Err(BackendError::Rejected(format!(
-                "EMR Serverless returned job run {} in an unknown state {other:?}",
-                seen.id
-            )))
+            return Err(BackendError::Rejected(
+                format!(
+                    "EMR Serverless returned job run {} in an unknown state {other:?}",
+                    seen.id
+                )
+                .into(),
+            ))
         }
     };
     Ok((state, details))
@@ -322,10 +328,13 @@ impl JobBackend for EmrServerlessBackend {
         }
         let out = call.send().await.map_err(|e| classify("StartJobRun", e))?;
         JobId::parse(out.job_run_id()).ok_or_else(|| {
-            BackendError::Rejected(format!(
-                "StartJobRun answered with an unusable id {:?}",
-                out.job_run_id()
-            ))
+            BackendError::Rejected(
+                format!(
+                    "StartJobRun answered with an unusable id {:?}",
+                    out.job_run_id()
+                )
+                .into(),
+            )
         })
     }
 
@@ -430,11 +439,14 @@ impl JobBackend for EmrServerlessBackend {
         };
         match application.state() {
             ApplicationState::Terminated | ApplicationState::Creating => {
-                Err(BackendError::Unavailable(format!(
-                    "EMR Serverless application {} is {}: it cannot run jobs",
-                    self.settings.application_id,
-                    application.state().as_str()
-                )))
+                Err(BackendError::Unavailable(
+                    format!(
+                        "EMR Serverless application {} is {}: it cannot run jobs",
+                        self.settings.application_id,
+                        application.state().as_str()
+                    )
+                    .into(),
+                ))
             }
             _ => Ok(()),
         }

@@ -373,7 +373,7 @@ impl Notifier {
                 Ok(())
             }
             Err(e) => {
-                warn!(error = %e, "cannot read the job; trying again later");
+                warn!(error = %crate::backend::error_chain(&e), "cannot read the job; trying again later");
                 if !self
                     .inner
                     .store

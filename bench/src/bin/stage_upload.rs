@@ -25,7 +25,9 @@ async fn main() {
     let endpoint = args
         .next()
         .unwrap_or_else(|| "http://127.0.0.1:5055".into());
-    let mib: u64 = args.next().map_or(2048, |a| a.parse().expect("a size in MiB"));
+    let mib: u64 = args
+        .next()
+        .map_or(2048, |a| a.parse().expect("a size in MiB"));
     let dir = tempfile::tempdir().expect("a temporary folder");
     let shared = dir.path().join("datasets");
     let results = dir.path().join("results");
@@ -36,7 +38,10 @@ async fn main() {
     let vars: Vec<(String, String)> = [
         ("JOB_BACKEND", "emr"),
         ("EMR_VIRTUAL_CLUSTER_ID", "bench"),
-        ("EMR_EXECUTION_ROLE_ARN", "arn:aws:iam::123456789012:role/bench"),
+        (
+            "EMR_EXECUTION_ROLE_ARN",
+            "arn:aws:iam::123456789012:role/bench",
+        ),
         ("EMR_S3_BUCKET", BUCKET),
         ("DATA_STAGING", "s3"),
         ("STAGING_UPLOAD_TIMEOUT", "3600"),
@@ -45,8 +50,14 @@ async fn main() {
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .chain([
-        ("SHARED_DATASETS_DIR".to_owned(), shared.display().to_string()),
-        ("SHARED_RESULTS_DIR".to_owned(), results.display().to_string()),
+        (
+            "SHARED_DATASETS_DIR".to_owned(),
+            shared.display().to_string(),
+        ),
+        (
+            "SHARED_RESULTS_DIR".to_owned(),
+            results.display().to_string(),
+        ),
     ])
     .collect();
     let config = Config::from_vars(vars).expect("a valid configuration");
@@ -67,7 +78,9 @@ async fn main() {
             {"name": "app-name", "value": APP},
             {"name": "molecules-dataset", "value": format!("{APP}/molecules.csv")}]}))
     .expect("a valid request");
-    let files = staging.files(&spec).ok().expect("the file is inside the folder");
+    let files = staging
+        .files(&spec)
+        .unwrap_or_else(|e| panic!("the file is not usable: {e:?}"));
     println!("staging a {mib} MiB file to {endpoint}");
     for run in ["first upload", "again (already staged: hash only)"] {
         let started = Instant::now();
