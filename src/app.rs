@@ -217,6 +217,25 @@ impl Application {
         };
         let config = self.state.config.clone();
         log_start(&config, self.local_addr(), self.state.backend.kind());
+        if let Some(staging) = self.state.staging.clone() {
+            // One process writes under the datasets prefix: the multipart uploads begun
+            // there before now were left by a process that stopped half way.
+            let now = std::time::SystemTime::now();
+            tokio::spawn(async move {
+                match staging.abort_abandoned_uploads(now).await {
+                    Ok(0) => {}
+                    Ok(aborted) => {
+                        tracing::info!(
+                            aborted,
+                            "unfinished dataset uploads left by an earlier process aborted"
+                        )
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot list unfinished dataset uploads; the bucket's lifecycle rule removes them")
+                    }
+                }
+            });
+        }
 
         let readiness = self.state.readiness.clone();
         let supervised = |name, task| supervise(name, task, stop_rx.clone(), readiness.clone());

@@ -81,7 +81,7 @@ impl Reconciler {
             .store
             .is_empty()
             .await
-            .map_err(|e| BackendError::Unavailable(format!("store: {e}")))?;
+            .map_err(|e| BackendError::Unavailable(format!("store: {e}").into()))?;
         if !empty || self.recovery_window.is_zero() {
             return Ok(0);
         }
@@ -95,6 +95,19 @@ impl Reconciler {
         loop {
             let page = self.backend.list(&query).await?;
             for run in &page.jobs {
+                // A listing may carry no tags (EMR Serverless's never does): the run
+                // itself tells its app name, without which a COMPLETED job's results
+                // could not be copied before its notice.
+                let app_name = match run.tags.get(APP_NAME_TAG) {
+                    Some(app) => Some(app.clone()),
+                    None => self
+                        .backend
+                        .describe(&run.id)
+                        .await?
+                        .tags
+                        .get(APP_NAME_TAG)
+                        .cloned(),
+                };
                 let record = JobRecord {
                     id: run.id.to_string(),
                     name: run.name.clone(),
@@ -102,12 +115,12 @@ impl Reconciler {
                     backend: self.backend.kind().to_owned(),
                     created_at: (run.created_at.unix_timestamp_nanos() / 1_000_000) as i64,
                     adopted: true,
-                    app_name: run.tags.get(APP_NAME_TAG).cloned(),
+                    app_name,
                 };
                 self.store
-                    .record_job(&record)
+                    .adopt_job(&record)
                     .await
-                    .map_err(|e| BackendError::Unavailable(format!("store: {e}")))?;
+                    .map_err(|e| BackendError::Unavailable(format!("store: {e}").into()))?;
                 adopted += 1;
             }
             match page.next_token {
@@ -174,7 +187,7 @@ impl Reconciler {
                     warn!(name = %s.name, backend = %s.backend, "an unfinished submission the backend cannot look up; check the backend for a job of this name");
                 }
                 Err(e) => {
-                    warn!(name = %s.name, error = %e, "cannot look up an unfinished submission; will try next round");
+                    warn!(name = %s.name, error = %crate::backend::error_chain(&e), "cannot look up an unfinished submission; will try next round");
                 }
             }
         }
@@ -212,7 +225,7 @@ impl Reconciler {
         let described = match self.backend.describe_batch(&tracked).await {
             Ok(described) => described,
             Err(e) => {
-                warn!(error = %e, tracked = tracked.len(), "cannot read the unfinished jobs; will try next round");
+                warn!(error = %crate::backend::error_chain(&e), tracked = tracked.len(), "cannot read the unfinished jobs; will try next round");
                 Vec::new()
             }
         };
@@ -238,7 +251,7 @@ impl Reconciler {
                     self.store.mark_job_final(&id, "UNKNOWN").await?;
                 }
                 Err(e) => {
-                    warn!(job_id = %job, error = %e, "cannot read the job; will try next round");
+                    warn!(job_id = %job, error = %crate::backend::error_chain(&e), "cannot read the job; will try next round");
                 }
             }
         }

@@ -96,6 +96,8 @@ async fn each_algorithm_gets_its_own_entry_point_and_py_files() {
     let mut body = multiomix_body();
     body["algorithm"] = json!(0);
     assert_eq!(app.post_job(&body).await.status(), 201);
+    // Another experiment: one app name is open in one job at a time.
+    let mut body = common::another_experiment();
     body["algorithm"] = json!(1);
     assert_eq!(app.post_job(&body).await.status(), 201);
     let reqs = app.emr.start_requests();
@@ -380,7 +382,15 @@ async fn an_unreachable_emr_is_unavailable_not_an_internal_error() {
     );
     let id = multiomix_aws_emr::job::JobId::parse("000000031kd8aj0vtn3").unwrap();
     match backend.describe(&id).await {
-        Err(BackendError::Unavailable(msg)) => assert!(msg.contains("DescribeJobRun"), "{msg}"),
+        Err(e @ BackendError::Unavailable(_)) => {
+            assert!(e.to_string().contains("DescribeJobRun"), "{e}");
+            // The SDK's error is kept as the cause, for the log: not only its words.
+            let cause = std::error::Error::source(&e).expect("a cause");
+            let sdk = std::error::Error::source(cause).expect("the SDK's error under it");
+            assert!(sdk.to_string().contains("dispatch failure"), "{sdk}");
+            let chain = multiomix_aws_emr::backend::error_chain(&e);
+            assert!(chain.contains("DescribeJobRun"), "{chain}");
+        }
         other => panic!("expected Unavailable, got {other:?}"),
     }
 }

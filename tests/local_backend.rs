@@ -964,7 +964,7 @@ impl LocalApp {
                 "name": name,
                 "algorithm": 1,
                 "entrypoint_arguments": [
-                    {"name": "app-name", "value": "exp-1"},
+                    {"name": "app-name", "value": format!("exp-{}", name.replace(|c: char| !c.is_ascii_alphanumeric(), ""))},
                     {"name": "n-stars", "value": 15}
                 ]
             }))
@@ -1208,7 +1208,7 @@ async fn the_service_on_the_local_backend_is_ready_and_serves_the_contract_dates
     let args = setup.record("HttpJob").await.args;
     assert_eq!(
         args[args.len() - 4..],
-        ["--app-name", "exp-1", "--n-stars", "15"]
+        ["--app-name", "exp-HttpJob", "--n-stars", "15"]
     );
 
     let ready = app

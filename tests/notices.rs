@@ -366,7 +366,7 @@ async fn the_same_idempotency_key_twice_starts_one_job() {
                 .http
                 .post(fresh.url("/job"))
                 .header("Idempotency-Key", key)
-                .json(&multiomix_body())
+                .json(&common::another_experiment())
                 .send()
                 .await
                 .unwrap();

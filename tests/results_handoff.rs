@@ -161,14 +161,20 @@ impl Handoff {
             "sample,time,event\ns1,10,1\ns2,4,0\n",
         );
         write(&format!("{APP}/notes.txt"), "not asked for");
-        let body = json!({"name": "JobforFSExperiment42", "algorithm": 1,
-            "entrypoint_arguments": [
-                {"name": "app-name", "value": APP},
-                {"name": "molecules-dataset", "value": format!("{APP}/molecules.csv")},
-                {"name": "clinical-dataset", "value": format!("{APP}/clinical.csv")},
-                {"name": "model", "value": "svm"},
-                {"name": "n-stars", "value": 15}]});
-        common::submit_job(&self.http, &self.base, &body).await
+        common::submit_job(&self.http, &self.base, &request()).await
+    }
+
+    /// Posts Multiomix's request for `APP` (its datasets already written); the status
+    /// and the body of the answer.
+    async fn post(&self) -> (u16, Value) {
+        let r = self
+            .http
+            .post(format!("{}/job", self.base))
+            .json(&request())
+            .send()
+            .await
+            .expect("POST /job");
+        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
     }
 
     async fn put(&self, key: &str, body: &str) {
@@ -295,6 +301,17 @@ impl Handoff {
         }
         results
     }
+}
+
+/// Multiomix's request for `APP`, with no Idempotency-Key, as Multiomix sends it.
+fn request() -> Value {
+    json!({"name": "JobforFSExperiment42", "algorithm": 1,
+        "entrypoint_arguments": [
+            {"name": "app-name", "value": APP},
+            {"name": "molecules-dataset", "value": format!("{APP}/molecules.csv")},
+            {"name": "clinical-dataset", "value": format!("{APP}/clinical.csv")},
+            {"name": "model", "value": "svm"},
+            {"name": "n-stars", "value": 15}]})
 }
 
 /// The case every staged backend passes: datasets in, job, results in the shared folder,
@@ -519,8 +536,9 @@ async fn with_clean_up_off_the_datasets_stay() {
 
 #[tokio::test]
 async fn an_s3_refusal_while_copying_is_retried_and_the_notice_waits_for_the_copy() {
-    // The results bucket does not exist yet: S3 refuses the listing (NoSuchBucket), as it
-    // would refuse a service without s3:ListBucket.
+    // The results bucket is gone once the job started: S3 refuses the listing
+    // (NoSuchBucket), as it would refuse a service without s3:ListBucket. (It must be
+    // there at the start, which empties the run's results folder.)
     let Some(h) = Handoff::start(
         peers::fake_eks().await.unwrap(),
         &[("S3_RESULTS_PREFIX", "s3://results-bucket/out/")],
@@ -529,7 +547,17 @@ async fn an_s3_refusal_while_copying_is_retried_and_the_notice_waits_for_the_cop
     else {
         return;
     };
+    h.s3.create_bucket()
+        .bucket("results-bucket")
+        .send()
+        .await
+        .expect("CreateBucket");
     let id = h.submit().await;
+    h.s3.delete_bucket()
+        .bucket("results-bucket")
+        .send()
+        .await
+        .expect("DeleteBucket");
     h.end(&id, Ending::Completed).await;
     h.waits_for_its_results(&id, &["NoSuchBucket", "s3://results-bucket/out/BBHA_42/"])
         .await;
@@ -583,4 +611,143 @@ async fn results_that_never_come_close_the_notice_as_given_up_without_sending_it
     assert_eq!(notice["attempts"], 0, "no delivery was attempted: {notice}");
     assert_eq!(h.multiomix.count(), 0, "never sent without its results");
     assert!(!h.results.join(APP).exists());
+}
+
+/// A 409 that names the `app-name` argument, in the service's error body.
+fn assert_app_name_in_use(status: u16, body: &Value) {
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"], "conflict", "{body}");
+    assert_eq!(body["field"], "entrypoint_arguments[0].value", "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("app-name"),
+        "{body}"
+    );
+}
+
+/// Multiomix posts without an Idempotency-Key: a worker that restarts mid-task posts the
+/// same app name again. The second job would lose its datasets when the first one's
+/// notice deletes them, so it is refused (409 naming `app-name`) until the first job's
+/// end work is over; then the name is free again, to exactly one of two racing posts.
+#[tokio::test]
+async fn a_second_open_job_for_an_app_name_is_refused_until_the_first_is_done() {
+    let Some(h) = Handoff::start(peers::fake_eks().await.unwrap(), &[]).await else {
+        return;
+    };
+    let first = h.submit().await;
+    let (status, body) = h.post().await;
+    assert_app_name_in_use(status, &body);
+    assert!(
+        body["message"].as_str().unwrap().contains(&first),
+        "names the job that holds it: {body}"
+    );
+
+    // The first job runs on with its datasets.
+    let written = h.run_the_job(true).await;
+    h.end(&first, Ending::Completed).await;
+    let notices = h.multiomix.wait_for_notices(1, WAIT).await.unwrap();
+    assert_eq!(notices[0].observed, json!(written));
+
+    // Free again once the notice is delivered and the datasets removed: of two posts at
+    // once, one starts a job and the other is refused.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let (a, b) = loop {
+        let (a, b) = tokio::join!(h.post(), h.post());
+        if a.0 != 409 || b.0 != 409 {
+            break (a, b);
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the app name was never freed: {a:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    };
+    let (started, refused) = if a.0 == 201 { (a, b) } else { (b, a) };
+    assert_eq!(started.0, 201, "{started:?}");
+    assert_app_name_in_use(refused.0, &refused.1);
+    let second = started.1["id"].as_str().unwrap();
+    assert_ne!(second, first);
+    // The second job's datasets are there, and stay while it runs.
+    let keys = h.keys().await;
+    assert!(
+        keys.contains(&format!("datasets/{APP}/molecules.csv")),
+        "{keys:?}"
+    );
+}
+
+/// Run 2 of an app must never be delivered with run 1's files: results left in S3 by
+/// run 1 are removed before run 2 starts, so a run 2 that uploads no `result.json`
+/// waits for its own, and what is delivered then is run 2's alone.
+#[tokio::test]
+async fn a_rerun_is_never_delivered_with_the_results_of_the_run_before() {
+    let Some(h) = Handoff::start(peers::fake_eks().await.unwrap(), &[]).await else {
+        return;
+    };
+    let first = h.submit().await;
+    h.run_the_job(true).await;
+    h.end(&first, Ending::Completed).await;
+    h.notice_until(&first, |n| n["status"] == "delivered").await;
+
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let second = loop {
+        let (status, body) = h.post().await;
+        if status == 201 {
+            break body["id"].as_str().unwrap().to_owned();
+        }
+        assert_app_name_in_use(status, &body);
+        assert!(tokio::time::Instant::now() < deadline, "never freed");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    };
+    let left: Vec<String> = h
+        .keys()
+        .await
+        .into_iter()
+        .filter(|k| k.starts_with(&format!("results/{APP}/")))
+        .collect();
+    assert!(
+        left.is_empty(),
+        "run 1's results are gone before run 2: {left:?}"
+    );
+
+    // Run 2 ends COMPLETED without a result.json: its notice waits.
+    h.end(&second, Ending::Completed).await;
+    let notice = h
+        .notice_until(&second, |n| {
+            n["status"] == "fetching" && n["resultsFetchAttempts"].as_i64() >= Some(2)
+        })
+        .await;
+    assert!(
+        notice["lastError"]
+            .as_str()
+            .unwrap()
+            .contains("result.json"),
+        "{notice}"
+    );
+    assert_eq!(h.multiomix.count(), 1, "only run 1's notice left");
+
+    // Run 2's own result arrives: the shared folder holds it alone.
+    h.put(&format!("results/{APP}/result.json"), r#"{"run": 2}"#)
+        .await;
+    let notices = h.multiomix.wait_for_notices(2, WAIT).await.unwrap();
+    assert_eq!(notices[1].observed, json!({"result.json": r#"{"run": 2}"#}));
+}
+
+/// The hidden folders a stopped download leaves are removed by the next download of the
+/// same app, and only of that app: `BBHA_42.incoming-1` is another app's name.
+#[tokio::test]
+async fn leftovers_are_removed_for_their_own_app_only() {
+    let Some(h) = Handoff::start(peers::fake_eks().await.unwrap(), &[]).await else {
+        return;
+    };
+    let uuid = "0123456789abcdef0123456789abcdef";
+    let ours = format!(".{APP}.incoming-{uuid}");
+    let theirs = format!(".{APP}.incoming-1.incoming-{uuid}");
+    for folder in [&ours, &theirs] {
+        std::fs::create_dir_all(h.results.join(folder)).unwrap();
+        std::fs::write(h.results.join(folder).join("part.json"), "half").unwrap();
+    }
+    let id = h.submit().await;
+    h.run_the_job(true).await;
+    h.end(&id, Ending::Completed).await;
+    h.multiomix.wait_for_notices(1, WAIT).await.unwrap();
+    assert_eq!(entries(&h.results), [theirs, APP.to_owned()]);
 }

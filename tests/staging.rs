@@ -111,6 +111,11 @@ fn write(root: &Path, relative: &str, bytes: &[u8]) {
 /// The service with staging on, its datasets uploaded to `s3_url` (moto, or a port where
 /// nothing listens).
 async fn staged(s3_url: &str, moto_s3: aws_sdk_s3::Client) -> Staged {
+    staged_with(s3_url, moto_s3, &[]).await
+}
+
+/// [`staged`], with more variables, which win.
+async fn staged_with(s3_url: &str, moto_s3: aws_sdk_s3::Client, extra: &[(&str, &str)]) -> Staged {
     let emr = FakeEmr::start().await;
     let shared = tempfile::tempdir().unwrap();
     let results = tempfile::tempdir().unwrap();
@@ -144,6 +149,7 @@ async fn staged(s3_url: &str, moto_s3: aws_sdk_s3::Client) -> Staged {
         ),
     ];
     vars.extend(FAST.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let config = Config::from_vars(vars).expect("valid configuration");
     let staging = config.staging.clone().expect("staging is on");
     let seen_at_start = Arc::new(Mutex::new(Vec::new()));
@@ -345,9 +351,11 @@ async fn a_retried_request_uploads_nothing_twice() {
     }
     let (second, _) = app.post(&body, Some("retry-1")).await;
     assert_eq!(second, 201);
-    // The same datasets named by a new request are found in place too.
-    let third = app.post(&body, Some("retry-2")).await.0;
-    assert_eq!(third, 201);
+    // A new request for the same app name, while its job is open, is refused before
+    // anything is uploaded: one open job per app name.
+    let (third, answer) = app.post(&body, Some("retry-2")).await;
+    assert_eq!(third, 409, "{answer}");
+    assert_eq!(answer["field"], "entrypoint_arguments[0].value", "{answer}");
     assert_eq!(head(s3.clone()).await, before, "not uploaded again");
 }
 
@@ -420,4 +428,89 @@ async fn a_missing_bucket_is_a_refusal_naming_the_file() {
     let message = answer["message"].as_str().unwrap_or_default();
     assert!(message.contains("BBHA_42/molecules.csv"), "{message}");
     assert_eq!(app.emr.calls("StartJobRun"), 0, "no job started");
+}
+
+/// The multipart uploads under `prefix` that are neither completed nor aborted.
+async fn unfinished_uploads(s3: &aws_sdk_s3::Client, prefix: &str) -> Vec<String> {
+    let page = s3
+        .list_multipart_uploads()
+        .bucket(BUCKET)
+        .prefix(prefix)
+        .send()
+        .await
+        .expect("ListMultipartUploads");
+    page.uploads()
+        .iter()
+        .filter_map(|u| u.key().map(str::to_owned))
+        .collect()
+}
+
+/// Waits until `prefix` has no unfinished multipart upload.
+async fn until_no_unfinished_uploads(s3: &aws_sdk_s3::Client, prefix: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = unfinished_uploads(s3, prefix).await;
+        if left.is_empty() {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "unfinished uploads left: {left:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Parts of an upload a stopped process left are billed until aborted: at start-up the
+/// service aborts those under its datasets prefix, and no other.
+#[tokio::test]
+async fn uploads_a_stopped_process_left_are_aborted_at_start_up() {
+    let Some(moto) = moto().await else { return };
+    let s3 = with_bucket(&moto).await;
+    for key in ["datasets/BBHA_1/molecules.csv", "elsewhere/big.bin"] {
+        s3.create_multipart_upload()
+            .bucket(BUCKET)
+            .key(key)
+            .send()
+            .await
+            .expect("CreateMultipartUpload");
+    }
+    // moto's timestamps have a one-second resolution: the service starts after them.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let _app = staged(&moto.url, s3.clone()).await;
+    until_no_unfinished_uploads(&s3, "datasets/").await;
+    assert_eq!(
+        unfinished_uploads(&s3, "").await,
+        ["elsewhere/big.bin"],
+        "not the service's: left alone"
+    );
+}
+
+/// An upload that outlasts `STAGING_UPLOAD_TIMEOUT` is answered 503 naming the bound,
+/// starts nothing, leaves no parts behind, and frees the app name.
+#[tokio::test]
+async fn an_upload_beyond_its_bound_is_503_starts_nothing_and_leaves_no_parts() {
+    let Some(moto) = moto().await else { return };
+    let s3 = with_bucket(&moto).await;
+    let app = staged_with(&moto.url, s3.clone(), &[("STAGING_UPLOAD_TIMEOUT", "0.05")]).await;
+    let root = app.shared.path();
+    // Large enough that hashing and sending it take longer than the bound.
+    let size = MULTIPART_PART_BYTES as usize * 4;
+    write(root, "BBHA_42/molecules.csv", &vec![7u8; size]);
+    write(root, "BBHA_42/clinical.csv", b"sample,time,event\n");
+    let request = body("BBHA_42/molecules.csv", "BBHA_42/clinical.csv");
+    let (status, answer) = app.post(&request, None).await;
+    assert_eq!(status, 503, "{answer}");
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap()
+            .contains("STAGING_UPLOAD_TIMEOUT"),
+        "{answer}"
+    );
+    assert_eq!(app.emr.calls("StartJobRun"), 0, "no job started");
+    until_no_unfinished_uploads(&s3, "datasets/").await;
+    // The app name is free: the next try is not refused as a second job.
+    let (again, answer) = app.post(&request, None).await;
+    assert_eq!(again, 503, "{answer}");
 }

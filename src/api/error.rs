@@ -45,6 +45,9 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// A field names something in use (the `app-name` of an open job): 409 naming it.
+    #[error("{}", .0.message)]
+    InUse(FieldError),
     #[error("{0}")]
     Unprocessable(String),
     #[error("{0}")]
@@ -69,7 +72,7 @@ impl ApiError {
             ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Conflict(_) | ApiError::InUse(_) => StatusCode::CONFLICT,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -86,7 +89,7 @@ impl ApiError {
             ApiError::BodyTimeout(_) => "body_timeout",
             ApiError::Unauthorized => "unauthorized",
             ApiError::NotFound(_) => "not_found",
-            ApiError::Conflict(_) => "conflict",
+            ApiError::Conflict(_) | ApiError::InUse(_) => "conflict",
             ApiError::Unprocessable(_) => "unprocessable",
             ApiError::BadGateway(_) => "backend_refused",
             ApiError::Unavailable { .. } => "unavailable",
@@ -103,10 +106,17 @@ impl ApiError {
             ),
             BackendError::NotFound => ApiError::NotFound(job_id.to_owned()),
             BackendError::Conflict(msg) => ApiError::Conflict(msg),
-            BackendError::Rejected(msg) => ApiError::BadGateway(msg),
+            BackendError::Rejected(cause) => {
+                // The answer carries the words; the log gets the whole chain.
+                tracing::warn!(error = %crate::backend::error_chain(&cause), "job backend refused");
+                ApiError::BadGateway(cause.into())
+            }
             BackendError::Invalid(msg) => ApiError::BadRequest(msg),
-            BackendError::Unavailable(msg) => ApiError::Unavailable {
-                message: msg,
+            BackendError::Unavailable(cause) => ApiError::Unavailable {
+                message: {
+                    tracing::warn!(error = %crate::backend::error_chain(&cause), "job backend unavailable");
+                    cause.into()
+                },
                 retry_after_secs: 5,
             },
         }
@@ -143,7 +153,7 @@ impl IntoResponse for ApiError {
             error: self.code(),
             message: self.to_string(),
             field: match &self {
-                ApiError::Invalid(f) => Some(f.field.clone()),
+                ApiError::Invalid(f) | ApiError::InUse(f) => Some(f.field.clone()),
                 _ => None,
             },
         };

@@ -22,12 +22,12 @@ use super::AppState;
 use crate::backend::{BackendError, ListQuery};
 use crate::job::body::RequestBody;
 use crate::job::{
-    validate_request, JobId, JobState, JobView, NoticeView, MAX_ARGUMENTS, MAX_ARGUMENTS_BYTES,
-    MAX_BODY_BYTES, MAX_VALUE_CHARS,
+    validate_request, FieldError, JobId, JobSpec, JobState, JobView, NoticeView, MAX_ARGUMENTS,
+    MAX_ARGUMENTS_BYTES, MAX_BODY_BYTES, MAX_VALUE_CHARS,
 };
 use crate::notify::RequestError;
 use crate::staging::{FilesError, StageError};
-use crate::store::{now_millis, JobRecord, Submission};
+use crate::store::{now_millis, Begun, JobRecord, Submission};
 
 /// Longest `Idempotency-Key` accepted.
 pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 255;
@@ -244,6 +244,8 @@ fn sha256_hex(data: &[u8]) -> String {
         (status = 408, description = "The body did not arrive within `BODY_READ_TIMEOUT` (10 s) of the headers", body = ErrorBody),
         (status = 413, description = "The body is larger than 64 KiB", body = ErrorBody),
         (status = 415, description = "The body is not declared as JSON", body = ErrorBody),
+        (status = 409, description = "Another job with this `app-name` is open (not ended, or its \
+            notice or clean-up not done); the body's `field` names `app-name`", body = ErrorBody),
         (status = 422, description = "The Idempotency-Key was used for a different request", body = ErrorBody),
         (status = 500, description = "Internal error", body = ErrorBody),
         (status = 502, description = "EMR refused the job", body = ErrorBody),
@@ -282,24 +284,18 @@ pub async fn start_job(
     }
 
     // On EMR the job sees none of Multiomix's folders: the datasets it names go to S3
-    // first, and a job whose datasets cannot be uploaded is not started. A retried request
-    // finds them there and uploads nothing again.
-    if let Some(stager) = &state.staging {
-        let files = stager.files(&spec).map_err(|e| match e {
+    // first, and a job whose datasets cannot be uploaded is not started. The paths are
+    // checked here, before anything is written.
+    let staged = match &state.staging {
+        Some(stager) => Some(stager.files(&spec).map_err(|e| match e {
             FilesError::Invalid(field) => ApiError::Invalid(field),
             FilesError::Folder(why) => ApiError::Unavailable {
                 message: why,
                 retry_after_secs: 5,
             },
-        })?;
-        stager.upload(&files).await.map_err(|e| match e {
-            StageError::Unavailable { .. } => ApiError::Unavailable {
-                message: e.to_string(),
-                retry_after_secs: 5,
-            },
-            StageError::Refused { .. } => ApiError::BadGateway(e.to_string()),
-        })?;
-    }
+        })?),
+        None => None,
+    };
 
     // EMR starts one job per client token: a retried request, even one whose first try
     // died before it was recorded here, cannot start a second job.
@@ -316,15 +312,39 @@ pub async fn start_job(
         created_at: now_millis(),
         app_name: spec.app_name().map(str::to_owned),
     };
-    // The submission is written before the backend is asked, and completed after, in a
-    // task of its own: a request cut off by its timeout or a dropped connection cannot
-    // stop it between the start and its record. A submission left incomplete (the
-    // process died, the store failed) is settled by the reconciler from the backend.
-    state.store.begin_submission(&submission).await?;
+    // The submission is written before the datasets are uploaded and the backend is
+    // asked, and it takes the app name: one open job per app name (see the README).
+    if let Begun::AppNameInUse { job_id } = state.store.begin_submission(&submission).await? {
+        return Err(app_name_in_use(&spec, job_id.as_deref()));
+    }
+    // The rest runs in a task of its own: a request cut off by its timeout or a dropped
+    // connection cannot stop it between the start and its record. Until the datasets
+    // are up, though, a dropped request stops the upload and starts nothing (`attached`
+    // lives as long as the request). A submission left incomplete (the process died, the
+    // store failed) is settled by the reconciler from the backend.
+    let (attached, detached) = tokio::sync::oneshot::channel::<()>();
     let work = {
         let state = state.clone();
         let spec = spec.clone();
         tokio::spawn(async move {
+            if let (Some(stager), Some(files)) = (&state.staging, staged) {
+                let app = spec.app_name().unwrap_or_default();
+                let caller_gone = async move {
+                    let _ = detached.await;
+                };
+                if let Err(e) = stager.prepare_run(app, &files, caller_gone).await {
+                    if let Err(e) = state.store.drop_submission(&submission.client_token).await {
+                        warn!(error = %e, "cannot remove a submission whose datasets were not staged; the reconciler will");
+                    }
+                    return Err(match e {
+                        StageError::Unavailable { .. } => ApiError::Unavailable {
+                            message: e.to_string(),
+                            retry_after_secs: 5,
+                        },
+                        StageError::Refused { .. } => ApiError::BadGateway(e.to_string()),
+                    });
+                }
+            }
             let id = match state.backend.start(&spec, &submission.client_token).await {
                 Ok(id) => id,
                 Err(e) => {
@@ -372,6 +392,7 @@ pub async fn start_job(
     let id = work
         .await
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("the start of a job failed: {e}")))??;
+    drop(attached);
     metrics::counter!("jobs_started_total", "algorithm" => spec.algorithm.slug()).increment(1);
     info!(
         job_id = %id,
@@ -381,6 +402,22 @@ pub async fn start_job(
         "job started"
     );
     Ok(created(id.as_str()))
+}
+
+/// The 409 of a second open job for one app name, naming the field.
+fn app_name_in_use(spec: &JobSpec, holder: Option<&str>) -> ApiError {
+    let app = spec.app_name().unwrap_or_default();
+    let by = match holder {
+        Some(id) => format!("job {id}"),
+        None => "a job being started".to_owned(),
+    };
+    ApiError::InUse(FieldError {
+        field: spec.app_name_field(),
+        message: format!(
+            "app-name '{app}' is in use by {by}, which has not ended or whose notice and \
+             clean-up are not done; one job per app-name is open at a time"
+        ),
+    })
 }
 
 fn created(id: &str) -> Response {

@@ -67,11 +67,25 @@ pub fn router(state: AppState) -> Router {
                 .layer(DefaultBodyLimit::max(MAX_CALLBACK_BODY_BYTES)),
         );
 
+    // `POST /job` may upload its datasets first (with `DATA_STAGING=s3`): that has its own
+    // bound, `STAGING_UPLOAD_TIMEOUT`, on top of the request's.
+    let start_timeout = server.request_timeout
+        + state
+            .config
+            .staging
+            .as_ref()
+            .map_or(std::time::Duration::ZERO, |s| s.upload_timeout);
+    let start = Router::new()
+        .route("/job", post(jobs::start_job).route_layer(api_auth.clone()))
+        .layer(
+            ServiceBuilder::new()
+                .layer(axum::error_handling::HandleErrorLayer::new(overload_error))
+                .timeout(start_timeout),
+        );
     // Everything but liveness shares one bound on requests in flight; beyond it a request
     // is answered 503 at once instead of queuing. Liveness stays out of it so that a busy
     // service is not restarted for being busy.
     let limited = Router::new()
-        .route("/job", post(jobs::start_job).route_layer(api_auth.clone()))
         .route("/jobs", get(jobs::list_jobs).route_layer(api_auth))
         .route("/job/{id}", job_routes)
         .route("/", get(ops::index))
@@ -81,13 +95,18 @@ pub fn router(state: AppState) -> Router {
         .layer(
             ServiceBuilder::new()
                 .layer(axum::error_handling::HandleErrorLayer::new(overload_error))
+                .timeout(server.request_timeout),
+        )
+        .merge(start)
+        .layer(
+            ServiceBuilder::new()
+                .layer(axum::error_handling::HandleErrorLayer::new(overload_error))
                 .load_shed()
                 // `Router::layer` applies its layers to each route separately: a plain
                 // concurrency limit would be one per route. This one shares its permits.
                 .layer(GlobalConcurrencyLimitLayer::new(
                     server.max_concurrent_requests,
-                ))
-                .timeout(server.request_timeout),
+                )),
         );
     let api = limited
         .route("/health", get(ops::health))

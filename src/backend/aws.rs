@@ -7,7 +7,7 @@ use aws_config::{retry::RetryConfig, timeout::TimeoutConfig, BehaviorVersion, Re
 // The same smithy types back every aws-sdk-* crate; emr-containers' re-export serves all.
 use aws_sdk_emrcontainers::error::{ProvideErrorMetadata, SdkError};
 
-use super::BackendError;
+use super::{BackendError, Cause};
 
 /// The SDK configuration of a backend's client: the standard AWS chain (environment,
 /// profile, IRSA web identity, instance metadata), the region, `AWS_ENDPOINT_URL` when
@@ -53,33 +53,42 @@ pub async fn sdk_config_with(
 pub fn classify<E, R>(operation: &str, err: SdkError<E, R>) -> BackendError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug,
+    R: std::fmt::Debug + Send + Sync + 'static,
 {
-    match &err {
+    let (unavailable, message) = match &err {
         SdkError::ServiceError(service) => {
             let e = service.err();
             let code = e.code().unwrap_or("Unknown");
             let message = e.message().unwrap_or("no message").to_owned();
             match code {
-                "ResourceNotFoundException" => BackendError::NotFound,
+                "ResourceNotFoundException" => return BackendError::NotFound,
                 "ThrottlingException"
                 | "TooManyRequestsException"
                 | "InternalServerException"
                 | "InternalServerError"
                 | "ServiceUnavailableException"
                 | "ServiceUnavailable"
-                | "RequestTimeout" => {
-                    BackendError::Unavailable(format!("{operation}: {code}: {message}"))
-                }
-                _ => BackendError::Rejected(format!("{operation}: {code}: {message}")),
+                | "RequestTimeout" => (true, format!("{operation}: {code}: {message}")),
+                _ => (false, format!("{operation}: {code}: {message}")),
             }
         }
-        SdkError::ConstructionFailure(_) => {
-            BackendError::Rejected(format!("{operation}: request could not be built: {err:?}"))
-        }
-        _ => BackendError::Unavailable(format!(
-            "{operation}: {}",
-            aws_smithy_types::error::display::DisplayErrorContext(&err)
-        )),
+        SdkError::ConstructionFailure(_) => (
+            false,
+            format!("{operation}: request could not be built: {err:?}"),
+        ),
+        _ => (
+            true,
+            format!(
+                "{operation}: {}",
+                aws_smithy_types::error::display::DisplayErrorContext(&err)
+            ),
+        ),
+    };
+    // The SDK error stays as the cause, for the log.
+    let cause = Cause::with_source(message, err);
+    if unavailable {
+        BackendError::Unavailable(cause)
+    } else {
+        BackendError::Rejected(cause)
     }
 }

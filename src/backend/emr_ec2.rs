@@ -170,7 +170,7 @@ impl EmrEc2Backend {
 
     async fn to_run(&self, seen: Seen<'_>) -> Result<JobRun, BackendError> {
         let id = job_id(seen.id).ok_or_else(|| {
-            BackendError::Rejected(format!("EMR returned an unusable step id {:?}", seen.id))
+            BackendError::Rejected(format!("EMR returned an unusable step id {:?}", seen.id).into())
         })?;
         let (state, state_details) = map_state(seen.id, seen.status)?;
         let timeline = seen.status.and_then(|s| s.timeline());
@@ -255,7 +255,7 @@ impl EmrEc2Backend {
     /// step id it does not know and for a cluster id it does not know, so the step is gone
     /// (`NotFound`) only when the cluster is there: DescribeCluster of `EMR_CLUSTER_ID`
     /// answers. Anything else, that check's failure included, is [`unusable`].
-    async fn step_error<R: std::fmt::Debug>(
+    async fn step_error<R: std::fmt::Debug + Send + Sync + 'static>(
         &self,
         err: SdkError<DescribeStepError, R>,
     ) -> BackendError {
@@ -307,9 +307,9 @@ impl EmrEc2Backend {
                     "EMR refused to cancel job {id}: {reason}"
                 )))
             }
-            other => Err(BackendError::Rejected(format!(
-                "CancelSteps answered {other:?} for step {step_id}"
-            ))),
+            other => Err(BackendError::Rejected(
+                format!("CancelSteps answered {other:?} for step {step_id}").into(),
+            )),
         }
     }
 
@@ -350,7 +350,9 @@ impl EmrEc2Backend {
             }
         };
         job_id(&step).ok_or_else(|| {
-            BackendError::Rejected(format!("AddJobFlowSteps answered an unusable id {step:?}"))
+            BackendError::Rejected(
+                format!("AddJobFlowSteps answered an unusable id {step:?}").into(),
+            )
         })
     }
 
@@ -466,9 +468,9 @@ fn map_state(
     status: Option<&StepStatus>,
 ) -> Result<(JobState, Option<String>), BackendError> {
     let Some(state) = status.and_then(|s| s.state()) else {
-        return Err(BackendError::Rejected(format!(
-            "EMR returned step {id} without a state"
-        )));
+        return Err(BackendError::Rejected(
+            format!("EMR returned step {id} without a state").into(),
+        ));
     };
     let reason = status
         .and_then(|s| s.state_change_reason())
@@ -503,9 +505,9 @@ fn map_state(
             (JobState::Failed, details)
         }
         other => {
-            return Err(BackendError::Rejected(format!(
-                "EMR returned step {id} in an unknown state {other:?}"
-            )))
+            return Err(BackendError::Rejected(
+                format!("EMR returned step {id} in an unknown state {other:?}").into(),
+            ))
         }
     })
 }
@@ -530,12 +532,13 @@ fn step_states(state: JobState) -> &'static [StepState] {
 /// left as they were.
 fn unusable(operation: &str, err: BackendError) -> BackendError {
     match err {
-        BackendError::NotFound => BackendError::Unavailable(format!(
-            "{operation}: EMR answered 'not found' for the cluster; check EMR_CLUSTER_ID"
-        )),
-        BackendError::Rejected(m) | BackendError::Invalid(m) | BackendError::Conflict(m) => {
-            BackendError::Unavailable(m)
-        }
+        BackendError::NotFound => BackendError::Unavailable(
+            format!("{operation}: EMR answered 'not found' for the cluster; check EMR_CLUSTER_ID")
+                .into(),
+        ),
+        // The cause, with its source, stays for the log.
+        BackendError::Rejected(cause) => BackendError::Unavailable(cause),
+        BackendError::Invalid(m) | BackendError::Conflict(m) => BackendError::Unavailable(m.into()),
         unavailable @ BackendError::Unavailable(_) => unavailable,
     }
 }
@@ -692,11 +695,14 @@ impl JobBackend for EmrEc2Backend {
                         )
                     })
                     .unwrap_or_default();
-                Err(BackendError::Unavailable(format!(
+                Err(BackendError::Unavailable(
+                    format!(
                     "EMR cluster {} is {}{reason}: steps run only on a WAITING or RUNNING cluster",
                     self.settings.cluster_id,
                     state.map(|s| s.as_str()).unwrap_or("in no known state"),
-                )))
+                )
+                    .into(),
+                ))
             }
         }
     }
@@ -716,7 +722,9 @@ impl JobBackend for EmrEc2Backend {
         match self.find_started(None, client_token, since).await? {
             Some(step) => {
                 let id = job_id(&step).ok_or_else(|| {
-                    BackendError::Rejected(format!("EMR returned an unusable step id {step:?}"))
+                    BackendError::Rejected(
+                        format!("EMR returned an unusable step id {step:?}").into(),
+                    )
                 })?;
                 Ok(Submitted::Started(self.describe(&id).await?))
             }

@@ -91,10 +91,13 @@ impl EmrEksBackend {
             .state()
             .and_then(|s| JobState::parse(s.as_str()))
             .ok_or_else(|| {
-                BackendError::Rejected(format!(
-                    "EMR returned job {id} in an unknown state {:?}",
-                    run.state()
-                ))
+                BackendError::Rejected(
+                    format!(
+                        "EMR returned job {id} in an unknown state {:?}",
+                        run.state()
+                    )
+                    .into(),
+                )
             })?;
         let log_location = Some(format!(
             "{}/{}/jobs/{id}/",
@@ -189,11 +192,11 @@ impl JobBackend for EmrEksBackend {
             .set_entry_point_arguments(Some(entry_point_arguments(spec, &self.job.args_key_prefix)))
             .spark_submit_parameters(parameters.to_parameter_string())
             .build()
-            .map_err(|e| BackendError::Rejected(e.to_string()))?;
+            .map_err(|e| BackendError::Rejected(e.to_string().into()))?;
         let monitoring = S3MonitoringConfiguration::builder()
             .log_uri(self.package.log_uri())
             .build()
-            .map_err(|e| BackendError::Rejected(e.to_string()))?;
+            .map_err(|e| BackendError::Rejected(e.to_string().into()))?;
         let mut call = self
             .client
             .start_job_run()
@@ -221,10 +224,9 @@ impl JobBackend for EmrEksBackend {
         }
         let out = call.send().await.map_err(|e| classify("StartJobRun", e))?;
         out.id().and_then(JobId::parse).ok_or_else(|| {
-            BackendError::Rejected(format!(
-                "StartJobRun answered with an unusable id {:?}",
-                out.id()
-            ))
+            BackendError::Rejected(
+                format!("StartJobRun answered with an unusable id {:?}", out.id()).into(),
+            )
         })
     }
 

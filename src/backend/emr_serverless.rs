@@ -33,6 +33,13 @@ use crate::job::{JobId, JobRun, JobSpec, JobState};
 /// ListJobRuns answers at most 50 runs a page.
 const PAGE_SIZE: u32 = 50;
 
+/// GetJobRun calls one page of `GET /jobs` may make, to tell a cancelled run stopped by
+/// its execution timeout (FAILED) from one a user cancelled: a page of 50 cancelled runs
+/// costs 10 calls, not 50. Beyond them a cancelled run shows as its summary says
+/// (CANCELLED, or FAILED when its details name the timeout); `GET /job/{id}` always
+/// reads the run.
+pub const READS_PER_PAGE: usize = 10;
+
 /// Runs each job as an EMR Serverless job run in one application.
 pub struct EmrServerlessBackend {
     client: Client,
@@ -86,10 +93,13 @@ impl EmrServerlessBackend {
 
     fn to_run(&self, seen: Seen<'_>) -> Result<JobRun, BackendError> {
         let id = JobId::parse(seen.id).ok_or_else(|| {
-            BackendError::Rejected(format!(
-                "EMR Serverless returned an unusable job run id {:?}",
-                seen.id
-            ))
+            BackendError::Rejected(
+                format!(
+                    "EMR Serverless returned an unusable job run id {:?}",
+                    seen.id
+                )
+                .into(),
+            )
         })?;
         let (state, state_details) = map_state(&seen)?;
         let finished_at = if state.is_final() {
@@ -130,7 +140,7 @@ impl EmrServerlessBackend {
             .set_entry_point_arguments(Some(entry_point_arguments(spec, &self.job.args_key_prefix)))
             .spark_submit_parameters(parameters.to_parameter_string())
             .build()
-            .map_err(|e| BackendError::Rejected(e.to_string()))?;
+            .map_err(|e| BackendError::Rejected(e.to_string().into()))?;
         let monitoring = MonitoringConfiguration::builder()
             .s3_monitoring_configuration(
                 S3MonitoringConfiguration::builder()
@@ -242,10 +252,13 @@ fn map_state(seen: &Seen<'_>) -> Result<(JobState, Option<String>), BackendError
         }
         JobRunState::Cancelled => JobState::Cancelled,
         other => {
-            return Err(BackendError::Rejected(format!(
-                "EMR Serverless returned job run {} in an unknown state {other:?}",
-                seen.id
-            )))
+            return Err(BackendError::Rejected(
+                format!(
+                    "EMR Serverless returned job run {} in an unknown state {other:?}",
+                    seen.id
+                )
+                .into(),
+            ))
         }
     };
     Ok((state, details))
@@ -315,10 +328,13 @@ impl JobBackend for EmrServerlessBackend {
         }
         let out = call.send().await.map_err(|e| classify("StartJobRun", e))?;
         JobId::parse(out.job_run_id()).ok_or_else(|| {
-            BackendError::Rejected(format!(
-                "StartJobRun answered with an unusable id {:?}",
-                out.job_run_id()
-            ))
+            BackendError::Rejected(
+                format!(
+                    "StartJobRun answered with an unusable id {:?}",
+                    out.job_run_id()
+                )
+                .into(),
+            )
         })
     }
 
@@ -384,13 +400,16 @@ impl JobBackend for EmrServerlessBackend {
             .await
             .map_err(|e| classify("ListJobRuns", e))?;
         let mut jobs = Vec::with_capacity(out.job_runs().len());
+        let mut reads = 0;
         for summary in out.job_runs() {
             let Ok(run) = self.to_run(Seen::from(summary)) else {
                 continue;
             };
-            // A summary cannot tell a timed-out run from one a user cancelled; the run
-            // itself can.
-            let run = if *summary.state() == JobRunState::Cancelled {
+            // A summary cannot tell a timed-out run from one a user cancelled (unless its
+            // details say so); the run itself can. At most READS_PER_PAGE runs of a page
+            // are read; the others show as their summary says.
+            let run = if run.state == JobState::Cancelled && reads < READS_PER_PAGE {
+                reads += 1;
                 self.describe(&run.id).await.unwrap_or(run)
             } else {
                 run
@@ -420,11 +439,14 @@ impl JobBackend for EmrServerlessBackend {
         };
         match application.state() {
             ApplicationState::Terminated | ApplicationState::Creating => {
-                Err(BackendError::Unavailable(format!(
-                    "EMR Serverless application {} is {}: it cannot run jobs",
-                    self.settings.application_id,
-                    application.state().as_str()
-                )))
+                Err(BackendError::Unavailable(
+                    format!(
+                        "EMR Serverless application {} is {}: it cannot run jobs",
+                        self.settings.application_id,
+                        application.state().as_str()
+                    )
+                    .into(),
+                ))
             }
             _ => Ok(()),
         }

@@ -40,8 +40,11 @@ impl FinishedRuns {
         self.lock().by_id.get(id).cloned()
     }
 
+    /// Keeps a final run, as long as it was read whole: a run from a listing that
+    /// carries no tags (EMR Serverless's ListJobRuns) is not, and answering a later read
+    /// with it would lose its tags, the `app-name` among them.
     fn remember(&self, run: &JobRun) {
-        if self.capacity == 0 || !run.state.is_final() {
+        if self.capacity == 0 || !run.state.is_final() || run.tags.is_empty() {
             return;
         }
         let mut runs = self.lock();
@@ -172,7 +175,7 @@ mod tests {
                 state_details: None,
                 failure_reason: None,
                 log_location: None,
-                tags: Default::default(),
+                tags: [("managed-by".to_owned(), "multiomix-aws-emr".to_owned())].into(),
                 ours: true,
             })
         }

@@ -11,10 +11,94 @@ pub mod instrumented;
 pub mod local;
 pub mod spark;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::job::{JobId, JobRun, JobSpec, JobState};
+
+/// Why a backend call failed: the words an answer or a log line shows, and the error that
+/// said so (an SDK error with its whole chain: the dispatch failure, the I/O error under
+/// it), kept as the `source` so that the log can show all of it. Reads as its words.
+#[derive(Clone, Debug)]
+pub struct Cause {
+    message: String,
+    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+impl Cause {
+    pub fn with_source(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Cause {
+            message: message.into(),
+            source: Some(Arc::new(source)),
+        }
+    }
+}
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Cause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+impl std::ops::Deref for Cause {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.message
+    }
+}
+
+impl From<String> for Cause {
+    fn from(message: String) -> Self {
+        Cause {
+            message,
+            source: None,
+        }
+    }
+}
+
+impl From<&str> for Cause {
+    fn from(message: &str) -> Self {
+        message.to_owned().into()
+    }
+}
+
+impl From<Cause> for String {
+    fn from(cause: Cause) -> String {
+        cause.message
+    }
+}
+
+/// An error and every cause under it, one after the other, for a log line: what a
+/// `BackendError`'s words leave out (the SDK's chain down to the I/O error). A cause that
+/// only repeats the one above it is left out.
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut last = out.clone();
+    let mut next = err.source();
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !last.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        last = text;
+        next = e.source();
+    }
+    out
+}
 
 /// What can go wrong when talking to a backend, sorted by what the caller should do.
 #[derive(Debug, thiserror::Error)]
@@ -28,14 +112,14 @@ pub enum BackendError {
     Conflict(String),
     /// The backend understood the request and refused it; retrying will not help.
     #[error("the job backend refused the request: {0}")]
-    Rejected(String),
+    Rejected(#[source] Cause),
     /// The request cannot be submitted as it is (too long for the backend, say); the
     /// caller must change it.
     #[error("{0}")]
     Invalid(String),
     /// The backend could not be reached, throttled us or failed; retrying later may help.
     #[error("the job backend is unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] Cause),
 }
 
 /// One page of [`JobBackend::list`].

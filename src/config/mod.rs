@@ -356,6 +356,7 @@ fn staging_settings(raw: &Raw) -> Result<StagingSettings, ConfigError> {
         results,
         cleanup_datasets,
         fetch_timeout: positive_seconds("RESULTS_FETCH_TIMEOUT", raw.results_fetch_timeout)?,
+        upload_timeout: positive_seconds("STAGING_UPLOAD_TIMEOUT", raw.staging_upload_timeout)?,
         region: raw.aws_default_region.clone(),
         endpoint_url: raw.aws_endpoint_url.clone(),
         call_timeout: emr_call_timeout(seconds("REQUEST_TIMEOUT", raw.request_timeout)?),

@@ -235,6 +235,9 @@ pub struct StagingSettings {
     pub cleanup_datasets: bool,
     /// `RESULTS_FETCH_TIMEOUT`: the longest one download of a job's results may take.
     pub fetch_timeout: Duration,
+    /// `STAGING_UPLOAD_TIMEOUT`: the longest a `POST /job` may spend getting S3 ready for
+    /// its run (datasets up, the results folder emptied), beyond `REQUEST_TIMEOUT`.
+    pub upload_timeout: Duration,
     pub region: String,
     pub endpoint_url: Option<String>,
     /// The longest one upload may take: below `REQUEST_TIMEOUT`, like an EMR call.

@@ -161,6 +161,7 @@ pub const VARIABLES: &[Variable] = &[
     added("S3_RESULTS_PREFIX", Described("`s3://{EMR_S3_BUCKET}/results/`"), EMR_ANY, "where jobs leave their results, under `<app-name>/`; must not overlap `S3_DATASETS_PREFIX`"),
     added("DATASETS_CLEANUP", Value("on"), EMR_ANY, "`on`: delete `datasets/<app-name>/` from S3 once the job's notice is delivered (or Multiomix answered that the experiment is gone); `off`: keep it"),
     added("RESULTS_FETCH_TIMEOUT", Value("600"), EMR_ANY, "seconds one copy of a job's results from S3 may take before it is tried again"),
+    added("STAGING_UPLOAD_TIMEOUT", Value("900"), EMR_ANY, "seconds `POST /job` may spend uploading its datasets (in parallel parts) and emptying the run's results folder in S3 before it answers 503 and starts nothing; `POST /job` may take this long beyond `REQUEST_TIMEOUT`"),
     inherited("SLEEP_TIME", Value("10"), ALL, "seconds to wait after the sidecar's callback before reading the job"),
     inherited("PORT", Value("8003"), ALL, "listening port"),
     // The second table: the variables this service added.
@@ -307,6 +308,7 @@ pub(super) struct Raw {
     pub(super) s3_results_prefix: Option<String>,
     pub(super) datasets_cleanup: String,
     pub(super) results_fetch_timeout: f64,
+    pub(super) staging_upload_timeout: f64,
 
     pub(super) spark_submit: String,
     pub(super) spark_master: String,

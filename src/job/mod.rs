@@ -137,6 +137,15 @@ impl JobSpec {
             .find(|(name, _)| name == "app-name")
             .map(|(_, value)| value.as_str())
     }
+
+    /// Where the `app-name` argument is in the request, for an answer that names it.
+    pub fn app_name_field(&self) -> String {
+        self.arguments
+            .iter()
+            .position(|(name, _)| name == "app-name")
+            .map(|i| format!("entrypoint_arguments[{i}].value"))
+            .unwrap_or_else(|| "entrypoint_arguments".into())
+    }
 }
 
 /// EMR's job run states, which the API passes through unchanged.

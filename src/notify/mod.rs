@@ -94,6 +94,13 @@ impl Notifier {
                 "resuming notices left in flight by the previous process"
             );
         }
+        let freed = store.release_settled_app_names().await?;
+        if freed > 0 {
+            info!(
+                freed,
+                "app names of jobs whose end work the previous process left half done freed"
+            );
+        }
         let open = store.open_notice_count().await?;
         metrics::gauge!("notices_open").set(open as f64);
         let deliverer = Deliverer::new(
@@ -366,7 +373,7 @@ impl Notifier {
                 Ok(())
             }
             Err(e) => {
-                warn!(error = %e, "cannot read the job; trying again later");
+                warn!(error = %crate::backend::error_chain(&e), "cannot read the job; trying again later");
                 if !self
                     .inner
                     .store
@@ -498,6 +505,10 @@ impl Notifier {
             self.changed_elsewhere("record its results' copy");
             return Ok(());
         }
+        if let FetchRecord::GivenUp { .. } = record {
+            // The notice is closed: nothing more is done for this job.
+            self.release_app_name(&row.job_id).await;
+        }
         if record != FetchRecord::Fetched {
             return Ok(());
         }
@@ -597,13 +608,23 @@ impl Notifier {
             self.changed_elsewhere("record its delivery attempt");
             return Ok(());
         }
-        if matches!(
-            record,
-            AttemptRecord::Delivered | AttemptRecord::Refused { .. }
-        ) {
-            self.remove_datasets(&row.job_id).await;
+        match record {
+            AttemptRecord::Delivered | AttemptRecord::Refused { .. } => {
+                self.remove_datasets(&row.job_id).await;
+                self.release_app_name(&row.job_id).await;
+            }
+            AttemptRecord::GivenUp { .. } => self.release_app_name(&row.job_id).await,
+            AttemptRecord::Retry { .. } => {}
         }
         Ok(())
+    }
+
+    /// The job's end work is over: the next job may use its app name. A failure only
+    /// delays that until the next start-up, which frees the names of closed notices.
+    async fn release_app_name(&self, job_id: &str) {
+        if let Err(e) = self.inner.store.release_app_name(job_id).await {
+            warn!(error = %e, "cannot free the job's app name; it is freed at the next start-up");
+        }
     }
 
     /// A state change found the notice no longer as this worker read it: another worker

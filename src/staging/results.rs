@@ -292,17 +292,16 @@ impl Staging {
         Ok(())
     }
 
-    /// Removes the hidden folders a stopped download of `app` left behind.
+    /// Removes the hidden folders a stopped download of `app` left behind: exactly
+    /// `.<app>.incoming-<id>` and `.<app>.replaced-<id>`, never those of another app whose
+    /// name starts like this one's (`x` and `x.incoming-1`).
     async fn remove_leftovers(&self, app: &str) {
         let Ok(mut entries) = tokio::fs::read_dir(&self.settings.results_dir).await else {
             return;
         };
-        let incoming = format!(".{app}{INCOMING}");
-        let replaced = format!(".{app}{REPLACED}");
         while let Ok(Some(entry)) = entries.next_entry().await {
             let name = entry.file_name();
-            let name = name.to_string_lossy();
-            if name.starts_with(&incoming) || name.starts_with(&replaced) {
+            if leftover_of(&name.to_string_lossy()) == Some(app) {
                 if let Err(e) = remove_any(&entry.path()).await {
                     tracing::warn!(path = %entry.path().display(), error = %e, "cannot remove a download left behind");
                 }
@@ -316,12 +315,15 @@ impl Staging {
         if !crate::job::is_valid_app_name(app) {
             return Err(format!("'{app}' cannot name a folder of datasets"));
         }
-        let bucket = &self.settings.datasets.bucket;
-        let prefix = format!("{}{app}/", self.settings.datasets.prefix);
-        let keys = self
-            .list_keys(bucket, &prefix)
+        let datasets = &self.settings.datasets;
+        self.delete_prefix(&datasets.bucket, &format!("{}{app}/", datasets.prefix))
             .await
-            .map_err(|f| f.describe())?;
+            .map_err(Failure::describe)
+    }
+
+    /// Deletes every object under `prefix`; returns how many went.
+    pub(crate) async fn delete_prefix(&self, bucket: &str, prefix: &str) -> Result<usize, Failure> {
+        let keys = self.list_keys(bucket, prefix).await?;
         let mut removed = 0;
         // DeleteObjects takes at most 1,000 keys.
         for batch in keys.chunks(1_000) {
@@ -329,12 +331,12 @@ impl Staging {
                 .iter()
                 .map(|(key, _)| ObjectIdentifier::builder().key(key).build())
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| Failure::Refused(e.to_string()))?;
             let delete = Delete::builder()
                 .set_objects(Some(objects))
                 .quiet(true)
                 .build()
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| Failure::Refused(e.to_string()))?;
             let answer = self
                 .client
                 .delete_objects()
@@ -342,21 +344,37 @@ impl Staging {
                 .delete(delete)
                 .send()
                 .await
-                .map_err(|e| failure(e, "DeleteObjects").describe())?;
+                .map_err(|e| failure(e, "DeleteObjects"))?;
             if let Some(first) = answer.errors().first() {
-                return Err(format!(
+                return Err(Failure::Refused(format!(
                     "DeleteObjects: {} of {} objects not deleted, the first {}: {} {}",
                     answer.errors().len(),
                     batch.len(),
                     first.key().unwrap_or_default(),
                     first.code().unwrap_or("error"),
                     first.message().unwrap_or_default()
-                ));
+                )));
             }
             removed += batch.len();
         }
         Ok(removed)
     }
+}
+
+/// The app whose download left the hidden folder `name` (`.<app>.incoming-<id>` or
+/// `.<app>.replaced-<id>`, `<id>` a UUID's 32 hex digits), if it is one.
+fn leftover_of(name: &str) -> Option<&str> {
+    let hidden = name.strip_prefix('.')?;
+    let (rest, id) = hidden.rsplit_once('-')?;
+    if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let rest = format!("{rest}-");
+    let app_len = [INCOMING, REPLACED]
+        .iter()
+        .find(|marker| rest.ends_with(*marker))
+        .map(|marker| rest.len() - marker.len())?;
+    Some(&hidden[..app_len]).filter(|app| crate::job::is_valid_app_name(app))
 }
 
 async fn remove_any(path: &Path) -> std::io::Result<()> {
@@ -365,5 +383,37 @@ async fn remove_any(path: &Path) -> std::io::Result<()> {
         Ok(_) => tokio::fs::remove_file(path).await,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::leftover_of;
+
+    #[test]
+    fn a_leftover_folder_belongs_to_exactly_one_app() {
+        let id = "0123456789abcdef0123456789abcdef";
+        assert_eq!(leftover_of(&format!(".x.incoming-{id}")), Some("x"));
+        assert_eq!(leftover_of(&format!(".x.replaced-{id}")), Some("x"));
+        // The folders of the app `x.incoming-1` are its own, not `x`'s.
+        assert_eq!(
+            leftover_of(&format!(".x.incoming-1.incoming-{id}")),
+            Some("x.incoming-1")
+        );
+        assert_eq!(
+            leftover_of(&format!(".x.incoming-1.replaced-{id}")),
+            Some("x.incoming-1")
+        );
+        for other in [
+            "x".to_owned(),
+            ".x".to_owned(),
+            ".x.incoming-".to_owned(),
+            ".x.incoming-1".to_owned(),
+            format!(".x.incoming-{id}x"),
+            format!(".x.elsewhere-{id}"),
+            format!("x.incoming-{id}"),
+        ] {
+            assert_eq!(leftover_of(&other), None, "{other}");
+        }
     }
 }

@@ -135,6 +135,18 @@ pub struct Submission {
     pub app_name: Option<String>,
 }
 
+/// What [`Store::begin_submission`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Begun {
+    /// The submission is written, and holds its app name (if it has one).
+    Written,
+    /// Another submission or job holds the app name: nothing was written.
+    AppNameInUse {
+        /// The job that holds it, once its backend started it.
+        job_id: Option<String>,
+    },
+}
+
 /// What happened to one delivery attempt, as the store records it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AttemptRecord {
@@ -160,14 +172,18 @@ pub enum FetchRecord {
 
 pub type StoreResult<T> = Result<T, sqlx::Error>;
 
-/// Records a job once; a second record of the same id changes nothing.
+/// Records a job once; a second record of the same id changes nothing, except that it
+/// fills in an app name the first did not know (a job adopted from a backend listing
+/// before the submission that started it was completed).
 pub(crate) async fn insert_job<'e, E>(executor: E, job: &JobRecord) -> StoreResult<()>
 where
     E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
 {
     sqlx::query(
         "INSERT INTO jobs (id, name, algorithm, backend, created_at, adopted, app_name)
-         VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+         VALUES (?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET app_name = COALESCE(jobs.app_name, excluded.app_name),
+                                        algorithm = COALESCE(jobs.algorithm, excluded.algorithm)",
     )
     .bind(&job.id)
     .bind(&job.name)
@@ -272,14 +288,42 @@ impl Store {
         Ok(rows.iter().map(|r| r.get("id")).collect())
     }
 
-    /// Marks a job the backend no longer knows, so the reconciler stops asking.
+    /// Marks a job the backend no longer knows, so the reconciler stops asking; no notice
+    /// will follow, so its app name is freed.
     pub async fn mark_job_final(&self, id: &str, state: &str) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query("UPDATE jobs SET final_state = ? WHERE id = ?")
             .bind(state)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-        Ok(())
+        sqlx::query("DELETE FROM app_names_in_use WHERE job_id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await
+    }
+
+    /// Records a job adopted from the backend after the store was lost. One that carries
+    /// its app name takes it when the name is free, so that no new job starts under the
+    /// name of one still running; of two adopted under one name, the first (the newest,
+    /// as backends list them) keeps it.
+    pub async fn adopt_job(&self, job: &JobRecord) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        insert_job(&mut *tx, job).await?;
+        if let Some(app) = &job.app_name {
+            sqlx::query(
+                "INSERT OR IGNORE INTO app_names_in_use (app_name, client_token, job_id, created_at)
+                 VALUES (?, 'adopted:' || ?, ?, ?)",
+            )
+            .bind(app)
+            .bind(&job.id)
+            .bind(&job.id)
+            .bind(job.created_at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await
     }
 
     pub async fn idempotent_job(&self, key: &str) -> StoreResult<Option<(String, String)>> {
@@ -328,13 +372,38 @@ impl Store {
         Ok(done.rows_affected())
     }
 
-    /// Writes a submission before its backend call. A second one with the same client
-    /// token (a retry with the same `Idempotency-Key`) changes nothing.
-    pub async fn begin_submission(&self, s: &Submission) -> StoreResult<()> {
+    /// Writes a submission before its datasets are uploaded and its backend is asked,
+    /// and takes its app name (see `app_names_in_use`), in one transaction: of two
+    /// concurrent submissions for one app name, one is written and the other is told
+    /// who holds the name. A second one with the same client token (a retry with the
+    /// same `Idempotency-Key`) changes nothing and is `Written`: it is the same job.
+    pub async fn begin_submission(&self, s: &Submission) -> StoreResult<Begun> {
         let (key, fingerprint) = match &s.idempotency {
             Some((k, f)) => (Some(k.as_str()), Some(f.as_str())),
             None => (None, None),
         };
+        let mut tx = self.pool.begin().await?;
+        if let Some(app) = &s.app_name {
+            sqlx::query(
+                "INSERT INTO app_names_in_use (app_name, client_token, job_id, created_at)
+                 VALUES (?, ?, NULL, ?) ON CONFLICT (app_name) DO NOTHING",
+            )
+            .bind(app)
+            .bind(&s.client_token)
+            .bind(s.created_at)
+            .execute(&mut *tx)
+            .await?;
+            let holder =
+                sqlx::query("SELECT client_token, job_id FROM app_names_in_use WHERE app_name = ?")
+                    .bind(app)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            if holder.get::<&str, _>("client_token") != s.client_token {
+                let job_id = holder.get("job_id");
+                tx.rollback().await?;
+                return Ok(Begun::AppNameInUse { job_id });
+            }
+        }
         sqlx::query(
             "INSERT INTO submissions
                 (client_token, name, algorithm, backend, idempotency_key, fingerprint, created_at,
@@ -349,9 +418,10 @@ impl Store {
         .bind(fingerprint)
         .bind(s.created_at)
         .bind(&s.app_name)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(())
+        tx.commit().await?;
+        Ok(Begun::Written)
     }
 
     /// The backend started the job: records it (and its idempotency key) and removes the
@@ -376,6 +446,11 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
+        sqlx::query("UPDATE app_names_in_use SET job_id = ? WHERE client_token = ?")
+            .bind(&job.id)
+            .bind(client_token)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("DELETE FROM submissions WHERE client_token = ?")
             .bind(client_token)
             .execute(&mut *tx)
@@ -383,13 +458,53 @@ impl Store {
         tx.commit().await
     }
 
-    /// The backend started nothing for this submission.
+    /// The backend started nothing for this submission: it goes, and frees its app name.
     pub async fn drop_submission(&self, client_token: &str) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query("DELETE FROM submissions WHERE client_token = ?")
             .bind(client_token)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM app_names_in_use WHERE client_token = ? AND job_id IS NULL")
+            .bind(client_token)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await
+    }
+
+    /// The job's end work is over (its notice closed, its datasets removed or left to
+    /// the bucket's lifecycle rule): its app name is free for the next job.
+    pub async fn release_app_name(&self, job_id: &str) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM app_names_in_use WHERE job_id = ?")
+            .bind(job_id)
             .execute(&self.pool)
             .await?;
-        Ok(())
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// The app names held by jobs whose end work a stopped process left half done: the
+    /// job is final and its notice is closed (or pruned), but the name was not freed.
+    /// Only for start-up, when no worker is between the two.
+    pub async fn release_settled_app_names(&self) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "DELETE FROM app_names_in_use WHERE job_id IN (
+                SELECT id FROM jobs WHERE final_state IS NOT NULL
+                  AND NOT EXISTS (SELECT 1 FROM notices n WHERE n.job_id = jobs.id
+                                    AND n.status IN ('waiting', 'fetching', 'pending')))",
+        )
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Who holds `app_name`: the job's id (or `None` while its submission is in flight),
+    /// or nothing when the name is free.
+    pub async fn app_name_holder(&self, app_name: &str) -> StoreResult<Option<Option<String>>> {
+        let row = sqlx::query("SELECT job_id FROM app_names_in_use WHERE app_name = ?")
+            .bind(app_name)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.get("job_id")))
     }
 
     /// Submissions written before `older_than` and not completed: what the reconciler
@@ -616,6 +731,10 @@ impl Store {
             return Ok(false);
         }
         sqlx::query("UPDATE jobs SET final_state = 'UNKNOWN' WHERE id = ? AND final_state IS NULL")
+            .bind(job_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM app_names_in_use WHERE job_id = ?")
             .bind(job_id)
             .execute(&mut *tx)
             .await?;
@@ -1107,5 +1226,107 @@ mod tests {
         let n = s.notice("j1").await.unwrap().unwrap();
         assert_eq!(n.status, NoticeStatus::GivenUp);
         assert_eq!(s.open_notice_count().await.unwrap(), 0);
+    }
+
+    fn submission(token: &str, app: &str) -> Submission {
+        Submission {
+            client_token: token.into(),
+            name: "n".into(),
+            algorithm: Some(1),
+            backend: "emr".into(),
+            idempotency: None,
+            created_at: 1,
+            app_name: Some(app.into()),
+        }
+    }
+
+    #[tokio::test]
+    async fn of_concurrent_submissions_for_one_app_name_exactly_one_is_written() {
+        let (s, _d) = store().await;
+        let tries = (0..8).map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                s.begin_submission(&submission(&format!("t{i}"), "BBHA_1"))
+                    .await
+            })
+        });
+        let mut written = 0;
+        for t in tries {
+            if t.await.unwrap().unwrap() == Begun::Written {
+                written += 1;
+            }
+        }
+        assert_eq!(written, 1);
+        assert_eq!(s.incomplete_submissions(10, 10).await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_app_name_is_held_from_the_submission_until_the_jobs_end_work_is_over() {
+        let (s, _d) = store().await;
+        assert_eq!(
+            s.begin_submission(&submission("t1", "BBHA_1"))
+                .await
+                .unwrap(),
+            Begun::Written
+        );
+        // The same client token again (an Idempotency-Key replay) is the same job.
+        assert_eq!(
+            s.begin_submission(&submission("t1", "BBHA_1"))
+                .await
+                .unwrap(),
+            Begun::Written
+        );
+        assert_eq!(
+            s.begin_submission(&submission("t2", "BBHA_1"))
+                .await
+                .unwrap(),
+            Begun::AppNameInUse { job_id: None }
+        );
+        // Nothing started: the name is free.
+        s.drop_submission("t1").await.unwrap();
+        assert_eq!(s.app_name_holder("BBHA_1").await.unwrap(), None);
+
+        s.begin_submission(&submission("t2", "BBHA_1"))
+            .await
+            .unwrap();
+        s.complete_submission("t2", &job("j2"), None).await.unwrap();
+        assert_eq!(
+            s.begin_submission(&submission("t3", "BBHA_1"))
+                .await
+                .unwrap(),
+            Begun::AppNameInUse {
+                job_id: Some("j2".into())
+            }
+        );
+        // Ended and notified, but the clean-up not done (a stopped process): held until
+        // start-up frees it.
+        s.open_notice("j2", 0).await.unwrap();
+        s.notice_ready("j2", JobState::Completed, "{}", false)
+            .await
+            .unwrap();
+        assert_eq!(
+            s.release_settled_app_names().await.unwrap(),
+            0,
+            "the notice is open"
+        );
+        s.record_attempt("j2", 1, &AttemptRecord::Delivered)
+            .await
+            .unwrap();
+        assert_eq!(
+            s.app_name_holder("BBHA_1").await.unwrap(),
+            Some(Some("j2".into()))
+        );
+        assert_eq!(s.release_settled_app_names().await.unwrap(), 1);
+        assert_eq!(
+            s.begin_submission(&submission("t3", "BBHA_1"))
+                .await
+                .unwrap(),
+            Begun::Written
+        );
+
+        // A job the backend no longer knows frees its name at once.
+        s.complete_submission("t3", &job("j3"), None).await.unwrap();
+        s.mark_job_final("j3", "UNKNOWN").await.unwrap();
+        assert_eq!(s.app_name_holder("BBHA_1").await.unwrap(), None);
     }
 }

@@ -25,13 +25,26 @@ use tokio::task::JoinHandle;
 
 /// Exactly what Multiomix sends.
 pub fn multiomix_body() -> Value {
+    multiomix_body_for("exp-42-app")
+}
+
+/// What Multiomix sends for the experiment whose app name is `app`.
+pub fn multiomix_body_for(app: &str) -> Value {
     json!({"name": "BreastCancerBBHA",
            "algorithm": 1,
            "entrypoint_arguments": [
-             {"name": "app-name", "value": "exp-42-app"},
-             {"name": "molecules-dataset", "value": "exp-42-app/molecules.csv"},
+             {"name": "app-name", "value": app},
+             {"name": "molecules-dataset", "value": format!("{app}/molecules.csv")},
              {"name": "n-stars", "value": 15},
              {"name": "cv-folds", "value": "10"}]})
+}
+
+/// Multiomix's request for an experiment of its own: one app name is open in one job
+/// at a time, so tests that start several jobs give each its own.
+pub fn another_experiment() -> Value {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    multiomix_body_for(&format!("exp-{}-app", NEXT.fetch_add(1, Ordering::Relaxed)))
 }
 
 /// Fast durations so the job-end flow runs in milliseconds.
@@ -223,7 +236,7 @@ impl TestApp {
 
     /// Starts a job with Multiomix's body and returns its id.
     pub async fn start_job(&self) -> String {
-        submit_job(&self.http, &self.base, &multiomix_body()).await
+        submit_job(&self.http, &self.base, &another_experiment()).await
     }
 
     pub async fn get_job(&self, id: &str) -> reqwest::Response {

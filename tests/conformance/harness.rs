@@ -188,7 +188,7 @@ impl Suite {
     /// Multiomix's BBHA request under this name, planned to go as told; returns its id.
     pub async fn submit(&self, name: &str, ending: Option<Ending>) -> String {
         self.peer.plan(self.dir.path(), name, ending).await;
-        crate::common::submit_job(&self.http, &self.base, &body(name)).await
+        crate::common::submit_job(&self.http, &self.base, &own_body(name)).await
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
@@ -242,6 +242,14 @@ impl Suite {
 /// Exactly what Multiomix sends, under `name`.
 pub fn body(name: &str) -> Value {
     let mut body = crate::common::multiomix_body();
+    body["name"] = json!(name);
+    body
+}
+
+/// [`body`], for an experiment of its own (its own app name): what a test that starts
+/// several jobs at once posts.
+pub fn own_body(name: &str) -> Value {
+    let mut body = crate::common::another_experiment();
     body["name"] = json!(name);
     body
 }

@@ -160,12 +160,12 @@ fn from_millis(ms: i64) -> OffsetDateTime {
 }
 
 fn store_error(e: sqlx::Error) -> BackendError {
-    BackendError::Unavailable(format!("store: {e}"))
+    BackendError::Unavailable(format!("store: {e}").into())
 }
 
 fn to_run(row: LocalRunRow) -> Result<JobRun, BackendError> {
     let id = JobId::parse(&row.id).ok_or_else(|| {
-        BackendError::Rejected(format!("a local run has an unusable id {:?}", row.id))
+        BackendError::Rejected(format!("a local run has an unusable id {:?}", row.id).into())
     })?;
     Ok(JobRun {
         tags: Default::default(),
@@ -249,7 +249,9 @@ impl JobBackend for LocalBackend {
             .map_err(store_error)?;
         match inserted {
             Inserted::Existing(row) => JobId::parse(&row.id).ok_or_else(|| {
-                BackendError::Rejected(format!("a local run has an unusable id {:?}", row.id))
+                BackendError::Rejected(
+                    format!("a local run has an unusable id {:?}", row.id).into(),
+                )
             }),
             Inserted::New(_) => {
                 info!(job_id = %id, name = spec.name.as_str(), "local job queued");
@@ -327,9 +329,9 @@ impl JobBackend for LocalBackend {
                 }
             }
         }
-        Err(BackendError::Unavailable(format!(
-            "job {id} kept changing state while being cancelled; try again"
-        )))
+        Err(BackendError::Unavailable(
+            format!("job {id} kept changing state while being cancelled; try again").into(),
+        ))
     }
 
     async fn list(&self, query: &ListQuery) -> Result<JobPage, BackendError> {
@@ -398,7 +400,7 @@ impl JobBackend for LocalBackend {
         if problems.is_empty() {
             Ok(())
         } else {
-            Err(BackendError::Unavailable(problems.join("; ")))
+            Err(BackendError::Unavailable(problems.join("; ").into()))
         }
     }
 }
