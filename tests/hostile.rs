@@ -959,11 +959,12 @@ async fn a_body_trickled_over_tcp_is_answered_408_once_its_time_is_up() {
             "{what}: answered after {elapsed:?}"
         );
     }
-    // The same body sent at once is served.
+    // The same request sent at once is served (for another experiment: the first one's
+    // app-name is still open).
     assert_eq!(
         app.http
             .post(app.url("/job"))
-            .json(&common::multiomix_body())
+            .json(&common::multiomix_body_for("exp-43-app"))
             .send()
             .await
             .unwrap()
