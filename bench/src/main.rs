@@ -24,8 +24,20 @@ const USAGE: &str = "usage: multiomix-bench [--smoke] [--duration SECS] [--conne
 
 const VIRTUAL_CLUSTER: &str = "benchvirtualcluster000001";
 
-/// Exactly what Multiomix sends.
-const JOB_BODY: &str = r#"{"name":"BreastCancerBBHA","algorithm":1,"entrypoint_arguments":[{"name":"app-name","value":"exp-42-app"},{"name":"molecules-dataset","value":"exp-42-app/molecules.csv"},{"name":"n-stars","value":15},{"name":"cv-folds","value":"10"}]}"#;
+/// Exactly what Multiomix sends, for the experiment whose app-name is `app`.
+fn job_body(app: &str) -> Bytes {
+    Bytes::from(format!(
+        r#"{{"name":"BreastCancerBBHA","algorithm":1,"entrypoint_arguments":[{{"name":"app-name","value":"{app}"}},{{"name":"molecules-dataset","value":"{app}/molecules.csv"}},{{"name":"n-stars","value":15}},{{"name":"cv-folds","value":"10"}}]}}"#
+    ))
+}
+
+/// A new experiment's request each time: the service holds one open job per app-name,
+/// and Multiomix names each experiment's app `BBHA_<experiment id>`.
+fn next_job_body() -> Bytes {
+    static EXPERIMENTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let n = EXPERIMENTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    job_body(&format!("BBHA_{n}"))
+}
 /// What the driver pod's sidecar sends.
 const CALLBACK_BODY: &str = r#"{"state":"Terminated"}"#;
 
@@ -178,7 +190,7 @@ async fn run(o: &Options, bin_dir: &Path) -> Result<(), String> {
         Method::POST,
         StatusCode::CREATED,
         |_| "/job".into(),
-        JOB_BODY,
+        next_job_body,
     )
     .await;
     let ids = create_jobs(a.addr, 64, 4).await?;
@@ -190,7 +202,7 @@ async fn run(o: &Options, bin_dir: &Path) -> Result<(), String> {
             Method::GET,
             StatusCode::OK,
             move |n| format!("/job/{}", ids[n as usize % ids.len()]),
-            "",
+            Bytes::new,
         )
         .await
     };
@@ -239,7 +251,7 @@ async fn run(o: &Options, bin_dir: &Path) -> Result<(), String> {
             Method::GET,
             StatusCode::OK,
             move |n| format!("/job/{}", ids[n as usize % ids.len()]),
-            "",
+            Bytes::new,
         )
         .await
     };
@@ -506,11 +518,10 @@ async fn measure(
     method: Method,
     expected: StatusCode,
     path: impl Fn(u64) -> String + Send + Sync + 'static,
-    body: &'static str,
+    body: impl Fn() -> Bytes + Send + Sync + 'static,
 ) -> LoadResult {
-    let body = Bytes::from_static(body.as_bytes());
     let make: load::MakeRequest =
-        Arc::new(move |n| load::request(method.clone(), addr, &path(n), body.clone()));
+        Arc::new(move |n| load::request(method.clone(), addr, &path(n), body()));
     load::run(addr, o.connections, o.warmup, expected, make.clone()).await;
     load::run(addr, o.connections, o.duration, expected, make).await
 }
@@ -531,12 +542,7 @@ async fn create_jobs(
                 .map_err(|e| format!("connect: {e}"))?;
             let mut ids = Vec::with_capacity(count);
             for _ in 0..count {
-                let req = load::request(
-                    Method::POST,
-                    addr,
-                    "/job",
-                    Bytes::from_static(JOB_BODY.as_bytes()),
-                );
+                let req = load::request(Method::POST, addr, "/job", next_job_body());
                 let (status, body) = load::send(&mut sender, req).await?;
                 if status != StatusCode::CREATED {
                     return Err(format!(
