@@ -136,7 +136,9 @@ pub const APP_NAME_ANNOTATION: &str = "multiomix-aws-emr/app-name";
 /// `EMR_EXECUTOR_PYSPARK_MEMORY` is set (so that by default the list is exactly the
 /// contract's). A conf whose setting is unset (image, pod templates) is left out rather
 /// than sent empty.
-/// With `DATA_STAGING=s3` one conf follows them: the driver pod's app-name annotation.
+/// With `DATA_STAGING=s3` two confs follow them: the driver's `PROGRESS_PATH` (the S3
+/// results prefix, where the job's progress reports go) and the driver pod's app-name
+/// annotation.
 pub fn spark_submit(
     emr: &EmrSettings,
     spark: &SparkSettings,
@@ -164,6 +166,11 @@ pub fn spark_submit(
         .sizes(spark)
         .driver_env(DriverEnv::Kubernetes, job, spec)
         .python_memory_when_set(spark);
+    let submit = match &emr.progress_path {
+        // Checked at start-up: an s3:// URL, no spaces.
+        Some(path) => submit.conf("spark.kubernetes.driverEnv.PROGRESS_PATH", path),
+        None => submit,
+    };
     match app_name_tag(spec) {
         // Staging checked the app name at POST: one plain folder name, nothing that could
         // end the space-separated parameter.
@@ -457,8 +464,32 @@ mod tests {
         assert_eq!(
             with,
             format!(
-                "{without} --conf spark.kubernetes.driver.annotation.multiomix-aws-emr/app-name=exp-42-app"
+                "{without} --conf spark.kubernetes.driverEnv.PROGRESS_PATH=s3://bkt/results/ \
+                 --conf spark.kubernetes.driver.annotation.multiomix-aws-emr/app-name=exp-42-app"
             )
         );
+        assert!(!without.contains("PROGRESS_PATH"), "{without}");
+    }
+
+    #[test]
+    fn a_staged_results_prefix_with_whitespace_stops_start_up_on_eks() {
+        let dirs = tempfile::tempdir().unwrap();
+        for d in ["data", "results"] {
+            std::fs::create_dir(dirs.path().join(d)).unwrap();
+        }
+        let data = dirs.path().join("data").display().to_string();
+        let results = dirs.path().join("results").display().to_string();
+        let vars = [
+            ("EMR_VIRTUAL_CLUSTER_ID", "vc1"),
+            ("EMR_EXECUTION_ROLE_ARN", "arn:aws:iam::1:role/r"),
+            ("EMR_S3_BUCKET", "bkt"),
+            ("DATA_STAGING", "s3"),
+            ("SHARED_DATASETS_DIR", data.as_str()),
+            ("SHARED_RESULTS_DIR", results.as_str()),
+            ("S3_RESULTS_PREFIX", "s3://bkt/my results/"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        let err = Config::from_vars(vars.to_vec()).unwrap_err().to_string();
+        assert!(err.contains("S3_RESULTS_PREFIX"), "{err}");
     }
 }

@@ -6,8 +6,8 @@ use super::{
     ServerlessSettings,
 };
 
-/// EMR on EKS. `staged`: `DATA_STAGING=s3` is on.
-pub(super) fn emr(raw: &Raw, staged: bool) -> Result<EmrSettings, ConfigError> {
+/// EMR on EKS. `staged_results`: with `DATA_STAGING=s3`, the S3 results prefix.
+pub(super) fn emr(raw: &Raw, staged_results: Option<String>) -> Result<EmrSettings, ConfigError> {
     let mut missing = Vec::new();
     if raw.emr_virtual_cluster_id.is_none() {
         missing.push("EMR_VIRTUAL_CLUSTER_ID");
@@ -21,6 +21,17 @@ pub(super) fn emr(raw: &Raw, staged: bool) -> Result<EmrSettings, ConfigError> {
     if !missing.is_empty() {
         return Err(ConfigError::Missing(missing));
     }
+    // It travels in the space-separated sparkSubmitParameters (as the driver's
+    // PROGRESS_PATH), where whitespace would end it.
+    if staged_results
+        .as_deref()
+        .is_some_and(|p| p.chars().any(char::is_whitespace))
+    {
+        return Err(invalid(
+            "S3_RESULTS_PREFIX",
+            "must not contain whitespace on EMR on EKS: it is passed to the driver in sparkSubmitParameters",
+        ));
+    }
     Ok(EmrSettings {
         virtual_cluster_id: raw.emr_virtual_cluster_id.clone().unwrap_or_default(),
         execution_role_arn: raw.emr_execution_role_arn.clone().unwrap_or_default(),
@@ -33,7 +44,8 @@ pub(super) fn emr(raw: &Raw, staged: bool) -> Result<EmrSettings, ConfigError> {
         driver_template: raw.emr_driver_template.clone(),
         executor_template: raw.emr_executor_template.clone(),
         call_timeout: emr_call_timeout(seconds("REQUEST_TIMEOUT", raw.request_timeout)?),
-        annotate_app_name: staged,
+        annotate_app_name: staged_results.is_some(),
+        progress_path: staged_results,
     })
 }
 

@@ -113,7 +113,10 @@ impl Config {
         let (datasets_path, results_path) = job_paths(&raw, backend, staging.as_ref())?;
 
         let emr = if backend == BackendKind::Emr {
-            Some(backends::emr(&raw, staging.is_some())?)
+            Some(backends::emr(
+                &raw,
+                staging.as_ref().map(|s| s.results.to_string()),
+            )?)
         } else {
             None
         };

@@ -114,6 +114,10 @@ pub struct EmrSettings {
     /// `DATA_STAGING=s3`: the driver pod is annotated with the job's app name, which its
     /// init container and sidecar read to copy only that app's datasets and results.
     pub annotate_app_name: bool,
+    /// With `DATA_STAGING=s3`, the S3 results prefix, given to the driver as
+    /// `PROGRESS_PATH`: its own `RESULTS_PATH` is a folder of its pod, which the service
+    /// cannot read, so the job's progress reports go to S3 directly.
+    pub progress_path: Option<String>,
 }
 
 /// EMR Serverless: the application jobs run in. The image and the release label belong to
