@@ -399,7 +399,7 @@ class WriteFailureTests(JobRun):
         self.assertEqual([p["iteration"] for p in target.documents[0]["history"]], [0, 1])
         self.assertEqual(reporter.failed, 1)
         self.assertEqual(len([line for line in lines if line.startswith("warning: ")]), 1)
-        self.assertIn(f"progress: reports written to {target.path} again", lines)
+        self.assertIn(f"progress reports written to {target.path} again", lines)
         self.assertEqual(target.documents[-1]["evaluationsDone"], evaluator.evaluated)
 
 

@@ -40,8 +40,8 @@ MAX_BYTES = 64 * 1024
 BLIND_SEARCH_INTERVAL = 2.0
 BBHA = "bbha"
 BLIND_SEARCH = "blind_search"
-# An S3 report waits at most about this long before it is given up.
-_S3_TIMEOUTS = dict(connect_timeout=5, read_timeout=10, retries={"max_attempts": 2})
+# A report is not worth holding the search up for: short timeouts, one retry.
+_S3_TIMEOUTS = dict(connect_timeout=3, read_timeout=5, retries={"total_max_attempts": 2})
 
 
 class LocalFile:
@@ -170,7 +170,7 @@ class Reporter:
             f"progress: iteration {iteration}/{self.iterations}, best fitness {shown} with "
             f"{molecules} molecules, {evaluations_done}/{self.evaluations_total} evaluations"
         )
-        self.write(self.encode(now))
+        self.write(now)
         return True
 
     def document(self, now: float, points: List[Tuple]) -> dict:
@@ -207,9 +207,10 @@ class Reporter:
                 return None
             points = thin(points, max(2, len(points) // 2))
 
-    def write(self, body: Optional[bytes]) -> None:
+    def write(self, now: float) -> None:
         self.reports += 1
         try:
+            body = self.encode(now)
             if body is None:
                 raise ValueError(f"the report is over {self.max_bytes} bytes")
             self.target.write(body)
@@ -221,5 +222,5 @@ class Reporter:
             self.failing = True
             return
         if self.failing:
-            self.log(f"progress: reports written to {self.target} again")
+            self.log(f"progress reports written to {self.target} again")
         self.failing = False
