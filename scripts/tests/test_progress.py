@@ -486,6 +486,19 @@ class S3ObjectTests(JobRun):
         os.environ["RESULTS_PATH"] = f"s3://{self.BUCKET}"
         self.assertEqual(job.progress_destination(APP).key, f".progress/{APP}.json")
 
+    def test_progress_path_takes_the_place_of_results_path_for_reports_only(self):
+        os.environ["RESULTS_PATH"] = self.scratch
+        os.environ["PROGRESS_PATH"] = f"s3://{self.BUCKET}/results/"
+        try:
+            destination = job.progress_destination(APP)
+        finally:
+            del os.environ["PROGRESS_PATH"]
+        self.assertEqual((destination.bucket, destination.key),
+                         (self.BUCKET, f"results/.progress/{APP}.json"))
+        self.assertEqual(os.environ["RESULTS_PATH"], self.scratch)
+        # Unset, RESULTS_PATH decides again.
+        self.assertNotIsInstance(job.progress_destination(APP), type(destination))
+
     def test_a_missing_bucket_is_one_warning_and_the_job_still_succeeds(self):
         os.environ["RESULTS_PATH"] = "s3://no-such-bucket/results/"
         args = job_arguments("--n-stars", "3", "--bbha-iterations", "2", "--model", "rf",

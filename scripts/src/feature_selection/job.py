@@ -184,11 +184,14 @@ def run(argv: List[str], algorithm: str = BBHA) -> int:
 
 
 def progress_destination(app_name: str):
-    """Where the progress reports go, from RESULTS_PATH as the job received it (before
-    remote.Results points an s3:// one at a local folder); None, with a warning, when it
-    cannot be used: the job runs on without reports."""
+    """Where the progress reports go: PROGRESS_PATH when set (on EMR on EKS with S3
+    staging the driver's RESULTS_PATH is a folder of its pod, which the service cannot
+    read, so the service names the S3 results prefix there), else RESULTS_PATH as the job
+    received it (before remote.Results points an s3:// one at a local folder). None, with
+    a warning, when it cannot be used: the job runs on without reports."""
     try:
-        return progress.destination(os.environ.get("RESULTS_PATH"), app_name)
+        where = os.environ.get("PROGRESS_PATH") or os.environ.get("RESULTS_PATH")
+        return progress.destination(where, app_name)
     except ValueError as e:
         log(f"warning: no progress reports: {e}")
         return None
