@@ -9,6 +9,7 @@ shipped as scripts.zip with --py-files. Modules:
 - `bbha`: the Binary Black Hole Algorithm; `blind_search`: every subset.
 - `evaluators`: running a batch of evaluations in this process or as Spark tasks.
 - `results`: result.json, times.json and model.pkl, written atomically.
+- `progress`: the progress report the search writes after each iteration or batch.
 - `job`: a whole run, from arguments to exit status.
 """
 

@@ -167,6 +167,14 @@ def swallowed(stars: Sequence[np.ndarray], black_hole: int, radius: float) -> Li
     return [i for i, s in enumerate(stars) if i != black_hole and distance(s, hole) < radius]
 
 
+def evaluations_total(n_stars: int, iterations: int, n_extra: int = 0) -> int:
+    """The evaluations `run` makes: every initial star and extra mask, then every star but
+    the black hole at each iteration. A swallowed star is replaced without an evaluation
+    of its own; it is evaluated, as every star, after its next move (after the last
+    iteration it is not evaluated at all)."""
+    return n_stars + n_extra + iterations * (n_stars - 1)
+
+
 def run(
     evaluator,
     n_molecules: int,
@@ -179,10 +187,13 @@ def run(
     coeff_2: float = DEFAULT_COEFF_2,
     extra_masks: Optional[List[np.ndarray]] = None,
     log=lambda message: None,
+    progress=None,
 ) -> Outcome:
     """Runs BBHA: the initial stars, then `iterations` moves, each evaluated as one batch.
     `extra_masks` are evaluated with the initial stars (in the same batch) but take no part
-    in the search; their evaluations are in the first step after the stars'."""
+    in the search; their evaluations are in the first step after the stars'. `progress`,
+    when given, is called after each iteration (0: the initial stars) with the iteration,
+    the black hole's fitness and molecules, and the evaluations done so far."""
     if version not in (ORIGINAL, IMPROVED):
         raise ValueError(f"BBHA version {version} is not {ORIGINAL} or {IMPROVED}")
     improved = version == IMPROVED
@@ -196,6 +207,7 @@ def run(
     swallowed_per_iteration: List[int] = []
     horizon = improved_event_horizon if improved else event_horizon
     extra = list(extra_masks or [])
+    done = 0
 
     for iteration in range(iterations + 1):
         if iteration == 0:
@@ -214,6 +226,7 @@ def run(
         started = time.perf_counter()
         evaluations = evaluator.evaluate(batch)
         steps.append(Step(iteration, batch, evaluations, time.perf_counter() - started))
+        done += len(evaluations)
 
         for i, e in zip(evaluated, evaluations):
             fitness[i] = e.fitness
@@ -233,4 +246,6 @@ def run(
             f"({int(stars[black_hole].sum())} molecules), {len(inside)} of {n_stars} stars "
             f"swallowed (event horizon {radius:.4f})"
         )
+        if progress is not None:
+            progress(iteration, fitness[black_hole], int(stars[black_hole].sum()), done)
     return Outcome(stars[black_hole].copy(), float(fitness[black_hole]), steps, swallowed_per_iteration)

@@ -33,7 +33,21 @@ def subsets(n: int) -> Iterator[np.ndarray]:
             yield mask
 
 
-def run(evaluator, n_molecules: int, log=lambda message: None, batch: int = BATCH) -> Outcome:
+def evaluations_total(n_molecules: int) -> int:
+    """Every non-empty subset is evaluated once."""
+    return 2**n_molecules - 1
+
+
+def chunks(n_molecules: int, batch: int = BATCH) -> int:
+    """The batches `run` evaluates the subsets in."""
+    return -(-evaluations_total(n_molecules) // batch)
+
+
+def run(evaluator, n_molecules: int, log=lambda message: None, batch: int = BATCH,
+        progress=None) -> Outcome:
+    """Evaluates every subset in batches of `batch`. `progress`, when given, is called
+    after each batch with the batches done, the best fitness and its molecules, and the
+    evaluations done so far."""
     import time
 
     if n_molecules > MAX_MOLECULES:
@@ -43,15 +57,20 @@ def run(evaluator, n_molecules: int, log=lambda message: None, batch: int = BATC
     steps: List[Step] = []
     pending: List[np.ndarray] = []
     all_subsets = list(subsets(n_molecules))
+    done = 0
     for start in range(0, len(all_subsets), batch):
         pending = all_subsets[start : start + batch]
         began = time.perf_counter()
         evaluations = evaluator.evaluate(pending)
         steps.append(Step(len(steps) + 1, pending, evaluations, time.perf_counter() - began))
+        done += len(evaluations)
         for mask, e in zip(pending, evaluations):
             # Strictly fitter only: a tie keeps the earlier subset, which is no larger.
             if e.fitness > best:
                 best, best_mask = e.fitness, mask
         log(f"{start + len(pending)} of {len(all_subsets)} subsets, best fitness {best:.4f}")
+        if progress is not None:
+            molecules = 0 if best_mask is None else int(best_mask.sum())
+            progress(len(steps), best, molecules, done)
     assert best_mask is not None
     return Outcome(best_mask.copy(), best, steps)

@@ -12,7 +12,7 @@ from typing import List, Optional
 
 import numpy as np
 
-from . import __version__, arguments, bbha, blind_search, datasets, remote, results
+from . import __version__, arguments, bbha, blind_search, datasets, progress, remote, results
 from .models import ModelSpec, fit_final
 
 EXIT_OK = 0
@@ -75,8 +75,27 @@ def load(args: arguments.JobArguments, algorithm: str) -> datasets.Data:
     return data
 
 
-def search(algorithm: str, args: arguments.JobArguments, evaluator, n_molecules: int, say=log):
-    """Runs the algorithm; returns (outcome, fitness with all features or None)."""
+def reporter(algorithm: str, args: arguments.JobArguments, n_molecules: int, target, say=log):
+    """The progress reporter of a run (see progress.py): BBHA reports its initial stars and
+    each iteration; Blind Search each batch, at most every BLIND_SEARCH_INTERVAL seconds."""
+    if algorithm == BBHA:
+        return progress.Reporter(
+            args.app_name, progress.BBHA, args.bbha_iterations,
+            bbha.evaluations_total(args.n_stars, args.bbha_iterations, n_extra=1),
+            target, log=say,
+        )
+    return progress.Reporter(
+        args.app_name, progress.BLIND_SEARCH, blind_search.chunks(n_molecules),
+        blind_search.evaluations_total(n_molecules), target, log=say,
+        min_interval=progress.BLIND_SEARCH_INTERVAL,
+    )
+
+
+def search(algorithm: str, args: arguments.JobArguments, evaluator, n_molecules: int, say=log,
+           progress_to=None):
+    """Runs the algorithm; returns (outcome, fitness with all features or None). With
+    `progress_to` (a progress.LocalFile or S3Object) the search reports its progress there."""
+    report = None if progress_to is None else reporter(algorithm, args, n_molecules, progress_to, say)
     if algorithm == BBHA:
         everything = np.ones(n_molecules, dtype=bool)
         threshold = "random" if args.binary_threshold is None else args.binary_threshold
@@ -96,10 +115,11 @@ def search(algorithm: str, args: arguments.JobArguments, evaluator, n_molecules:
             coeff_2=args.coeff_2,
             extra_masks=[everything],
             log=say,
+            progress=report,
         )
         all_features = outcome.steps[0].evaluations[-1].fitness
     else:
-        outcome = blind_search.run(evaluator, n_molecules, log=say)
+        outcome = blind_search.run(evaluator, n_molecules, log=say, progress=report)
         all_features = outcome.steps[-1].evaluations[-1].fitness  # the last subset is all
     return outcome, all_features
 
@@ -147,8 +167,9 @@ def run(argv: List[str], algorithm: str = BBHA) -> int:
         except datasets.DatasetError as e:
             log(f"error: {e}")
             return EXIT_DATASET
+        progress_to = progress_destination(args.app_name)
         output = remote.Results(scratch)
-        code = run_parsed(args, algorithm, started)
+        code = run_parsed(args, algorithm, started, progress_to)
         if code == EXIT_OK:
             try:
                 url = output.publish(args.app_name)
@@ -162,7 +183,21 @@ def run(argv: List[str], algorithm: str = BBHA) -> int:
         remote.cleanup(scratch)
 
 
-def run_parsed(args: arguments.JobArguments, algorithm: str, started: float) -> int:
+def progress_destination(app_name: str):
+    """Where the progress reports go: PROGRESS_PATH when set (on EMR on EKS with S3
+    staging the driver's RESULTS_PATH is a folder of its pod, which the service cannot
+    read, so the service names the S3 results prefix there), else RESULTS_PATH as the job
+    received it (before remote.Results points an s3:// one at a local folder). None, with
+    a warning, when it cannot be used: the job runs on without reports."""
+    try:
+        where = os.environ.get("PROGRESS_PATH") or os.environ.get("RESULTS_PATH")
+        return progress.destination(where, app_name)
+    except ValueError as e:
+        log(f"warning: no progress reports: {e}")
+        return None
+
+
+def run_parsed(args: arguments.JobArguments, algorithm: str, started: float, progress_to=None) -> int:
     try:
         data = load(args, algorithm)
     except datasets.DatasetError as e:
@@ -188,7 +223,8 @@ def run_parsed(args: arguments.JobArguments, algorithm: str, started: float) -> 
                 f"Spark master {sc.master}, default parallelism {sc.defaultParallelism}, "
                 f"{len(evaluator.plan)} unit(s) per evaluation, units per task {evaluator.setting}"
             )
-        outcome, all_features = search(algorithm, args, evaluator, len(data.molecules), log)
+        outcome, all_features = search(algorithm, args, evaluator, len(data.molecules), log,
+                                       progress_to=progress_to)
     finally:
         if evaluator is not None:
             evaluator.close()
