@@ -477,13 +477,11 @@ async fn signed_notices_carry_standard_webhooks_headers() {
         .unwrap();
     let sig = n.headers["webhook-signature"].to_str().unwrap();
     let body = std::str::from_utf8(&n.raw_body).unwrap();
-    let expected = multiomix_aws_emr::notify::delivery::sign(
+    let key = multiomix_aws_emr::config::SigningKey::from_secret(
         &multiomix_aws_emr::config::Secret::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
-        msg_id,
-        ts,
-        body,
     )
     .expect("a valid whsec_ secret");
+    let expected = multiomix_aws_emr::notify::delivery::sign(&key, msg_id, ts, body);
     assert_eq!(sig, expected);
     assert!((time::OffsetDateTime::now_utc().unix_timestamp() - ts).abs() < 60);
 }

@@ -221,10 +221,12 @@ impl Config {
             }
         }
 
-        if let Some(secret) = &raw.notify_secret {
-            crate::notify::delivery::signing_key(secret)
-                .map_err(|why| invalid("NOTIFY_SECRET", why))?;
-        }
+        let signing_key = raw
+            .notify_secret
+            .as_ref()
+            .map(SigningKey::from_secret)
+            .transpose()
+            .map_err(|why| invalid("NOTIFY_SECRET", why))?;
 
         Ok(Config {
             backend,
@@ -288,7 +290,7 @@ impl Config {
                 max_backoff: positive_seconds("NOTIFY_MAX_BACKOFF", raw.notify_max_backoff)?,
                 give_up_after: seconds("NOTIFY_GIVE_UP_AFTER", raw.notify_give_up_after)?,
                 timeout: positive_seconds("NOTIFY_TIMEOUT", raw.notify_timeout)?,
-                secret: raw.notify_secret,
+                signing_key,
                 reconcile_interval: positive_seconds("RECONCILE_INTERVAL", raw.reconcile_interval)?,
                 recovery_window: seconds("RECOVERY_WINDOW", raw.recovery_window)?,
             },

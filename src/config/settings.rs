@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use base64::Engine;
 use serde::Deserialize;
 
 /// A value that must never reach a log line. `Debug` and `Display` print a placeholder.
@@ -34,6 +35,40 @@ impl serde::Serialize for Secret {
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret([redacted])")
+    }
+}
+
+/// The HMAC key notices are signed with, read from `NOTIFY_SECRET` when the configuration
+/// is checked, so that a secret without a valid key stops start-up. A secret of the form
+/// `whsec_<base64>` is decoded as Standard Webhooks secrets are, and one that does not
+/// decode is an error: signing with its raw bytes instead would give signatures no
+/// receiver can check. Any other secret is used as raw bytes. `Debug` prints a placeholder.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SigningKey(Vec<u8>);
+
+impl SigningKey {
+    pub fn from_secret(secret: &Secret) -> Result<Self, String> {
+        let raw = secret.expose();
+        match raw.strip_prefix("whsec_") {
+            Some(encoded) => base64::engine::general_purpose::STANDARD
+                .decode(encoded)
+                .ok()
+                .filter(|key| !key.is_empty())
+                .map(SigningKey)
+                .ok_or_else(|| "a whsec_ secret must be followed by its key in base64".to_owned()),
+            None => Ok(SigningKey(raw.as_bytes().to_vec())),
+        }
+    }
+
+    /// The key itself, for the one place that signs with it.
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SigningKey([redacted])")
     }
 }
 
@@ -346,7 +381,8 @@ pub struct NotifySettings {
     pub max_backoff: Duration,
     pub give_up_after: Duration,
     pub timeout: Duration,
-    pub secret: Option<Secret>,
+    /// From `NOTIFY_SECRET`: notices are signed when it is set.
+    pub signing_key: Option<SigningKey>,
     pub reconcile_interval: Duration,
     pub recovery_window: Duration,
 }

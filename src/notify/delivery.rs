@@ -7,7 +7,7 @@ use hmac::{Hmac, Mac};
 use http::StatusCode;
 use sha2::Sha256;
 
-use crate::config::Secret;
+use crate::config::SigningKey;
 
 /// What one attempt came to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -60,8 +60,8 @@ pub const MAX_REFUSAL_BODY_CHARS: usize = 300;
 pub struct Deliverer {
     client: reqwest::Client,
     base_url: String,
-    /// The HMAC key of `NOTIFY_SECRET`, decoded once.
-    key: Option<Vec<u8>>,
+    /// The HMAC key of `NOTIFY_SECRET`, decoded when the configuration was checked.
+    key: Option<SigningKey>,
 }
 
 /// Why the notice sender cannot be built; start-up stops with it.
@@ -69,21 +69,14 @@ pub struct Deliverer {
 pub enum DelivererError {
     #[error("cannot build the HTTP client for notices: {0}")]
     Client(#[from] reqwest::Error),
-    #[error("NOTIFY_SECRET: {0}")]
-    Secret(String),
 }
 
 impl Deliverer {
     pub fn new(
         base_url: String,
         timeout: Duration,
-        secret: Option<Secret>,
+        key: Option<SigningKey>,
     ) -> Result<Self, DelivererError> {
-        let key = secret
-            .as_ref()
-            .map(signing_key)
-            .transpose()
-            .map_err(DelivererError::Secret)?;
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
@@ -116,10 +109,7 @@ impl Deliverer {
             request = request
                 .header("webhook-id", message_id)
                 .header("webhook-timestamp", timestamp.to_string())
-                .header(
-                    "webhook-signature",
-                    sign_with_key(key, message_id, timestamp, body),
-                );
+                .header("webhook-signature", sign(key, message_id, timestamp, body));
         }
         match request.body(body.to_owned()).send().await {
             Ok(response) => match classify(response.status()) {
@@ -206,31 +196,10 @@ fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
         .map(Duration::from_secs)
 }
 
-/// The HMAC key of a notice secret. A secret of the form `whsec_<base64>` is decoded as
-/// Standard Webhooks secrets are, and one that does not decode is an error: signing with
-/// its raw bytes instead would give signatures no receiver can check. Any other secret is
-/// used as raw bytes.
-pub fn signing_key(secret: &Secret) -> Result<Vec<u8>, String> {
-    let raw = secret.expose();
-    match raw.strip_prefix("whsec_") {
-        Some(encoded) => base64::engine::general_purpose::STANDARD
-            .decode(encoded)
-            .ok()
-            .filter(|key| !key.is_empty())
-            .ok_or_else(|| "a whsec_ secret must be followed by its key in base64".to_owned()),
-        None => Ok(raw.as_bytes().to_vec()),
-    }
-}
-
-/// The Standard Webhooks signature: `v1,` + base64(HMAC-SHA256(key, "id.timestamp.body")),
-/// with the key of [`signing_key`]; `None` for a secret that has no valid key.
-pub fn sign(secret: &Secret, message_id: &str, timestamp: i64, body: &str) -> Option<String> {
-    let key = signing_key(secret).ok()?;
-    Some(sign_with_key(&key, message_id, timestamp, body))
-}
-
-fn sign_with_key(key: &[u8], message_id: &str, timestamp: i64, body: &str) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any length");
+/// The Standard Webhooks signature: `v1,` + base64(HMAC-SHA256(key, "id.timestamp.body")).
+pub fn sign(key: &SigningKey, message_id: &str, timestamp: i64, body: &str) -> String {
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(key.expose()).expect("HMAC takes keys of any length");
     mac.update(format!("{message_id}.{timestamp}.{body}").as_bytes());
     let b64 = base64::engine::general_purpose::STANDARD;
     format!("v1,{}", b64.encode(mac.finalize().into_bytes()))
@@ -239,6 +208,7 @@ fn sign_with_key(key: &[u8], message_id: &str, timestamp: i64, body: &str) -> St
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Secret;
 
     #[test]
     fn answers_are_sorted_into_delivered_refused_and_retry() {
@@ -269,30 +239,25 @@ mod tests {
     #[test]
     fn signatures_follow_the_standard_webhooks_test_vector() {
         // The example from the Standard Webhooks specification.
-        let secret = Secret::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+        let key = SigningKey::from_secret(&Secret::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"))
+            .unwrap();
         let sig = sign(
-            &secret,
+            &key,
             "msg_p5jXN8AQM9LWM0D4loKWxJek",
             1614265330,
             r#"{"test": 2432232314}"#,
         );
-        assert_eq!(
-            sig.as_deref(),
-            Some("v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=")
-        );
+        assert_eq!(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
     }
 
     #[test]
     fn a_whsec_secret_that_is_not_base64_gives_no_key() {
         for bad in ["whsec_", "whsec_not base64!", "whsec_%%%%"] {
-            let secret = Secret::new(bad);
-            assert!(signing_key(&secret).is_err(), "{bad}");
-            assert_eq!(sign(&secret, "m", 1, "{}"), None, "{bad}");
-            assert!(
-                Deliverer::new("http://x".into(), Duration::from_secs(1), Some(secret)).is_err()
-            );
+            assert!(SigningKey::from_secret(&Secret::new(bad)).is_err(), "{bad}");
         }
-        assert_eq!(signing_key(&Secret::new("plain")).unwrap(), b"plain");
+        let plain = SigningKey::from_secret(&Secret::new("plain")).unwrap();
+        assert_eq!(plain.expose(), b"plain");
+        assert_eq!(format!("{plain:?}"), "SigningKey([redacted])");
     }
 
     #[test]

@@ -106,7 +106,7 @@ impl Notifier {
         let deliverer = Deliverer::new(
             settings.multiomix_url.clone(),
             settings.timeout,
-            settings.secret.clone(),
+            settings.signing_key.clone(),
         )?;
         let lease = settings.timeout + LEASE_MARGIN;
         Ok(Notifier {
