@@ -334,32 +334,6 @@ impl Store {
         Ok(row.map(|r| (r.get("job_id"), r.get("fingerprint"))))
     }
 
-    /// Records a job and, when given, the idempotency key that started it, together.
-    /// Without a key it is one statement, so no transaction: BEGIN and COMMIT would be
-    /// two more round trips to the database thread on every `POST /job`.
-    pub async fn record_submission(
-        &self,
-        job: &JobRecord,
-        key: Option<(&str, &str)>,
-    ) -> StoreResult<()> {
-        let Some((key, fingerprint)) = key else {
-            return self.record_job(job).await;
-        };
-        let mut tx = self.pool.begin().await?;
-        insert_job(&mut *tx, job).await?;
-        sqlx::query(
-            "INSERT INTO idempotency_keys (key, fingerprint, job_id, created_at)
-             VALUES (?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
-        )
-        .bind(key)
-        .bind(fingerprint)
-        .bind(&job.id)
-        .bind(job.created_at)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await
-    }
-
     /// Deletes closed notices last changed before `older_than`. Their job keeps its final
     /// state, so neither the reconciler nor a late callback opens them again.
     pub async fn purge_closed_notices(&self, older_than: i64) -> StoreResult<u64> {
@@ -841,14 +815,6 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Counts of notices by status, for metrics and the operator.
-    pub async fn notice_counts(&self) -> StoreResult<Vec<(String, i64)>> {
-        let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM notices GROUP BY status")
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.iter().map(|r| (r.get("status"), r.get("n"))).collect())
-    }
-
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
@@ -1101,7 +1067,10 @@ mod tests {
     #[tokio::test]
     async fn idempotency_keys_map_to_their_job_and_expire() {
         let (s, _d) = store().await;
-        s.record_submission(&job("j1"), Some(("k1", "fp")))
+        s.begin_submission(&submission("t1", "BBHA_1"))
+            .await
+            .unwrap();
+        s.complete_submission("t1", &job("j1"), Some(("k1", "fp")))
             .await
             .unwrap();
         assert_eq!(
