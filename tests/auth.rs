@@ -97,7 +97,7 @@ async fn every_job_route_refuses_anything_but_the_api_token() {
          VALUES (?, 'settled', 1, 'emr', 0, 0, 'COMPLETED')",
     )
     .bind(&id)
-    .execute(app.store.pool())
+    .execute(&app.database().await)
     .await
     .unwrap();
     let job = format!("/job/{id}");

@@ -51,14 +51,14 @@ async fn break_job_records(app: &common::TestApp) {
         "CREATE TRIGGER fail_job_records BEFORE INSERT ON jobs
          BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END",
     )
-    .execute(app.store.pool())
+    .execute(&app.database().await)
     .await
     .unwrap();
 }
 
 async fn mend_job_records(app: &common::TestApp) {
     sqlx::query("DROP TRIGGER fail_job_records")
-        .execute(app.store.pool())
+        .execute(&app.database().await)
         .await
         .unwrap();
 }

@@ -1175,7 +1175,7 @@ async fn after_a_restart_the_interrupted_and_the_requeued_runs_get_their_notices
             .await
             .unwrap();
         leave_run(&store, "waiting", "Waiting", &command("Waiting"), &log).await;
-        store.pool().close().await;
+        store.close().await;
     }
 
     let multiomix = FakeMultiomix::start().await;

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::backend::BackendError;
 use crate::job::FieldError;
+use crate::store::StoreError;
 
 /// The JSON body of every error answer.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -130,8 +131,8 @@ impl ApiError {
     }
 }
 
-impl From<sqlx::Error> for ApiError {
-    fn from(e: sqlx::Error) -> Self {
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
         ApiError::Internal(anyhow::Error::new(e).context("store"))
     }
 }

@@ -25,7 +25,7 @@ use crate::job::{JobId, JobState, JobView};
 use crate::retry::Backoff;
 use crate::staging::Staging;
 use crate::store::{
-    now_millis, AttemptRecord, FetchRecord, NoticeRow, NoticeStatus, Store, StoreResult,
+    now_millis, AttemptRecord, FetchRecord, NoticeRow, NoticeStatus, Store, StoreError, StoreResult,
 };
 use delivery::{Deliverer, Outcome};
 
@@ -53,7 +53,7 @@ pub enum RequestError {
     #[error("too many job-end notices are waiting ({0}); try again later")]
     Full(i64),
     #[error("store: {0}")]
-    Store(#[from] sqlx::Error),
+    Store(#[from] StoreError),
 }
 
 struct Inner {

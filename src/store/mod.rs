@@ -170,7 +170,19 @@ pub enum FetchRecord {
     },
 }
 
-pub type StoreResult<T> = Result<T, sqlx::Error>;
+/// The store could not do what it was asked: the database file could not be opened, read
+/// or written (a full disk, a locked or damaged file, a failed migration). For a caller it
+/// is the service's own failure, never the request's: an answer of 500 or 503, or the
+/// work tried again later. The database's own error is kept as the cause, for the log.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the database failed: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("the database schema could not be brought up to date: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Records a job once; a second record of the same id changes nothing, except that it
 /// fills in an app name the first did not know (a job adopted from a backend listing
@@ -226,10 +238,8 @@ impl Store {
     }
 
     pub async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
     }
 
     /// True when the store holds no job and no notice: a fresh disk, or a lost one.
@@ -301,7 +311,7 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        tx.commit().await
+        Ok(tx.commit().await?)
     }
 
     /// Records a job adopted from the backend after the store was lost. One that carries
@@ -323,7 +333,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        tx.commit().await
+        Ok(tx.commit().await?)
     }
 
     pub async fn idempotent_job(&self, key: &str) -> StoreResult<Option<(String, String)>> {
@@ -429,7 +439,7 @@ impl Store {
             .bind(client_token)
             .execute(&mut *tx)
             .await?;
-        tx.commit().await
+        Ok(tx.commit().await?)
     }
 
     /// The backend started nothing for this submission: it goes, and frees its app name.
@@ -443,7 +453,7 @@ impl Store {
             .bind(client_token)
             .execute(&mut *tx)
             .await?;
-        tx.commit().await
+        Ok(tx.commit().await?)
     }
 
     /// The job's end work is over (its notice closed, its datasets removed or left to
@@ -815,7 +825,13 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    pub fn pool(&self) -> &SqlitePool {
+    /// Closes every connection, waiting for those in use to be given back. The store is
+    /// unusable afterwards; another `connect` opens the same file again.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    fn pool(&self) -> &SqlitePool {
         &self.pool
     }
 }
@@ -850,7 +866,7 @@ mod tests {
         assert!(s.is_empty().await.unwrap());
         s.record_job(&job("j1")).await.unwrap();
         s.open_notice("j1", 5).await.unwrap();
-        s.pool().close().await;
+        s.close().await;
         let s = Store::connect(&url).await.unwrap();
         assert!(!s.is_empty().await.unwrap());
         assert_eq!(s.notice("j1").await.unwrap().unwrap().due_at, 5);

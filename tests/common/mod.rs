@@ -221,6 +221,16 @@ pub async fn spawn(setup: Setup) -> TestApp {
 }
 
 impl TestApp {
+    /// A connection of the test's own to the service's database file, for what the
+    /// store's API does not offer on purpose: making its writes fail as a full disk would,
+    /// or writing a row behind the service's back.
+    pub async fn database(&self) -> sqlx::SqlitePool {
+        let url = format!("sqlite:{}/store.db", self.dir.path().display());
+        sqlx::SqlitePool::connect(&url)
+            .await
+            .expect("the test opens the service's database")
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

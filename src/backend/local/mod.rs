@@ -34,7 +34,7 @@ use tracing::info;
 use super::{BackendError, JobBackend, JobPage, ListQuery};
 use crate::config::{JobSettings, LocalSettings, SparkSettings};
 use crate::job::{FieldError, JobId, JobRun, JobSpec, JobState, DATASET_ARGUMENTS};
-use crate::store::{now_millis, Inserted, LocalRunRow, NewLocalRun, Store};
+use crate::store::{now_millis, Inserted, LocalRunRow, NewLocalRun, Store, StoreError};
 
 mod command;
 mod ending;
@@ -70,7 +70,7 @@ pub enum SetupError {
     #[error("cannot read the working directory: {0}")]
     WorkingDir(io::Error),
     #[error("store: {0}")]
-    Store(#[from] sqlx::Error),
+    Store(#[from] StoreError),
 }
 
 /// Runs jobs as `spark-submit` processes on this machine, for development, tests and a
@@ -159,7 +159,7 @@ fn from_millis(ms: i64) -> OffsetDateTime {
         .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
-fn store_error(e: sqlx::Error) -> BackendError {
+fn store_error(e: StoreError) -> BackendError {
     BackendError::Unavailable(format!("store: {e}").into())
 }
 
