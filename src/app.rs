@@ -14,9 +14,9 @@ use tracing::{debug, error, info, warn};
 
 use crate::api::ops::Readiness;
 use crate::api::{self, AppState};
-use crate::backend::emr_ec2::EmrEc2Backend;
-use crate::backend::emr_eks::EmrEksBackend;
-use crate::backend::emr_serverless::EmrServerlessBackend;
+use crate::backend::emr::ec2::EmrEc2Backend;
+use crate::backend::emr::eks::EmrEksBackend;
+use crate::backend::emr::serverless::EmrServerlessBackend;
 use crate::backend::finished::FinishedRuns;
 use crate::backend::instrumented::InstrumentedBackend;
 use crate::backend::local::LocalBackend;

@@ -6,8 +6,8 @@
 //! - [`job`]: the job model — validation of Multiomix's requests, states, and the JSON
 //!   the API and the notices carry.
 //! - [`backend`]: where jobs run, behind the [`backend::JobBackend`] trait: EMR on EKS
-//!   ([`backend::emr_eks`]), EMR Serverless ([`backend::emr_serverless`]), steps on an
-//!   EMR cluster on EC2 ([`backend::emr_ec2`]) or local spark-submit processes
+//!   ([`backend::emr::eks`]), EMR Serverless ([`backend::emr::serverless`]), steps on an
+//!   EMR cluster on EC2 ([`backend::emr::ec2`]) or local spark-submit processes
 //!   ([`backend::local`]); what they share (the job package in S3, spark-submit options,
 //!   reads in batches) is in [`backend::spark`] and [`backend::batch`].
 //! - [`api`]: the HTTP routes and the layers every request passes.

@@ -361,7 +361,7 @@ async fn a_throttled_emr_is_a_503() {
 
 #[tokio::test]
 async fn an_unreachable_emr_is_unavailable_not_an_internal_error() {
-    use multiomix_aws_emr::backend::{emr_eks::EmrEksBackend, BackendError, JobBackend};
+    use multiomix_aws_emr::backend::{emr::eks::EmrEksBackend, BackendError, JobBackend};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let closed = listener.local_addr().unwrap();
     drop(listener);

@@ -220,7 +220,8 @@ async fn a_start_whose_answer_was_lost_is_settled_by_finding_the_step_through_li
 /// timeouts within `call_timeout`), with the fixed test credentials.
 async fn service_ec2_client(url: &str, call_timeout: Duration) -> aws_sdk_emr::Client {
     let sdk =
-        multiomix_aws_emr::backend::aws::sdk_config("us-east-1", Some(url), call_timeout).await;
+        multiomix_aws_emr::backend::emr::aws::sdk_config("us-east-1", Some(url), call_timeout)
+            .await;
     let test = common::sdk_config(url);
     let conf = aws_sdk_emr::config::Builder::from(&sdk)
         .credentials_provider(test.credentials_provider().unwrap())
@@ -245,7 +246,7 @@ async fn a_start_whose_answer_comes_after_the_timeout_adds_exactly_one_step_and_
     // Three tries of 1.5 s each, as the service splits its call timeout: the SDK's first
     // backoff (under a second) leaves room for a second try within the call.
     settings.call_timeout = Duration::from_millis(4_500);
-    let backend = multiomix_aws_emr::backend::emr_ec2::EmrEc2Backend::with_client(
+    let backend = multiomix_aws_emr::backend::emr::ec2::EmrEc2Backend::with_client(
         service_ec2_client(&fake.url(), settings.call_timeout).await,
         settings,
         config.spark.clone(),

@@ -312,7 +312,7 @@ async fn a_page_of_cancelled_runs_costs_a_bounded_number_of_reads() {
     assert_eq!(page["jobs"].as_array().unwrap().len(), 40, "{page}");
     let reads = fake.0.calls("GetJobRun") - before;
     assert!(
-        reads <= multiomix_aws_emr::backend::emr_serverless::READS_PER_PAGE,
+        reads <= multiomix_aws_emr::backend::emr::serverless::READS_PER_PAGE,
         "{reads} GetJobRun calls for one page"
     );
 }

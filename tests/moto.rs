@@ -10,7 +10,7 @@ mod common;
 
 use common::moto::{moto, Moto};
 use common::{create_virtual_cluster, emr_client, multiomix_body};
-use multiomix_aws_emr::backend::emr_eks::EmrEksBackend;
+use multiomix_aws_emr::backend::emr::eks::EmrEksBackend;
 use multiomix_aws_emr::backend::{BackendError, JobBackend, ListQuery};
 use multiomix_aws_emr::config::Config;
 use multiomix_aws_emr::job::{JobId, JobState};

@@ -2,7 +2,7 @@
 //! accepts: whatever gets through is a safe name and safe arguments, and the parameter
 //! string holds exactly the options the contract lists, whatever the request said.
 
-use multiomix_aws_emr::backend::emr_eks::spark_submit;
+use multiomix_aws_emr::backend::emr::eks::spark_submit;
 use multiomix_aws_emr::backend::spark::entry_point_arguments;
 use multiomix_aws_emr::config::Config;
 use multiomix_aws_emr::job::{

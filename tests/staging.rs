@@ -17,7 +17,7 @@ use aws_sdk_s3::types::ChecksumMode;
 use common::moto::{bucket_keys, free_port, moto, s3_client, Moto};
 use common::{emr_client, FAST};
 use multiomix_aws_emr::app::Application;
-use multiomix_aws_emr::backend::emr_eks::EmrEksBackend;
+use multiomix_aws_emr::backend::emr::eks::EmrEksBackend;
 use multiomix_aws_emr::backend::{BackendError, JobBackend, JobPage, ListQuery};
 use multiomix_aws_emr::config::Config;
 use multiomix_aws_emr::job::{JobId, JobRun, JobSpec};

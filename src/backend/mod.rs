@@ -1,11 +1,8 @@
 //! Job backends: where jobs actually run. The HTTP layer and the notifier only know this
 //! trait, so EMR on EKS, the local spark-submit runner and test doubles are interchangeable.
 
-pub mod aws;
 pub mod batch;
-pub mod emr_ec2;
-pub mod emr_eks;
-pub mod emr_serverless;
+pub mod emr;
 pub mod finished;
 pub mod instrumented;
 pub mod local;

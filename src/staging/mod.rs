@@ -16,7 +16,7 @@ pub use results::{FetchError, Fetched};
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::Client;
 
-use crate::backend::aws::sdk_config_with;
+use crate::backend::emr::aws::sdk_config_with;
 use crate::config::StagingSettings;
 
 /// Moves a job's files between Multiomix's shared folders and S3.

@@ -12,7 +12,7 @@ use aws_sdk_emrcontainers::config::{
     BehaviorVersion, Credentials, Region, SharedCredentialsProvider,
 };
 use multiomix_aws_emr::app::Application;
-use multiomix_aws_emr::backend::emr_eks::EmrEksBackend;
+use multiomix_aws_emr::backend::emr::eks::EmrEksBackend;
 use multiomix_aws_emr::config::Config;
 use multiomix_aws_emr::notify::Notifier;
 use multiomix_aws_emr::reconcile::Reconciler;

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use multiomix_aws_emr::backend::emr_ec2::EmrEc2Backend;
-use multiomix_aws_emr::backend::emr_eks::EmrEksBackend;
-use multiomix_aws_emr::backend::emr_serverless::EmrServerlessBackend;
+use multiomix_aws_emr::backend::emr::ec2::EmrEc2Backend;
+use multiomix_aws_emr::backend::emr::eks::EmrEksBackend;
+use multiomix_aws_emr::backend::emr::serverless::EmrServerlessBackend;
 use multiomix_aws_emr::backend::local::LocalBackend;
 use multiomix_aws_emr::backend::JobBackend;
 use multiomix_aws_emr::config::Config;

@@ -10,11 +10,11 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_emrcontainers::config::{BehaviorVersion, Credentials, Region};
-use multiomix_aws_emr::backend::emr_ec2::{token_tag, EmrEc2Backend};
-use multiomix_aws_emr::backend::emr_eks::{
+use multiomix_aws_emr::backend::emr::ec2::{token_tag, EmrEc2Backend};
+use multiomix_aws_emr::backend::emr::eks::{
     EmrEksBackend, CALLBACK_HOST_TAG, MANAGED_BY_TAG, MANAGED_BY_VALUE,
 };
-use multiomix_aws_emr::backend::emr_serverless::EmrServerlessBackend;
+use multiomix_aws_emr::backend::emr::serverless::EmrServerlessBackend;
 use multiomix_aws_emr::backend::JobBackend;
 use multiomix_aws_emr::config::Config;
 use multiomix_aws_emr::job::JobId;
@@ -173,7 +173,7 @@ async fn emr_ec2(n: usize) -> (Round, Round) {
     }
     let ids: Vec<JobId> = ids
         .iter()
-        .map(|i| multiomix_aws_emr::backend::emr_ec2::job_id(i).unwrap())
+        .map(|i| multiomix_aws_emr::backend::emr::ec2::job_id(i).unwrap())
         .collect();
     measure(&backend, &ids, ended, || {
         (fake.calls("DescribeStep"), fake.calls("ListSteps"))

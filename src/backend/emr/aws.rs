@@ -7,7 +7,7 @@ use aws_config::{retry::RetryConfig, timeout::TimeoutConfig, BehaviorVersion, Re
 // The same smithy types back every aws-sdk-* crate; emr-containers' re-export serves all.
 use aws_sdk_emrcontainers::error::{ProvideErrorMetadata, SdkError};
 
-use super::{BackendError, Cause};
+use crate::backend::{BackendError, Cause};
 
 /// The SDK configuration of a backend's client: the standard AWS chain (environment,
 /// profile, IRSA web identity, instance metadata), the region, `AWS_ENDPOINT_URL` when

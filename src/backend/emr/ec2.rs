@@ -42,12 +42,12 @@ use time::OffsetDateTime;
 use tokio::sync::{Mutex, OnceCell};
 
 use super::aws::{classify, sdk_config};
-use super::batch::describe_by_listing;
-use super::cancel_after_reading;
-use super::emr_eks::{to_offset, MANAGED_BY_VALUE};
-use super::spark::{entry_point_arguments, DriverEnv, S3Package, SparkSubmit};
-use super::APP_NAME_TAG;
-use super::{BackendError, Described, JobBackend, JobPage, ListQuery, Submitted};
+use super::eks::{to_offset, MANAGED_BY_VALUE};
+use crate::backend::batch::describe_by_listing;
+use crate::backend::cancel_after_reading;
+use crate::backend::spark::{entry_point_arguments, DriverEnv, S3Package, SparkSubmit};
+use crate::backend::APP_NAME_TAG;
+use crate::backend::{BackendError, Described, JobBackend, JobPage, ListQuery, Submitted};
 use crate::config::{Ec2Settings, JobSettings, SparkSettings};
 use crate::job::{JobId, JobRun, JobSpec, JobState};
 

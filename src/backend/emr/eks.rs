@@ -13,10 +13,10 @@ use aws_smithy_types::DateTime;
 use time::OffsetDateTime;
 
 use super::aws::{classify, sdk_config};
-use super::batch::describe_by_listing;
-use super::cancel_after_reading;
-use super::spark::{entry_point_arguments, DriverEnv, S3Package, SparkSubmit};
-use super::{
+use crate::backend::batch::describe_by_listing;
+use crate::backend::cancel_after_reading;
+use crate::backend::spark::{entry_point_arguments, DriverEnv, S3Package, SparkSubmit};
+use crate::backend::{
     app_name_tag, BackendError, Described, JobBackend, JobPage, ListQuery, Submitted, APP_NAME_TAG,
 };
 use crate::config::{EmrSettings, JobSettings, SparkSettings};

@@ -18,13 +18,13 @@ use aws_smithy_types::DateTime;
 use time::OffsetDateTime;
 
 use super::aws::{classify, sdk_config};
-use super::batch::describe_by_listing;
-use super::cancel_after_reading;
-use super::emr_eks::{
+use super::eks::{
     is_own_tags, to_offset, CALLBACK_HOST_TAG, CLIENT_TOKEN_TAG, MANAGED_BY_TAG, MANAGED_BY_VALUE,
 };
-use super::spark::{entry_point_arguments, DriverEnv, S3Package, SparkSubmit};
-use super::{
+use crate::backend::batch::describe_by_listing;
+use crate::backend::cancel_after_reading;
+use crate::backend::spark::{entry_point_arguments, DriverEnv, S3Package, SparkSubmit};
+use crate::backend::{
     app_name_tag, BackendError, Described, JobBackend, JobPage, ListQuery, Submitted, APP_NAME_TAG,
 };
 use crate::config::{JobSettings, ServerlessSettings, SparkSettings};
