@@ -174,10 +174,6 @@ fn no_longer_cancellable(id: &JobId, state: JobState) -> BackendError {
     ))
 }
 
-/// A place where jobs run. The API, the outbox and the reconciler only know this trait;
-/// each backend owns its SDK, its state mapping and its id format.
-/// What a backend knows of a `start` it may or may not have received: see
-/// [`JobBackend::find_submission`].
 /// The run tag (or, on EMR on EC2, the step argument read back as one) that carries the
 /// job's `app-name`, so that a job adopted after the store was lost still has its results
 /// copied before its notice. Every backend that keeps tags sets it.
@@ -191,6 +187,8 @@ pub(crate) fn app_name_tag(spec: &JobSpec) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// What a backend knows of a `start` it may or may not have received: see
+/// [`JobBackend::find_submission`].
 #[derive(Clone, Debug, PartialEq)]
 pub enum Submitted {
     /// The start with this client token made this job.

@@ -11,10 +11,9 @@ use std::collections::BTreeMap;
 
 use aws_sdk_emrcontainers::config::{BehaviorVersion, Credentials, Region};
 use multiomix_aws_emr::backend::emr::ec2::{token_tag, EmrEc2Backend};
-use multiomix_aws_emr::backend::emr::eks::{
-    EmrEksBackend, CALLBACK_HOST_TAG, MANAGED_BY_TAG, MANAGED_BY_VALUE,
-};
+use multiomix_aws_emr::backend::emr::eks::EmrEksBackend;
 use multiomix_aws_emr::backend::emr::serverless::EmrServerlessBackend;
+use multiomix_aws_emr::backend::emr::{CALLBACK_HOST_TAG, MANAGED_BY_TAG, MANAGED_BY_VALUE};
 use multiomix_aws_emr::backend::JobBackend;
 use multiomix_aws_emr::config::Config;
 use multiomix_aws_emr::job::JobId;

@@ -42,7 +42,7 @@ use time::OffsetDateTime;
 use tokio::sync::{Mutex, OnceCell};
 
 use super::aws::{classify, sdk_config};
-use super::eks::{to_offset, MANAGED_BY_VALUE};
+use super::{to_offset, MANAGED_BY_VALUE};
 use crate::backend::batch::describe_by_listing;
 use crate::backend::cancel_after_reading;
 use crate::backend::spark::{entry_point_arguments, DriverEnv, S3Package, SparkSubmit};

@@ -13,6 +13,9 @@ use aws_smithy_types::DateTime;
 use time::OffsetDateTime;
 
 use super::aws::{classify, sdk_config};
+use super::{
+    is_own_tags, to_offset, CALLBACK_HOST_TAG, CLIENT_TOKEN_TAG, MANAGED_BY_TAG, MANAGED_BY_VALUE,
+};
 use crate::backend::batch::describe_by_listing;
 use crate::backend::cancel_after_reading;
 use crate::backend::spark::{entry_point_arguments, DriverEnv, S3Package, SparkSubmit};
@@ -21,24 +24,6 @@ use crate::backend::{
 };
 use crate::config::{EmrSettings, JobSettings, SparkSettings};
 use crate::job::{JobId, JobRun, JobSpec, JobState};
-
-/// Tag that marks a job as started by this service.
-pub const MANAGED_BY_TAG: &str = "managed-by";
-pub const MANAGED_BY_VALUE: &str = "multiomix-aws-emr";
-/// Tag that names the deployment (its callback host), so that deployments sharing a
-/// virtual cluster each see only their own jobs.
-pub const CALLBACK_HOST_TAG: &str = "callback-host";
-/// Tag that carries the client token of the submission, so that a job started by a
-/// process that died before recording it can be found again (`find_submission`).
-pub const CLIENT_TOKEN_TAG: &str = "client-token";
-/// Whether a run's tags mark it as started by the deployment whose callback host is
-/// `service_url`. Shared by the EMR backends that tag their runs.
-pub(super) fn is_own_tags(tags: Option<&HashMap<String, String>>, service_url: &str) -> bool {
-    tags.is_some_and(|t| {
-        t.get(MANAGED_BY_TAG).map(String::as_str) == Some(MANAGED_BY_VALUE)
-            && t.get(CALLBACK_HOST_TAG).map(String::as_str) == Some(service_url)
-    })
-}
 
 /// The length of an EMR job run id, e.g. `000000031kd8aj0vtn3`.
 pub const EMR_JOB_ID_CHARS: usize = 19;
@@ -180,10 +165,6 @@ pub fn spark_submit(
         ),
         _ => submit,
     }
-}
-
-pub(crate) fn to_offset(at: &DateTime) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp(at.secs()).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
 #[async_trait]

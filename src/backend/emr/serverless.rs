@@ -18,7 +18,7 @@ use aws_smithy_types::DateTime;
 use time::OffsetDateTime;
 
 use super::aws::{classify, sdk_config};
-use super::eks::{
+use super::{
     is_own_tags, to_offset, CALLBACK_HOST_TAG, CLIENT_TOKEN_TAG, MANAGED_BY_TAG, MANAGED_BY_VALUE,
 };
 use crate::backend::batch::describe_by_listing;
