@@ -103,7 +103,10 @@ impl ApiError {
     pub fn from_backend(err: BackendError, job_id: &str) -> Self {
         match err {
             BackendError::NotFound if job_id.is_empty() => ApiError::BadGateway(
-                "the job backend answered 'not found'; check EMR_VIRTUAL_CLUSTER_ID".into(),
+                "the job backend answered 'not found' for no particular job; check where the \
+                 backend runs its jobs (EMR_VIRTUAL_CLUSTER_ID, EMR_SERVERLESS_APPLICATION_ID \
+                 or EMR_CLUSTER_ID)"
+                    .into(),
             ),
             BackendError::NotFound => ApiError::NotFound(job_id.to_owned()),
             BackendError::Conflict(msg) => ApiError::Conflict(msg),

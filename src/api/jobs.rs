@@ -173,7 +173,7 @@ fn not_ours(id: &JobId) -> ApiError {
 }
 
 fn bad_id() -> ApiError {
-    ApiError::BadRequest("a job id is 1 to 64 characters of lowercase letters and digits".into())
+    ApiError::BadRequest("a job id is 1 to 64 characters of lowercase letters and digits, after an optional `s-` (EMR on EC2 steps)".into())
 }
 
 /// The `{id}` of a job route, checked before it reaches a backend or a URL. Any refusal,
@@ -225,7 +225,8 @@ fn sha256_hex(data: &[u8]) -> String {
     tag = "jobs",
     operation_id = "start_job",
     summary = "Start a job",
-    description = "Starts one EMR on EKS job run. Nothing from the body but the validated \
+    description = "Starts one job on the service's backend (an EMR on EKS job run, an EMR \
+        Serverless job run, a step on an EMR cluster on EC2, or a local spark-submit). Nothing from the body but the validated \
         job name reaches the spark-submit parameters; argument names and values only become \
         entry-point arguments. With an `Idempotency-Key`, a repeated request answers the \
         job the first one started.",
