@@ -14,14 +14,10 @@ use tracing::{debug, error, info, warn};
 
 use crate::api::ops::Readiness;
 use crate::api::{self, AppState};
-use crate::backend::emr::ec2::EmrEc2Backend;
-use crate::backend::emr::eks::EmrEksBackend;
-use crate::backend::emr::serverless::EmrServerlessBackend;
 use crate::backend::finished::FinishedRuns;
 use crate::backend::instrumented::InstrumentedBackend;
-use crate::backend::local::LocalBackend;
-use crate::backend::JobBackend;
-use crate::config::{BackendKind, Config};
+use crate::backend::{registry, JobBackend};
+use crate::config::Config;
 use crate::job::JobId;
 use crate::notify::Notifier;
 use crate::reconcile::Reconciler;
@@ -45,58 +41,13 @@ pub struct Application {
 impl Application {
     /// Connects the store and the backend the configuration names, and binds the port.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        match config.backend {
-            BackendKind::Emr => {
-                let emr = config
-                    .emr
-                    .clone()
-                    .context("the EMR backend needs its settings")?;
-                let backend =
-                    EmrEksBackend::connect(emr, config.spark.clone(), config.job.clone()).await;
-                Self::build_with_backend(config, Arc::new(backend)).await
-            }
-            BackendKind::EmrServerless => {
-                let settings = config
-                    .serverless
-                    .clone()
-                    .context("the EMR Serverless backend needs its settings")?;
-                let backend = EmrServerlessBackend::connect(
-                    settings,
-                    config.spark.clone(),
-                    config.job.clone(),
-                )
-                .await;
-                Self::build_with_backend(config, Arc::new(backend)).await
-            }
-            BackendKind::EmrEc2 => {
-                let settings = config
-                    .ec2
-                    .clone()
-                    .context("the EMR on EC2 backend needs its settings")?;
-                let backend =
-                    EmrEc2Backend::connect(settings, config.spark.clone(), config.job.clone())
-                        .await;
-                Self::build_with_backend(config, Arc::new(backend)).await
-            }
-            BackendKind::Local => {
-                let store = connect_store(&config).await?;
-                // The local backend reports ended runs itself; they reach the outbox
-                // through this channel, runs settled at construction included.
-                let (ended_tx, ended_rx) = mpsc::unbounded_channel();
-                let backend = LocalBackend::new(
-                    store.clone(),
-                    config.local.clone(),
-                    config.spark.clone(),
-                    config.job.clone(),
-                    ended_tx,
-                )
-                .await
-                .context("cannot set up the local backend")?;
-                let mut app = Self::assemble(config, Arc::new(backend), store).await?;
-                app.forward_ended_jobs(ended_rx);
-                Ok(app)
-            }
+        let store = connect_store(&config).await?;
+        let built = registry::build(&config, &store).await?;
+        let mut app = Self::assemble(config, built.backend, store).await?;
+        if let Some(ended) = built.ended {
+            app.forward_ended_jobs(ended);
         }
+        Ok(app)
     }
 
     /// Like [`Application::build`] with a backend made elsewhere (tests use this).
@@ -142,7 +93,7 @@ impl Application {
             store.clone(),
             backend.clone(),
             notifier.clone(),
-            round_interval(&config),
+            round_interval(backend.as_ref(), &config.notify),
             config.notify.recovery_window,
         );
         let address = SocketAddr::new(config.server.host, config.server.port);
@@ -325,17 +276,15 @@ async fn forward_ended(
     }
 }
 
-/// How often the reconciler reads the unfinished jobs. EMR Serverless and EMR on EC2 have
-/// no sidecar to call back, so their jobs are read every `POLL_INTERVAL` (in batches, so
-/// that costs a few calls a round); the others are read every `RECONCILE_INTERVAL`, their
-/// callback or channel being the fast path.
-fn round_interval(config: &Config) -> Duration {
-    match config.backend {
-        BackendKind::EmrServerless | BackendKind::EmrEc2 => config
-            .notify
-            .poll_interval
-            .min(config.notify.reconcile_interval),
-        BackendKind::Emr | BackendKind::Local => config.notify.reconcile_interval,
+/// How often the reconciler reads the unfinished jobs. A backend that tells the service
+/// when its jobs end (a sidecar's callback, the local backend's own report) has them read
+/// every `RECONCILE_INTERVAL`, as a safety net; the others (EMR Serverless, EMR on EC2)
+/// every `POLL_INTERVAL`, in batches, so that costs a few calls a round.
+fn round_interval(backend: &dyn JobBackend, notify: &crate::config::NotifySettings) -> Duration {
+    if backend.tells_when_jobs_end() {
+        notify.reconcile_interval
+    } else {
+        notify.poll_interval.min(notify.reconcile_interval)
     }
 }
 
@@ -451,40 +400,15 @@ async fn connect_store(config: &Config) -> anyhow::Result<Store> {
 }
 
 fn log_start(config: &Config, address: SocketAddr, backend: &str) {
-    match (&config.emr, &config.serverless) {
-        (_, Some(serverless)) => info!(
-            %address,
-            backend,
-            application = %serverless.application_id,
-            region = %serverless.region,
-            endpoint = serverless.endpoint_url.as_deref().unwrap_or("AWS"),
-            multiomix = %config.notify.multiomix_url,
-            store = %config.database_url,
-            "multiomix-aws-emr {} listening",
-            env!("CARGO_PKG_VERSION")
-        ),
-        (Some(emr), None) => info!(
-            %address,
-            backend,
-            virtual_cluster = %emr.virtual_cluster_id,
-            region = %emr.region,
-            endpoint = emr.endpoint_url.as_deref().unwrap_or("AWS"),
-            multiomix = %config.notify.multiomix_url,
-            store = %config.database_url,
-            "multiomix-aws-emr {} listening",
-            env!("CARGO_PKG_VERSION")
-        ),
-        (None, None) => info!(
-            %address,
-            backend,
-            spark_submit = %config.local.spark_submit,
-            scripts = %config.local.scripts_dir.display(),
-            multiomix = %config.notify.multiomix_url,
-            store = %config.database_url,
-            "multiomix-aws-emr {} listening",
-            env!("CARGO_PKG_VERSION")
-        ),
-    }
+    info!(
+        %address,
+        backend,
+        target = %config.backend.target(),
+        multiomix = %config.notify.multiomix_url,
+        store = %config.database_url,
+        "multiomix-aws-emr {} listening",
+        env!("CARGO_PKG_VERSION")
+    );
     if config.server.api_token.is_none() {
         warn!("API_TOKEN is not set: anyone who can reach this port can start jobs");
     }

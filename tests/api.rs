@@ -376,7 +376,7 @@ async fn an_unreachable_emr_is_unavailable_not_an_internal_error() {
     .unwrap();
     let backend = EmrEksBackend::with_client(
         common::emr_client(&format!("http://{closed}")),
-        config.emr.unwrap(),
+        config.backend.emr_eks().cloned().unwrap(),
         config.spark,
         config.job,
     );

@@ -636,7 +636,10 @@ fn compose_emulator_profile_runs_moto_and_creates_the_virtual_cluster() {
         .map(|(k, v)| (k.clone(), interpolate(v, &emulator)))
         .collect();
     let config = Config::from_vars(resolved).expect("the emulator settings load");
-    assert!(config.emr.is_some(), "the emulator runs the EMR backend");
+    assert!(
+        config.backend.emr_eks().is_some(),
+        "the emulator runs the EMR backend"
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -882,7 +885,7 @@ fn deployment_settings_load_as_a_configuration() {
     let container = service_container(&docs);
     let env = kubernetes_env_values(container);
     let config = Config::from_vars(with_required(&env)).expect("the manifest's settings load");
-    assert!(config.emr.is_some());
+    assert!(config.backend.emr_eks().is_some());
 }
 
 // ---------------------------------------------------------------------------------------

@@ -242,7 +242,7 @@ async fn a_start_whose_answer_comes_after_the_timeout_adds_exactly_one_step_and_
             .chain([("MULTIOMIX_URL".to_owned(), "http://127.0.0.1:9/".to_owned())]),
     )
     .unwrap();
-    let mut settings = config.ec2.clone().unwrap();
+    let mut settings = config.backend.emr_ec2().cloned().unwrap();
     // Three tries of 1.5 s each, as the service splits its call timeout: the SDK's first
     // backoff (under a second) leaves room for a second try within the call.
     settings.call_timeout = Duration::from_millis(4_500);

@@ -94,9 +94,15 @@ impl Setup {
         let config = self.config(extra);
         let store = self.store().await;
         let (tx, rx) = mpsc::unbounded_channel();
-        let backend = LocalBackend::new(store.clone(), config.local, config.spark, config.job, tx)
-            .await
-            .unwrap();
+        let backend = LocalBackend::new(
+            store.clone(),
+            config.backend.local().unwrap().clone(),
+            config.spark,
+            config.job,
+            tx,
+        )
+        .await
+        .unwrap();
         (backend, rx, store)
     }
 
@@ -633,7 +639,7 @@ async fn start_up_and_readiness_say_what_is_missing() {
     let (tx, _rx) = mpsc::unbounded_channel();
     let err = LocalBackend::new(
         setup.store().await,
-        config.local,
+        config.backend.local().unwrap().clone(),
         config.spark,
         config.job,
         tx.clone(),
@@ -652,7 +658,7 @@ async fn start_up_and_readiness_say_what_is_missing() {
     let config = setup.config(&[("LOCAL_SCRIPTS_DIR", &missing)]);
     let err = LocalBackend::new(
         setup.store().await,
-        config.local,
+        config.backend.local().unwrap().clone(),
         config.spark,
         config.job,
         tx.clone(),
@@ -899,7 +905,7 @@ async fn runs_settled_at_restart_are_found_by_the_reconciler_even_without_the_ch
     let backend: Arc<dyn JobBackend> = Arc::new(
         LocalBackend::new(
             store.clone(),
-            config.local.clone(),
+            config.backend.local().unwrap().clone(),
             config.spark.clone(),
             config.job.clone(),
             tx,
@@ -1246,9 +1252,24 @@ fn service_process(setup: &Setup, multiomix: &FakeMultiomix, port: u16) -> tokio
         ("SPARK_SUBMIT", FAKE.to_owned()),
         (
             "LOCAL_SCRIPTS_DIR",
-            config.local.scripts_dir.display().to_string(),
+            config
+                .backend
+                .local()
+                .unwrap()
+                .scripts_dir
+                .display()
+                .to_string(),
         ),
-        ("LOCAL_LOG_DIR", config.local.log_dir.display().to_string()),
+        (
+            "LOCAL_LOG_DIR",
+            config
+                .backend
+                .local()
+                .unwrap()
+                .log_dir
+                .display()
+                .to_string(),
+        ),
         ("DATASETS_PATH", config.job.datasets_path.clone()),
         ("RESULTS_PATH", config.job.results_path.clone()),
         ("ALGO_BBHA_ENTRYPOINT", "bbha.py".to_owned()),

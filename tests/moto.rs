@@ -31,7 +31,7 @@ fn config(vc: &str, extra: &[(&str, &str)]) -> Config {
 fn backend(moto: &Moto, config: &Config) -> EmrEksBackend {
     EmrEksBackend::with_client(
         emr_client(&moto.url),
-        config.emr.clone().unwrap(),
+        config.backend.emr_eks().cloned().unwrap(),
         config.spark.clone(),
         config.job.clone(),
     )

@@ -69,7 +69,7 @@ fn config(image: bool, templates: bool) -> Config {
 fn assert_parameters(spec: &JobSpec, image: bool, templates: bool) {
     let c = config(image, templates);
     let parameters =
-        spark_submit(c.emr.as_ref().unwrap(), &c.spark, &c.job, spec).to_parameter_string();
+        spark_submit(c.backend.emr_eks().unwrap(), &c.spark, &c.job, spec).to_parameter_string();
     let words: Vec<&str> = parameters.split(' ').collect();
     assert_eq!(words.len() % 2, 0, "{parameters}");
     let pairs: Vec<(&str, &str)> = words.chunks(2).map(|p| (p[0], p[1])).collect();
@@ -103,7 +103,7 @@ fn assert_parameters(spec: &JobSpec, image: bool, templates: bool) {
         ..spec.clone()
     };
     let without =
-        spark_submit(c.emr.as_ref().unwrap(), &c.spark, &c.job, &bare).to_parameter_string();
+        spark_submit(c.backend.emr_eks().unwrap(), &c.spark, &c.job, &bare).to_parameter_string();
     assert_eq!(parameters, without);
     let args = entry_point_arguments(spec, "--");
     assert_eq!(args.len(), 2 * spec.arguments.len());

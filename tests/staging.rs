@@ -46,6 +46,9 @@ impl JobBackend for Watching {
     fn kind(&self) -> &'static str {
         self.inner.kind()
     }
+    fn tells_when_jobs_end(&self) -> bool {
+        self.inner.tells_when_jobs_end()
+    }
     async fn start(&self, spec: &JobSpec, client_token: &str) -> Result<JobId, BackendError> {
         let found = keys(&self.s3).await;
         self.seen_at_start.lock().unwrap().push(found);
@@ -156,7 +159,7 @@ async fn staged_with(s3_url: &str, moto_s3: aws_sdk_s3::Client, extra: &[(&str, 
     let backend = Arc::new(Watching {
         inner: EmrEksBackend::with_client(
             emr_client(&emr.url()),
-            config.emr.clone().unwrap(),
+            config.backend.emr_eks().cloned().unwrap(),
             config.spark.clone(),
             config.job.clone(),
         ),

@@ -73,6 +73,10 @@ impl JobBackend for FinishedRuns {
         self.inner.kind()
     }
 
+    fn tells_when_jobs_end(&self) -> bool {
+        self.inner.tells_when_jobs_end()
+    }
+
     fn check_request(&self, spec: &JobSpec) -> Result<(), crate::job::FieldError> {
         self.inner.check_request(spec)
     }

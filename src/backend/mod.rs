@@ -6,6 +6,7 @@ pub mod emr;
 pub mod finished;
 pub mod instrumented;
 pub mod local;
+pub mod registry;
 pub mod spark;
 
 use std::sync::Arc;
@@ -209,6 +210,14 @@ pub enum Submitted {
 pub trait JobBackend: Send + Sync + 'static {
     /// A short name for logs and `/ready`.
     fn kind(&self) -> &'static str;
+
+    /// Whether the service learns of a job's end without asking: a sidecar's callback
+    /// (EMR on EKS) or the backend's own report (local). Then the reconciler's reads,
+    /// every `RECONCILE_INTERVAL`, are only a safety net. A backend that keeps this
+    /// default (`false`) has its unfinished jobs read every `POLL_INTERVAL`.
+    fn tells_when_jobs_end(&self) -> bool {
+        false
+    }
 
     /// Checks, before anything is staged or started, what only this backend can: that
     /// the files a request names are where its jobs may read them. A refusal is a 400

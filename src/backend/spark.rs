@@ -354,9 +354,12 @@ mod tests {
             ),
             "{params}"
         );
-        let local =
-            SparkSubmit::for_local(&c.spark, &c.local.spark_master, "/s/scripts.zip".into())
-                .to_args();
+        let local = SparkSubmit::for_local(
+            &c.spark,
+            &c.backend.local().unwrap().spark_master,
+            "/s/scripts.zip".into(),
+        )
+        .to_args();
         assert!(
             local.ends_with(&[
                 "--conf".into(),
@@ -371,8 +374,12 @@ mod tests {
     #[test]
     fn local_options_are_one_argv_item_each() {
         let c = config(&[("SPARK_MASTER", "local[2]")]);
-        let args = SparkSubmit::for_local(&c.spark, &c.local.spark_master, "/s/scripts.zip".into())
-            .to_args();
+        let args = SparkSubmit::for_local(
+            &c.spark,
+            &c.backend.local().unwrap().spark_master,
+            "/s/scripts.zip".into(),
+        )
+        .to_args();
         assert_eq!(
             &args[..5],
             [
@@ -395,9 +402,12 @@ mod tests {
                 ("EMR_EXECUTOR_MEMORY", "6g"),
                 ("EMR_EXECUTOR_CORES", "2"),
             ]);
-            let params =
-                SparkSubmit::for_local(&c.spark, &c.local.spark_master, "/s/scripts.zip".into())
-                    .to_parameter_string();
+            let params = SparkSubmit::for_local(
+                &c.spark,
+                &c.backend.local().unwrap().spark_master,
+                "/s/scripts.zip".into(),
+            )
+            .to_parameter_string();
             assert!(
                 params.starts_with(&format!(
                     "--master {master} --deploy-mode client --py-files /s/scripts.zip \

@@ -37,17 +37,11 @@ fn invalid(name: &'static str, reason: impl Into<String>) -> ConfigError {
 
 #[derive(Clone, Debug)]
 pub struct Config {
-    pub backend: BackendKind,
+    /// The backend that runs the jobs, with its own settings.
+    pub backend: BackendSettings,
     pub server: ServerSettings,
-    /// Present exactly when `backend` is [`BackendKind::Emr`].
-    pub emr: Option<EmrSettings>,
-    /// Present exactly when `backend` is [`BackendKind::EmrServerless`].
-    pub serverless: Option<ServerlessSettings>,
-    /// Present exactly when `backend` is [`BackendKind::EmrEc2`].
-    pub ec2: Option<Ec2Settings>,
     pub spark: SparkSettings,
     pub job: JobSettings,
-    pub local: LocalSettings,
     pub notify: NotifySettings,
     /// Present exactly when `DATA_STAGING=s3` and an EMR backend runs: the local backend's
     /// jobs read the shared folders themselves.
@@ -84,7 +78,7 @@ impl Config {
     }
 
     fn from_raw(raw: Raw) -> Result<Self, ConfigError> {
-        let backend = match raw.job_backend.as_deref().map(str::to_ascii_lowercase) {
+        let kind = match raw.job_backend.as_deref().map(str::to_ascii_lowercase) {
             Some(ref b) if b == "emr" => BackendKind::Emr,
             Some(ref b) if b == "emr-serverless" => BackendKind::EmrServerless,
             Some(ref b) if b == "emr-ec2" => BackendKind::EmrEc2,
@@ -101,7 +95,7 @@ impl Config {
 
         let staging = match raw.data_staging.to_ascii_lowercase().as_str() {
             "off" => None,
-            "s3" if backend == BackendKind::Local => None,
+            "s3" if !kind.stages_data() => None,
             "s3" => Some(staging_settings(&raw)?),
             other => {
                 return Err(invalid(
@@ -110,25 +104,30 @@ impl Config {
                 ))
             }
         };
-        let (datasets_path, results_path) = job_paths(&raw, backend, staging.as_ref())?;
+        let (datasets_path, results_path) = job_paths(&raw, kind, staging.as_ref())?;
 
-        let emr = if backend == BackendKind::Emr {
-            Some(backends::emr(
+        if raw.local_max_concurrent == 0 {
+            return Err(invalid("LOCAL_MAX_CONCURRENT", "must be at least 1"));
+        }
+        let local = LocalSettings {
+            spark_submit: raw.spark_submit.clone(),
+            spark_master: SparkMaster::parse(&raw.spark_master)
+                .map_err(|why| invalid("SPARK_MASTER", why))?,
+            scripts_dir: raw.local_scripts_dir.clone(),
+            log_dir: raw.local_log_dir.clone(),
+            max_concurrent: raw.local_max_concurrent,
+            cancel_grace: seconds("LOCAL_CANCEL_GRACE", raw.local_cancel_grace)?,
+        };
+        let backend = match kind {
+            BackendKind::Emr => BackendSettings::EmrEks(backends::emr(
                 &raw,
                 staging.as_ref().map(|s| s.results.to_string()),
-            )?)
-        } else {
-            None
-        };
-        let serverless = if backend == BackendKind::EmrServerless {
-            Some(backends::serverless(&raw)?)
-        } else {
-            None
-        };
-        let ec2 = if backend == BackendKind::EmrEc2 {
-            Some(backends::ec2(&raw)?)
-        } else {
-            None
+            )?),
+            BackendKind::EmrServerless => {
+                BackendSettings::EmrServerless(backends::serverless(&raw)?)
+            }
+            BackendKind::EmrEc2 => BackendSettings::EmrEc2(backends::ec2(&raw)?),
+            BackendKind::Local => BackendSettings::Local(local),
         };
 
         let host: IpAddr = raw
@@ -143,9 +142,6 @@ impl Config {
         }
         if raw.max_pending_callbacks == 0 {
             return Err(invalid("MAX_PENDING_CALLBACKS", "must be at least 1"));
-        }
-        if raw.local_max_concurrent == 0 {
-            return Err(invalid("LOCAL_MAX_CONCURRENT", "must be at least 1"));
         }
         let url = raw.multiomix_url.trim_end_matches('/').to_string();
         if !(url.starts_with("http://") || url.starts_with("https://")) {
@@ -187,7 +183,7 @@ impl Config {
                 return Err(invalid(name, "must not contain white space"));
             }
         }
-        if let Some(emr) = &emr {
+        if let BackendSettings::EmrEks(emr) = &backend {
             for (name, value) in [
                 ("EMR_IMAGE", &emr.image),
                 ("EMR_DRIVER_TEMPLATE", &emr.driver_template),
@@ -246,9 +242,6 @@ impl Config {
                 api_token: raw.api_token,
                 callback_token: raw.callback_token,
             },
-            emr,
-            serverless,
-            ec2,
             spark: SparkSettings {
                 driver_cores: raw.emr_driver_cores,
                 driver_memory: raw.emr_driver_memory,
@@ -269,15 +262,6 @@ impl Config {
                 bbha_entrypoint: raw.algo_bbha_entrypoint,
                 bbha_py_files: raw.algo_bbha_py_files,
                 args_key_prefix: raw.entrypoint_args_key_prefix,
-            },
-            local: LocalSettings {
-                spark_submit: raw.spark_submit,
-                spark_master: SparkMaster::parse(&raw.spark_master)
-                    .map_err(|why| invalid("SPARK_MASTER", why))?,
-                scripts_dir: raw.local_scripts_dir,
-                log_dir: raw.local_log_dir,
-                max_concurrent: raw.local_max_concurrent,
-                cancel_grace: seconds("LOCAL_CANCEL_GRACE", raw.local_cancel_grace)?,
             },
             notify: NotifySettings {
                 multiomix_url: url,
@@ -381,8 +365,7 @@ fn job_paths(
     backend: BackendKind,
     staging: Option<&StagingSettings>,
 ) -> Result<(String, String), ConfigError> {
-    let staged =
-        staging.filter(|_| matches!(backend, BackendKind::EmrServerless | BackendKind::EmrEc2));
+    let staged = staging.filter(|_| backend.job_reads_s3());
     let Some(staging) = staged else {
         return Ok((
             raw.datasets_path
@@ -526,7 +509,8 @@ mod tests {
     #[test]
     fn spark_masters_of_every_kind_the_local_backend_runs_are_read_and_cluster_mode_is_refused() {
         let master = |value: &str| {
-            Config::from_vars(vars(&[("SPARK_MASTER", value)])).map(|c| c.local.spark_master)
+            Config::from_vars(vars(&[("SPARK_MASTER", value)]))
+                .map(|c| c.backend.local().unwrap().spark_master.clone())
         };
         for local in [
             "local",
@@ -562,9 +546,9 @@ mod tests {
     #[test]
     fn defaults_match_the_contract() {
         let c = Config::from_vars(vars(EMR_REQUIRED)).unwrap();
-        assert_eq!(c.backend, BackendKind::Emr);
+        assert_eq!(c.backend.kind(), BackendKind::Emr);
         assert_eq!(c.server.port, 8003);
-        let emr = c.emr.unwrap();
+        let emr = c.backend.emr_eks().unwrap();
         assert_eq!(emr.release_label, "emr-6.9.0-latest");
         assert_eq!(emr.region, "us-east-1");
         assert_eq!(emr.service_url, "multiomix-aws-emr");
@@ -623,13 +607,22 @@ mod tests {
     #[test]
     fn nothing_set_means_the_local_backend() {
         let c = Config::from_vars(vars(&[])).unwrap();
-        assert_eq!(c.backend, BackendKind::Local);
-        assert!(c.emr.is_none());
-        assert_eq!(c.local.spark_submit, "spark-submit");
-        assert_eq!(c.local.spark_master, SparkMaster::Local("local[*]".into()));
-        assert_eq!(c.local.scripts_dir, PathBuf::from("scripts"));
-        assert_eq!(c.local.log_dir, PathBuf::from("data/logs"));
-        assert_eq!(c.local.max_concurrent, 1);
+        assert_eq!(c.backend.kind(), BackendKind::Local);
+        assert!(c.backend.emr_eks().is_none());
+        assert_eq!(c.backend.local().unwrap().spark_submit, "spark-submit");
+        assert_eq!(
+            c.backend.local().unwrap().spark_master,
+            SparkMaster::Local("local[*]".into())
+        );
+        assert_eq!(
+            c.backend.local().unwrap().scripts_dir,
+            PathBuf::from("scripts")
+        );
+        assert_eq!(
+            c.backend.local().unwrap().log_dir,
+            PathBuf::from("data/logs")
+        );
+        assert_eq!(c.backend.local().unwrap().max_concurrent, 1);
     }
 
     #[test]
@@ -637,7 +630,7 @@ mod tests {
         let mut v = vars(EMR_REQUIRED);
         v.extend(vars(&[("EMR_IMAGE", ""), ("PORT", "")]));
         let c = Config::from_vars(v).unwrap();
-        assert_eq!(c.emr.unwrap().image, None);
+        assert_eq!(c.backend.emr_eks().unwrap().image, None);
         assert_eq!(c.server.port, 8003);
     }
 
@@ -670,8 +663,8 @@ mod tests {
             ("EMR_S3_BUCKET", "bkt"),
         ];
         let c = Config::from_vars(vars(&base)).unwrap();
-        assert_eq!(c.backend, BackendKind::EmrEc2);
-        let s = c.ec2.unwrap();
+        assert_eq!(c.backend.kind(), BackendKind::EmrEc2);
+        let s = c.backend.emr_ec2().unwrap();
         assert_eq!(s.cluster_id, "j-2AXXXXXXGAPLF");
         assert_eq!(s.action_on_failure, "CONTINUE");
         for refused in ["TERMINATE_CLUSTER", "TERMINATE_JOB_FLOW", "whatever"] {
@@ -686,7 +679,12 @@ mod tests {
         let mut v = vars(&base);
         v.extend(vars(&[("EMR_STEP_ACTION_ON_FAILURE", "cancel_and_wait")]));
         assert_eq!(
-            Config::from_vars(v).unwrap().ec2.unwrap().action_on_failure,
+            Config::from_vars(v)
+                .unwrap()
+                .backend
+                .emr_ec2()
+                .unwrap()
+                .action_on_failure,
             "CANCEL_AND_WAIT"
         );
         let mut v = vars(&base);
@@ -716,9 +714,9 @@ mod tests {
             ("EMR_SERVERLESS_EXECUTION_TIMEOUT", "90"),
         ]))
         .unwrap();
-        assert_eq!(c.backend, BackendKind::EmrServerless);
-        assert!(c.emr.is_none());
-        let s = c.serverless.unwrap();
+        assert_eq!(c.backend.kind(), BackendKind::EmrServerless);
+        assert!(c.backend.emr_eks().is_none());
+        let s = c.backend.emr_serverless().unwrap();
         assert_eq!(s.application_id, "00fabc123");
         assert_eq!(s.execution_timeout_minutes, Some(90));
         assert_eq!(s.service_url, "multiomix-aws-emr");
@@ -762,7 +760,7 @@ mod tests {
             let mut v = vars(EMR_REQUIRED);
             v.push(("REQUEST_TIMEOUT".into(), timeout.into()));
             let c = Config::from_vars(v).unwrap();
-            let call = c.emr.unwrap().call_timeout;
+            let call = c.backend.emr_eks().unwrap().call_timeout;
             assert!(call < c.server.request_timeout, "{timeout}: {call:?}");
             assert!(call >= c.server.request_timeout / 2, "{timeout}: {call:?}");
         }

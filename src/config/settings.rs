@@ -85,6 +85,105 @@ pub enum BackendKind {
     Local,
 }
 
+impl BackendKind {
+    /// Whether `DATA_STAGING=s3` applies: the EMR backends' jobs cannot read Multiomix's
+    /// shared folders, the local backend's read them in place.
+    pub fn stages_data(self) -> bool {
+        !matches!(self, BackendKind::Local)
+    }
+
+    /// Whether, with staging on, the job itself reads and writes the S3 prefixes (EMR
+    /// Serverless, EMR on EC2). On EMR on EKS the pod's init container and sidecar copy
+    /// them to and from the pod's volumes, so the job keeps its folder paths.
+    pub fn job_reads_s3(self) -> bool {
+        matches!(self, BackendKind::EmrServerless | BackendKind::EmrEc2)
+    }
+}
+
+/// The backend that runs the jobs (`JOB_BACKEND`), with the settings only it has. One
+/// variant a backend: `backend::registry` builds the backend from it.
+#[derive(Clone, Debug)]
+pub enum BackendSettings {
+    EmrEks(EmrSettings),
+    EmrServerless(ServerlessSettings),
+    EmrEc2(Ec2Settings),
+    Local(LocalSettings),
+}
+
+impl BackendSettings {
+    pub fn kind(&self) -> BackendKind {
+        match self {
+            BackendSettings::EmrEks(_) => BackendKind::Emr,
+            BackendSettings::EmrServerless(_) => BackendKind::EmrServerless,
+            BackendSettings::EmrEc2(_) => BackendKind::EmrEc2,
+            BackendSettings::Local(_) => BackendKind::Local,
+        }
+    }
+
+    /// Where the jobs go, in words for the start-up log line.
+    pub fn target(&self) -> String {
+        let endpoint = |e: &Option<String>| e.clone().unwrap_or_else(|| "AWS".to_owned());
+        match self {
+            BackendSettings::EmrEks(s) => format!(
+                "virtual cluster {} in {} ({})",
+                s.virtual_cluster_id,
+                s.region,
+                endpoint(&s.endpoint_url)
+            ),
+            BackendSettings::EmrServerless(s) => format!(
+                "application {} in {} ({})",
+                s.application_id,
+                s.region,
+                endpoint(&s.endpoint_url)
+            ),
+            BackendSettings::EmrEc2(s) => format!(
+                "cluster {} in {} ({})",
+                s.cluster_id,
+                s.region,
+                endpoint(&s.endpoint_url)
+            ),
+            BackendSettings::Local(s) => format!(
+                "{} on {}, scripts in {}",
+                s.spark_submit,
+                s.spark_master.as_str(),
+                s.scripts_dir.display()
+            ),
+        }
+    }
+
+    /// The EMR on EKS settings, when that is the backend.
+    pub fn emr_eks(&self) -> Option<&EmrSettings> {
+        match self {
+            BackendSettings::EmrEks(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The EMR Serverless settings, when that is the backend.
+    pub fn emr_serverless(&self) -> Option<&ServerlessSettings> {
+        match self {
+            BackendSettings::EmrServerless(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The EMR on EC2 settings, when that is the backend.
+    pub fn emr_ec2(&self) -> Option<&Ec2Settings> {
+        match self {
+            BackendSettings::EmrEc2(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The local backend's settings, when that is the backend.
+    pub fn local(&self) -> Option<&LocalSettings> {
+        match self {
+            BackendSettings::Local(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
 impl fmt::Display for BackendKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

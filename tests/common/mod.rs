@@ -187,7 +187,7 @@ pub async fn spawn(setup: Setup) -> TestApp {
     vars.extend(setup.vars);
     let vars: std::collections::BTreeMap<String, String> = vars.into_iter().collect();
     let config = Config::from_vars(vars).expect("test configuration is valid");
-    let emr_settings = config.emr.clone().expect("EMR settings");
+    let emr_settings = config.backend.emr_eks().cloned().expect("EMR settings");
     let backend = Arc::new(EmrEksBackend::with_client(
         emr_client(&emr.url()),
         emr_settings,

@@ -65,7 +65,7 @@ async fn eks_backend(
 ) -> (Arc<dyn JobBackend>, Option<UnboundedReceiver<JobId>>) {
     let backend = EmrEksBackend::with_client(
         emr_client(url),
-        config.emr.clone().unwrap(),
+        config.backend.emr_eks().cloned().unwrap(),
         config.spark.clone(),
         config.job.clone(),
     );
@@ -227,7 +227,7 @@ async fn serverless_backend(
 ) -> (Arc<dyn JobBackend>, Option<UnboundedReceiver<JobId>>) {
     let backend = EmrServerlessBackend::with_client(
         serverless_client(url),
-        config.serverless.clone().unwrap(),
+        config.backend.emr_serverless().cloned().unwrap(),
         config.spark.clone(),
         config.job.clone(),
     );
@@ -399,7 +399,7 @@ pub async fn ec2_backend(
 ) -> (Arc<dyn JobBackend>, Option<UnboundedReceiver<JobId>>) {
     let backend = EmrEc2Backend::with_client(
         ec2_client(url),
-        config.ec2.clone().unwrap(),
+        config.backend.emr_ec2().cloned().unwrap(),
         config.spark.clone(),
         config.job.clone(),
     );
@@ -565,7 +565,7 @@ impl Peer for Local {
         let (tx, rx) = mpsc::unbounded_channel();
         let backend = LocalBackend::new(
             store,
-            config.local.clone(),
+            config.backend.local().unwrap().clone(),
             config.spark.clone(),
             config.job.clone(),
             tx,

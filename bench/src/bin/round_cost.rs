@@ -98,7 +98,12 @@ async fn emr_eks(n: usize) -> (Round, Round) {
             .endpoint_url(fake.url())
             .build(),
     );
-    let backend = EmrEksBackend::with_client(client, c.emr.unwrap(), c.spark, c.job);
+    let backend = EmrEksBackend::with_client(
+        client,
+        c.backend.emr_eks().cloned().unwrap(),
+        c.spark,
+        c.job,
+    );
     let ids: Vec<String> = (0..n)
         .map(|_| {
             fake.insert_job(NewJob {
@@ -133,7 +138,12 @@ async fn emr_serverless(n: usize) -> (Round, Round) {
             .endpoint_url(fake.url())
             .build(),
     );
-    let backend = EmrServerlessBackend::with_client(client, c.serverless.unwrap(), c.spark, c.job);
+    let backend = EmrServerlessBackend::with_client(
+        client,
+        c.backend.emr_serverless().cloned().unwrap(),
+        c.spark,
+        c.job,
+    );
     let tags: Vec<(String, String)> = own_tags().into_iter().collect();
     let tags: Vec<(&str, &str)> = tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let ids = fake.insert_runs(n, RunState::Running, &tags);
@@ -162,7 +172,12 @@ async fn emr_ec2(n: usize) -> (Round, Round) {
             .endpoint_url(fake.url())
             .build(),
     );
-    let backend = EmrEc2Backend::with_client(client, c.ec2.unwrap(), c.spark, c.job);
+    let backend = EmrEc2Backend::with_client(
+        client,
+        c.backend.emr_ec2().cloned().unwrap(),
+        c.spark,
+        c.job,
+    );
     // The service's steps carry its YARN tag among their arguments.
     let tag = format!("spark.yarn.tags={}", token_tag("bench"));
     let ids = fake.insert_steps(n, "bench", StepState::Running, &["--conf", &tag]);

@@ -173,6 +173,11 @@ impl JobBackend for EmrEksBackend {
         "emr"
     }
 
+    /// The driver pod's sidecar calls `PATCH /job/{id}` when the job ends.
+    fn tells_when_jobs_end(&self) -> bool {
+        true
+    }
+
     async fn start(&self, spec: &JobSpec, client_token: &str) -> Result<JobId, BackendError> {
         let parameters = spark_submit(&self.emr, &self.spark, &self.job, spec);
         let driver = SparkSubmitJobDriver::builder()
@@ -369,7 +374,7 @@ mod tests {
             ("ALGO_BBHA_PY_FILES", "bbha.zip"),
         ]);
         let s = spark_submit(
-            c.emr.as_ref().unwrap(),
+            c.backend.emr_eks().unwrap(),
             &c.spark,
             &c.job,
             &spec(Algorithm::Bbha),
@@ -399,7 +404,7 @@ mod tests {
     fn unset_image_and_templates_are_left_out_not_sent_empty() {
         let c = config(&[]);
         let s = spark_submit(
-            c.emr.as_ref().unwrap(),
+            c.backend.emr_eks().unwrap(),
             &c.spark,
             &c.job,
             &spec(Algorithm::BlindSearch),
@@ -429,14 +434,14 @@ mod tests {
         ]);
         let plain = config(&[]);
         let with = spark_submit(
-            staged.emr.as_ref().unwrap(),
+            staged.backend.emr_eks().unwrap(),
             &staged.spark,
             &staged.job,
             &spec(Algorithm::Bbha),
         )
         .to_parameter_string();
         let without = spark_submit(
-            plain.emr.as_ref().unwrap(),
+            plain.backend.emr_eks().unwrap(),
             &plain.spark,
             &plain.job,
             &spec(Algorithm::Bbha),

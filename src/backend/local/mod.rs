@@ -188,6 +188,11 @@ impl JobBackend for LocalBackend {
         "local"
     }
 
+    /// It watches its spark-submit processes and reports each end on its channel.
+    fn tells_when_jobs_end(&self) -> bool {
+        true
+    }
+
     /// The job reads each dataset argument under `DATASETS_PATH` on this machine: the
     /// request's own checks keep the path relative and without `..`, and this one keeps
     /// it there through symbolic links (the deepest part of the path that exists must

@@ -224,9 +224,15 @@ mod tests {
         ])
         .unwrap();
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-        let backend = LocalBackend::new(store, config.local, config.spark, config.job, tx)
-            .await
-            .unwrap();
+        let backend = LocalBackend::new(
+            store,
+            config.backend.local().unwrap().clone(),
+            config.spark,
+            config.job,
+            tx,
+        )
+        .await
+        .unwrap();
         let inner = backend.inner.clone();
         let poisoner = std::thread::spawn(move || {
             let _held = inner.controls.lock().unwrap();
