@@ -1,13 +1,45 @@
-//! The settings of each EMR backend, checked: what start-up needs from the variables of
-//! the backend it runs.
+//! The settings of each backend, checked: what start-up needs from the variables of the
+//! backend it runs. Only the backend `JOB_BACKEND` names is read and checked.
 
 use super::{
-    emr_call_timeout, invalid, seconds, ConfigError, Ec2Settings, EmrSettings, Raw,
-    ServerlessSettings,
+    emr_call_timeout, invalid, seconds, BackendKind, BackendSettings, ConfigError, Ec2Settings,
+    EmrSettings, LocalSettings, Raw, ServerlessSettings, SparkMaster, StagingSettings,
 };
 
+/// The settings of the backend of `kind`, from its variables.
+pub(super) fn settings(
+    kind: BackendKind,
+    raw: &Raw,
+    staging: Option<&StagingSettings>,
+) -> Result<BackendSettings, ConfigError> {
+    Ok(match kind {
+        BackendKind::Emr => {
+            BackendSettings::EmrEks(emr(raw, staging.map(|s| s.results.to_string()))?)
+        }
+        BackendKind::EmrServerless => BackendSettings::EmrServerless(serverless(raw)?),
+        BackendKind::EmrEc2 => BackendSettings::EmrEc2(ec2(raw)?),
+        BackendKind::Local => BackendSettings::Local(local(raw)?),
+    })
+}
+
+/// The local backend: spark-submit on this machine.
+fn local(raw: &Raw) -> Result<LocalSettings, ConfigError> {
+    if raw.local_max_concurrent == 0 {
+        return Err(invalid("LOCAL_MAX_CONCURRENT", "must be at least 1"));
+    }
+    Ok(LocalSettings {
+        spark_submit: raw.spark_submit.clone(),
+        spark_master: SparkMaster::parse(&raw.spark_master)
+            .map_err(|why| invalid("SPARK_MASTER", why))?,
+        scripts_dir: raw.local_scripts_dir.clone(),
+        log_dir: raw.local_log_dir.clone(),
+        max_concurrent: raw.local_max_concurrent,
+        cancel_grace: seconds("LOCAL_CANCEL_GRACE", raw.local_cancel_grace)?,
+    })
+}
+
 /// EMR on EKS. `staged_results`: with `DATA_STAGING=s3`, the S3 results prefix.
-pub(super) fn emr(raw: &Raw, staged_results: Option<String>) -> Result<EmrSettings, ConfigError> {
+fn emr(raw: &Raw, staged_results: Option<String>) -> Result<EmrSettings, ConfigError> {
     let mut missing = Vec::new();
     if raw.emr_virtual_cluster_id.is_none() {
         missing.push("EMR_VIRTUAL_CLUSTER_ID");
@@ -50,7 +82,7 @@ pub(super) fn emr(raw: &Raw, staged_results: Option<String>) -> Result<EmrSettin
 }
 
 /// EMR Serverless.
-pub(super) fn serverless(raw: &Raw) -> Result<ServerlessSettings, ConfigError> {
+fn serverless(raw: &Raw) -> Result<ServerlessSettings, ConfigError> {
     let mut missing = Vec::new();
     if raw.emr_serverless_application_id.is_none() {
         missing.push("EMR_SERVERLESS_APPLICATION_ID");
@@ -89,7 +121,7 @@ pub(super) fn serverless(raw: &Raw) -> Result<ServerlessSettings, ConfigError> {
 }
 
 /// EMR on EC2.
-pub(super) fn ec2(raw: &Raw) -> Result<Ec2Settings, ConfigError> {
+fn ec2(raw: &Raw) -> Result<Ec2Settings, ConfigError> {
     let mut missing = Vec::new();
     if raw.emr_cluster_id.is_none() {
         missing.push("EMR_CLUSTER_ID");

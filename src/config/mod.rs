@@ -78,17 +78,8 @@ impl Config {
     }
 
     fn from_raw(raw: Raw) -> Result<Self, ConfigError> {
-        let kind = match raw.job_backend.as_deref().map(str::to_ascii_lowercase) {
-            Some(ref b) if b == "emr" => BackendKind::Emr,
-            Some(ref b) if b == "emr-serverless" => BackendKind::EmrServerless,
-            Some(ref b) if b == "emr-ec2" => BackendKind::EmrEc2,
-            Some(ref b) if b == "local" => BackendKind::Local,
-            Some(other) => {
-                return Err(invalid(
-                    "JOB_BACKEND",
-                    format!("'{other}' is none of 'emr', 'emr-serverless', 'emr-ec2' and 'local'"),
-                ))
-            }
+        let kind = match raw.job_backend.as_deref() {
+            Some(name) => BackendKind::parse(name).map_err(|why| invalid("JOB_BACKEND", why))?,
             None if raw.emr_virtual_cluster_id.is_some() => BackendKind::Emr,
             None => BackendKind::Local,
         };
@@ -106,29 +97,7 @@ impl Config {
         };
         let (datasets_path, results_path) = job_paths(&raw, kind, staging.as_ref())?;
 
-        if raw.local_max_concurrent == 0 {
-            return Err(invalid("LOCAL_MAX_CONCURRENT", "must be at least 1"));
-        }
-        let local = LocalSettings {
-            spark_submit: raw.spark_submit.clone(),
-            spark_master: SparkMaster::parse(&raw.spark_master)
-                .map_err(|why| invalid("SPARK_MASTER", why))?,
-            scripts_dir: raw.local_scripts_dir.clone(),
-            log_dir: raw.local_log_dir.clone(),
-            max_concurrent: raw.local_max_concurrent,
-            cancel_grace: seconds("LOCAL_CANCEL_GRACE", raw.local_cancel_grace)?,
-        };
-        let backend = match kind {
-            BackendKind::Emr => BackendSettings::EmrEks(backends::emr(
-                &raw,
-                staging.as_ref().map(|s| s.results.to_string()),
-            )?),
-            BackendKind::EmrServerless => {
-                BackendSettings::EmrServerless(backends::serverless(&raw)?)
-            }
-            BackendKind::EmrEc2 => BackendSettings::EmrEc2(backends::ec2(&raw)?),
-            BackendKind::Local => BackendSettings::Local(local),
-        };
+        let backend = backends::settings(kind, &raw, staging.as_ref())?;
 
         let host: IpAddr = raw
             .host
@@ -646,6 +615,28 @@ mod tests {
             Config::from_vars(vars(&[("SLEEP_TIME", "0.05"), ("POLL_INTERVAL", "0.2")])).unwrap();
         assert_eq!(c.notify.sleep_time, Duration::from_millis(50));
         assert_eq!(c.notify.poll_interval, Duration::from_millis(200));
+    }
+
+    #[test]
+    fn job_backend_is_one_of_the_backends_in_any_case_and_the_error_lists_them() {
+        let err = Config::from_vars(vars(&[("JOB_BACKEND", "livy")])).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("JOB_BACKEND") && text.contains("'livy'"),
+            "{text}"
+        );
+        for kind in BackendKind::ALL {
+            assert!(
+                text.contains(&format!("'{kind}'")),
+                "{kind} missing: {text}"
+            );
+        }
+        let mut v = vars(EMR_REQUIRED);
+        v.push(("JOB_BACKEND".into(), "EMR".into()));
+        assert_eq!(
+            Config::from_vars(v).unwrap().backend.kind(),
+            BackendKind::Emr
+        );
     }
 
     #[test]

@@ -86,6 +86,25 @@ pub enum BackendKind {
 }
 
 impl BackendKind {
+    /// Every backend, in the order `JOB_BACKEND`'s message lists them.
+    pub const ALL: [BackendKind; 4] = [
+        BackendKind::Emr,
+        BackendKind::EmrServerless,
+        BackendKind::EmrEc2,
+        BackendKind::Local,
+    ];
+
+    /// Reads `JOB_BACKEND` (in any case); the error lists the names there are.
+    pub fn parse(name: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|kind| kind.to_string().eq_ignore_ascii_case(name))
+            .ok_or_else(|| {
+                let names: Vec<String> = Self::ALL.iter().map(|k| format!("'{k}'")).collect();
+                format!("'{name}' is none of {}", names.join(", "))
+            })
+    }
+
     /// Whether `DATA_STAGING=s3` applies: the EMR backends' jobs cannot read Multiomix's
     /// shared folders, the local backend's read them in place.
     pub fn stages_data(self) -> bool {
