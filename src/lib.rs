@@ -11,6 +11,8 @@
 //!   ([`backend::local`]); what they share (the job package in S3, spark-submit options,
 //!   reads in batches) is in [`backend::spark`] and [`backend::batch`].
 //! - [`api`]: the HTTP routes and the layers every request passes.
+//! - [`start`]: starting a job (idempotency, staging, the submission, the backend's
+//!   start and its record), what `POST /job` calls.
 //! - [`store`]: the embedded SQLite store of jobs, idempotency keys and the notice outbox.
 //! - [`notify`]: the outbox worker that delivers job-end notices to Multiomix.
 //! - [`staging`]: with `DATA_STAGING=s3`, datasets up to S3 before a job, results down
@@ -30,5 +32,6 @@ pub mod notify;
 pub mod reconcile;
 pub mod retry;
 pub mod staging;
+pub mod start;
 pub mod store;
 pub mod telemetry;

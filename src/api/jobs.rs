@@ -9,25 +9,17 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
-use tracing::{error, info, warn};
-use utoipa::openapi::extensions::Extensions;
-use utoipa::openapi::schema::{
-    ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type,
-};
-use utoipa::openapi::{Ref, RefOr};
+use tracing::{info, warn};
 
 use super::error::{from_bytes_rejection, ApiError, ApiJson, ErrorBody};
+use super::schemas::{CallbackBody, StartJobRequest};
 use super::AppState;
 use crate::backend::{BackendError, ListQuery};
 use crate::job::body::RequestBody;
-use crate::job::{
-    validate_request, FieldError, JobId, JobSpec, JobState, JobView, NoticeView, MAX_ARGUMENTS,
-    MAX_ARGUMENTS_BYTES, MAX_BODY_BYTES, MAX_VALUE_CHARS,
-};
+use crate::job::{validate_request, FieldError, JobId, JobSpec, JobState, JobView, NoticeView};
 use crate::notify::RequestError;
-use crate::staging::{FilesError, StageError};
-use crate::store::{now_millis, Begun, JobRecord, Submission};
+use crate::staging::StageError;
+use crate::start::{Idempotency, StartError, Started, Starter};
 
 /// Longest `Idempotency-Key` accepted.
 pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 255;
@@ -47,120 +39,6 @@ pub struct JobList {
     /// Pass as `next_token` for the next page; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_token: Option<String>,
-}
-
-// Describes the body for the OpenAPI document only: the handler checks the raw JSON field
-// by field (`validate_request`) so that each refusal can name the field at fault.
-/// A job to start, exactly as Multiomix sends it. `entrypoint_arguments` must contain
-/// `app-name`, one folder name that follows the job script's rule
-/// `^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$` on every backend (400 naming
-/// `entrypoint_arguments[app-name].value` otherwise, before anything is staged or
-/// started). `molecules-dataset` and `clinical-dataset`, when given, are paths relative
-/// to the datasets folder, without `..`.
-#[derive(utoipa::ToSchema)]
-#[schema(example = json!({
-    "name": "BreastCancerBBHA",
-    "algorithm": 1,
-    "entrypoint_arguments": [
-        {"name": "app-name", "value": "exp-42-app"},
-        {"name": "molecules-dataset", "value": "exp-42-app/molecules.csv"},
-        {"name": "n-stars", "value": 15},
-        {"name": "cv-folds", "value": "10"}
-    ]
-}))]
-pub struct StartJobRequest {
-    /// The job name; generated (`multiomix-<algorithm>-<letters>-<digits>`) when missing or null.
-    #[schema(
-        min_length = 1,
-        max_length = 64,
-        pattern = r"^[.\-_/#A-Za-z0-9]{1,64}$"
-    )]
-    pub name: Option<String>,
-    /// `0` = Blind Search, `1` = BBHA; missing or null means 0.
-    #[schema(schema_with = algorithm_schema)]
-    pub algorithm: Option<i64>,
-    #[schema(schema_with = arguments_schema)]
-    pub entrypoint_arguments: Vec<EntrypointArgument>,
-}
-
-/// One argument of the job script.
-#[derive(utoipa::ToSchema)]
-pub struct EntrypointArgument {
-    /// Letters, digits, `-`, `_` and `.`, not starting with `-` (the service adds the prefix).
-    #[schema(
-        min_length = 1,
-        max_length = 128,
-        pattern = r"^[A-Za-z0-9_.][A-Za-z0-9_.\-]*$"
-    )]
-    pub name: String,
-    /// Passed on as text: `15` becomes `"15"`, `true` becomes `"true"`.
-    #[schema(schema_with = argument_value_schema)]
-    pub value: Value,
-}
-
-/// The body the driver pod's sidecar sends to `PATCH /job/{id}`. Informational only.
-#[derive(utoipa::ToSchema)]
-pub struct CallbackBody {
-    /// What the sidecar saw, e.g. `Terminated`.
-    pub state: Option<String>,
-}
-
-fn algorithm_schema() -> impl Into<RefOr<Schema>> {
-    ObjectBuilder::new()
-        .schema_type(SchemaType::from_iter([Type::Integer, Type::Null]))
-        .enum_values(Some([Value::from(0), Value::from(1), Value::Null]))
-        .description(Some("0 = Blind Search, 1 = BBHA; missing or null means 0"))
-}
-
-fn arguments_schema() -> impl Into<RefOr<Schema>> {
-    // utoipa has no builder for JSON Schema's `contains`; extensions are written into the
-    // schema object as they are, which is how it is added here.
-    let contains = serde_json::json!({
-        "type": "object",
-        "required": ["name", "value"],
-        "properties": {
-            "name": {"const": "app-name"},
-            "value": {
-                "type": "string",
-                "minLength": 1,
-                "maxLength": 128,
-                "pattern": crate::job::APP_NAME_RULE
-            }
-        }
-    });
-    ArrayBuilder::new()
-        .items(RefOr::Ref(Ref::from_schema_name("EntrypointArgument")))
-        .min_items(Some(1))
-        .max_items(Some(MAX_ARGUMENTS))
-        .description(Some(format!(
-            "The job script's arguments, passed on in this order as `--<name> <value>`. \
-             Names are unique; `app-name` is required (Multiomix names the result folder by it). \
-             The names and values add up to at most {MAX_ARGUMENTS_BYTES} bytes of UTF-8 \
-             (400 beyond): what the {} KiB body limit leaves beside the JSON around \
-             {MAX_ARGUMENTS} arguments.",
-            MAX_BODY_BYTES / 1024
-        )))
-        .extensions(Some(Extensions::from_iter([("contains", contains)])))
-}
-
-fn argument_value_schema() -> impl Into<RefOr<Schema>> {
-    OneOfBuilder::new()
-        .item(
-            ObjectBuilder::new()
-                .schema_type(Type::String)
-                .max_length(Some(MAX_VALUE_CHARS))
-                // Not blank (EMR refuses an argument of spaces only), no control characters
-                // (what `char::is_control` refuses), and no leading `-` but that of a
-                // negative number: the job script would read it as an option.
-                .pattern(Some(
-                    r"^(?=.*[^ ])(?!-(?!(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$))[^\u0000-\u001f\u007f-\u009f]*$",
-                )),
-        )
-        .item(ObjectBuilder::new().schema_type(Type::Number))
-        .item(ObjectBuilder::new().schema_type(Type::Boolean))
-        .description(Some(
-            "A string, a number or a boolean; passed on to the job script as text",
-        ))
 }
 
 fn location(id: &str) -> HeaderValue {
@@ -206,16 +84,6 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
             ))
         })?;
     Ok(Some(key.to_owned()))
-}
-
-fn sha256_hex(data: &[u8]) -> String {
-    use std::fmt::Write;
-    Sha256::digest(data)
-        .iter()
-        .fold(String::with_capacity(64), |mut hex, b| {
-            let _ = write!(hex, "{b:02x}");
-            hex
-        })
 }
 
 /// `POST /job`: validates, starts the job, records it, answers 201 with its id.
@@ -265,144 +133,50 @@ pub async fn start_job(
         .backend
         .check_request(&spec)
         .map_err(ApiError::Invalid)?;
-    let key = idempotency_key(&headers)?;
-    // serde_json sorts object keys, so equal requests give equal fingerprints. Only a
-    // request with an Idempotency-Key needs one.
-    let fingerprint = key
-        .as_ref()
-        .map(|_| sha256_hex(body.to_string().as_bytes()));
+    let idempotency = idempotency_key(&headers)?.map(|key| Idempotency::new(key, &body));
+    let starter = Starter {
+        store: state.store.clone(),
+        backend: state.backend.clone(),
+        staging: state.staging.clone(),
+    };
+    let started = starter
+        .start(spec.clone(), idempotency)
+        .await
+        .map_err(|e| start_error(e, &spec))?;
+    if let Started::New(id) = &started {
+        metrics::counter!("jobs_started_total", "algorithm" => spec.algorithm.slug()).increment(1);
+        info!(
+            job_id = %id,
+            name = spec.name.as_str(),
+            algorithm = spec.algorithm.env_name(),
+            app_name = spec.app_name().unwrap_or_default(),
+            "job started"
+        );
+    }
+    Ok(created(started.id()))
+}
 
-    if let (Some(key), Some(fingerprint)) = (&key, &fingerprint) {
-        if let Some((job_id, seen)) = state.store.idempotent_job(key).await? {
-            if &seen != fingerprint {
-                return Err(ApiError::Unprocessable(
-                    "this Idempotency-Key was used for a different request".into(),
-                ));
-            }
-            info!(job_id = %job_id, "repeated request with the same Idempotency-Key; same job");
-            return Ok(created(&job_id));
+/// The answer to a job that was not started.
+fn start_error(e: StartError, spec: &JobSpec) -> ApiError {
+    match e {
+        StartError::KeyReused => ApiError::Unprocessable(e.to_string()),
+        StartError::Invalid(field) => ApiError::Invalid(field),
+        StartError::DatasetsFolder(why) => ApiError::Unavailable {
+            message: why,
+            retry_after_secs: 5,
+        },
+        StartError::AppNameInUse { holder } => app_name_in_use(spec, holder.as_deref()),
+        StartError::Staging(e @ StageError::Unavailable { .. }) => ApiError::Unavailable {
+            message: e.to_string(),
+            retry_after_secs: 5,
+        },
+        StartError::Staging(e @ StageError::Refused { .. }) => ApiError::BadGateway(e.to_string()),
+        StartError::Backend(e) => ApiError::from_backend(e, ""),
+        StartError::Store(e) => e.into(),
+        StartError::Aborted(why) => {
+            ApiError::Internal(anyhow::anyhow!("the start of a job failed: {why}"))
         }
     }
-
-    // On EMR the job sees none of Multiomix's folders: the datasets it names go to S3
-    // first, and a job whose datasets cannot be uploaded is not started. The paths are
-    // checked here, before anything is written.
-    let staged = match &state.staging {
-        Some(stager) => Some(stager.files(&spec).map_err(|e| match e {
-            FilesError::Invalid(field) => ApiError::Invalid(field),
-            FilesError::Folder(why) => ApiError::Unavailable {
-                message: why,
-                retry_after_secs: 5,
-            },
-        })?),
-        None => None,
-    };
-
-    // EMR starts one job per client token: a retried request, even one whose first try
-    // died before it was recorded here, cannot start a second job.
-    let client_token = match &key {
-        Some(k) => sha256_hex(k.as_bytes()),
-        None => uuid::Uuid::new_v4().simple().to_string(),
-    };
-    let submission = Submission {
-        client_token,
-        name: spec.name.as_str().to_owned(),
-        algorithm: Some(spec.algorithm.code()),
-        backend: state.backend.kind().to_owned(),
-        idempotency: key.clone().zip(fingerprint.clone()),
-        created_at: now_millis(),
-        app_name: spec.app_name().map(str::to_owned),
-    };
-    // The submission is written before the datasets are uploaded and the backend is
-    // asked, and it takes the app name: one open job per app name (see the README).
-    if let Begun::AppNameInUse { job_id } = state.store.begin_submission(&submission).await? {
-        return Err(app_name_in_use(&spec, job_id.as_deref()));
-    }
-    // The rest runs in a task of its own: a request cut off by its timeout or a dropped
-    // connection cannot stop it between the start and its record. Until the datasets
-    // are up, though, a dropped request stops the upload and starts nothing (`attached`
-    // lives as long as the request). A submission left incomplete (the process died, the
-    // store failed) is settled by the reconciler from the backend.
-    let (attached, detached) = tokio::sync::oneshot::channel::<()>();
-    let work = {
-        let state = state.clone();
-        let spec = spec.clone();
-        tokio::spawn(async move {
-            if let (Some(stager), Some(files)) = (&state.staging, staged) {
-                let app = spec.app_name().unwrap_or_default();
-                let caller_gone = async move {
-                    let _ = detached.await;
-                };
-                if let Err(e) = stager.prepare_run(app, &files, caller_gone).await {
-                    if let Err(e) = state.store.drop_submission(&submission.client_token).await {
-                        warn!(error = %e, "cannot remove a submission whose datasets were not staged; the reconciler will");
-                    }
-                    return Err(match e {
-                        StageError::Unavailable { .. } => ApiError::Unavailable {
-                            message: e.to_string(),
-                            retry_after_secs: 5,
-                        },
-                        StageError::Refused { .. } => ApiError::BadGateway(e.to_string()),
-                    });
-                }
-            }
-            let id = match state.backend.start(&spec, &submission.client_token).await {
-                Ok(id) => id,
-                Err(e) => {
-                    // Only a clear refusal means nothing started; after a timeout or an
-                    // outage the reconciler finds out.
-                    if matches!(
-                        e,
-                        BackendError::Rejected(_)
-                            | BackendError::Conflict(_)
-                            | BackendError::NotFound
-                    ) {
-                        if let Err(e) = state.store.drop_submission(&submission.client_token).await
-                        {
-                            warn!(error = %e, "cannot remove a refused submission; the reconciler will");
-                        }
-                    }
-                    return Err(ApiError::from_backend(e, ""));
-                }
-            };
-            let record = JobRecord {
-                id: id.to_string(),
-                name: submission.name.clone(),
-                algorithm: submission.algorithm,
-                backend: submission.backend.clone(),
-                created_at: submission.created_at,
-                adopted: false,
-                app_name: submission.app_name.clone(),
-            };
-            let key = submission
-                .idempotency
-                .as_ref()
-                .map(|(k, f)| (k.as_str(), f.as_str()));
-            if let Err(e) = state
-                .store
-                .complete_submission(&submission.client_token, &record, key)
-                .await
-            {
-                // The job runs: say so. Its submission stays, and the reconciler records
-                // the job from the backend.
-                error!(job_id = %id, error = %e, "the job started but cannot be recorded now; the reconciler will record it");
-            }
-            Ok(id)
-        })
-    };
-    let id = work
-        .await
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("the start of a job failed: {e}")))??;
-    drop(attached);
-    metrics::counter!("jobs_started_total", "algorithm" => spec.algorithm.slug()).increment(1);
-    info!(
-        job_id = %id,
-        name = spec.name.as_str(),
-        algorithm = spec.algorithm.env_name(),
-        app_name = spec.app_name().unwrap_or_default(),
-        "job started"
-    );
-    Ok(created(id.as_str()))
 }
 
 /// The 409 of a second open job for one app name, naming the field.

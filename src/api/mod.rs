@@ -6,6 +6,7 @@ pub mod error;
 pub mod jobs;
 pub mod openapi;
 pub mod ops;
+pub mod schemas;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -10,7 +10,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::error::ErrorBody;
-use super::{jobs, ops};
+use super::{jobs, ops, schemas};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -32,7 +32,7 @@ use super::{jobs, ops};
         jobs::cancel_job,
         jobs::job_callback,
     ),
-    components(schemas(jobs::EntrypointArgument)),
+    components(schemas(schemas::EntrypointArgument)),
     modifiers(&BearerTokens),
     tags(
         (name = "jobs", description = "What Multiomix calls"),
