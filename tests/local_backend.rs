@@ -164,6 +164,7 @@ fn spec(name: &str, arguments: &[(&str, &str)]) -> JobSpec {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
+        progress_token: None,
     }
 }
 

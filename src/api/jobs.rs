@@ -22,8 +22,8 @@ use super::AppState;
 use crate::backend::{BackendError, ListQuery};
 use crate::job::body::RequestBody;
 use crate::job::{
-    validate_request, FieldError, JobId, JobSpec, JobState, JobView, NoticeView, MAX_ARGUMENTS,
-    MAX_ARGUMENTS_BYTES, MAX_BODY_BYTES, MAX_VALUE_CHARS,
+    validate_request, FieldError, JobId, JobSpec, JobState, JobView, NoticeView, ProgressToken,
+    MAX_ARGUMENTS, MAX_ARGUMENTS_BYTES, MAX_BODY_BYTES, MAX_VALUE_CHARS,
 };
 use crate::notify::RequestError;
 use crate::staging::{FilesError, StageError};
@@ -259,7 +259,10 @@ pub async fn start_job(
     headers: HeaderMap,
     ApiJson(RequestBody(body)): ApiJson<RequestBody>,
 ) -> Result<Response, ApiError> {
-    let spec = validate_request(&body).map_err(ApiError::Invalid)?;
+    let mut spec = validate_request(&body).map_err(ApiError::Invalid)?;
+    // The job's own token for its progress reports: kept with the submission, handed to
+    // its driver, and required of every report read for it (see `crate::progress`).
+    spec.progress_token = Some(ProgressToken::generate());
     state
         .backend
         .check_request(&spec)
@@ -311,6 +314,10 @@ pub async fn start_job(
         idempotency: key.clone().zip(fingerprint.clone()),
         created_at: now_millis(),
         app_name: spec.app_name().map(str::to_owned),
+        progress_token: spec
+            .progress_token
+            .as_ref()
+            .map(|t| t.expose().to_owned()),
     };
     // The submission is written before the datasets are uploaded and the backend is
     // asked, and it takes the app name: one open job per app name (see the README).
