@@ -335,6 +335,31 @@ pub struct LocalSettings {
     pub cancel_grace: Duration,
 }
 
+/// Where the service reads the progress reports of running jobs (see `crate::progress`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProgressSource {
+    /// `<folder>/.progress/<app-name>.json` on this machine: the local backend, whose
+    /// jobs write under `RESULTS_PATH` here.
+    Folder(PathBuf),
+    /// `s3://{bucket}/{prefix}.progress/<app-name>.json`: `S3_RESULTS_PREFIX` with
+    /// `DATA_STAGING=s3`, or a `RESULTS_PATH` in S3.
+    S3(S3Location),
+    /// The jobs write where the service cannot read (a folder of an EMR driver's pod or
+    /// node): no progress is shown.
+    Unreadable,
+}
+
+/// The reading of the jobs' progress reports.
+#[derive(Clone, Debug)]
+pub struct ProgressSettings {
+    /// `PROGRESS_INTERVAL`: the time between two reads of the running jobs' reports.
+    pub interval: Duration,
+    pub source: ProgressSource,
+    /// For an S3 source without data staging (whose client serves otherwise).
+    pub region: String,
+    pub endpoint_url: Option<String>,
+}
+
 /// Job-end notices and the work that makes sure none is lost.
 #[derive(Clone, Debug)]
 pub struct NotifySettings {
