@@ -46,6 +46,8 @@ pub struct AppState {
     pub staging: Option<Arc<crate::staging::Staging>>,
     pub readiness: Arc<ops::Readiness>,
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// Reads the running jobs' progress reports, where the service can read them.
+    pub progress: Option<crate::progress::ProgressReader>,
 }
 
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");

@@ -289,6 +289,29 @@ pub struct NoticeView {
     pub last_error: Option<String>,
 }
 
+/// The progress of a job as `GET /job/{id}` shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProgressView {
+    /// BBHA: 0 once the initial stars are evaluated, then one per iteration. Blind
+    /// Search: chunks of subsets done.
+    pub iteration: i64,
+    pub iterations: i64,
+    /// The best fitness so far (the black hole's, for BBHA); null while none is finite.
+    pub best_fitness: Option<f64>,
+    /// Molecules in the best subset so far.
+    pub molecules: i64,
+    pub evaluations_done: i64,
+    pub evaluations_total: i64,
+    /// When the job wrote the report, in the format of `createdAt`.
+    #[schema(pattern = r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\+00:00$")]
+    pub updated_at: String,
+    /// Seconds to the end at the pace so far; null when unknown (no evaluation yet) or
+    /// when the job has ended.
+    #[schema(minimum = 0)]
+    pub eta_seconds: Option<u64>,
+}
+
 /// The job as the API shows it and as the job-end notice carries it.
 #[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -307,6 +330,10 @@ pub struct JobView {
     pub log_uri: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notice: Option<NoticeView>,
+    /// How far the job has come, from its own progress reports: absent until the first
+    /// report is read (and for a job whose reports the service cannot read).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub progress: Option<ProgressView>,
 }
 
 impl From<&JobRun> for JobView {
@@ -321,6 +348,7 @@ impl From<&JobRun> for JobView {
             failure_reason: run.failure_reason.clone(),
             log_uri: run.log_location.clone(),
             notice: None,
+            progress: None,
         }
     }
 }
