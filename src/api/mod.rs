@@ -6,6 +6,7 @@ pub mod error;
 pub mod jobs;
 pub mod openapi;
 pub mod ops;
+pub mod ui;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -59,6 +60,10 @@ pub fn router(state: AppState) -> Router {
     let api_auth = middleware::from_fn_with_state(server.api_token.clone(), auth::require_bearer);
     let callback_auth =
         middleware::from_fn_with_state(server.callback_token.clone(), auth::require_bearer);
+    let page_auth = middleware::from_fn_with_state(
+        server.api_token.clone(),
+        auth::require_page_credentials,
+    );
 
     let job_routes = axum::routing::get(jobs::read_job)
         .delete(jobs::cancel_job)
@@ -90,6 +95,8 @@ pub fn router(state: AppState) -> Router {
     let limited = Router::new()
         .route("/jobs", get(jobs::list_jobs).route_layer(api_auth))
         .route("/job/{id}", job_routes)
+        .route("/ui", get(ui::jobs_page).route_layer(page_auth.clone()))
+        .route("/ui/jobs/{id}", get(ui::job_page).route_layer(page_auth))
         .route("/", get(ops::index))
         .route("/ready", get(ops::ready))
         .route("/metrics", get(ops::metrics))
