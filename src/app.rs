@@ -165,7 +165,10 @@ impl Application {
         let progress = progress_reader(
             &config,
             &store,
-            staging.as_deref().map(Staging::client).or(progress_s3.as_ref()),
+            staging
+                .as_deref()
+                .map(Staging::client)
+                .or(progress_s3.as_ref()),
         );
         let state = AppState {
             staging,

@@ -267,8 +267,7 @@ impl Place {
     /// Removes `app`'s report (nothing there is no error).
     pub async fn remove(&self, app: &str) -> Result<(), String> {
         match self {
-            Place::Folder(folder) => match tokio::fs::remove_file(report_path(folder, app)).await
-            {
+            Place::Folder(folder) => match tokio::fs::remove_file(report_path(folder, app)).await {
                 Ok(()) => Ok(()),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
                 Err(e) => Err(e.to_string()),
@@ -342,10 +341,7 @@ async fn fetch_object(
             if status == Some(304) {
                 return Ok(Fetched::Unchanged);
             }
-            if status == Some(404)
-                || e.as_service_error()
-                    .is_some_and(|s| s.is_no_such_key())
-            {
+            if status == Some(404) || e.as_service_error().is_some_and(|s| s.is_no_such_key()) {
                 return Ok(Fetched::Missing);
             }
             return Err(crate::staging::describe_failure(e, "GetObject"));
@@ -475,7 +471,11 @@ impl ProgressReader {
     /// read.
     async fn read(&self, job: &ProgressJob) -> StoreResult<(Outcome, bool)> {
         let seen = self.last_seen(&job.id);
-        let fetched = match self.place.fetch(&job.app_name, seen.as_ref().map(|s| s.0.as_str())).await {
+        let fetched = match self
+            .place
+            .fetch(&job.app_name, seen.as_ref().map(|s| s.0.as_str()))
+            .await
+        {
             Ok(fetched) => fetched,
             Err(why) => {
                 // Tried again next round; a job that ended is not let go until read.
@@ -646,7 +646,10 @@ mod tests {
             (record.iteration, record.iterations, record.molecules),
             (2, 10, 4)
         );
-        assert_eq!((record.evaluations_done, record.evaluations_total), (14, 46));
+        assert_eq!(
+            (record.evaluations_done, record.evaluations_total),
+            (14, 46)
+        );
         assert_eq!(record.best_fitness, Some(0.71));
         let history: Vec<HistoryPoint> = serde_json::from_str(&record.history).unwrap();
         assert_eq!(history.len(), 2);
@@ -675,7 +678,10 @@ mod tests {
             (with("appName", "BBHA_8".into()), Refusal::OtherApp),
             (no_token, Refusal::NoToken),
             (with("token", Value::Null), Refusal::NoToken),
-            (with("token", TOKEN.replace('5', "6").into()), Refusal::WrongToken),
+            (
+                with("token", TOKEN.replace('5', "6").into()),
+                Refusal::WrongToken,
+            ),
             (with("token", TOKEN[1..].into()), Refusal::WrongToken),
             (with("startedAt", 600.0.into()), Refusal::Stale),
         ];
@@ -723,7 +729,10 @@ mod tests {
     #[test]
     fn reports_are_named_as_the_job_names_them() {
         let location = S3Location::parse("s3://bkt/results/").unwrap();
-        assert_eq!(report_key(&location, "BBHA_7"), "results/.progress/BBHA_7.json");
+        assert_eq!(
+            report_key(&location, "BBHA_7"),
+            "results/.progress/BBHA_7.json"
+        );
         let root = S3Location::parse("s3://bkt").unwrap();
         assert_eq!(report_key(&root, "A"), ".progress/A.json");
         assert_eq!(

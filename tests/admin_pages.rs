@@ -109,10 +109,12 @@ impl Service {
             .http
             .post(format!("{}/job", self.base))
             .bearer_auth(TOKEN)
-            .json(&json!({"name": name, "algorithm": 1, "entrypoint_arguments": [
+            .json(
+                &json!({"name": name, "algorithm": 1, "entrypoint_arguments": [
                 {"name": "app-name", "value": app},
                 {"name": "molecules-dataset", "value": format!("{app}/molecules.csv")},
-                {"name": "n-stars", "value": 15}]}))
+                {"name": "n-stars", "value": 15}]}),
+            )
             .send()
             .await
             .unwrap();
@@ -196,7 +198,11 @@ async fn pages_need_the_token_as_basic_password_or_bearer_and_say_how_in_a_401()
             assert!(!body.contains(TOKEN));
         }
     }
-    for auth in [basic("admin", TOKEN), basic("", TOKEN), format!("Bearer {TOKEN}")] {
+    for auth in [
+        basic("admin", TOKEN),
+        basic("", TOKEN),
+        format!("Bearer {TOKEN}"),
+    ] {
         let r = service.get("/ui", Some(&auth)).await;
         assert_eq!(r.status(), 200, "{auth}");
         let body = r.text().await.unwrap();
@@ -223,13 +229,22 @@ async fn the_pages_show_a_running_job_escaped_with_its_plot_and_strict_headers()
 
     let r = service.get("/ui", None).await;
     assert_eq!(r.status(), 200);
-    let csp = r.headers()["content-security-policy"].to_str().unwrap().to_owned();
-    assert!(csp.starts_with("default-src 'none'; style-src 'sha256-"), "{csp}");
+    let csp = r.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.starts_with("default-src 'none'; style-src 'sha256-"),
+        "{csp}"
+    );
     assert_eq!(r.headers()["x-content-type-options"], "nosniff");
     assert_eq!(r.headers()["cache-control"], "no-store");
     let list = r.text().await.unwrap();
     assert!(list.contains("<meta name=\"viewport\""));
-    assert!(list.contains(&format!("<a href=\"/ui/jobs/{id}\">PlotBBHA</a>")), "{list}");
+    assert!(
+        list.contains(&format!("<a href=\"/ui/jobs/{id}\">PlotBBHA</a>")),
+        "{list}"
+    );
     assert!(list.contains("<progress max=\"18\" value=\"14\""), "{list}");
     assert!(list.contains(">RUNNING<"), "{list}");
     assert!(list.contains(">0.5200<"), "{list}");
@@ -237,10 +252,16 @@ async fn the_pages_show_a_running_job_escaped_with_its_plot_and_strict_headers()
     let r = service.get(&format!("/ui/jobs/{id}"), None).await;
     assert_eq!(r.status(), 200);
     let page = r.text().await.unwrap();
-    assert!(page.contains("<meta http-equiv=\"refresh\" content=\"5\">"), "a running job's page reloads");
+    assert!(
+        page.contains("<meta http-equiv=\"refresh\" content=\"5\">"),
+        "a running job's page reloads"
+    );
     assert!(page.contains("<svg class=\"plot\""), "{page}");
     assert!(page.contains("exp-plot"));
-    assert!(page.contains("progress: iteration 1/3"), "the log's tail: {page}");
+    assert!(
+        page.contains("progress: iteration 1/3"),
+        "the log's tail: {page}"
+    );
     assert!(
         page.contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;quoted&quot;"),
         "{page}"
@@ -257,7 +278,11 @@ async fn the_pages_show_a_running_job_escaped_with_its_plot_and_strict_headers()
     assert_eq!(service.get("/ui?sort=name", None).await.status(), 400);
     let empty = service.get("/ui?page=9", None).await;
     assert_eq!(empty.status(), 200);
-    assert!(empty.text().await.unwrap().contains("No jobs on this page."));
+    assert!(empty
+        .text()
+        .await
+        .unwrap()
+        .contains("No jobs on this page."));
     service.go_past("PlotBBHA", 2);
 }
 
@@ -423,7 +448,12 @@ impl Browser {
             json!({"targetId": target["targetId"], "flatten": true}),
         );
         self.session = Some(attached["sessionId"].as_str().unwrap().to_owned());
-        for domain in ["Page.enable", "Runtime.enable", "Log.enable", "Network.enable"] {
+        for domain in [
+            "Page.enable",
+            "Runtime.enable",
+            "Log.enable",
+            "Network.enable",
+        ] {
             self.call(domain, json!({}));
         }
         self.call("Network.setExtraHTTPHeaders", json!({"headers": headers}));
@@ -465,7 +495,10 @@ impl Browser {
             .filter(|e| match e["method"].as_str() {
                 Some("Runtime.consoleAPICalled") | Some("Runtime.exceptionThrown") => true,
                 Some("Log.entryAdded") => {
-                    matches!(e["params"]["entry"]["level"].as_str(), Some("error" | "warning"))
+                    matches!(
+                        e["params"]["entry"]["level"].as_str(),
+                        Some("error" | "warning")
+                    )
                 }
                 _ => false,
             })
@@ -571,6 +604,9 @@ async fn in_headless_chromium_the_pages_render_the_job_and_its_plot_without_a_co
     let (list_shot, job_shot, list_complaints, job_complaints) = outcome;
     assert!(list_complaints.is_empty(), "/ui: {list_complaints:?}");
     assert!(job_complaints.is_empty(), "job page: {job_complaints:?}");
-    assert!(list_shot > 5_000 && job_shot > 5_000, "{list_shot} {job_shot}");
+    assert!(
+        list_shot > 5_000 && job_shot > 5_000,
+        "{list_shot} {job_shot}"
+    );
     service.go_past("BrowserBBHA", 2);
 }

@@ -1478,7 +1478,10 @@ async fn a_jobs_progress_shows_in_get_job_iteration_by_iteration_and_survives_a_
             // The job waits for the test's go-ahead: it runs, at a known pace.
             assert_eq!(body["state"], "RUNNING");
             let eta = progress["etaSeconds"].as_u64();
-            assert!(eta.is_some(), "evaluations are done: the pace is known; {body}");
+            assert!(
+                eta.is_some(),
+                "evaluations are done: the pace is known; {body}"
+            );
         }
         seen.push(progress);
         if iteration < 3 {
@@ -1496,7 +1499,10 @@ async fn a_jobs_progress_shows_in_get_job_iteration_by_iteration_and_survives_a_
     let ended = app.wait_for_job_state(&id, "COMPLETED").await;
     let deadline = tokio::time::Instant::now() + PATIENCE;
     while report.exists() {
-        assert!(tokio::time::Instant::now() < deadline, "the report was not removed");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the report was not removed"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(ended["state"], "COMPLETED");

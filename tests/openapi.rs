@@ -100,7 +100,10 @@ fn job_routes_name_their_token_and_open_routes_name_none() {
             "{path}"
         );
         let unauthorized = &doc["paths"][path]["get"]["responses"]["401"];
-        assert!(unauthorized["headers"]["WWW-Authenticate"].is_object(), "{path}");
+        assert!(
+            unauthorized["headers"]["WWW-Authenticate"].is_object(),
+            "{path}"
+        );
         assert!(unauthorized["content"]["text/html"].is_object(), "{path}");
     }
     for scheme in ["api_token", "callback_token"] {

@@ -784,7 +784,13 @@ async fn sample(h: &Handoff, series: &str) -> f64 {
         .await
         .unwrap();
     text.lines()
-        .filter_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+        .filter_map(|l| {
+            l.strip_prefix(series)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
         .next()
         .unwrap_or(0.0)
 }
@@ -799,7 +805,9 @@ async fn progress_reports_in_s3_show_in_get_job_and_bad_ones_are_refused_and_cou
         return;
     };
     let id = h.submit().await;
-    assert!(fake.0.set_state(&id, multiomix_fakes::RunState::Running, ""));
+    assert!(fake
+        .0
+        .set_state(&id, multiomix_fakes::RunState::Running, ""));
     // The job's token, as its driver gets it: the last of the run's parameters.
     let parameters = fake.0.start_requests()[0]["jobDriver"]["sparkSubmit"]
         ["sparkSubmitParameters"]
@@ -823,7 +831,10 @@ async fn progress_reports_in_s3_show_in_get_job_and_bad_ones_are_refused_and_cou
             .unwrap();
         body
     };
-    assert!(job().await.get("progress").is_none(), "absent before a report");
+    assert!(
+        job().await.get("progress").is_none(),
+        "absent before a report"
+    );
 
     // A report of the job itself, where the job puts it.
     h.put(&key, &report(Some(token), 1, APP).to_string()).await;

@@ -285,11 +285,20 @@ async fn a_real_bbha_reports_its_progress_iteration_by_iteration_with_a_shrinkin
         ("SPARK_SUBMIT", spark_submit),
         ("SPARK_MASTER", "local[2]".to_string()),
         ("EMR_DRIVER_MEMORY", "1g".to_string()),
-        ("LOCAL_SCRIPTS_DIR", repo.join("scripts").display().to_string()),
-        ("LOCAL_LOG_DIR", dir.path().join("logs").display().to_string()),
+        (
+            "LOCAL_SCRIPTS_DIR",
+            repo.join("scripts").display().to_string(),
+        ),
+        (
+            "LOCAL_LOG_DIR",
+            dir.path().join("logs").display().to_string(),
+        ),
         ("DATASETS_PATH", datasets.display().to_string()),
         ("RESULTS_PATH", results.display().to_string()),
-        ("DATABASE_URL", format!("sqlite:{}/store.db", dir.path().display())),
+        (
+            "DATABASE_URL",
+            format!("sqlite:{}/store.db", dir.path().display()),
+        ),
         ("MULTIOMIX_URL", multiomix.url()),
         ("HOST", "127.0.0.1".to_string()),
         ("PORT", "0".to_string()),
@@ -306,7 +315,8 @@ async fn a_real_bbha_reports_its_progress_iteration_by_iteration_with_a_shrinkin
     let http = reqwest::Client::new();
 
     planted_dataset(&python, &datasets, "BBHA_51", &repo, 51);
-    let mut body = multiomix_bbha_request(51, "rf", json!([{"name": "rf-n-estimators", "value": 10}]));
+    let mut body =
+        multiomix_bbha_request(51, "rf", json!([{"name": "rf-n-estimators", "value": 10}]));
     for argument in body["entrypoint_arguments"].as_array_mut().unwrap() {
         if argument["name"] == "bbha-iterations" {
             argument["value"] = json!(8);
@@ -366,7 +376,9 @@ async fn a_real_bbha_reports_its_progress_iteration_by_iteration_with_a_shrinkin
     distinct.dedup();
     assert!(distinct.len() >= 3, "too few iterations seen: {readings:?}");
     assert!(
-        distinct.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 < w[1].1),
+        distinct
+            .windows(2)
+            .all(|w| w[0].0 < w[1].0 && w[0].1 < w[1].1),
         "{readings:?}"
     );
     // The ETA of the last iteration seen running is below that of the first.

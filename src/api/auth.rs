@@ -56,7 +56,11 @@ pub async fn require_page_credentials(
         .headers()
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| bearer_token(v).map(str::to_owned).or_else(|| basic_password(v)));
+        .and_then(|v| {
+            bearer_token(v)
+                .map(str::to_owned)
+                .or_else(|| basic_password(v))
+        });
     match presented {
         Some(token) if token_matches(&token, expected.expose()) => next.run(req).await,
         _ => {
@@ -136,7 +140,10 @@ mod tests {
                 base64::engine::general_purpose::STANDARD.encode(pair)
             )
         };
-        assert_eq!(basic_password(&basic("admin:s3cret")).as_deref(), Some("s3cret"));
+        assert_eq!(
+            basic_password(&basic("admin:s3cret")).as_deref(),
+            Some("s3cret")
+        );
         assert_eq!(basic_password(&basic(":s3cret")).as_deref(), Some("s3cret"));
         assert_eq!(basic_password(&basic("a:b:c")).as_deref(), Some("b:c"));
         assert_eq!(basic_password(&basic("admin:")), None);

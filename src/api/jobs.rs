@@ -314,10 +314,7 @@ pub async fn start_job(
         idempotency: key.clone().zip(fingerprint.clone()),
         created_at: now_millis(),
         app_name: spec.app_name().map(str::to_owned),
-        progress_token: spec
-            .progress_token
-            .as_ref()
-            .map(|t| t.expose().to_owned()),
+        progress_token: spec.progress_token.as_ref().map(|t| t.expose().to_owned()),
     };
     // The submission is written before the datasets are uploaded and the backend is
     // asked, and it takes the app name: one open job per app name (see the README).

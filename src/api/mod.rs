@@ -60,10 +60,8 @@ pub fn router(state: AppState) -> Router {
     let api_auth = middleware::from_fn_with_state(server.api_token.clone(), auth::require_bearer);
     let callback_auth =
         middleware::from_fn_with_state(server.callback_token.clone(), auth::require_bearer);
-    let page_auth = middleware::from_fn_with_state(
-        server.api_token.clone(),
-        auth::require_page_credentials,
-    );
+    let page_auth =
+        middleware::from_fn_with_state(server.api_token.clone(), auth::require_page_credentials);
 
     let job_routes = axum::routing::get(jobs::read_job)
         .delete(jobs::cancel_job)

@@ -142,7 +142,12 @@ fn error_page(status: StatusCode, message: &str) -> Response {
         esc(status.canonical_reason().unwrap_or("Error")),
         esc(message)
     );
-    page(status, status.canonical_reason().unwrap_or("Error"), None, &body)
+    page(
+        status,
+        status.canonical_reason().unwrap_or("Error"),
+        None,
+        &body,
+    )
 }
 
 /// The 401 of the pages: a browser asks for the token as the password of HTTP Basic.
@@ -360,7 +365,11 @@ fn job_row(row: &JobOverview, run: Option<&JobRun>) -> String {
                 .map(|s| format_date(now() + time::Duration::seconds(s as i64)));
             (progress_bar(p), fitness_text(p.best_fitness), eta)
         }
-        None => ("<span class=\"muted\">no report</span>".to_owned(), "—".to_owned(), None),
+        None => (
+            "<span class=\"muted\">no report</span>".to_owned(),
+            "—".to_owned(),
+            None,
+        ),
     };
     let notice = row
         .notice
@@ -751,7 +760,13 @@ pub fn plot(points: &[HistoryPoint]) -> String {
         .collect();
     let molecule_points: Vec<String> = points
         .iter()
-        .map(|p| format!("{:.1},{:.1}", x(p.iteration as f64), y_m(p.molecules as f64)))
+        .map(|p| {
+            format!(
+                "{:.1},{:.1}",
+                x(p.iteration as f64),
+                y_m(p.molecules as f64)
+            )
+        })
         .collect();
     let _ = writeln!(
         svg,
@@ -815,7 +830,10 @@ mod tests {
     #[test]
     fn the_policy_allows_exactly_the_pages_own_style() {
         let csp = content_security_policy();
-        assert!(csp.starts_with("default-src 'none'; style-src 'sha256-"), "{csp}");
+        assert!(
+            csp.starts_with("default-src 'none'; style-src 'sha256-"),
+            "{csp}"
+        );
         let hash = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(CSS));
         assert!(csp.contains(&hash));
         assert!(!csp.contains("unsafe"));
@@ -839,7 +857,11 @@ mod tests {
         }
         let fitness = svg.split("series-fitness\" points=\"").nth(1).unwrap();
         let fitness = fitness.split('"').next().unwrap();
-        assert_eq!(fitness.split(' ').count(), 4, "the point without a fitness is left out");
+        assert_eq!(
+            fitness.split(' ').count(),
+            4,
+            "the point without a fitness is left out"
+        );
         let molecules = svg.split("series-molecules\" points=\"").nth(1).unwrap();
         assert_eq!(molecules.split('"').next().unwrap().split(' ').count(), 5);
         assert_eq!(svg.matches("<tr><td data-label=\"Iteration\"").count(), 5);

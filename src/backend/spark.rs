@@ -145,10 +145,7 @@ impl SparkSubmit {
     /// contract's list). Its value is 64 hex digits, safe in the parameter string.
     pub fn progress_token(self, env: DriverEnv, spec: &JobSpec) -> Self {
         match &spec.progress_token {
-            Some(token) => self.conf(
-                &format!("{}PROGRESS_TOKEN", env.prefix()),
-                token.expose(),
-            ),
+            Some(token) => self.conf(&format!("{}PROGRESS_TOKEN", env.prefix()), token.expose()),
             None => self,
         }
     }

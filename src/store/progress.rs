@@ -284,7 +284,11 @@ mod tests {
         let jobs = s.progress_jobs(10).await.unwrap();
         assert_eq!(jobs.len(), 1, "{jobs:?}");
         assert_eq!(
-            (jobs[0].id.as_str(), jobs[0].app_name.as_str(), jobs[0].token.as_str()),
+            (
+                jobs[0].id.as_str(),
+                jobs[0].app_name.as_str(),
+                jobs[0].token.as_str()
+            ),
             ("j1", "A1", "t1")
         );
         assert!(!jobs[0].ended);
