@@ -57,7 +57,7 @@ pre{background:var(--head);border:1px solid var(--line);padding:.5rem;overflow-x
 nav.pages{display:flex;gap:1rem;margin:1rem 0}
 @media (max-width:40rem){
  thead{position:absolute;left:-9999px}
- table,tbody,tr,td{display:block;width:100%}
+ table,caption,tbody,tr,td{display:block;width:100%}
  tr{border:1px solid var(--line);margin:0 0 .75rem;padding:.25rem}
  td{border:0;padding:.15rem .25rem}
  td::before{content:attr(data-label) ': ';color:var(--muted);font-weight:600}
