@@ -9,8 +9,19 @@
 #    Under nextest, .config/nextest.toml keeps the JVM and moto tests from running at once.
 # 3. The example job's Python tests.
 # 4. schemathesis against the live service, from its OpenAPI document.
+# Before 2, headless Chromium for the admin pages' browser test (tests/admin_pages.rs),
+# from Debian's packages, when it is missing and this runs as root with apt-get; the test
+# fails under CI without it, and is skipped with a message elsewhere.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1 &&
+    command -v apt-get >/dev/null 2>&1 && [[ $(id -u) == 0 ]]; then
+    echo "test.sh: installing chromium (Debian's package) for the browser test" >&2
+    { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium ||
+        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }; } >&2 ||
+        echo "test.sh: chromium could not be installed; the browser test will say so" >&2
+fi
 
 eval "$(.ci/python-env.sh)"
 export MOTO_SERVER SCHEMATHESIS PYSPARK_PYTHON AWS_CLI_PROGRAM

@@ -17,9 +17,10 @@ use crate::api::{self, AppState};
 use crate::backend::finished::FinishedRuns;
 use crate::backend::instrumented::InstrumentedBackend;
 use crate::backend::{registry, JobBackend};
-use crate::config::Config;
+use crate::config::{Config, ProgressSource};
 use crate::job::JobId;
 use crate::notify::Notifier;
+use crate::progress::{Place, ProgressReader};
 use crate::reconcile::Reconciler;
 use crate::staging::Staging;
 use crate::store::Store;
@@ -36,6 +37,9 @@ pub struct Application {
     /// The ended jobs of a backend that reports them itself; see
     /// [`Application::forward_ended_jobs`].
     ended: Option<mpsc::UnboundedReceiver<JobId>>,
+    /// The S3 client of the progress reports when they are in S3 without data staging
+    /// (whose client serves otherwise).
+    progress_s3: Option<aws_sdk_s3::Client>,
 }
 
 impl Application {
@@ -105,6 +109,18 @@ impl Application {
             None => None,
         };
         notifier.set_staging(staging.clone());
+        let progress_s3 = match (&config.progress.source, &config.staging) {
+            (ProgressSource::S3(_), None) => Some(progress_client(&config).await),
+            _ => None,
+        };
+        let progress = progress_reader(
+            &config,
+            &store,
+            staging
+                .as_deref()
+                .map(Staging::client)
+                .or(progress_s3.as_ref()),
+        );
         let state = AppState {
             staging,
             backend,
@@ -113,12 +129,14 @@ impl Application {
             config: Arc::new(config),
             readiness: Arc::default(),
             metrics: telemetry::metrics_handle(),
+            progress,
         };
         Ok(Application {
             listener,
             state,
             reconciler,
             ended: None,
+            progress_s3,
         })
     }
 
@@ -128,8 +146,19 @@ impl Application {
     pub fn with_staging(mut self, stager: Staging) -> Self {
         let stager = Arc::new(stager);
         self.state.notifier.set_staging(Some(stager.clone()));
+        // The progress reports in S3 are read with the same client.
+        self.state.progress = progress_reader(
+            &self.state.config,
+            &self.state.store,
+            Some(stager.client()).or(self.progress_s3.as_ref()),
+        );
         self.state.staging = Some(stager);
         self
+    }
+
+    /// The reader of the jobs' progress reports, where they can be read.
+    pub fn progress_reader(&self) -> Option<ProgressReader> {
+        self.state.progress.clone()
     }
 
     pub fn port(&self) -> u16 {
@@ -213,6 +242,12 @@ impl Application {
                     ended,
                     stopped(stop_rx.clone()),
                 )),
+            ));
+        }
+        if let Some(reader) = self.state.progress.clone() {
+            background.push(supervised(
+                "progress reader",
+                tokio::spawn(reader.run_until_stopped(stopped(stop_rx.clone()))),
             ));
         }
         if let Some(handle) = self.state.metrics.clone() {
@@ -391,6 +426,37 @@ fn supervise(
         metrics::counter!("background_tasks_stopped_total", "task" => name).increment(1);
         readiness.task_died(name, &why);
     })
+}
+
+/// The progress reader of `config`, reading S3 with `s3`; `None` where the jobs' reports
+/// cannot be read.
+fn progress_reader(
+    config: &Config,
+    store: &Store,
+    s3: Option<&aws_sdk_s3::Client>,
+) -> Option<ProgressReader> {
+    let place = Place::new(&config.progress, s3.cloned())?;
+    Some(ProgressReader::new(
+        store.clone(),
+        place,
+        config.progress.interval,
+    ))
+}
+
+/// An S3 client for reports in S3 without data staging: the standard AWS chain, like the
+/// EMR clients; path-style against `AWS_ENDPOINT_URL`.
+async fn progress_client(config: &Config) -> aws_sdk_s3::Client {
+    let settings = &config.progress;
+    let sdk = crate::backend::emr::aws::sdk_config(
+        &settings.region,
+        settings.endpoint_url.as_deref(),
+        crate::config::emr_call_timeout(config.server.request_timeout),
+    )
+    .await;
+    let s3 = aws_sdk_s3::config::Builder::from(&sdk)
+        .force_path_style(settings.endpoint_url.is_some())
+        .build();
+    aws_sdk_s3::Client::from_conf(s3)
 }
 
 async fn connect_store(config: &Config) -> anyhow::Result<Store> {

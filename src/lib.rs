@@ -17,6 +17,8 @@
 //! - [`notify`]: the outbox worker that delivers job-end notices to Multiomix.
 //! - [`staging`]: with `DATA_STAGING=s3`, datasets up to S3 before a job, results down
 //!   into the shared folder before its notice.
+//! - [`progress`]: the running jobs' progress reports, read, checked and kept for
+//!   `GET /job/{id}` and the admin pages.
 //! - [`retry`]: the backoff every retried step shares.
 //! - [`reconcile`]: reads unfinished jobs from the backend so no notice depends on the
 //!   sidecar's callback alone.
@@ -29,6 +31,7 @@ pub mod backend;
 pub mod config;
 pub mod job;
 pub mod notify;
+pub mod progress;
 pub mod reconcile;
 pub mod retry;
 pub mod staging;

@@ -6,8 +6,8 @@
 //! 2. **Staging**: with `DATA_STAGING=s3`, the datasets the request names are found in
 //!    the shared folder (a path outside it is refused before anything is written).
 //! 3. **Submission**: written to the store before anything else happens; it takes the
-//!    app-name (one open job per app-name) and keeps the client token that makes the
-//!    backend's start idempotent.
+//!    app-name (one open job per app-name), keeps the client token that makes the
+//!    backend's start idempotent, and the job's progress token.
 //! 4. **Spawn**: the rest runs in a task of its own, so that a request cut off by its
 //!    timeout or a dropped connection cannot stop it between the start and its record:
 //!    the datasets go up (a dropped request stops the upload and starts nothing), the
@@ -19,7 +19,7 @@ use std::sync::Arc;
 use tracing::{error, info, warn};
 
 use crate::backend::{BackendError, JobBackend};
-use crate::job::{JobId, JobSpec};
+use crate::job::{JobId, JobSpec, ProgressToken};
 use crate::staging::{FilesError, StageError, Staging};
 use crate::store::{now_millis, Begun, JobRecord, Store, StoreError, Submission};
 
@@ -114,7 +114,7 @@ impl Starter {
     /// nothing starts, and a start in progress completes and is recorded.
     pub async fn start(
         &self,
-        spec: JobSpec,
+        mut spec: JobSpec,
         idempotency: Option<Idempotency>,
     ) -> Result<Started, StartError> {
         if let Some(idem) = &idempotency {
@@ -138,6 +138,10 @@ impl Starter {
             None => None,
         };
 
+        // The job's own token for its progress reports: kept with the submission, handed
+        // to its driver, and required of every report read for it (see `crate::progress`).
+        spec.progress_token = Some(ProgressToken::generate());
+
         // The backend starts one job per client token: a retried request, even one whose
         // first try died before it was recorded here, cannot start a second job.
         let client_token = match &idempotency {
@@ -152,6 +156,7 @@ impl Starter {
             idempotency: idempotency.map(|i| (i.key, i.fingerprint)),
             created_at: now_millis(),
             app_name: spec.app_name().map(str::to_owned),
+            progress_token: spec.progress_token.as_ref().map(|t| t.expose().to_owned()),
         };
         // The submission is written before the datasets are uploaded and the backend is
         // asked, and it takes the app name: one open job per app name.

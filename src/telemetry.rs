@@ -58,6 +58,15 @@ pub fn metrics_handle() -> Option<PrometheusHandle> {
                     ],
                 )
                 .expect("the bucket list is not empty")
+                // An iteration takes seconds on a small dataset, up to an hour on TCGA's.
+                .set_buckets_for_metric(
+                    Matcher::Full("progress_seconds_per_iteration".into()),
+                    &[
+                        1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
+                        7200.0,
+                    ],
+                )
+                .expect("the bucket list is not empty")
                 .build_recorder();
             let handle = recorder.handle();
             metrics::set_global_recorder(recorder).ok()?;
@@ -134,5 +143,22 @@ fn describe() {
     describe_counter!(
         "requests_unauthorized_total",
         "Requests refused for a missing or wrong token"
+    );
+    describe_gauge!(
+        "progress_running_jobs",
+        "Jobs not known to have ended that have a progress report"
+    );
+    describe_gauge!(
+        "progress_mean_fraction",
+        "Mean fraction of planned evaluations done, over progress_running_jobs (0 when none)"
+    );
+    describe_histogram!(
+        "progress_seconds_per_iteration",
+        Unit::Seconds,
+        "Seconds per iteration, from successive progress reports of a job"
+    );
+    describe_counter!(
+        "progress_reports_refused_total",
+        "Progress reports not taken, by reason"
     );
 }

@@ -55,8 +55,13 @@ async fn multiomix_body_starts_one_emr_job_built_as_the_contract_says() {
             "10"
         ])
     );
+    // The contract's list, unchanged, then the job's own progress token for its driver.
+    let parameters = driver["sparkSubmitParameters"].as_str().unwrap();
+    let (contract, token) = parameters
+        .split_once(" --conf spark.kubernetes.driverEnv.PROGRESS_TOKEN=")
+        .unwrap_or_else(|| panic!("no progress token: {parameters}"));
     assert_eq!(
-        driver["sparkSubmitParameters"],
+        contract,
         "--py-files s3://multiomix-bucket/py-files/scripts.zip \
          --conf spark.executor.cores=1 --conf spark.executor.memory=4g \
          --conf spark.driver.cores=1 --conf spark.driver.maxResultSize=2g \
@@ -65,6 +70,15 @@ async fn multiomix_body_starts_one_emr_job_built_as_the_contract_says() {
          --conf spark.kubernetes.driverEnv.DATASETS_PATH=/var/data \
          --conf spark.kubernetes.driverEnv.RESULTS_PATH=/var/results \
          --conf spark.kubernetes.driverEnv.JOB_NAME=BreastCancerBBHA"
+    );
+    assert_eq!(token.len(), 64, "{parameters}");
+    assert!(token.bytes().all(|b| b.is_ascii_hexdigit()), "{parameters}");
+    let followed = app.store.progress_jobs(10).await.unwrap();
+    assert_eq!(followed.len(), 1);
+    assert_eq!(
+        (followed[0].id.as_str(), followed[0].token.as_str()),
+        (id, token),
+        "the token the driver gets is the one kept with the job"
     );
     assert_eq!(
         req["configurationOverrides"]["monitoringConfiguration"]["s3MonitoringConfiguration"]

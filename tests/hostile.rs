@@ -662,15 +662,21 @@ async fn option_text_in_an_argument_value_stays_an_entry_point_argument() {
     assert!(!parameters.contains("extraJavaOptions"), "{parameters}");
     assert!(!parameters.contains("x=y"), "{parameters}");
     assert!(!parameters.contains("pwn"), "{parameters}");
-    // Exactly the contract's options: one --py-files and eleven --conf, no more.
+    // Exactly the contract's options, one --py-files and eleven --conf, then the job's
+    // progress token: no more.
     let words: Vec<&str> = parameters.split(' ').collect();
-    assert_eq!(words.len(), 24, "{parameters}");
+    assert_eq!(words.len(), 26, "{parameters}");
     assert_eq!(words.iter().filter(|w| **w == "--py-files").count(), 1);
-    assert_eq!(words.iter().filter(|w| **w == "--conf").count(), 11);
+    assert_eq!(words.iter().filter(|w| **w == "--conf").count(), 12);
     assert_eq!(
-        words.last(),
-        Some(&"spark.kubernetes.driverEnv.JOB_NAME=BreastCancerBBHA")
+        words[words.len() - 3],
+        "spark.kubernetes.driverEnv.JOB_NAME=BreastCancerBBHA"
     );
+    let token = words[words.len() - 1]
+        .strip_prefix("spark.kubernetes.driverEnv.PROGRESS_TOKEN=")
+        .unwrap_or_else(|| panic!("{parameters}"));
+    assert_eq!(token.len(), 64, "{parameters}");
+    assert!(token.bytes().all(|b| b.is_ascii_hexdigit()), "{parameters}");
 }
 
 #[tokio::test]
@@ -688,9 +694,14 @@ async fn names_with_every_allowed_character_are_accepted() {
     let parameters = requests[0]["jobDriver"]["sparkSubmitJobDriver"]["sparkSubmitParameters"]
         .as_str()
         .unwrap();
-    assert!(parameters.ends_with(&format!(
-        " --conf spark.kubernetes.driverEnv.JOB_NAME={name}"
-    )));
+    // The name is the contract's last option, before the job's progress token.
+    assert!(
+        parameters.contains(&format!(
+            " --conf spark.kubernetes.driverEnv.JOB_NAME={name} \
+             --conf spark.kubernetes.driverEnv.PROGRESS_TOKEN="
+        )),
+        "{parameters}"
+    );
 }
 
 /// Sends raw bytes (what a well-behaved client would not send) and reads the answer.

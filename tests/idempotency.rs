@@ -203,6 +203,7 @@ async fn a_job_adopted_before_its_submission_completed_gets_its_app_name() {
         idempotency: None,
         created_at: now,
         app_name: Some("BBHA_9".into()),
+        progress_token: None,
     };
     let _ = app.store.begin_submission(&submission).await.unwrap();
     let record = |app_name: Option<&str>, adopted| JobRecord {

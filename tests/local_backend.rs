@@ -170,6 +170,7 @@ fn spec(name: &str, arguments: &[(&str, &str)]) -> JobSpec {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
+        progress_token: None,
     }
 }
 
@@ -1440,4 +1441,103 @@ async fn dataset_paths_out_of_the_datasets_folder_are_refused_and_nothing_runs()
         !setup.record_path("Confined").exists(),
         "spark-submit was never started"
     );
+}
+
+/// `GET /job/{id}` once it shows the progress of `iteration` (or a later one).
+async fn progress_at(app: &LocalApp, id: &str, iteration: u64) -> serde_json::Value {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let body = app.job(id).await;
+        if body["progress"]["iteration"]
+            .as_u64()
+            .is_some_and(|i| i >= iteration)
+        {
+            return body;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{body}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_jobs_progress_shows_in_get_job_iteration_by_iteration_and_survives_a_restart() {
+    let setup = Setup::new();
+    let multiomix = FakeMultiomix::start().await;
+    let fast = [("PROGRESS_INTERVAL", "0.05")];
+    let app = LocalApp::start(&setup, &multiomix, &fast).await;
+    setup.behave("Reporting", "progress 3");
+    let id = app.post_job("Reporting").await;
+
+    // The token reaches the job in its environment, and in none of its arguments.
+    let record = setup.record("Reporting").await;
+    let token = record.env["PROGRESS_TOKEN"].clone();
+    assert_eq!(token.len(), 64, "{token}");
+    assert!(token.bytes().all(|b| b.is_ascii_hexdigit()), "{token}");
+    assert!(!record.args.iter().any(|a| a.contains(&token)));
+    let stored = app
+        .store
+        .progress_jobs(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|j| j.id == id)
+        .unwrap();
+    assert_eq!(stored.token, token);
+
+    let report = setup.path("results/.progress/exp-Reporting.json");
+    let mut seen = Vec::new();
+    for iteration in 0..=3 {
+        let body = progress_at(&app, &id, iteration).await;
+        let progress = body["progress"].clone();
+        assert_eq!(progress["iteration"], iteration, "{body}");
+        assert_eq!(progress["iterations"], 3);
+        assert_eq!(progress["evaluationsDone"], 6 + 4 * iteration);
+        assert_eq!(progress["evaluationsTotal"], 18);
+        assert_eq!(progress["molecules"], 10 - iteration);
+        assert!(is_contract_date(&progress["updatedAt"]), "{progress}");
+        if iteration < 3 {
+            // The job waits for the test's go-ahead: it runs, at a known pace.
+            assert_eq!(body["state"], "RUNNING");
+            let eta = progress["etaSeconds"].as_u64();
+            assert!(
+                eta.is_some(),
+                "evaluations are done: the pace is known; {body}"
+            );
+        }
+        seen.push(progress);
+        if iteration < 3 {
+            std::fs::write(setup.path(&format!("results/Reporting.go{iteration}")), "").unwrap();
+        }
+    }
+    // Iteration by iteration, evaluations only growing.
+    let done: Vec<u64> = seen
+        .iter()
+        .map(|p| p["evaluationsDone"].as_u64().unwrap())
+        .collect();
+    assert!(done.windows(2).all(|w| w[0] < w[1]), "{done:?}");
+
+    // Ended: the last report stays, without an ETA, and its file is removed.
+    let ended = app.wait_for_job_state(&id, "COMPLETED").await;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while report.exists() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the report was not removed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(ended["state"], "COMPLETED");
+    let ended = app.job(&id).await;
+    assert_eq!(ended["progress"]["iteration"], 3, "{ended}");
+    assert_eq!(ended["progress"]["evaluationsDone"], 18, "{ended}");
+    assert!(ended["progress"]["etaSeconds"].is_null(), "{ended}");
+    let before = ended["progress"].clone();
+    app.stop().await;
+
+    // Another process on the same store: the progress is still there, with no report
+    // left to read.
+    let app = LocalApp::start(&setup, &multiomix, &fast).await;
+    let after = app.job(&id).await;
+    assert_eq!(after["progress"], before, "{after}");
+    app.stop().await;
 }

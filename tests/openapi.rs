@@ -61,6 +61,8 @@ fn every_route_and_method_is_documented() {
         "GET /job/{id}",
         "DELETE /job/{id}",
         "PATCH /job/{id}",
+        "GET /ui",
+        "GET /ui/jobs/{id}",
     ];
     expected.sort();
     assert_eq!(operations, expected);
@@ -90,11 +92,29 @@ fn job_routes_name_their_token_and_open_routes_name_none() {
     for path in ["/", "/health", "/ready", "/metrics", "/openapi.json"] {
         assert!(security("get", path).is_null(), "{path} is open");
     }
+    // The pages take the API token as a bearer token or as the password of HTTP Basic.
+    for path in ["/ui", "/ui/jobs/{id}"] {
+        assert_eq!(
+            security("get", path),
+            serde_json::json!([{"api_token": []}, {"api_token_basic": []}]),
+            "{path}"
+        );
+        let unauthorized = &doc["paths"][path]["get"]["responses"]["401"];
+        assert!(
+            unauthorized["headers"]["WWW-Authenticate"].is_object(),
+            "{path}"
+        );
+        assert!(unauthorized["content"]["text/html"].is_object(), "{path}");
+    }
     for scheme in ["api_token", "callback_token"] {
         let s = &doc["components"]["securitySchemes"][scheme];
         assert_eq!(s["type"], "http");
         assert_eq!(s["scheme"], "bearer");
     }
+    assert_eq!(
+        doc["components"]["securitySchemes"]["api_token_basic"]["scheme"],
+        "basic"
+    );
 }
 
 #[test]

@@ -751,3 +751,151 @@ async fn leftovers_are_removed_for_their_own_app_only() {
     h.multiomix.wait_for_notices(1, WAIT).await.unwrap();
     assert_eq!(entries(&h.results), [theirs, APP.to_owned()]);
 }
+
+/// The job's progress report as the job writes it (progress.py), for `APP`.
+fn report(token: Option<&str>, iteration: u64, app: &str) -> Value {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let mut doc = json!({
+        "version": 1, "appName": app, "algorithm": "bbha",
+        "startedAt": now - 60.0, "updatedAt": now, "iteration": iteration, "iterations": 10,
+        "bestFitness": 0.6 + iteration as f64 / 100.0, "molecules": 12,
+        "evaluationsDone": 16 + 15 * iteration, "evaluationsTotal": 166,
+        "history": [{"iteration": iteration, "bestFitness": 0.6, "molecules": 12,
+                     "evaluationsDone": 16 + 15 * iteration, "at": now}],
+    });
+    if let Some(token) = token {
+        doc["token"] = token.into();
+    }
+    doc
+}
+
+/// The value of the sample `series` in `/metrics` (0 when absent).
+async fn sample(h: &Handoff, series: &str) -> f64 {
+    let text = h
+        .http
+        .get(format!("{}/metrics", h.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter_map(|l| {
+            l.strip_prefix(series)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .next()
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn progress_reports_in_s3_show_in_get_job_and_bad_ones_are_refused_and_counted() {
+    let fake = Arc::new(peers::FakeServerless(
+        multiomix_fakes::FakeEmrServerless::start().await,
+    ));
+    let peer: Arc<dyn Peer> = fake.clone();
+    let Some(h) = Handoff::start(peer, &[("PROGRESS_INTERVAL", "0.05")]).await else {
+        return;
+    };
+    let id = h.submit().await;
+    assert!(fake
+        .0
+        .set_state(&id, multiomix_fakes::RunState::Running, ""));
+    // The job's token, as its driver gets it: the last of the run's parameters.
+    let parameters = fake.0.start_requests()[0]["jobDriver"]["sparkSubmit"]
+        ["sparkSubmitParameters"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, token) = parameters
+        .rsplit_once(" --conf spark.emr-serverless.driverEnv.PROGRESS_TOKEN=")
+        .unwrap_or_else(|| panic!("no token in {parameters}"));
+    assert_eq!(token.len(), 64, "{parameters}");
+    let key = format!("results/.progress/{APP}.json");
+    let job = || async {
+        let body: Value = h
+            .http
+            .get(format!("{}/job/{id}", h.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        body
+    };
+    assert!(
+        job().await.get("progress").is_none(),
+        "absent before a report"
+    );
+
+    // A report of the job itself, where the job puts it.
+    h.put(&key, &report(Some(token), 1, APP).to_string()).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let shown = loop {
+        let body = job().await;
+        if body["progress"]["iteration"] == 1 {
+            break body;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{body}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    };
+    let progress = &shown["progress"];
+    assert_eq!(progress["evaluationsDone"], 31);
+    assert_eq!(progress["evaluationsTotal"], 166);
+    assert_eq!(progress["bestFitness"], 0.61);
+    assert!(common::is_multiomix_date(&progress["updatedAt"]), "{shown}");
+    // 60 s for 31 evaluations, 135 left: about 261 s.
+    let eta = progress["etaSeconds"].as_u64().unwrap();
+    assert!((250..=262).contains(&eta), "{shown}");
+
+    // Each bad report is refused, counted by its reason, and changes nothing.
+    let too_large = {
+        let mut doc = report(Some(token), 2, APP);
+        doc["padding"] = "x".repeat(64 * 1024).into();
+        doc
+    };
+    let wrong = "0".repeat(64);
+    for (reason, doc) in [
+        ("other_app", report(Some(token), 2, "BBHA_7")),
+        ("wrong_token", report(Some(&wrong), 2, APP)),
+        ("no_token", report(None, 2, APP)),
+        ("too_large", too_large),
+    ] {
+        let series = format!(r#"progress_reports_refused_total{{reason="{reason}"}}"#);
+        let before = sample(&h, &series).await;
+        h.put(&key, &doc.to_string()).await;
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while sample(&h, &series).await < before + 1.0 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{reason}: not counted"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        assert_eq!(job().await["progress"]["iteration"], 1, "{reason}");
+    }
+
+    // The run ends: its last report is read once more, and its object removed.
+    h.put(&key, &report(Some(token), 3, APP).to_string()).await;
+    h.end(&id, Ending::Failed).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while h.keys().await.contains(&key) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the report was not removed"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let ended = job().await;
+    assert_eq!(ended["state"], "FAILED");
+    assert_eq!(ended["progress"]["iteration"], 3, "{ended}");
+    assert!(ended["progress"]["etaSeconds"].is_null(), "{ended}");
+}

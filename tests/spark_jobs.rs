@@ -7,6 +7,8 @@
 //! estimator and checks with the libraries that `best_metric` is the selected subset's
 //! fitness (same folds and seed), that model.pkl predicts as that estimator fitted on the
 //! features in sorted order, and that the subset's times row has its optimizer iterations.
+//! A longer BBHA is read through `GET /job/{id}` while it runs: its progress advances
+//! iteration by iteration, as its log says, with an ETA that shrinks.
 //!
 //! spark-submit comes from the test virtualenv: `dev/test.sh` sets REAL_SPARK_SUBMIT and
 //! PYSPARK_PYTHON (which a pip-installed spark-submit needs, and which runs the reader).
@@ -260,6 +262,146 @@ async fn multiomix_bbha_requests_for_every_model_complete_and_read_as_multiomix_
             "FAILED"
         };
         assert_eq!(notice.body["state"], want);
+    }
+    server.abort();
+}
+
+/// A real BBHA of 8 iterations, read through `GET /job/{id}` while it runs: the progress
+/// advances iteration by iteration as the job's log says, evaluations grow, and the ETA
+/// shrinks as the run proceeds and is gone once it ended.
+#[tokio::test]
+async fn a_real_bbha_reports_its_progress_iteration_by_iteration_with_a_shrinking_eta() {
+    let Some((spark_submit, python)) = tools() else {
+        return;
+    };
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("results");
+    let datasets = dir.path().join("datasets");
+    std::fs::create_dir_all(&results).unwrap();
+    let multiomix = FakeMultiomix::start().await;
+    let vars: Vec<(String, String)> = [
+        ("JOB_BACKEND", "local".to_string()),
+        ("SPARK_SUBMIT", spark_submit),
+        ("SPARK_MASTER", "local[2]".to_string()),
+        ("EMR_DRIVER_MEMORY", "1g".to_string()),
+        (
+            "LOCAL_SCRIPTS_DIR",
+            repo.join("scripts").display().to_string(),
+        ),
+        (
+            "LOCAL_LOG_DIR",
+            dir.path().join("logs").display().to_string(),
+        ),
+        ("DATASETS_PATH", datasets.display().to_string()),
+        ("RESULTS_PATH", results.display().to_string()),
+        (
+            "DATABASE_URL",
+            format!("sqlite:{}/store.db", dir.path().display()),
+        ),
+        ("MULTIOMIX_URL", multiomix.url()),
+        ("HOST", "127.0.0.1".to_string()),
+        ("PORT", "0".to_string()),
+        ("PROGRESS_INTERVAL", "0.1".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let app = Application::build(Config::from_vars(vars).unwrap())
+        .await
+        .expect("the local backend finds spark-submit and the scripts");
+    let base = format!("http://{}", app.local_addr());
+    let server = tokio::spawn(app.run_until_stopped(std::future::pending()));
+    let http = reqwest::Client::new();
+
+    planted_dataset(&python, &datasets, "BBHA_51", &repo, 51);
+    let mut body =
+        multiomix_bbha_request(51, "rf", json!([{"name": "rf-n-estimators", "value": 10}]));
+    for argument in body["entrypoint_arguments"].as_array_mut().unwrap() {
+        if argument["name"] == "bbha-iterations" {
+            argument["value"] = json!(8);
+        }
+    }
+    let id = common::submit_job(&http, &base, &body).await;
+
+    // Every reading while it runs: (iteration, evaluations done, ETA).
+    let mut readings: Vec<(u64, u64, Option<u64>)> = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
+    let ended = loop {
+        let job: Value = http
+            .get(format!("{base}/job/{id}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if job["state"] != "PENDING" && job["state"] != "RUNNING" {
+            break job;
+        }
+        let p = &job["progress"];
+        if !p.is_null() {
+            assert_eq!(p["iterations"], 8, "{job}");
+            // 5 stars and all molecules, then 4 moved stars in each of 8 iterations.
+            assert_eq!(p["evaluationsTotal"], 6 + 4 * 8, "{job}");
+            assert!(is_multiomix_date(&p["updatedAt"]), "{job}");
+            let eta = match &p["etaSeconds"] {
+                Value::Null => None,
+                // A JSON integer: finite and not negative.
+                eta => Some(eta.as_u64().unwrap_or_else(|| panic!("{job}"))),
+            };
+            readings.push((
+                p["iteration"].as_u64().unwrap(),
+                p["evaluationsDone"].as_u64().unwrap(),
+                eta,
+            ));
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{job}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let log = std::fs::read_to_string(ended["logUri"].as_str().unwrap()).unwrap_or_default();
+    assert_eq!(ended["state"], "COMPLETED", "{ended}\n--- log ---\n{log}");
+
+    // The job logs one line per report: iterations 0 to 8.
+    let reported: Vec<u64> = log
+        .lines()
+        .filter_map(|l| l.split("progress: iteration ").nth(1))
+        .filter_map(|rest| rest.split('/').next()?.parse().ok())
+        .collect();
+    assert_eq!(reported, (0..=8).collect::<Vec<u64>>(), "{log}");
+
+    // What GET /job showed: iterations only moving forward, each one the job reported,
+    // several of them while it ran, and evaluations growing with them.
+    let mut distinct: Vec<(u64, u64)> = readings.iter().map(|r| (r.0, r.1)).collect();
+    distinct.dedup();
+    assert!(distinct.len() >= 3, "too few iterations seen: {readings:?}");
+    assert!(
+        distinct
+            .windows(2)
+            .all(|w| w[0].0 < w[1].0 && w[0].1 < w[1].1),
+        "{readings:?}"
+    );
+    // The ETA of the last iteration seen running is below that of the first.
+    let etas: Vec<(u64, u64)> = readings
+        .iter()
+        .filter_map(|r| r.2.map(|eta| (r.0, eta)))
+        .collect();
+    let (first, last) = (etas.first().unwrap(), etas.last().unwrap());
+    assert!(last.0 > first.0, "{readings:?}");
+    assert!(last.1 < first.1, "the ETA did not shrink: {readings:?}");
+
+    // Ended: the last report, without an ETA; its file is gone.
+    let job = common::read_job_until(&http, &base, &id, Duration::from_secs(30), |job| {
+        job["progress"]["iteration"] == 8
+    })
+    .await;
+    assert_eq!(job["progress"]["evaluationsDone"], 38, "{job}");
+    assert!(job["progress"]["etaSeconds"].is_null(), "{job}");
+    let report = results.join(".progress/BBHA_51.json");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while report.exists() {
+        assert!(tokio::time::Instant::now() < deadline, "the report stayed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     server.abort();
 }

@@ -358,6 +358,36 @@ class SizeTests(unittest.TestCase):
         self.assertEqual(len(progress_lines(lines)), 4)
 
 
+class TokenTests(unittest.TestCase):
+    def setUp(self):
+        saved = os.environ.get("PROGRESS_TOKEN")
+        self.addCleanup(lambda: os.environ.pop("PROGRESS_TOKEN", None) if saved is None
+                        else os.environ.__setitem__("PROGRESS_TOKEN", saved))
+
+    def test_the_service_token_from_the_environment_is_in_every_report(self):
+        token = "0f" * 16
+        os.environ["PROGRESS_TOKEN"] = token
+        target = Memory()
+        reporter = progress.Reporter(APP, progress.BBHA, 2, 12, target)
+        for i in range(3):
+            reporter(i, 0.25 * i, 3, 4 * (i + 1))
+        documents = [json.loads(b) for b in target.bodies]
+        self.assertEqual([d["token"] for d in documents], [token] * 3)
+        # Only the document carries it: the history points do not repeat it.
+        self.assertNotIn("token", documents[-1]["history"][-1])
+
+    def test_without_the_variable_a_report_has_no_token(self):
+        for unset in (None, ""):
+            with self.subTest(value=unset):
+                if unset is None:
+                    os.environ.pop("PROGRESS_TOKEN", None)
+                else:
+                    os.environ["PROGRESS_TOKEN"] = unset
+                target = Memory()
+                progress.Reporter(APP, progress.BBHA, 1, 6, target)(0, 0.5, 2, 3)
+                self.assertNotIn("token", json.loads(target.bodies[0]))
+
+
 class WriteFailureTests(JobRun):
     def test_an_unwritable_folder_is_one_warning_and_the_job_still_succeeds(self):
         # A file where the .progress folder would be: no report can be written (even as root).

@@ -40,6 +40,51 @@ pub async fn require_bearer(
     }
 }
 
+/// The pages' gate: with a token configured, the request must carry it as the password
+/// of HTTP Basic authentication (any user name: what a browser asks for) or as a bearer
+/// token; otherwise an HTML 401 that makes a browser ask for it. The token is never put
+/// in a URL or a page.
+pub async fn require_page_credentials(
+    State(expected): State<Option<Secret>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let Some(expected) = expected else {
+        return next.run(req).await;
+    };
+    let presented = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            bearer_token(v)
+                .map(str::to_owned)
+                .or_else(|| basic_password(v))
+        });
+    match presented {
+        Some(token) if token_matches(&token, expected.expose()) => next.run(req).await,
+        _ => {
+            metrics::counter!("requests_unauthorized_total").increment(1);
+            super::ui::unauthorized()
+        }
+    }
+}
+
+/// The password of an `Authorization: Basic <base64(user:password)>` value.
+fn basic_password(value: &str) -> Option<String> {
+    use base64::Engine;
+    let (scheme, encoded) = value.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (_user, password) = text.split_once(':')?;
+    (!password.is_empty()).then(|| password.to_owned())
+}
+
 /// Whether the request carries the configured token. With none configured, no request
 /// does: what only an authenticated caller may read (the backend's own error text on
 /// `/ready`) then goes to the log alone.
@@ -84,6 +129,27 @@ mod tests {
         assert_eq!(bearer_token("Bearer"), None);
         assert_eq!(bearer_token("abc"), None);
         assert_eq!(bearer_token("Bearerabc"), None);
+    }
+
+    #[test]
+    fn the_basic_password_is_the_token_whatever_the_user_name() {
+        use base64::Engine;
+        let basic = |pair: &str| {
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(pair)
+            )
+        };
+        assert_eq!(
+            basic_password(&basic("admin:s3cret")).as_deref(),
+            Some("s3cret")
+        );
+        assert_eq!(basic_password(&basic(":s3cret")).as_deref(), Some("s3cret"));
+        assert_eq!(basic_password(&basic("a:b:c")).as_deref(), Some("b:c"));
+        assert_eq!(basic_password(&basic("admin:")), None);
+        assert_eq!(basic_password(&basic("no-colon")), None);
+        assert_eq!(basic_password("Basic !!!"), None);
+        assert_eq!(basic_password("Bearer s3cret"), None);
     }
 
     #[test]

@@ -213,7 +213,8 @@ fn created(id: &str) -> Response {
     summary = "Read a job",
     params(JobIdParam),
     responses(
-        (status = 200, description = "The job as EMR reports it", body = JobView),
+        (status = 200, description = "The job as EMR reports it, with its notice and, once \
+            the job has reported it, its progress", body = JobView),
         (status = 400, description = "Malformed job id", body = ErrorBody),
         (status = 401, description = "Missing or wrong API token", body = ErrorBody,
          headers(("WWW-Authenticate" = String))),
@@ -244,6 +245,11 @@ pub async fn read_job(
         results_fetch_attempts: n.fetch_attempts,
         last_error: n.last_error,
     });
+    view.progress = state
+        .store
+        .progress(id.as_str())
+        .await?
+        .map(|p| crate::progress::view(&p, run.state.is_final()));
     Ok(Json(view))
 }
 

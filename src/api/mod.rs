@@ -7,6 +7,7 @@ pub mod jobs;
 pub mod openapi;
 pub mod ops;
 pub mod schemas;
+pub mod ui;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -47,6 +48,8 @@ pub struct AppState {
     pub staging: Option<Arc<crate::staging::Staging>>,
     pub readiness: Arc<ops::Readiness>,
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// Reads the running jobs' progress reports, where the service can read them.
+    pub progress: Option<crate::progress::ProgressReader>,
 }
 
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -58,6 +61,8 @@ pub fn router(state: AppState) -> Router {
     let api_auth = middleware::from_fn_with_state(server.api_token.clone(), auth::require_bearer);
     let callback_auth =
         middleware::from_fn_with_state(server.callback_token.clone(), auth::require_bearer);
+    let page_auth =
+        middleware::from_fn_with_state(server.api_token.clone(), auth::require_page_credentials);
 
     let job_routes = axum::routing::get(jobs::read_job)
         .delete(jobs::cancel_job)
@@ -89,6 +94,8 @@ pub fn router(state: AppState) -> Router {
     let limited = Router::new()
         .route("/jobs", get(jobs::list_jobs).route_layer(api_auth))
         .route("/job/{id}", job_routes)
+        .route("/ui", get(ui::jobs_page).route_layer(page_auth.clone()))
+        .route("/ui/jobs/{id}", get(ui::job_page).route_layer(page_auth))
         .route("/", get(ops::index))
         .route("/ready", get(ops::ready))
         .route("/metrics", get(ops::metrics))

@@ -10,7 +10,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::error::ErrorBody;
-use super::{jobs, ops, schemas};
+use super::{jobs, ops, schemas, ui};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -31,6 +31,8 @@ use super::{jobs, ops, schemas};
         jobs::read_job,
         jobs::cancel_job,
         jobs::job_callback,
+        ui::jobs_page,
+        ui::job_page,
     ),
     components(schemas(schemas::EntrypointArgument)),
     modifiers(&BearerTokens),
@@ -38,6 +40,7 @@ use super::{jobs, ops, schemas};
         (name = "jobs", description = "What Multiomix calls"),
         (name = "callback", description = "What the Spark driver pod's sidecar calls"),
         (name = "operations", description = "Probes, metrics and this document"),
+        (name = "pages", description = "HTML pages for the lab's admins"),
     )
 )]
 pub struct ApiDoc;
@@ -59,7 +62,20 @@ impl Modify for BearerTokens {
         components.add_security_scheme(
             "api_token",
             bearer(
-                "`API_TOKEN`: required by POST /job, GET /jobs, GET and DELETE /job/{id} when set",
+                "`API_TOKEN`: required by POST /job, GET /jobs, GET and DELETE /job/{id} and the \
+                 pages under /ui when set",
+            ),
+        );
+        components.add_security_scheme(
+            "api_token_basic",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Basic)
+                    .description(Some(
+                        "`API_TOKEN` as the password of HTTP Basic (any user name): what a \
+                         browser sends to the pages under /ui when the token is set",
+                    ))
+                    .build(),
             ),
         );
         components.add_security_scheme(

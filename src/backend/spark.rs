@@ -140,6 +140,16 @@ impl SparkSubmit {
             .conf(&format!("{p}JOB_NAME"), spec.name.as_str())
     }
 
+    /// The job's progress token for the driver (`PROGRESS_TOKEN`), when it has one:
+    /// after every other option, so that those keep their order (EMR on EKS's are the
+    /// contract's list). Its value is 64 hex digits, safe in the parameter string.
+    pub fn progress_token(self, env: DriverEnv, spec: &JobSpec) -> Self {
+        match &spec.progress_token {
+            Some(token) => self.conf(&format!("{}PROGRESS_TOKEN", env.prefix()), token.expose()),
+            None => self,
+        }
+    }
+
     /// The room of an executor's Python workers: `spark.executor.memoryOverhead` (its
     /// default when unset), and `spark.executor.pyspark.memory` when set. After the other
     /// options, so that those keep their order.
@@ -170,7 +180,8 @@ impl SparkSubmit {
     }
 
     /// The options of a job on a cluster that has no pod templates or image to set (EMR
-    /// Serverless, EMR on EC2): py-files, sizes, driver environment.
+    /// Serverless, EMR on EC2): py-files, sizes, driver environment, the Python workers'
+    /// memory, and last the job's progress token.
     pub fn for_cluster(
         package: &S3Package,
         env: DriverEnv,
@@ -182,6 +193,7 @@ impl SparkSubmit {
             .sizes(spark)
             .driver_env(env, job, spec)
             .python_memory(spark)
+            .progress_token(env, spec)
     }
 
     /// The options of a local backend's job. With a `local[...]` master: the driver
@@ -250,6 +262,7 @@ mod tests {
                 ("app-name".into(), "exp-42-app".into()),
                 ("n-stars".into(), "15".into()),
             ],
+            progress_token: None,
         }
     }
 
@@ -310,6 +323,38 @@ mod tests {
                 "--py-files s3://bkt/py-files/scripts.zip --conf spark.executor.cores=1"
             ));
             assert_eq!(params.matches("--conf").count(), 12, "{params}");
+        }
+    }
+
+    #[test]
+    fn the_progress_token_comes_last_in_the_driver_environment_of_each_cluster() {
+        let c = config(&[]);
+        let mut s = spec(Algorithm::Bbha);
+        let without = |env| {
+            SparkSubmit::for_cluster(&S3Package::new("bkt"), env, &c.spark, &c.job, &s)
+                .to_parameter_string()
+        };
+        let plain: Vec<String> = [DriverEnv::EmrServerless, DriverEnv::Yarn]
+            .into_iter()
+            .map(without)
+            .collect();
+        let token = crate::job::ProgressToken::generate();
+        s.progress_token = Some(token.clone());
+        for (env, plain) in [DriverEnv::EmrServerless, DriverEnv::Yarn]
+            .into_iter()
+            .zip(plain)
+        {
+            let params =
+                SparkSubmit::for_cluster(&S3Package::new("bkt"), env, &c.spark, &c.job, &s)
+                    .to_parameter_string();
+            assert_eq!(
+                params,
+                format!(
+                    "{plain} --conf {}PROGRESS_TOKEN={}",
+                    env.prefix(),
+                    token.expose()
+                )
+            );
         }
     }
 

@@ -46,6 +46,7 @@ pub struct Config {
     /// Present exactly when `DATA_STAGING=s3` and an EMR backend runs: the local backend's
     /// jobs read the shared folders themselves.
     pub staging: Option<StagingSettings>,
+    pub progress: ProgressSettings,
     pub database_url: String,
 }
 
@@ -186,6 +187,8 @@ impl Config {
             }
         }
 
+        let progress = progress_settings(&raw, kind, staging.as_ref(), &results_path)?;
+
         let signing_key = raw
             .notify_secret
             .as_ref()
@@ -248,9 +251,53 @@ impl Config {
                 recovery_window: seconds("RECOVERY_WINDOW", raw.recovery_window)?,
             },
             staging,
+            progress,
             database_url: raw.database_url,
         })
     }
+}
+
+/// `PROGRESS_INTERVAL` when unset: a local job's file is cheap to read; an EMR job's
+/// report is one S3 request per job and read.
+const LOCAL_PROGRESS_INTERVAL: f64 = 5.0;
+const EMR_PROGRESS_INTERVAL: f64 = 20.0;
+
+/// Where the jobs' progress reports can be read, and how often. The job writes them
+/// beside `RESULTS_PATH` as it receives it (or `PROGRESS_PATH`, which EMR on EKS gets
+/// with staging: the results prefix).
+fn progress_settings(
+    raw: &Raw,
+    backend: BackendKind,
+    staging: Option<&StagingSettings>,
+    results_path: &str,
+) -> Result<ProgressSettings, ConfigError> {
+    // A file on this machine is cheap to read; a report in S3 is a request per job.
+    let default = if backend.runs_here() {
+        LOCAL_PROGRESS_INTERVAL
+    } else {
+        EMR_PROGRESS_INTERVAL
+    };
+    let interval = positive_seconds(
+        "PROGRESS_INTERVAL",
+        raw.progress_interval.unwrap_or(default),
+    )?;
+    let source = match staging {
+        Some(staging) => ProgressSource::S3(staging.results.clone()),
+        None if results_path.starts_with("s3://") => match S3Location::parse(results_path) {
+            Ok(location) => ProgressSource::S3(location),
+            Err(why) => return Err(invalid("RESULTS_PATH", why)),
+        },
+        None if backend.runs_here() => {
+            ProgressSource::Folder(std::path::PathBuf::from(results_path))
+        }
+        None => ProgressSource::Unreadable,
+    };
+    Ok(ProgressSettings {
+        interval,
+        source,
+        region: raw.aws_default_region.clone(),
+        endpoint_url: raw.aws_endpoint_url.clone(),
+    })
 }
 
 /// Four fifths of the request timeout (24 s of the default 30 s), leaving the rest for
@@ -448,6 +495,44 @@ mod tests {
         ),
         ("EMR_S3_BUCKET", "bucket"),
     ];
+
+    #[test]
+    fn progress_is_read_where_the_jobs_write_it_and_as_often_as_the_backend_affords() {
+        let c = Config::from_vars(vars(&[("RESULTS_PATH", "data/results")])).unwrap();
+        assert_eq!(c.progress.interval, Duration::from_secs(5));
+        assert_eq!(
+            c.progress.source,
+            ProgressSource::Folder(PathBuf::from("data/results"))
+        );
+        let c = Config::from_vars(vars(&[("RESULTS_PATH", "s3://b/out")])).unwrap();
+        assert_eq!(
+            c.progress.source,
+            ProgressSource::S3(S3Location::parse("s3://b/out/").unwrap())
+        );
+
+        let c = Config::from_vars(vars(EMR_REQUIRED)).unwrap();
+        assert_eq!(c.progress.interval, Duration::from_secs(20));
+        assert_eq!(c.progress.source, ProgressSource::Unreadable);
+
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().to_str().unwrap();
+        let mut staged = vars(EMR_REQUIRED);
+        staged.extend(vars(&[
+            ("DATA_STAGING", "s3"),
+            ("SHARED_DATASETS_DIR", folder),
+            ("SHARED_RESULTS_DIR", folder),
+            ("PROGRESS_INTERVAL", "2.5"),
+        ]));
+        let c = Config::from_vars(staged).unwrap();
+        assert_eq!(c.progress.interval, Duration::from_millis(2500));
+        assert_eq!(
+            c.progress.source,
+            ProgressSource::S3(S3Location::parse("s3://bucket/results/").unwrap())
+        );
+
+        let err = Config::from_vars(vars(&[("PROGRESS_INTERVAL", "0")])).unwrap_err();
+        assert!(err.to_string().contains("PROGRESS_INTERVAL"), "{err}");
+    }
 
     #[test]
     fn python_memory_sizes_default_for_tcga_data_and_bad_sizes_stop_start_up() {

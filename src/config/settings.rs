@@ -105,10 +105,16 @@ impl BackendKind {
             })
     }
 
+    /// Whether the job's driver runs on this machine (the local backend), so that the
+    /// folders it reads and writes are the service's own.
+    pub fn runs_here(self) -> bool {
+        matches!(self, BackendKind::Local)
+    }
+
     /// Whether `DATA_STAGING=s3` applies: the EMR backends' jobs cannot read Multiomix's
     /// shared folders, the local backend's read them in place.
     pub fn stages_data(self) -> bool {
-        !matches!(self, BackendKind::Local)
+        !self.runs_here()
     }
 
     /// Whether, with staging on, the job itself reads and writes the S3 prefixes (EMR
@@ -486,6 +492,31 @@ pub struct LocalSettings {
     pub log_dir: PathBuf,
     pub max_concurrent: usize,
     pub cancel_grace: Duration,
+}
+
+/// Where the service reads the progress reports of running jobs (see `crate::progress`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProgressSource {
+    /// `<folder>/.progress/<app-name>.json` on this machine: the local backend, whose
+    /// jobs write under `RESULTS_PATH` here.
+    Folder(PathBuf),
+    /// `s3://{bucket}/{prefix}.progress/<app-name>.json`: `S3_RESULTS_PREFIX` with
+    /// `DATA_STAGING=s3`, or a `RESULTS_PATH` in S3.
+    S3(S3Location),
+    /// The jobs write where the service cannot read (a folder of an EMR driver's pod or
+    /// node): no progress is shown.
+    Unreadable,
+}
+
+/// The reading of the jobs' progress reports.
+#[derive(Clone, Debug)]
+pub struct ProgressSettings {
+    /// `PROGRESS_INTERVAL`: the time between two reads of the running jobs' reports.
+    pub interval: Duration,
+    pub source: ProgressSource,
+    /// For an S3 source without data staging (whose client serves otherwise).
+    pub region: String,
+    pub endpoint_url: Option<String>,
 }
 
 /// Job-end notices and the work that makes sure none is lost.

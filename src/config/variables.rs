@@ -196,6 +196,7 @@ pub const VARIABLES: &[Variable] = &[
     added("NOTIFY_GIVE_UP_AFTER", Value("259200"), ALL, "seconds after which an undelivered notice is given up (logged, and counted in `/metrics`)"),
     added("NOTIFY_TIMEOUT", Value("100"), ALL, "seconds one delivery attempt may take (Multiomix's proxy cuts at 120)"),
     added("NOTIFY_SECRET", Empty, ALL, "when set, notices are signed following Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature`)").secret(),
+    added("PROGRESS_INTERVAL", Described("`5` on the local backend, `20` on the EMR backends"), ALL, "seconds between reads of the running jobs' progress reports (a file under `RESULTS_PATH/.progress/` locally, an object under `S3_RESULTS_PREFIX.progress/` on EMR); see [docs/job-progress.md](docs/job-progress.md)"),
     added("RECONCILE_INTERVAL", Value("60"), ALL, "seconds between checks of unfinished jobs against the backend (catches a missed callback)"),
     added("RECOVERY_WINDOW", Value("259200"), ALL, "on a start with an empty store, jobs of this service created this many seconds back are adopted"),
     added("DATABASE_URL", Value("sqlite:data/multiomix-aws-emr.db"), ALL, "the embedded SQLite store; its folder is created if missing (the container image uses `sqlite:/data/multiomix-aws-emr.db`)"),
@@ -327,6 +328,8 @@ pub(super) struct Raw {
     pub(super) notify_secret: Option<Secret>,
     pub(super) reconcile_interval: f64,
     pub(super) recovery_window: f64,
+    /// Its default depends on the backend.
+    pub(super) progress_interval: Option<f64>,
 
     pub(super) database_url: String,
 }

@@ -127,6 +127,52 @@ pub struct JobSpec {
     pub algorithm: Algorithm,
     /// `(name, value)` in request order; names are checked, values are opaque text.
     pub arguments: Vec<(String, String)>,
+    /// The job's own token for its progress reports, handed to its driver as
+    /// `PROGRESS_TOKEN`; drawn by `POST /job`, never taken from the request.
+    pub progress_token: Option<ProgressToken>,
+}
+
+/// The secret a job's progress reports carry (`PROGRESS_TOKEN` in its driver): one per
+/// job, random, so that a report is taken only for the job it names. It is in the job's
+/// parameters, visible to whoever can describe the run, and opens nothing but that job's
+/// progress. `Debug` does not print it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ProgressToken(String);
+
+impl ProgressToken {
+    /// 256 random bits, as 64 lowercase hex digits (safe in a spark-submit parameter).
+    pub fn generate() -> Self {
+        use rand::RngCore;
+        let mut bytes = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        ProgressToken(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    }
+
+    /// A token read back from the store.
+    pub fn from_stored(token: String) -> Self {
+        ProgressToken(token)
+    }
+
+    /// The token itself, for the one place that hands it to the job or stores it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether `presented` is this token, compared in constant time (SHA-256 digests, so
+    /// that neither the first wrong byte nor the length shows in the time taken).
+    pub fn matches(&self, presented: &str) -> bool {
+        use sha2::{Digest, Sha256};
+        use subtle::ConstantTimeEq;
+        let presented = Sha256::digest(presented.as_bytes());
+        let expected = Sha256::digest(self.0.as_bytes());
+        bool::from(presented.ct_eq(&expected))
+    }
+}
+
+impl fmt::Debug for ProgressToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ProgressToken([redacted])")
+    }
 }
 
 impl JobSpec {
@@ -243,6 +289,29 @@ pub struct NoticeView {
     pub last_error: Option<String>,
 }
 
+/// The progress of a job as `GET /job/{id}` shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProgressView {
+    /// BBHA: 0 once the initial stars are evaluated, then one per iteration. Blind
+    /// Search: chunks of subsets done.
+    pub iteration: i64,
+    pub iterations: i64,
+    /// The best fitness so far (the black hole's, for BBHA); null while none is finite.
+    pub best_fitness: Option<f64>,
+    /// Molecules in the best subset so far.
+    pub molecules: i64,
+    pub evaluations_done: i64,
+    pub evaluations_total: i64,
+    /// When the job wrote the report, in the format of `createdAt`.
+    #[schema(pattern = r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\+00:00$")]
+    pub updated_at: String,
+    /// Seconds to the end at the pace so far; null when unknown (no evaluation yet) or
+    /// when the job has ended.
+    #[schema(minimum = 0)]
+    pub eta_seconds: Option<u64>,
+}
+
 /// The job as the API shows it and as the job-end notice carries it.
 #[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -261,6 +330,10 @@ pub struct JobView {
     pub log_uri: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notice: Option<NoticeView>,
+    /// How far the job has come, from its own progress reports: absent until the first
+    /// report is read (and for a job whose reports the service cannot read).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub progress: Option<ProgressView>,
 }
 
 impl From<&JobRun> for JobView {
@@ -275,6 +348,7 @@ impl From<&JobRun> for JobView {
             failure_reason: run.failure_reason.clone(),
             log_uri: run.log_location.clone(),
             notice: None,
+            progress: None,
         }
     }
 }
@@ -367,6 +441,23 @@ mod tests {
         ] {
             assert!(JobName::parse(bad).is_none(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn progress_tokens_are_256_random_bits_in_hex_and_never_printed() {
+        let a = ProgressToken::generate();
+        let b = ProgressToken::generate();
+        assert_ne!(a, b);
+        assert_eq!(a.expose().len(), 64);
+        assert!(a
+            .expose()
+            .bytes()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)));
+        assert!(a.matches(a.expose()));
+        assert!(!a.matches(b.expose()));
+        assert!(!a.matches(""));
+        assert!(!a.matches(&a.expose()[..63]));
+        assert!(!format!("{a:?}").contains(a.expose()));
     }
 
     #[test]

@@ -203,6 +203,7 @@ pub fn validate_request(body: &Value) -> Result<JobSpec, FieldError> {
         name,
         algorithm,
         arguments,
+        progress_token: None,
     })
 }
 

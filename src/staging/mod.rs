@@ -58,6 +58,11 @@ impl Staging {
     pub fn settings(&self) -> &StagingSettings {
         &self.settings
     }
+
+    /// The S3 client, which the progress reader shares.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
 }
 
 pub(crate) enum Failure {
@@ -94,6 +99,15 @@ where
             aws_sdk_s3::error::DisplayErrorContext(&e)
         )),
     }
+}
+
+/// An S3 call's failure in words, for a log line.
+pub(crate) fn describe_failure<E, R>(e: SdkError<E, R>, call: &str) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    failure(e, call).describe()
 }
 
 pub(crate) fn hex(bytes: &[u8]) -> String {

@@ -6,8 +6,10 @@
 //! memory. Times are unix milliseconds.
 
 mod local_runs;
+mod progress;
 
 pub use local_runs::{Inserted, LocalRunEnd, LocalRunRow, NewLocalRun, LOCAL_BACKEND};
+pub use progress::{JobOverview, ProgressJob, ProgressRecord};
 
 use std::path::Path;
 use std::str::FromStr;
@@ -133,6 +135,9 @@ pub struct Submission {
     pub idempotency: Option<(String, String)>,
     pub created_at: i64,
     pub app_name: Option<String>,
+    /// The job's progress token, drawn before the backend is asked and carried into the
+    /// job's record when it is completed.
+    pub progress_token: Option<String>,
 }
 
 /// What [`Store::begin_submission`] did.
@@ -391,8 +396,8 @@ impl Store {
         sqlx::query(
             "INSERT INTO submissions
                 (client_token, name, algorithm, backend, idempotency_key, fingerprint, created_at,
-                 app_name)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (client_token) DO NOTHING",
+                 app_name, progress_token)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (client_token) DO NOTHING",
         )
         .bind(&s.client_token)
         .bind(&s.name)
@@ -402,14 +407,15 @@ impl Store {
         .bind(fingerprint)
         .bind(s.created_at)
         .bind(&s.app_name)
+        .bind(&s.progress_token)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
         Ok(Begun::Written)
     }
 
-    /// The backend started the job: records it (and its idempotency key) and removes the
-    /// submission, in one transaction.
+    /// The backend started the job: records it (and its idempotency key), gives it the
+    /// submission's progress token, and removes the submission, in one transaction.
     pub async fn complete_submission(
         &self,
         client_token: &str,
@@ -435,6 +441,15 @@ impl Store {
             .bind(client_token)
             .execute(&mut *tx)
             .await?;
+        sqlx::query(
+            "UPDATE jobs SET progress_token =
+                 (SELECT progress_token FROM submissions WHERE client_token = ?)
+             WHERE id = ? AND progress_token IS NULL",
+        )
+        .bind(client_token)
+        .bind(&job.id)
+        .execute(&mut *tx)
+        .await?;
         sqlx::query("DELETE FROM submissions WHERE client_token = ?")
             .bind(client_token)
             .execute(&mut *tx)
@@ -517,6 +532,7 @@ impl Store {
                     .zip(r.get::<Option<String>, _>("fingerprint")),
                 created_at: r.get("created_at"),
                 app_name: r.get("app_name"),
+                progress_token: r.get("progress_token"),
             })
             .collect())
     }
@@ -1222,6 +1238,7 @@ mod tests {
             idempotency: None,
             created_at: 1,
             app_name: Some(app.into()),
+            progress_token: None,
         }
     }
 

@@ -86,6 +86,15 @@ pub async fn start_sends_the_exact_fields(peer: Arc<dyn Peer>) {
     );
     assert!(got.driver_env.contains_key("DATASETS_PATH"), "{got:?}");
     assert!(got.driver_env.contains_key("RESULTS_PATH"), "{got:?}");
+    // Every backend hands the driver the job's own progress token, 64 hex digits, never as
+    // an entry-point argument.
+    let token = got
+        .driver_env
+        .get("PROGRESS_TOKEN")
+        .unwrap_or_else(|| panic!("no PROGRESS_TOKEN for the driver: {got:?}"));
+    assert_eq!(token.len(), 64, "{got:?}");
+    assert!(token.bytes().all(|b| b.is_ascii_hexdigit()), "{got:?}");
+    assert!(!got.arguments.iter().any(|a| a.contains(token.as_str())));
     // What only the EMR flavours have: the log location, the role and the tags that mark
     // this deployment's runs.
     if let Some(log_uri) = &got.log_uri {

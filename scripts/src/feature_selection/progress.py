@@ -21,6 +21,10 @@ Search: chunks done), `iterations`, `bestFitness` (null when not finite), `molec
 first: at most `HISTORY_POINTS`, the first and the last kept and the middle thinned
 evenly. The whole document stays under `MAX_BYTES`.
 
+When the environment has `PROGRESS_TOKEN` (the service draws one per job and passes it to
+the driver), the document also carries it as `token`: the service accepts a report for a
+job only with that job's token, so a job cannot report for another.
+
 A report that cannot be written is a warning in the log, once until a write succeeds
 again, and the job goes on: the next report replaces it.
 """
@@ -136,6 +140,7 @@ class Reporter:
         min_interval: float = 0.0,
         clock: Callable[[], float] = time.time,
         max_bytes: int = MAX_BYTES,
+        token: Optional[str] = None,
     ):
         self.app_name = app_name
         self.algorithm = algorithm
@@ -146,6 +151,8 @@ class Reporter:
         self.min_interval = min_interval
         self.clock = clock
         self.max_bytes = max_bytes
+        # The job's own token, from the service (see the module's docstring).
+        self.token = token if token is not None else os.environ.get("PROGRESS_TOKEN") or None
         self.started_at = clock()
         # (iteration, best fitness, molecules, evaluations done, at), one per report written.
         self.history: List[Tuple] = []
@@ -175,7 +182,7 @@ class Reporter:
 
     def document(self, now: float, points: List[Tuple]) -> dict:
         iteration, fitness, molecules, done, _ = self.history[-1]
-        return {
+        document = {
             "version": VERSION,
             "appName": self.app_name,
             "algorithm": self.algorithm,
@@ -193,6 +200,9 @@ class Reporter:
                 for i, f, m, d, at in points
             ],
         }
+        if self.token is not None:
+            document["token"] = self.token
+        return document
 
     def encode(self, now: float) -> Optional[bytes]:
         """The document as UTF-8 JSON within `max_bytes`: the history is thinned further

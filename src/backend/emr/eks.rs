@@ -123,7 +123,7 @@ pub const APP_NAME_ANNOTATION: &str = "multiomix-aws-emr/app-name";
 /// than sent empty.
 /// With `DATA_STAGING=s3` two confs follow them: the driver's `PROGRESS_PATH` (the S3
 /// results prefix, where the job's progress reports go) and the driver pod's app-name
-/// annotation.
+/// annotation. Last comes the job's `PROGRESS_TOKEN`.
 pub fn spark_submit(
     emr: &EmrSettings,
     spark: &SparkSettings,
@@ -156,7 +156,7 @@ pub fn spark_submit(
         Some(path) => submit.conf("spark.kubernetes.driverEnv.PROGRESS_PATH", path),
         None => submit,
     };
-    match app_name_tag(spec) {
+    let submit = match app_name_tag(spec) {
         // Staging checked the app name at POST: one plain folder name, nothing that could
         // end the space-separated parameter.
         Some(app) if emr.annotate_app_name => submit.conf(
@@ -164,7 +164,8 @@ pub fn spark_submit(
             &app,
         ),
         _ => submit,
-    }
+    };
+    submit.progress_token(DriverEnv::Kubernetes, spec)
 }
 
 #[async_trait]
@@ -362,6 +363,7 @@ mod tests {
             name: JobName::parse("BreastCancerBBHA").unwrap(),
             algorithm,
             arguments: vec![("app-name".into(), "exp-42-app".into())],
+            progress_token: None,
         }
     }
 
@@ -455,6 +457,25 @@ mod tests {
             )
         );
         assert!(!without.contains("PROGRESS_PATH"), "{without}");
+
+        // The job's progress token follows everything else, the contract's list unchanged.
+        let mut tokened = spec(Algorithm::Bbha);
+        let token = crate::job::ProgressToken::generate();
+        tokened.progress_token = Some(token.clone());
+        let with_token = spark_submit(
+            staged.backend.emr_eks().unwrap(),
+            &staged.spark,
+            &staged.job,
+            &tokened,
+        )
+        .to_parameter_string();
+        assert_eq!(
+            with_token,
+            format!(
+                "{with} --conf spark.kubernetes.driverEnv.PROGRESS_TOKEN={}",
+                token.expose()
+            )
+        );
     }
 
     #[test]

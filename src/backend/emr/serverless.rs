@@ -597,6 +597,7 @@ mod tests {
             name: crate::job::JobName::parse("BreastCancerBBHA").unwrap(),
             algorithm: crate::job::Algorithm::Bbha,
             arguments: vec![("app-name".into(), "exp-42-app".into())],
+            progress_token: None,
         };
         let s = spark_submit(&S3Package::new("bkt"), &c.spark, &c.job, &spec).to_parameter_string();
         assert!(

@@ -31,11 +31,20 @@ impl Inner {
         LocalCommand {
             program: self.program.to_string_lossy().into_owned(),
             args,
-            env: vec![
+            env: [
                 ("JOB_NAME".into(), spec.name.as_str().to_owned()),
                 ("DATASETS_PATH".into(), self.job.datasets_path.clone()),
                 ("RESULTS_PATH".into(), self.job.results_path.clone()),
-            ],
+            ]
+            .into_iter()
+            // The job's progress token: in the process's environment, never in its
+            // arguments (which its log's first line shows).
+            .chain(
+                spec.progress_token
+                    .as_ref()
+                    .map(|t| ("PROGRESS_TOKEN".into(), t.expose().to_owned())),
+            )
+            .collect(),
         }
     }
 }

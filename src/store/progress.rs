@@ -1,0 +1,341 @@
+//! The progress side of the store: each job's progress token, its last accepted report,
+//! and the page of jobs the lab's admin page lists.
+
+use sqlx::Row;
+
+use super::{JobRecord, NoticeStatus, Store, StoreResult};
+
+/// A job the progress reader follows: it has a token and has not been read for the last
+/// time since it ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProgressJob {
+    pub id: String,
+    pub app_name: String,
+    pub token: String,
+    /// Unix milliseconds.
+    pub created_at: i64,
+    /// The job has a final state recorded: the next read is its last.
+    pub ended: bool,
+}
+
+/// A report the service accepted, as it keeps it (times in unix seconds).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProgressRecord {
+    /// `bbha` or `blind_search`.
+    pub algorithm: String,
+    pub started_at: f64,
+    pub updated_at: f64,
+    pub iteration: i64,
+    pub iterations: i64,
+    pub best_fitness: Option<f64>,
+    pub molecules: i64,
+    pub evaluations_done: i64,
+    pub evaluations_total: i64,
+    /// The report's history points, as a JSON array.
+    pub history: String,
+}
+
+impl ProgressRecord {
+    fn from_row(r: &sqlx::sqlite::SqliteRow) -> Self {
+        ProgressRecord {
+            algorithm: r.get("algorithm"),
+            started_at: r.get("started_at"),
+            updated_at: r.get("updated_at"),
+            iteration: r.get("iteration"),
+            iterations: r.get("iterations"),
+            best_fitness: r.get("best_fitness"),
+            molecules: r.get("molecules"),
+            evaluations_done: r.get("evaluations_done"),
+            evaluations_total: r.get("evaluations_total"),
+            history: r.get("history"),
+        }
+    }
+}
+
+/// One job of the admin page's list: its record, what the store knows of its end, its
+/// last report and its notice.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobOverview {
+    pub job: JobRecord,
+    pub final_state: Option<String>,
+    pub progress: Option<ProgressRecord>,
+    pub notice: Option<NoticeStatus>,
+}
+
+const PROGRESS_COLUMNS: &str = "p.algorithm, p.started_at, p.updated_at, p.iteration, \
+     p.iterations, p.best_fitness, p.molecules, p.evaluations_done, p.evaluations_total, \
+     p.history";
+
+impl Store {
+    /// The jobs whose reports are still to be read, oldest first: those with a progress
+    /// token and an app name that were not read for the last time after their end.
+    pub async fn progress_jobs(&self, limit: i64) -> StoreResult<Vec<ProgressJob>> {
+        let rows = sqlx::query(
+            "SELECT id, app_name, progress_token, created_at, final_state FROM jobs
+             WHERE progress_token IS NOT NULL AND progress_done = 0 AND app_name IS NOT NULL
+             ORDER BY created_at LIMIT ?",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| ProgressJob {
+                id: r.get("id"),
+                app_name: r.get("app_name"),
+                token: r.get("progress_token"),
+                created_at: r.get("created_at"),
+                ended: r.get::<Option<String>, _>("final_state").is_some(),
+            })
+            .collect())
+    }
+
+    /// Keeps `report` as the job's progress unless the one kept is newer. Returns the
+    /// report it replaced, if any (for the time per iteration), and whether it was kept.
+    pub async fn save_progress(
+        &self,
+        job_id: &str,
+        report: &ProgressRecord,
+        read_at: i64,
+    ) -> StoreResult<(bool, Option<ProgressRecord>)> {
+        let mut tx = self.pool.begin().await?;
+        let before = sqlx::query(&format!(
+            "SELECT {PROGRESS_COLUMNS} FROM progress p WHERE p.job_id = ?"
+        ))
+        .bind(job_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .as_ref()
+        .map(ProgressRecord::from_row);
+        let done = sqlx::query(
+            "INSERT INTO progress (job_id, algorithm, started_at, updated_at, iteration,
+                 iterations, best_fitness, molecules, evaluations_done, evaluations_total,
+                 history, read_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (job_id) DO UPDATE SET
+                 algorithm = excluded.algorithm, started_at = excluded.started_at,
+                 updated_at = excluded.updated_at, iteration = excluded.iteration,
+                 iterations = excluded.iterations, best_fitness = excluded.best_fitness,
+                 molecules = excluded.molecules, evaluations_done = excluded.evaluations_done,
+                 evaluations_total = excluded.evaluations_total, history = excluded.history,
+                 read_at = excluded.read_at
+             WHERE excluded.updated_at >= progress.updated_at",
+        )
+        .bind(job_id)
+        .bind(&report.algorithm)
+        .bind(report.started_at)
+        .bind(report.updated_at)
+        .bind(report.iteration)
+        .bind(report.iterations)
+        .bind(report.best_fitness)
+        .bind(report.molecules)
+        .bind(report.evaluations_done)
+        .bind(report.evaluations_total)
+        .bind(&report.history)
+        .bind(read_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok((done.rows_affected() == 1, before))
+    }
+
+    /// The job's last accepted report.
+    pub async fn progress(&self, job_id: &str) -> StoreResult<Option<ProgressRecord>> {
+        let row = sqlx::query(&format!(
+            "SELECT {PROGRESS_COLUMNS} FROM progress p WHERE p.job_id = ?"
+        ))
+        .bind(job_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(ProgressRecord::from_row))
+    }
+
+    /// The job's report was read for the last time after its end: it is not read again.
+    pub async fn progress_read_for_the_last_time(&self, job_id: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE jobs SET progress_done = 1 WHERE id = ?")
+            .bind(job_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// `(evaluations done, evaluations planned)` of each job not known to have ended that
+    /// has a report: what the progress gauges are made of.
+    pub async fn unfinished_progress(&self) -> StoreResult<Vec<(i64, i64)>> {
+        let rows = sqlx::query(
+            "SELECT p.evaluations_done, p.evaluations_total FROM progress p
+             JOIN jobs j ON j.id = p.job_id WHERE j.final_state IS NULL",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get("evaluations_done"), r.get("evaluations_total")))
+            .collect())
+    }
+
+    /// How many jobs the store holds.
+    pub async fn job_count(&self) -> StoreResult<i64> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM jobs")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.get("n"))
+    }
+
+    /// One page of the jobs, newest first, with their reports and notices.
+    pub async fn jobs_page(&self, offset: i64, limit: i64) -> StoreResult<Vec<JobOverview>> {
+        let rows = sqlx::query(&format!(
+            "SELECT j.id, j.name, j.algorithm AS algorithm_code, j.backend, j.created_at,
+                    j.adopted, j.app_name, j.final_state, n.status AS notice_status,
+                    p.job_id AS progress_job, {PROGRESS_COLUMNS}
+             FROM jobs j
+             LEFT JOIN progress p ON p.job_id = j.id
+             LEFT JOIN notices n ON n.job_id = j.id
+             ORDER BY j.created_at DESC, j.id DESC LIMIT ? OFFSET ?"
+        ))
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| JobOverview {
+                job: JobRecord {
+                    id: r.get("id"),
+                    name: r.get("name"),
+                    algorithm: r.get("algorithm_code"),
+                    backend: r.get("backend"),
+                    created_at: r.get("created_at"),
+                    adopted: r.get("adopted"),
+                    app_name: r.get("app_name"),
+                },
+                final_state: r.get("final_state"),
+                progress: r
+                    .get::<Option<String>, _>("progress_job")
+                    .map(|_| ProgressRecord::from_row(r)),
+                notice: r
+                    .get::<Option<String>, _>("notice_status")
+                    .map(|s| NoticeStatus::parse(&s)),
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{now_millis, Submission};
+
+    async fn store() -> (Store, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite:{}/db.sqlite", dir.path().display());
+        (Store::connect(&url).await.unwrap(), dir)
+    }
+
+    fn record(id: &str, app: &str, created_at: i64) -> JobRecord {
+        JobRecord {
+            id: id.into(),
+            name: "n".into(),
+            algorithm: Some(1),
+            backend: "local".into(),
+            created_at,
+            adopted: false,
+            app_name: Some(app.into()),
+        }
+    }
+
+    fn report(iteration: i64, updated_at: f64) -> ProgressRecord {
+        ProgressRecord {
+            algorithm: "bbha".into(),
+            started_at: 100.0,
+            updated_at,
+            iteration,
+            iterations: 10,
+            best_fitness: Some(0.5),
+            molecules: 3,
+            evaluations_done: 6 + 4 * iteration,
+            evaluations_total: 46,
+            history: "[]".into(),
+        }
+    }
+
+    async fn submit(s: &Store, token: &str, app: &str, id: &str, progress: Option<&str>) {
+        let submission = Submission {
+            client_token: token.into(),
+            name: "n".into(),
+            algorithm: Some(1),
+            backend: "local".into(),
+            idempotency: None,
+            created_at: now_millis(),
+            app_name: Some(app.into()),
+            progress_token: progress.map(str::to_owned),
+        };
+        s.begin_submission(&submission).await.unwrap();
+        s.complete_submission(token, &record(id, app, submission.created_at), None)
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_completed_submission_gives_its_job_the_progress_token_and_the_reader_follows_it() {
+        let (s, _d) = store().await;
+        submit(&s, "c1", "A1", "j1", Some("t1")).await;
+        submit(&s, "c2", "A2", "j2", None).await;
+        let jobs = s.progress_jobs(10).await.unwrap();
+        assert_eq!(jobs.len(), 1, "{jobs:?}");
+        assert_eq!(
+            (
+                jobs[0].id.as_str(),
+                jobs[0].app_name.as_str(),
+                jobs[0].token.as_str()
+            ),
+            ("j1", "A1", "t1")
+        );
+        assert!(!jobs[0].ended);
+
+        s.mark_job_final("j1", "COMPLETED").await.unwrap();
+        assert!(s.progress_jobs(10).await.unwrap()[0].ended);
+        s.progress_read_for_the_last_time("j1").await.unwrap();
+        assert!(s.progress_jobs(10).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_older_report_never_replaces_a_newer_one() {
+        let (s, _d) = store().await;
+        submit(&s, "c1", "A1", "j1", Some("t1")).await;
+        assert_eq!(
+            s.save_progress("j1", &report(1, 200.0), 1).await.unwrap(),
+            (true, None)
+        );
+        let (kept, before) = s.save_progress("j1", &report(2, 300.0), 2).await.unwrap();
+        assert!(kept);
+        assert_eq!(before, Some(report(1, 200.0)));
+        let (kept, _) = s.save_progress("j1", &report(1, 200.0), 3).await.unwrap();
+        assert!(!kept);
+        assert_eq!(s.progress("j1").await.unwrap(), Some(report(2, 300.0)));
+        assert_eq!(s.unfinished_progress().await.unwrap(), vec![(14, 46)]);
+        s.mark_job_final("j1", "COMPLETED").await.unwrap();
+        assert!(s.unfinished_progress().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_page_lists_jobs_newest_first_with_their_reports() {
+        let (s, _d) = store().await;
+        for (i, id) in ["j1", "j2", "j3"].iter().enumerate() {
+            s.record_job(&record(id, &format!("A{i}"), 1_000 + i as i64))
+                .await
+                .unwrap();
+        }
+        s.save_progress("j2", &report(3, 50.0), 1).await.unwrap();
+        s.open_notice("j1", 0).await.unwrap();
+        let page = s.jobs_page(0, 2).await.unwrap();
+        let ids: Vec<&str> = page.iter().map(|o| o.job.id.as_str()).collect();
+        assert_eq!(ids, ["j3", "j2"]);
+        assert_eq!(page[1].progress.as_ref().unwrap().iteration, 3);
+        assert!(page[0].progress.is_none());
+        let rest = s.jobs_page(2, 2).await.unwrap();
+        assert_eq!(rest.len(), 1);
+        assert_eq!(rest[0].notice, Some(NoticeStatus::Waiting));
+        assert_eq!(s.job_count().await.unwrap(), 3);
+    }
+}
