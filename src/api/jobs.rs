@@ -313,7 +313,7 @@ pub async fn start_job(
         app_name: spec.app_name().map(str::to_owned),
     };
     // The submission is written before the datasets are uploaded and the backend is
-    // asked, and it takes the app name: one open job per app name (see the README).
+    // asked, and it takes the app name: one open job per app name (see docs/api.md).
     if let Begun::AppNameInUse { job_id } = state.store.begin_submission(&submission).await? {
         return Err(app_name_in_use(&spec, job_id.as_deref()));
     }
