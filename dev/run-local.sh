@@ -6,7 +6,8 @@
 # http://127.0.0.1:8003.
 #
 # Creates .venv with pyspark on first use (a few minutes), then starts the service in the
-# foreground; Ctrl-C stops it. Any variable of the README can be set before the command.
+# foreground; Ctrl-C stops it. Any variable of docs/configuration.md can be set before the
+# command.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -274,9 +274,9 @@ async fn the_most_arguments_the_limits_allow_fit_in_the_body_and_more_is_a_400_n
 }
 
 #[test]
-fn the_readme_states_the_argument_limits_the_code_enforces() {
-    let readme = include_str!("../README.md");
-    let limits = &readme[readme.find("### Limits").expect("a Limits section")..];
+fn the_security_page_states_the_argument_limits_the_code_enforces() {
+    let page = include_str!("../docs/security.md");
+    let limits = &page[page.find("## Limits").expect("a Limits section")..];
     let thousands = |n: usize| {
         let digits = n.to_string();
         let mut out = String::new();

@@ -1,12 +1,15 @@
 //! The deployment files (Dockerfile, compose file, Kubernetes manifests, EMR pod
-//! templates, README) checked against each other and against the service's own list of
-//! variables, so that they cannot drift apart unnoticed.
+//! templates, the documentation) checked against each other and against the service's own
+//! list of variables, so that they cannot drift apart unnoticed; and the documentation's
+//! relative links, so that none leads nowhere.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use multiomix_aws_emr::config::{readme_table, variable, Config, Table, WhenUnset, VARIABLES};
+use multiomix_aws_emr::config::{
+    configuration_table, variable, Config, Table, WhenUnset, VARIABLES,
+};
 use serde::Deserialize;
 use serde_yaml::Value;
 
@@ -232,16 +235,14 @@ fn kubernetes_env_values(container: &Value) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// First column of the table under `## Configuration` in README.md.
-fn readme_variables() -> BTreeSet<String> {
-    let readme = read("README.md");
-    let section = readme
-        .split("## Configuration")
-        .nth(1)
-        .expect("README.md has a `## Configuration` section");
-    let section = section.split("\n## ").next().unwrap();
+/// The page that documents every variable, in two tables.
+const CONFIGURATION: &str = "docs/configuration.md";
+
+/// First column of every table of the configuration page.
+fn documented_variables() -> BTreeSet<String> {
+    let page = read(CONFIGURATION);
     let mut names = BTreeSet::new();
-    for line in section.lines().filter(|l| l.starts_with('|')) {
+    for line in page.lines().filter(|l| l.starts_with('|')) {
         let first = line.split('|').nth(1).unwrap_or_default().trim();
         for name in first.split(',') {
             let name = name.trim().trim_matches('`');
@@ -528,7 +529,7 @@ fn compose_lists_every_variable_with_the_service_s_own_default() {
         };
         // Empty counts as unset, so it leaves the service's own default in force.
         if !default.is_empty() {
-            assert_eq!(default, documented, "{}: compose / README", v.name);
+            assert_eq!(default, documented, "{}: compose / {CONFIGURATION}", v.name);
         }
     }
 }
@@ -1169,12 +1170,12 @@ fn deployment_files_set_only_variables_the_service_reads() {
     );
 }
 
-/// The Markdown table that follows `intro` in README.md, header included.
-fn readme_table_text(intro: &str) -> String {
-    let readme = read("README.md");
-    let (_, after) = readme
+/// The Markdown table that follows `intro` in the page `page`, header included.
+fn table_text(page: &str, intro: &str) -> String {
+    let text = read(page);
+    let (_, after) = text
         .split_once(intro)
-        .unwrap_or_else(|| panic!("README.md has no {intro:?}"));
+        .unwrap_or_else(|| panic!("{page} has no {intro:?}"));
     after
         .lines()
         .skip_while(|l| !l.starts_with('|'))
@@ -1184,7 +1185,7 @@ fn readme_table_text(intro: &str) -> String {
 }
 
 #[test]
-fn readme_tables_are_the_rows_of_the_service_s_variables() {
+fn configuration_tables_are_the_rows_of_the_service_s_variables() {
     for (intro, table) in [
         (
             "The variables inherited from the Python service keep their names and defaults:",
@@ -1192,23 +1193,23 @@ fn readme_tables_are_the_rows_of_the_service_s_variables() {
         ),
         ("Added by this service:", Table::Added),
     ] {
-        let expected = readme_table(table);
+        let expected = configuration_table(table);
         assert!(
-            readme_table_text(intro) == expected,
-            "the README table after {intro:?} differs from src/config/variables.rs; \
-             paste this:\n\n{expected}"
+            table_text(CONFIGURATION, intro) == expected,
+            "the table of {CONFIGURATION} after {intro:?} differs from \
+             src/config/variables.rs; paste this:\n\n{expected}"
         );
     }
-    // And the section holds no other variable.
-    assert_known("README.md", readme_variables());
+    // And the page holds no other variable.
+    assert_known(CONFIGURATION, documented_variables());
 }
 
-/// The variables of the table that follows `intro` in README.md (first column).
-fn readme_table_after(intro: &str) -> BTreeSet<String> {
-    let readme = read("README.md");
-    let (_, after) = readme
+/// The variables of the table that follows `intro` in the page `page` (first column).
+fn table_variables_after(page: &str, intro: &str) -> BTreeSet<String> {
+    let text = read(page);
+    let (_, after) = text
         .split_once(intro)
-        .unwrap_or_else(|| panic!("README.md has no {intro:?}"));
+        .unwrap_or_else(|| panic!("{page} has no {intro:?}"));
     let mut names = BTreeSet::new();
     for line in after
         .lines()
@@ -1227,10 +1228,10 @@ fn readme_table_after(intro: &str) -> BTreeSet<String> {
 }
 
 /// Each variable the compose file sets for a container other than the service's is in
-/// the README, and the README lists no other; the setup script reads the ones that are
+/// the development page's table, and the table lists no other; the setup script reads the ones that are
 /// its own (the others are read by boto3 and pip).
 #[test]
-fn readme_documents_the_variables_of_the_compose_files_other_services() {
+fn docs_document_the_variables_of_the_compose_files_other_services() {
     let compose = compose();
     let services = get(&compose, "services").as_mapping().unwrap();
     let mut set = BTreeSet::new();
@@ -1245,8 +1246,9 @@ fn readme_documents_the_variables_of_the_compose_files_other_services() {
             set.extend(env.keys().map(|k| k.as_str().unwrap().to_owned()));
         }
     }
-    let documented = readme_table_after("(`emr-emulator-setup`, running");
-    assert_eq!(set, documented, "set in the compose file / in README.md");
+    let page = "docs/development.md";
+    let documented = table_variables_after(page, "(`emr-emulator-setup`, running");
+    assert_eq!(set, documented, "set in the compose file / in {page}");
     let script = read("dev/emulator/create_virtual_cluster.py");
     for own in ["MOTO_URL", "EXPECTED_VIRTUAL_CLUSTER_ID"] {
         assert!(
@@ -1257,12 +1259,11 @@ fn readme_documents_the_variables_of_the_compose_files_other_services() {
 }
 
 #[test]
-fn readme_lists_the_contract_variables_first() {
-    let readme = read("README.md");
+fn configuration_lists_the_contract_variables_first() {
+    let page = read(CONFIGURATION);
     let position = |name: &str| {
-        readme
-            .find(&format!("`{name}`"))
-            .unwrap_or_else(|| panic!("{name} not in README.md"))
+        page.find(&format!("`{name}`"))
+            .unwrap_or_else(|| panic!("{name} not in {CONFIGURATION}"))
     };
     assert!(position("PORT") < position("HOST"));
     assert!(position("EMR_VIRTUAL_CLUSTER_ID") < position("API_TOKEN"));
@@ -1270,13 +1271,13 @@ fn readme_lists_the_contract_variables_first() {
 
 #[test]
 fn deploy_guide_policy_grants_exactly_the_calls_of_the_contract() {
-    let guide = read("README.md");
+    let guide = read("docs/backend-emr-eks.md");
     let policy = guide
         .split("```json\n")
         .skip(1)
         .filter_map(|rest| rest.split("```").next())
         .find(|block| block.contains("\"Statement\""))
-        .expect("README.md has the IAM policy as a json block");
+        .expect("docs/backend-emr-eks.md has the IAM policy as a json block");
     let policy: serde_json::Value = serde_json::from_str(policy).expect("valid JSON");
     let mut actions = BTreeSet::new();
     for statement in policy["Statement"].as_array().unwrap() {
@@ -1318,13 +1319,13 @@ fn deploy_guide_policy_grants_exactly_the_calls_of_the_contract() {
 
 #[test]
 fn staging_policy_grants_exactly_the_s3_calls_of_the_staging_code_on_their_prefixes() {
-    let guide = read("README.md");
+    let guide = read("docs/data-path.md");
     let block = guide
         .split("```json\n")
         .skip(1)
         .filter_map(|rest| rest.split("```").next())
         .find(|block| block.contains("\"StageDatasets\""))
-        .expect("README.md has the staging statements as a json block");
+        .expect("docs/data-path.md has the staging statements as a json block");
     let statements: serde_json::Value = serde_json::from_str(block).expect("valid JSON");
     // (action, resource) pairs granted; an action may be one string or a list.
     let mut granted = BTreeSet::new();
@@ -1405,19 +1406,19 @@ fn staging_policy_grants_exactly_the_s3_calls_of_the_staging_code_on_their_prefi
         .collect();
     assert_eq!(
         granted, required,
-        "the README grants more or less than the calls need"
+        "docs/data-path.md grants more or less than the calls need"
     );
 }
 
 #[test]
 fn job_role_policy_grants_the_pods_exactly_their_s3_calls_on_their_prefixes() {
-    let guide = read("README.md");
+    let guide = read("docs/data-path.md");
     let policy = guide
         .split("```json\n")
         .skip(1)
         .filter_map(|rest| rest.split("```").next())
         .find(|block| block.contains("\"SidecarWritesTheJobsResults\""))
-        .expect("README.md has the job execution role's data-path policy as a json block");
+        .expect("docs/data-path.md has the job execution role's policy as a json block");
     let policy: serde_json::Value = serde_json::from_str(policy).expect("valid JSON");
     let statements = policy["Statement"].as_array().unwrap();
     let granted: BTreeSet<(String, String, String)> = statements
@@ -1450,4 +1451,271 @@ fn job_role_policy_grants_the_pods_exactly_their_s3_calls_on_their_prefixes() {
     .map(|(a, r, c)| (a.to_string(), r.to_string(), c.to_string()))
     .collect();
     assert_eq!(granted, expected);
+}
+
+/// The Markdown files whose relative links must work: the README, the documentation
+/// pages and the READMEs of the workspace's parts.
+fn documentation_files() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = ["README.md", "scripts/README.md", "fakes/README.md"]
+        .iter()
+        .map(|f| root().join(f))
+        .collect();
+    let mut pages: Vec<PathBuf> = fs::read_dir(root().join("docs"))
+        .expect("a docs/ folder")
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "md"))
+        .collect();
+    pages.sort();
+    files.extend(pages);
+    files
+}
+
+/// Whether `line` opens or closes a fenced code block (up to three spaces of indent).
+fn is_fence(line: &str) -> bool {
+    let trimmed = line.trim_start_matches(' ');
+    line.len() - trimmed.len() <= 3 && (trimmed.starts_with("```") || trimmed.starts_with("~~~"))
+}
+
+/// The lines of `text` outside fenced code blocks.
+fn prose_lines(text: &str) -> Vec<&str> {
+    let mut inside = false;
+    let mut lines = Vec::new();
+    for line in text.lines() {
+        if is_fence(line) {
+            inside = !inside;
+        } else if !inside {
+            lines.push(line);
+        }
+    }
+    lines
+}
+
+/// `text` without its inline code spans (a run of backticks up to the next run of the
+/// same length), which may span lines; a run with no closing run is kept as it is.
+fn without_code_spans(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let run_at = |i: usize| chars[i..].iter().take_while(|&&c| c == '`').count();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < chars.len() {
+        if chars[i] != '`' {
+            out.push(chars[i]);
+            i += 1;
+            continue;
+        }
+        let run = run_at(i);
+        let mut j = i + run;
+        let mut close = None;
+        while j < chars.len() {
+            if chars[j] == '`' {
+                let other = run_at(j);
+                if other == run {
+                    close = Some(j + other);
+                    break;
+                }
+                j += other;
+            } else {
+                j += 1;
+            }
+        }
+        match close {
+            Some(end) => i = end,
+            None => {
+                out.extend(&chars[i..i + run]);
+                i += run;
+            }
+        }
+    }
+    out
+}
+
+/// The anchors GitHub gives the headings of a Markdown text: the heading's text, links
+/// replaced by their text, in lower case, spaces turned into `-`, every character but
+/// letters, digits, `-` and `_` removed; the second heading of one anchor gets `-1`, the
+/// third `-2`.
+fn heading_anchors(text: &str) -> BTreeSet<String> {
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    let mut anchors = BTreeSet::new();
+    for line in prose_lines(text) {
+        let trimmed = line.trim_start_matches(' ');
+        if line.len() - trimmed.len() > 3 {
+            continue;
+        }
+        let level = trimmed.chars().take_while(|&c| c == '#').count();
+        let rest = &trimmed[level..];
+        if !(1..=6).contains(&level) || !(rest.is_empty() || rest.starts_with(' ')) {
+            continue;
+        }
+        let title = rest.trim().trim_end_matches('#').trim_end();
+        let base = github_anchor(title);
+        let count = seen.entry(base.clone()).or_insert(0);
+        let anchor = if *count == 0 {
+            base.clone()
+        } else {
+            format!("{base}-{count}")
+        };
+        *count += 1;
+        anchors.insert(anchor);
+    }
+    anchors
+}
+
+/// GitHub's anchor of one heading's Markdown text.
+fn github_anchor(title: &str) -> String {
+    // A link in a heading shows its text: drop each `(destination)` that follows a `]`.
+    let mut shown = String::new();
+    let mut rest = title;
+    while let Some(at) = rest.find("](") {
+        shown.push_str(&rest[..at]);
+        rest = rest[at + 2..]
+            .split_once(')')
+            .map_or("", |(_, after)| after);
+    }
+    shown.push_str(rest);
+    shown
+        .to_lowercase()
+        .chars()
+        .filter_map(|c| match c {
+            ' ' => Some('-'),
+            c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The destinations of a Markdown text's inline links and images (`[text](dest)`,
+/// `[text](dest "title")`, `[text](<dest>)`) and link definitions (`[ref]: dest`),
+/// outside code blocks and code spans.
+fn link_destinations(text: &str) -> Vec<String> {
+    let prose = without_code_spans(&prose_lines(text).join("\n"));
+    let mut found = Vec::new();
+    let mut rest = prose.as_str();
+    while let Some(at) = rest.find("](") {
+        rest = &rest[at + 2..];
+        let inner = rest.split(')').next().unwrap_or_default().trim();
+        let dest = match inner.strip_prefix('<') {
+            Some(bracketed) => bracketed.split('>').next().unwrap_or_default(),
+            None => inner.split_whitespace().next().unwrap_or_default(),
+        };
+        found.push(dest.to_owned());
+    }
+    for line in prose.lines() {
+        let line = line.trim_start();
+        if let Some((label, after)) = line.strip_prefix('[').and_then(|l| l.split_once("]:")) {
+            if !label.is_empty() && !label.contains(']') {
+                found.extend(after.split_whitespace().next().map(str::to_owned));
+            }
+        }
+    }
+    found
+}
+
+/// What is wrong with each relative link of the Markdown file `file` (whose text is
+/// `text`): a target that does not exist, or a `#fragment` that names no heading of its
+/// Markdown target. Links with a scheme (`https:`, `mailto:`) are not followed.
+fn broken_links(file: &Path, text: &str) -> Vec<String> {
+    let mut broken = Vec::new();
+    for dest in link_destinations(text) {
+        let has_scheme = dest
+            .split_once(':')
+            .is_some_and(|(scheme, _)| !scheme.is_empty() && !scheme.contains('/'));
+        if has_scheme {
+            continue;
+        }
+        let (path, fragment) = match dest.split_once('#') {
+            Some((path, fragment)) => (path, Some(fragment)),
+            None => (dest.as_str(), None),
+        };
+        let target = if path.is_empty() {
+            file.to_path_buf()
+        } else if let Some(from_root) = path.strip_prefix('/') {
+            root().join(from_root)
+        } else {
+            file.parent().unwrap().join(path)
+        };
+        if dest.is_empty() || !target.exists() {
+            broken.push(format!("{dest}: no such file"));
+            continue;
+        }
+        let Some(fragment) = fragment else { continue };
+        if target.extension() != Some(std::ffi::OsStr::new("md")) {
+            broken.push(format!("{dest}: a fragment of a file without headings"));
+            continue;
+        }
+        let target_text = fs::read_to_string(&target).unwrap();
+        if !heading_anchors(&target_text).contains(fragment) {
+            broken.push(format!("{dest}: no heading with this anchor"));
+        }
+    }
+    broken
+}
+
+#[test]
+fn every_relative_link_of_the_documentation_reaches_a_file_and_a_heading() {
+    let mut broken = Vec::new();
+    let mut links = 0;
+    for file in documentation_files() {
+        let text = fs::read_to_string(&file).unwrap();
+        links += link_destinations(&text).len();
+        let shown = file.strip_prefix(root()).unwrap().display().to_string();
+        broken.extend(
+            broken_links(&file, &text)
+                .into_iter()
+                .map(|why| format!("{shown}: {why}")),
+        );
+    }
+    assert!(
+        links > 50,
+        "only {links} links found: the parser misses some"
+    );
+    assert!(broken.is_empty(), "broken links:\n{}", broken.join("\n"));
+}
+
+#[test]
+fn the_link_check_finds_a_missing_file_a_missing_heading_and_a_fragment_of_a_non_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("page.md");
+    let other = dir.path().join("other.md");
+    fs::write(
+        &other,
+        "# Other\n\n## Step 1: the `IAM` policy's statements\n\n## Notes\n\n### Notes\n\n\
+         ```sh\n# not a heading\n```\n",
+    )
+    .unwrap();
+    fs::write(dir.path().join("data.txt"), "text\n").unwrap();
+    let text = "\
+# Page
+
+## A [linked](other.md) heading
+
+[fine](other.md) [fine](other.md#step-1-the-iam-policys-statements)
+[fine](other.md#notes-1) [fine](#a-linked-heading) [fine](data.txt)
+[fine](https://example.org/x#y) [fine](<other.md#notes> \"title\")
+[across
+lines](other.md#notes) `[inside code](missing.md)`
+
+```md
+[inside a block](missing.md)
+```
+
+[gone](missing.md)
+[no heading](other.md#notes-2)
+[no heading](other.md#not-a-heading)
+[not a page](data.txt#top)
+[here, no heading](#nothing)
+
+[ref]: gone-too.md
+";
+    fs::write(&page, text).unwrap();
+    assert_eq!(
+        broken_links(&page, text),
+        [
+            "missing.md: no such file",
+            "other.md#notes-2: no heading with this anchor",
+            "other.md#not-a-heading: no heading with this anchor",
+            "data.txt#top: a fragment of a file without headings",
+            "#nothing: no heading with this anchor",
+            "gone-too.md: no such file",
+        ]
+    );
 }

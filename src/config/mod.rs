@@ -13,7 +13,7 @@ mod variables;
 
 pub use settings::*;
 pub use variables::{
-    readme_table, variable, ReadBy, Table, Variable, WhenUnset, KNOWN_VARIABLES, VARIABLES,
+    configuration_table, variable, ReadBy, Table, Variable, WhenUnset, KNOWN_VARIABLES, VARIABLES,
 };
 use variables::{with_defaults, Raw};
 

@@ -331,7 +331,7 @@ pub struct SparkSettings {
 }
 
 /// The Python workers' room when `EMR_EXECUTOR_MEMORY_OVERHEAD` is unset: sized for a
-/// 20,000 x 1,100 dataset (the README's "Memory the service asks for the Python workers").
+/// 20,000 x 1,100 dataset (docs/jobs.md, "Memory the service asks for the Python workers").
 pub const DEFAULT_MEMORY_OVERHEAD: &str = "2g";
 
 /// What a job script needs: where its files are and how its arguments are spelled.

@@ -2,9 +2,9 @@
 //! with their defaults.
 //!
 //! A variable's row gives its name, what applies when it is unset, whether it is secret,
-//! who reads it, the backends it concerns and its meaning. The README's configuration
-//! tables are rendered from the rows ([`readme_table`]) and the deployment files are
-//! checked against them; the unit tests below check the rows against [`Raw`], so that the
+//! who reads it, the backends it concerns and its meaning. The configuration tables of
+//! `docs/configuration.md` are rendered from the rows ([`configuration_table`]) and the
+//! deployment files are checked against them; the unit tests below check the rows against [`Raw`], so that the
 //! documented defaults are the ones the service applies.
 
 use std::path::PathBuf;
@@ -16,7 +16,7 @@ use BackendKind::{Emr, EmrEc2, EmrServerless, Local};
 use ReadBy::{AwsSdk, LogFilter};
 use WhenUnset::{Described, Empty, Required, Value};
 
-/// One environment variable, as the README documents it.
+/// One environment variable, as `docs/configuration.md` documents it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Variable {
     pub name: &'static str,
@@ -26,9 +26,9 @@ pub struct Variable {
     pub read_by: ReadBy,
     /// The backends whose configuration uses it.
     pub backends: &'static [BackendKind],
-    /// Which of the README's two tables lists it.
+    /// Which of the two configuration tables lists it.
     pub table: Table,
-    /// The README's one-line meaning, in Markdown.
+    /// The documented one-line meaning, in Markdown.
     pub meaning: &'static str,
 }
 
@@ -39,9 +39,9 @@ pub enum WhenUnset {
     Value(&'static str),
     /// Goes without: the feature is off, or the AWS SDK decides.
     Empty,
-    /// Refuses to start when this holds (README: "required with ...").
+    /// Refuses to start when this holds (documented as "required with ...").
     Required(&'static str),
-    /// A default that depends on other settings, in the README's words.
+    /// A default that depends on other settings, in the documentation's words.
     Described(&'static str),
 }
 
@@ -55,7 +55,7 @@ pub enum ReadBy {
     AwsSdk,
 }
 
-/// The README's configuration tables.
+/// The two tables of `docs/configuration.md`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Table {
     /// "The variables inherited from the Python service keep their names and defaults".
@@ -108,8 +108,8 @@ impl Variable {
         Variable { read_by, ..self }
     }
 
-    /// The README's "Default" column.
-    pub fn readme_default(&self) -> String {
+    /// The "Default" column of the configuration tables.
+    pub fn documented_default(&self) -> String {
         match self.when_unset {
             Value(value) => format!("`{value}`"),
             Empty => "(none)".to_owned(),
@@ -119,13 +119,13 @@ impl Variable {
     }
 }
 
-/// Every variable the service or its libraries read, in the README's order. Adding a
-/// variable is adding its row here and its field to `Raw` (a unit test checks that the
-/// two agree), its line to docker-compose_dist.yml, and the README rows that
-/// tests/deploy_manifests.rs prints.
+/// Every variable the service or its libraries read, in the documentation's order. Adding
+/// a variable is adding its row here and its field to `Raw` (a unit test checks that the
+/// two agree), its line to docker-compose_dist.yml, and the rows of docs/configuration.md
+/// that tests/deploy_manifests.rs prints.
 #[rustfmt::skip] // one line a variable
 pub const VARIABLES: &[Variable] = &[
-    // The first table of the README: the variables inherited from the Python service.
+    // The first table: the variables inherited from the Python service.
     inherited("EMR_VIRTUAL_CLUSTER_ID", Required("the EMR backend"), &[Emr], "EMR on EKS virtual cluster the jobs run in"),
     inherited("EMR_RELEASE_LABEL", Value("emr-6.9.0-latest"), &[Emr], "EMR release; must match the image used by the pod templates"),
     inherited("EMR_EXECUTION_ROLE_ARN", Required("EMR on EKS and EMR Serverless"), &[Emr, EmrServerless], "IAM role the jobs run as"),
@@ -182,7 +182,7 @@ pub const VARIABLES: &[Variable] = &[
     added("EMR_CLUSTER_ID", Required("`emr-ec2`"), &[EmrEc2], "the EMR cluster on EC2 (`j-…`) whose steps run the jobs"),
     added("EMR_STEP_ACTION_ON_FAILURE", Value("CONTINUE"), &[EmrEc2], "with `emr-ec2`: each step's `ActionOnFailure`, `CONTINUE` or `CANCEL_AND_WAIT` (which also cancels the cluster's pending steps); the values that terminate the cluster are refused"),
     added("AWS_ENDPOINT_URL", Empty, EMR_ANY, "standard AWS SDK variable: another EMR endpoint, such as a local emulator"),
-    added("EMR_EXECUTOR_MEMORY_OVERHEAD", Described("`2g`; on EMR on EKS, none (the contract's spark-submit parameters)"), ALL, "`spark.executor.memoryOverhead`: an executor's memory beyond the JVM heap, where its Python workers live; on EMR on EKS it is sent only when set, so that the submission stays the contract's list unless you ask (set it there for TCGA-sized data, or size the executor pod template); YARN, Kubernetes and EMR Serverless size each executor's container as `EMR_EXECUTOR_MEMORY` plus this (see [Memory the service asks for the Python workers](#memory-the-service-asks-for-the-python-workers)); a `local[...]` master and Spark standalone do not use it"),
+    added("EMR_EXECUTOR_MEMORY_OVERHEAD", Described("`2g`; on EMR on EKS, none (the contract's spark-submit parameters)"), ALL, "`spark.executor.memoryOverhead`: an executor's memory beyond the JVM heap, where its Python workers live; on EMR on EKS it is sent only when set, so that the submission stays the contract's list unless you ask (set it there for TCGA-sized data, or size the executor pod template); YARN, Kubernetes and EMR Serverless size each executor's container as `EMR_EXECUTOR_MEMORY` plus this (see [Memory the service asks for the Python workers](jobs.md#memory-the-service-asks-for-the-python-workers)); a `local[...]` master and Spark standalone do not use it"),
     added("EMR_EXECUTOR_PYSPARK_MEMORY", Empty, ALL, "`spark.executor.pyspark.memory`: when set, a hard limit on the Python workers' address space (divided among an executor's cores), added to the container on YARN and Kubernetes; unset: no limit"),
     added("SPARK_SUBMIT", Value("spark-submit"), &[Local], "local backend: the spark-submit program"),
     added("SPARK_MASTER", Value("local[*]"), &[Local], "local backend: `--master`"),
@@ -196,7 +196,7 @@ pub const VARIABLES: &[Variable] = &[
     added("NOTIFY_GIVE_UP_AFTER", Value("259200"), ALL, "seconds after which an undelivered notice is given up (logged, and counted in `/metrics`)"),
     added("NOTIFY_TIMEOUT", Value("100"), ALL, "seconds one delivery attempt may take (Multiomix's proxy cuts at 120)"),
     added("NOTIFY_SECRET", Empty, ALL, "when set, notices are signed following Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature`)").secret(),
-    added("PROGRESS_INTERVAL", Described("`5` on the local backend, `20` on the EMR backends"), ALL, "seconds between reads of the running jobs' progress reports (a file under `RESULTS_PATH/.progress/` locally, an object under `S3_RESULTS_PREFIX.progress/` on EMR); see [docs/job-progress.md](docs/job-progress.md)"),
+    added("PROGRESS_INTERVAL", Described("`5` on the local backend, `20` on the EMR backends"), ALL, "seconds between reads of the running jobs' progress reports (a file under `RESULTS_PATH/.progress/` locally, an object under `S3_RESULTS_PREFIX.progress/` on EMR); see [Job progress](job-progress.md)"),
     added("RECONCILE_INTERVAL", Value("60"), ALL, "seconds between checks of unfinished jobs against the backend (catches a missed callback)"),
     added("RECOVERY_WINDOW", Value("259200"), ALL, "on a start with an empty store, jobs of this service created this many seconds back are adopted"),
     added("DATABASE_URL", Value("sqlite:data/multiomix-aws-emr.db"), ALL, "the embedded SQLite store; its folder is created if missing (the container image uses `sqlite:/data/multiomix-aws-emr.db`)"),
@@ -220,9 +220,9 @@ pub fn variable(name: &str) -> Option<&'static Variable> {
     VARIABLES.iter().find(|v| v.name == name)
 }
 
-/// The README's table `table`, header included. Variables next to each other with the
+/// The configuration table `table`, header included. Variables next to each other with the
 /// same default and meaning share a row (`AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY`).
-pub fn readme_table(table: Table) -> String {
+pub fn configuration_table(table: Table) -> String {
     let mut out = String::from("| Variable | Default | Meaning |\n|---|---|---|\n");
     let rows: Vec<&Variable> = VARIABLES.iter().filter(|v| v.table == table).collect();
     let mut i = 0;
@@ -240,7 +240,7 @@ pub fn readme_table(table: Table) -> String {
         out.push_str(&format!(
             "| {} | {} | {} |\n",
             names.join(", "),
-            first.readme_default(),
+            first.documented_default(),
             first.meaning
         ));
     }
@@ -431,7 +431,7 @@ mod tests {
             ("RESULTS_PATH", &c.job.results_path),
         ] {
             let row = variable(name).unwrap();
-            assert_eq!(row.readme_default(), format!("`{path}`"));
+            assert_eq!(row.documented_default(), format!("`{path}`"));
         }
     }
 

@@ -521,7 +521,7 @@ impl Notifier {
 
     /// Once Multiomix has the notice (or answered that the experiment is gone), the job's
     /// staged datasets are deleted from S3, as Multiomix deletes its own copy. A failure
-    /// is only logged: the README's lifecycle rule removes what is left.
+    /// is only logged: the lifecycle rule of docs/data-path.md removes what is left.
     async fn remove_datasets(&self, job_id: &str) {
         let Some(staging) = self.staging() else {
             return;

@@ -273,9 +273,9 @@ impl Staging {
                 }
             }
             Err(SdkError::ServiceError(e)) if e.err().is_not_found() => {}
-            // Without s3:ListBucket (which the README's policy leaves out) S3 answers a
-            // missing key with 403 instead of 404: upload, and let PutObject say whether
-            // the service may write there.
+            // Without s3:ListBucket (which the policy of docs/data-path.md grants only for
+            // listings) S3 answers a missing key with 403 instead of 404: upload, and let
+            // PutObject say whether the service may write there.
             Err(SdkError::ServiceError(e)) if e.raw().status().as_u16() == 403 => {}
             Err(e) => return Err(failure(e, "HeadObject")),
         }

@@ -117,7 +117,7 @@ def make_estimator(spec: ModelSpec):
 
 
 def make_clusterer(spec: ModelSpec):
-    """Multiomix's clusterers; spectral and ward have no `predict` (see the README)."""
+    """Multiomix's clusterers; spectral and ward have no `predict` (see docs/jobs.md)."""
     from sklearn import cluster
 
     k = spec.number_of_clusters

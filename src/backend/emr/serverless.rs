@@ -374,7 +374,8 @@ impl JobBackend for EmrServerlessBackend {
     }
 
     /// The application's runs. ListJobRuns shows no tags, so a deployment should have an
-    /// application of its own (the README says so); reads by id check the tags.
+    /// application of its own (docs/backend-emr-serverless.md says so); reads by id check
+    /// the tags.
     async fn list(&self, query: &ListQuery) -> Result<JobPage, BackendError> {
         let mut states: Vec<JobRunState> = Vec::new();
         for s in &query.states {
