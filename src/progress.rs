@@ -26,7 +26,7 @@ use tokio::io::AsyncReadExt;
 use tracing::{debug, error, info, warn};
 
 use crate::config::{ProgressSettings, ProgressSource, S3Location};
-use crate::job::{format_date, ProgressToken, ProgressView};
+use crate::job::{format_date, JobId, ProgressToken, ProgressView};
 use crate::store::{now_millis, ProgressJob, ProgressRecord, Store, StoreResult};
 
 /// The largest report taken (the job keeps its own under the same bound).
@@ -393,7 +393,7 @@ pub struct ProgressReader {
     store: Store,
     place: Arc<Place>,
     interval: Duration,
-    followed: Arc<Mutex<HashMap<String, Followed>>>,
+    followed: Arc<Mutex<HashMap<JobId, Followed>>>,
 }
 
 /// What one round did.
@@ -562,7 +562,7 @@ impl ProgressReader {
         Ok(())
     }
 
-    fn last_seen(&self, id: &str) -> Option<(String, bool)> {
+    fn last_seen(&self, id: &JobId) -> Option<(String, bool)> {
         self.followed
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -570,20 +570,20 @@ impl ProgressReader {
             .and_then(|f| f.last.clone())
     }
 
-    fn remember(&self, id: &str, fingerprint: String, taken: bool) {
+    fn remember(&self, id: &JobId, fingerprint: String, taken: bool) {
         self.followed
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .entry(id.to_owned())
+            .entry(id.clone())
             .or_default()
             .last = Some((fingerprint, taken));
     }
 
-    fn first_time(&self, id: &str, reason: &'static str) -> bool {
+    fn first_time(&self, id: &JobId, reason: &'static str) -> bool {
         self.followed
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .entry(id.to_owned())
+            .entry(id.clone())
             .or_default()
             .logged
             .insert(reason)
@@ -614,7 +614,7 @@ mod tests {
 
     fn job() -> ProgressJob {
         ProgressJob {
-            id: "j1".into(),
+            id: JobId::parse("j1").unwrap(),
             app_name: "BBHA_7".into(),
             token: TOKEN.into(),
             created_at: 1_000_000,

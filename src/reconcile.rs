@@ -14,9 +14,8 @@ use time::OffsetDateTime;
 use tracing::{debug, error, info, warn};
 
 use crate::backend::{BackendError, JobBackend, ListQuery, Submitted, APP_NAME_TAG};
-use crate::job::JobId;
 use crate::notify::{Notifier, RequestError};
-use crate::store::{now_millis, JobRecord, Store, StoreResult};
+use crate::store::{now_millis, FinalState, JobRecord, Store, StoreResult};
 
 /// Idempotency keys are kept this long (at least the promised 24 hours).
 pub const IDEMPOTENCY_KEY_LIFETIME: Duration = Duration::from_secs(48 * 3600);
@@ -109,7 +108,7 @@ impl Reconciler {
                         .cloned(),
                 };
                 let record = JobRecord {
-                    id: run.id.to_string(),
+                    id: run.id.clone(),
                     name: run.name.clone(),
                     algorithm: None,
                     backend: self.backend.kind().to_owned(),
@@ -160,7 +159,7 @@ impl Reconciler {
             match self.backend.find_submission(&s.client_token, since).await {
                 Ok(Submitted::Started(run)) => {
                     let record = JobRecord {
-                        id: run.id.to_string(),
+                        id: run.id.clone(),
                         name: s.name.clone(),
                         algorithm: s.algorithm,
                         backend: s.backend.clone(),
@@ -216,10 +215,7 @@ impl Reconciler {
         let mut tracked = Vec::new();
         for id in self.store.unfinished_jobs(ROUND_LIMIT).await? {
             round.checked += 1;
-            match JobId::parse(&id) {
-                Some(job) => tracked.push(job),
-                None => self.store.mark_job_final(&id, "UNKNOWN").await?,
-            }
+            tracked.push(id);
         }
         // One batch: a backend that can list runs by state reads a page per call.
         let described = match self.backend.describe_batch(&tracked).await {
@@ -230,7 +226,6 @@ impl Reconciler {
             }
         };
         for (job, result) in described {
-            let id = job.to_string();
             match result {
                 Ok(run) if run.state.is_final() => {
                     match self.notifier.request(&job, Duration::ZERO).await {
@@ -248,7 +243,7 @@ impl Reconciler {
                 Err(BackendError::NotFound) => {
                     round.unknown += 1;
                     warn!(job_id = %job, "the backend no longer knows this job; it will not be reported");
-                    self.store.mark_job_final(&id, "UNKNOWN").await?;
+                    self.store.mark_job_final(&job, FinalState::Unknown).await?;
                 }
                 Err(e) => {
                     warn!(job_id = %job, error = %crate::backend::error_chain(&e), "cannot read the job; will try next round");

@@ -93,7 +93,7 @@ pub enum StartError {
     DatasetsFolder(String),
     /// Another open job holds the app-name: `holder` is its id, once it has one.
     #[error("app-name in use")]
-    AppNameInUse { holder: Option<String> },
+    AppNameInUse { holder: Option<JobId> },
     /// The datasets could not be uploaded; nothing was started.
     #[error(transparent)]
     Staging(#[from] StageError),
@@ -209,7 +209,7 @@ impl Starter {
             }
         };
         let record = JobRecord {
-            id: id.to_string(),
+            id: id.clone(),
             name: submission.name.clone(),
             algorithm: submission.algorithm,
             backend: submission.backend.clone(),

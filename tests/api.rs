@@ -637,14 +637,26 @@ async fn a_callback_for_a_job_this_service_did_not_start_costs_no_row_and_no_emr
     for id in [foreign.as_str(), "000000031kd8aj0vtn3", "0000000unknownjob"] {
         let r = app.patch_job(id).await;
         assert_eq!(r.status(), 404, "PATCH {id}");
-        assert!(app.store.notice(id).await.unwrap().is_none(), "{id}");
+        assert!(
+            app.store
+                .notice(&multiomix_aws_emr::job::JobId::parse(id).unwrap())
+                .await
+                .unwrap()
+                .is_none(),
+            "{id}"
+        );
     }
     assert_eq!(app.emr.calls("DescribeJobRun"), 0);
     assert_eq!(app.store.open_notice_count().await.unwrap(), 0);
     // The service's own job still gets its notice.
     let own = app.start_job().await;
     assert_eq!(app.patch_job(&own).await.status(), 204);
-    assert!(app.store.notice(&own).await.unwrap().is_some());
+    assert!(app
+        .store
+        .notice(&multiomix_aws_emr::job::JobId::parse(&own).unwrap())
+        .await
+        .unwrap()
+        .is_some());
 }
 
 #[tokio::test]

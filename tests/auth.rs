@@ -143,7 +143,11 @@ async fn the_callback_refuses_anything_but_the_callback_token() {
         assert_unauthorized(r, &format!("PATCH: {what}")).await;
     }
     assert!(
-        app.store.notice(job_id.as_str()).await.unwrap().is_none(),
+        app.store
+            .notice(&multiomix_aws_emr::job::JobId::parse(job_id.as_str()).unwrap())
+            .await
+            .unwrap()
+            .is_none(),
         "a refused callback opens no notice"
     );
 
@@ -155,7 +159,12 @@ async fn the_callback_refuses_anything_but_the_callback_token() {
     )
     .await;
     assert_eq!(r.status(), 204);
-    assert!(app.store.notice(job_id.as_str()).await.unwrap().is_some());
+    assert!(app
+        .store
+        .notice(&multiomix_aws_emr::job::JobId::parse(job_id.as_str()).unwrap())
+        .await
+        .unwrap()
+        .is_some());
 }
 
 #[tokio::test]

@@ -366,11 +366,22 @@ async fn a_mistyped_cluster_id_leaves_running_jobs_running_with_their_notices_op
             );
         }
         for id in patched {
-            let notice = store.notice(id).await.unwrap().unwrap();
+            let notice = store
+                .notice(&multiomix_aws_emr::job::JobId::parse(id).unwrap())
+                .await
+                .unwrap()
+                .unwrap();
             assert!(notice.status.is_open(), "{notice:?}");
         }
         for id in listed_only {
-            assert_eq!(store.notice(id).await.unwrap(), None, "{id}");
+            assert_eq!(
+                store
+                    .notice(&multiomix_aws_emr::job::JobId::parse(id).unwrap())
+                    .await
+                    .unwrap(),
+                None,
+                "{id}"
+            );
         }
     };
     nothing_given_up().await;

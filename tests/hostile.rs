@@ -569,7 +569,7 @@ async fn a_huge_callback_body_is_refused_with_a_json_413() {
     assert_refused(r, 413, "payload_too_large", "PATCH with 300 KiB").await;
     assert!(app
         .store
-        .notice("000000031kd8aj0vtn3")
+        .notice(&multiomix_aws_emr::job::JobId::parse("000000031kd8aj0vtn3").unwrap())
         .await
         .unwrap()
         .is_none());

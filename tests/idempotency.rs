@@ -207,7 +207,7 @@ async fn a_job_adopted_before_its_submission_completed_gets_its_app_name() {
     };
     let _ = app.store.begin_submission(&submission).await.unwrap();
     let record = |app_name: Option<&str>, adopted| JobRecord {
-        id: "adoptedjob1".into(),
+        id: multiomix_aws_emr::job::JobId::parse("adoptedjob1").unwrap(),
         name: "Adopted".into(),
         algorithm: None,
         backend: "emr-eks".into(),

@@ -708,7 +708,7 @@ async fn a_relative_scripts_dir_becomes_absolute_in_the_command() {
 async fn leave_run(store: &Store, id: &str, name: &str, command: &LocalCommand, log: &Path) {
     store
         .insert_local_run(&NewLocalRun {
-            id,
+            id: &JobId::parse(id).unwrap(),
             name,
             algorithm: 1,
             client_token: id,
@@ -917,7 +917,11 @@ async fn runs_settled_at_restart_are_found_by_the_reconciler_even_without_the_ch
     let notifier = Notifier::new(store.clone(), backend.clone(), config.notify.clone(), 100)
         .await
         .unwrap();
-    assert!(store.notice("lostrun").await.unwrap().is_none());
+    assert!(store
+        .notice(&JobId::parse("lostrun").unwrap())
+        .await
+        .unwrap()
+        .is_none());
     let reconciler = Reconciler::new(
         store.clone(),
         backend,
@@ -927,7 +931,11 @@ async fn runs_settled_at_restart_are_found_by_the_reconciler_even_without_the_ch
     );
     let round = reconciler.run_once().await.unwrap();
     assert_eq!((round.checked, round.ended), (1, 1));
-    assert!(store.notice("lostrun").await.unwrap().is_some());
+    assert!(store
+        .notice(&JobId::parse("lostrun").unwrap())
+        .await
+        .unwrap()
+        .is_some());
 }
 
 /// The whole service on the local backend, serving on 127.0.0.1.
@@ -1049,7 +1057,7 @@ async fn notices_of(
         let closed = eventually_async(
             || async {
                 store
-                    .notice(id)
+                    .notice(&JobId::parse(id).unwrap())
                     .await
                     .unwrap()
                     .filter(|n| !n.status.is_open())
@@ -1196,7 +1204,12 @@ async fn after_a_restart_the_interrupted_and_the_requeued_runs_get_their_notices
     );
     assert_eq!(notices["waiting"]["state"], "COMPLETED");
     for id in ["interrupted", "waiting"] {
-        let notice = app.store.notice(id).await.unwrap().unwrap();
+        let notice = app
+            .store
+            .notice(&JobId::parse(id).unwrap())
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(notice.status.as_str(), "delivered");
     }
     app.stop().await;
@@ -1480,7 +1493,7 @@ async fn a_jobs_progress_shows_in_get_job_iteration_by_iteration_and_survives_a_
         .await
         .unwrap()
         .into_iter()
-        .find(|j| j.id == id)
+        .find(|j| j.id.as_str() == id)
         .unwrap();
     assert_eq!(stored.token, token);
 

@@ -17,7 +17,12 @@ const WAIT: Duration = Duration::from_secs(10);
 /// outbox finds nothing due. What a fixed wait followed by "nothing arrived" meant to
 /// show, without depending on how long the wait was.
 async fn assert_nothing_more_to_send(app: &common::TestApp, id: &str, status: &str) {
-    let notice = app.store.notice(id).await.unwrap().expect("the notice");
+    let notice = app
+        .store
+        .notice(&multiomix_aws_emr::job::JobId::parse(id).unwrap())
+        .await
+        .unwrap()
+        .expect("the notice");
     assert_eq!(notice.status.as_str(), status);
     let received = app
         .multiomix
@@ -106,7 +111,12 @@ async fn multiomix_down_when_the_job_ends_gets_the_notice_once_it_is_back() {
     // Several failed attempts while it is down.
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        let n = app.store.notice(&id).await.unwrap().unwrap();
+        let n = app
+            .store
+            .notice(&multiomix_aws_emr::job::JobId::parse(&id).unwrap())
+            .await
+            .unwrap()
+            .unwrap();
         if n.attempts >= 2 {
             assert!(
                 n.last_error.unwrap().contains("connect"),
@@ -258,7 +268,12 @@ async fn without_any_callback_the_reconciler_reports_the_ended_job() {
     // A round that reads the running job opens no notice for it.
     let round = app.reconciler.run_once().await.unwrap();
     assert_eq!((round.checked, round.ended), (1, 0), "{round:?}");
-    assert!(app.store.notice(&running).await.unwrap().is_none());
+    assert!(app
+        .store
+        .notice(&multiomix_aws_emr::job::JobId::parse(&running).unwrap())
+        .await
+        .unwrap()
+        .is_none());
     app.wait_notice_closed(&id, WAIT).await;
     assert_nothing_more_to_send(&app, &id, "delivered").await;
     assert_eq!(app.multiomix.count(), 1, "the running job gets no notice");
@@ -449,7 +464,12 @@ async fn an_empty_store_adopts_this_services_jobs_and_reports_those_that_ended()
     assert_eq!(round.checked, 0, "{round:?}");
     let other_id = multiomix_aws_emr::job::JobId::parse(&other).unwrap();
     assert!(app.store.job(&other_id).await.unwrap().is_none());
-    assert!(app.store.notice(&other).await.unwrap().is_none());
+    assert!(app
+        .store
+        .notice(&multiomix_aws_emr::job::JobId::parse(&other).unwrap())
+        .await
+        .unwrap()
+        .is_none());
     app.wait_notice_closed(&running, WAIT).await;
     assert_nothing_more_to_send(&app, &running, "delivered").await;
     assert_eq!(

@@ -165,7 +165,9 @@ fn start_error(e: StartError, spec: &JobSpec) -> ApiError {
             message: why,
             retry_after_secs: 5,
         },
-        StartError::AppNameInUse { holder } => app_name_in_use(spec, holder.as_deref()),
+        StartError::AppNameInUse { holder } => {
+            app_name_in_use(spec, holder.as_ref().map(JobId::as_str))
+        }
         StartError::Staging(e @ StageError::Unavailable { .. }) => ApiError::Unavailable {
             message: e.to_string(),
             retry_after_secs: 5,
@@ -239,7 +241,7 @@ pub async fn read_job(
         return Err(not_ours(&id));
     }
     let mut view = JobView::from(&run);
-    view.notice = state.store.notice(id.as_str()).await?.map(|n| NoticeView {
+    view.notice = state.store.notice(&id).await?.map(|n| NoticeView {
         status: n.status.as_str().to_owned(),
         attempts: n.attempts,
         results_fetch_attempts: n.fetch_attempts,
@@ -247,7 +249,7 @@ pub async fn read_job(
     });
     view.progress = state
         .store
-        .progress(id.as_str())
+        .progress(&id)
         .await?
         .map(|p| crate::progress::view(&p, run.state.is_final()));
     Ok(Json(view))
@@ -353,7 +355,7 @@ pub async fn job_callback(
             metrics::counter!("callbacks_unknown_total").increment(1);
             return Err(not_ours(&id));
         }
-        Some(Some(final_state)) if state.store.notice(id.as_str()).await?.is_none() => {
+        Some(Some(final_state)) if state.store.notice(&id).await?.is_none() => {
             info!(job_id = %id, %final_state, "callback for a job already settled; nothing to do");
             return Ok(StatusCode::NO_CONTENT);
         }

@@ -19,7 +19,7 @@ use tracing::warn;
 use super::AppState;
 use crate::job::{format_date, Algorithm, JobId, JobRun};
 use crate::progress::{eta_seconds, fraction, unix_seconds, HistoryPoint};
-use crate::store::{JobOverview, NoticeRow, ProgressRecord};
+use crate::store::{FinalState, JobOverview, NoticeRow, ProgressRecord};
 
 /// Jobs on one page of `/ui`.
 pub const PAGE_SIZE: i64 = 25;
@@ -330,18 +330,15 @@ pub async fn jobs_page(State(state): State<AppState>, RawQuery(query): RawQuery)
 
 /// The backend's reading of the listed jobs, in one batch; what cannot be read is left
 /// out (the store's knowledge is shown instead).
-async fn read_runs(state: &AppState, rows: &[JobOverview]) -> HashMap<String, JobRun> {
-    let ids: Vec<JobId> = rows
-        .iter()
-        .filter_map(|r| JobId::parse(&r.job.id))
-        .collect();
+async fn read_runs(state: &AppState, rows: &[JobOverview]) -> HashMap<JobId, JobRun> {
+    let ids: Vec<JobId> = rows.iter().map(|r| r.job.id.clone()).collect();
     if ids.is_empty() {
         return HashMap::new();
     }
     match state.backend.describe_batch(&ids).await {
         Ok(described) => described
             .into_iter()
-            .filter_map(|(id, run)| run.ok().map(|run| (id.to_string(), run)))
+            .filter_map(|(id, run)| run.ok().map(|run| (id, run)))
             .collect(),
         Err(e) => {
             warn!(error = %crate::backend::error_chain(&e), "cannot read the listed jobs from the backend; the page shows what the store knows");
@@ -381,11 +378,11 @@ fn job_row(row: &JobOverview, run: Option<&JobRun>) -> String {
          <td data-label=\"Best fitness\" class=\"num\">{fitness}</td>\
          <td data-label=\"Started\" class=\"num\">{created}</td><td data-label=\"Elapsed\" class=\"num\">{elapsed}</td>\
          <td data-label=\"Estimated end\" class=\"num\">{eta}</td><td data-label=\"Notice\">{notice}</td></tr>\n",
-        id = esc(&job.id),
+        id = esc(job.id.as_str()),
         name = esc(&job.name),
         app = esc(job.app_name.as_deref().unwrap_or("—")),
         backend = esc(&job.backend),
-        state = esc(&state_text(run, row.final_state.as_deref())),
+        state = esc(&state_text(run, row.final_state.map(FinalState::as_str))),
         created = esc(&format_date(created)),
         elapsed = esc(elapsed.as_deref().unwrap_or("—")),
         eta = esc(eta.as_deref().unwrap_or("—")),
@@ -428,8 +425,8 @@ pub async fn job_page(
             return Ok(None);
         };
         let final_state = state.store.job_final_state(&id).await?.flatten();
-        let progress = state.store.progress(id.as_str()).await?;
-        let notice = state.store.notice(id.as_str()).await?;
+        let progress = state.store.progress(&id).await?;
+        let notice = state.store.notice(&id).await?;
         Ok::<_, crate::store::StoreError>(Some((job, final_state, progress, notice)))
     };
     let (job, final_state, progress, notice) = match stored.await {
@@ -458,14 +455,14 @@ pub async fn job_page(
     let ended = run
         .as_ref()
         .map_or(final_state.is_some(), |r| r.state.is_final());
-    let state_now = state_text(run.as_ref(), final_state.as_deref());
+    let state_now = state_text(run.as_ref(), final_state.map(FinalState::as_str));
     let mut body = String::new();
     let _ = write!(
         body,
         "<header><p><a href=\"/ui\">All jobs</a></p><h1>{}</h1><p>State: <span class=\"state\">{}</span> · job {} · {}</p></header>\n<main>\n",
         esc(&job.name),
         esc(&state_now),
-        esc(&job.id),
+        esc(job.id.as_str()),
         esc(&format_date(now()))
     );
 
@@ -479,7 +476,7 @@ pub async fn job_page(
             job.app_name.clone().unwrap_or_else(|| "unknown".into()),
         ),
         ("Backend", job.backend.clone()),
-        ("Job id", job.id.clone()),
+        ("Job id", job.id.to_string()),
         (
             "Recorded",
             if job.adopted {
@@ -610,7 +607,7 @@ fn notice_section(notice: Option<&NoticeRow>) -> String {
         item("First attempt", format_date(millis(first)));
     }
     if let Some(state) = &n.final_state {
-        item("Final state sent", state.clone());
+        item("Final state sent", state.to_string());
     }
     if let Some(error) = &n.last_error {
         item("Last error", error.clone());

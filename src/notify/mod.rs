@@ -25,7 +25,8 @@ use crate::job::{JobId, JobState, JobView};
 use crate::retry::Backoff;
 use crate::staging::Staging;
 use crate::store::{
-    now_millis, AttemptRecord, FetchRecord, NoticeRow, NoticeStatus, Store, StoreError, StoreResult,
+    now_millis, AttemptRecord, FetchRecord, FinalState, NoticeRow, NoticeStatus, Store, StoreError,
+    StoreResult,
 };
 use delivery::{Deliverer, Outcome};
 
@@ -136,7 +137,7 @@ impl Notifier {
         if self
             .inner
             .store
-            .open_notice_within(job.as_str(), due, self.inner.max_open)
+            .open_notice_within(job, due, self.inner.max_open)
             .await?
         {
             metrics::counter!("notices_opened_total").increment(1);
@@ -146,7 +147,7 @@ impl Notifier {
             return Ok(Requested::Opened);
         }
         // A repeated callback for a job that already has its notice costs nothing.
-        if self.inner.store.notice(job.as_str()).await?.is_some() {
+        if self.inner.store.notice(job).await?.is_some() {
             return Ok(Requested::AlreadyKnown);
         }
         Err(RequestError::Full(
@@ -296,17 +297,7 @@ impl Notifier {
 
     /// Reads the job; once it is final, turns the notice into a deliverable one.
     async fn check_job(&self, row: &NoticeRow) -> StoreResult<()> {
-        let Some(id) = JobId::parse(&row.job_id) else {
-            let changed = self
-                .inner
-                .store
-                .notice_abandoned(&row.job_id, "not a valid job id")
-                .await?;
-            if !changed {
-                self.changed_elsewhere("abandon it");
-            }
-            return Ok(());
-        };
+        let id = row.job_id.clone();
         let s = &self.inner.settings;
         let waited = Duration::from_millis((now_millis() - row.created_at).max(0) as u64);
         let next_read = if waited < FAST_POLL_FOR {
@@ -337,7 +328,7 @@ impl Notifier {
                         NoticeStatus::Pending
                     },
                     payload: Some(payload),
-                    final_state: Some(run.state.as_str().to_owned()),
+                    final_state: Some(FinalState::Ended(run.state)),
                     ..row.clone()
                 };
                 if let Some(app) = fetch_first {
@@ -406,14 +397,11 @@ impl Notifier {
     }
 
     /// The job's `app-name`, as recorded when it started (or adopted).
-    async fn app_name(&self, job_id: &str) -> StoreResult<Option<String>> {
-        let Some(id) = JobId::parse(job_id) else {
-            return Ok(None);
-        };
+    async fn app_name(&self, job_id: &JobId) -> StoreResult<Option<String>> {
         Ok(self
             .inner
             .store
-            .job(&id)
+            .job(job_id)
             .await?
             .and_then(|job| job.app_name))
     }
@@ -425,7 +413,7 @@ impl Notifier {
         if state != JobState::Completed || self.staging().is_none() {
             return Ok(None);
         }
-        let app = self.app_name(id.as_str()).await?;
+        let app = self.app_name(id).await?;
         if app.is_none() {
             // Only a job started before app names were kept (and adopted since) lacks it.
             error!("the job's app-name is not known, so its results cannot be copied; sending its notice without them");
@@ -522,7 +510,7 @@ impl Notifier {
     /// Once Multiomix has the notice (or answered that the experiment is gone), the job's
     /// staged datasets are deleted from S3, as Multiomix deletes its own copy. A failure
     /// is only logged: the lifecycle rule of docs/data-path.md removes what is left.
-    async fn remove_datasets(&self, job_id: &str) {
+    async fn remove_datasets(&self, job_id: &JobId) {
         let Some(staging) = self.staging() else {
             return;
         };
@@ -553,13 +541,13 @@ impl Notifier {
         let Some(payload) = row.payload.as_deref() else {
             return Ok(());
         };
-        let state = row.final_state.as_deref().unwrap_or("UNKNOWN");
+        let state = row.final_state.map_or("UNKNOWN", FinalState::as_str);
         let message_id = format!("{}-{state}", row.job_id);
         let started = now_millis();
         let outcome = self
             .inner
             .deliverer
-            .deliver(&row.job_id, &message_id, payload)
+            .deliver(row.job_id.as_str(), &message_id, payload)
             .await;
         let attempt = row.attempts + 1;
         let record = match outcome {
@@ -590,7 +578,7 @@ impl Notifier {
                     None => {
                         error!(
                             state, attempt, error = %error,
-                            url = %self.inner.deliverer.url_for(&row.job_id),
+                            url = %self.inner.deliverer.url_for(row.job_id.as_str()),
                             "giving up on a job-end notice: Multiomix will not learn that this job ended"
                         );
                         metrics::counter!("notices_given_up_total").increment(1);
@@ -621,7 +609,7 @@ impl Notifier {
 
     /// The job's end work is over: the next job may use its app name. A failure only
     /// delays that until the next start-up, which frees the names of closed notices.
-    async fn release_app_name(&self, job_id: &str) {
+    async fn release_app_name(&self, job_id: &JobId) {
         if let Err(e) = self.inner.store.release_app_name(job_id).await {
             warn!(error = %e, "cannot free the job's app name; it is freed at the next start-up");
         }

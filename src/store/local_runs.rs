@@ -6,7 +6,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::{Store, StoreResult};
-use crate::job::JobState;
+use crate::job::{JobId, JobState};
 
 /// The backend name the `jobs` table records for local runs.
 pub const LOCAL_BACKEND: &str = "local";
@@ -58,7 +58,7 @@ impl LocalRunRow {
 /// A run to record, queued.
 #[derive(Clone, Debug)]
 pub struct NewLocalRun<'a> {
-    pub id: &'a str,
+    pub id: &'a JobId,
     pub name: &'a str,
     pub algorithm: i64,
     pub client_token: &'a str,
@@ -115,7 +115,7 @@ impl Store {
         let created = done.rows_affected() == 1;
         if created {
             let job = super::JobRecord {
-                id: run.id.to_owned(),
+                id: run.id.clone(),
                 name: run.name.to_owned(),
                 algorithm: Some(run.algorithm),
                 backend: LOCAL_BACKEND.to_owned(),
@@ -270,7 +270,7 @@ mod tests {
         (Store::connect(&url).await.unwrap(), dir)
     }
 
-    fn run<'a>(id: &'a str, token: &'a str, created_at: i64) -> NewLocalRun<'a> {
+    fn run<'a>(id: &'a JobId, token: &'a str, created_at: i64) -> NewLocalRun<'a> {
         NewLocalRun {
             id,
             name: "job",
@@ -294,11 +294,17 @@ mod tests {
     #[tokio::test]
     async fn a_repeated_client_token_returns_the_first_run_and_records_nothing_new() {
         let (s, _d) = store().await;
-        let first = s.insert_local_run(&run("a1", "tok", 1)).await.unwrap();
+        let first = s
+            .insert_local_run(&run(&JobId::parse("a1").unwrap(), "tok", 1))
+            .await
+            .unwrap();
         assert!(
             matches!(first, Inserted::New(ref r) if r.id == "a1" && r.state == JobState::Pending)
         );
-        let again = s.insert_local_run(&run("b2", "tok", 2)).await.unwrap();
+        let again = s
+            .insert_local_run(&run(&JobId::parse("b2").unwrap(), "tok", 2))
+            .await
+            .unwrap();
         assert!(matches!(again, Inserted::Existing(ref r) if r.id == "a1"));
         assert!(s.local_run("b2").await.unwrap().is_none());
         let job = s
@@ -317,7 +323,9 @@ mod tests {
     #[tokio::test]
     async fn a_run_is_started_and_ended_once_and_only_from_the_expected_states() {
         let (s, _d) = store().await;
-        s.insert_local_run(&run("a1", "t1", 1)).await.unwrap();
+        s.insert_local_run(&run(&JobId::parse("a1").unwrap(), "t1", 1))
+            .await
+            .unwrap();
         assert!(!s.local_run_cancel_requested("a1").await.unwrap());
         assert!(s.local_run_started("a1", 42, Some(7), 5).await.unwrap());
         assert!(!s.local_run_started("a1", 43, None, 6).await.unwrap());
@@ -357,7 +365,9 @@ mod tests {
             ("c", "3", 20),
             ("d", "4", 30),
         ] {
-            s.insert_local_run(&run(id, token, at)).await.unwrap();
+            s.insert_local_run(&run(&JobId::parse(id).unwrap(), token, at))
+                .await
+                .unwrap();
         }
         s.finish_local_run("b", &[JobState::Pending], &end(JobState::Failed))
             .await

@@ -7,9 +7,11 @@
 
 mod local_runs;
 mod progress;
+mod types;
 
 pub use local_runs::{Inserted, LocalRunEnd, LocalRunRow, NewLocalRun, LOCAL_BACKEND};
 pub use progress::{JobOverview, ProgressJob, ProgressRecord};
+pub use types::FinalState;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -33,7 +35,7 @@ pub struct Store {
 /// A job as recorded when it was started.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct JobRecord {
-    pub id: String,
+    pub id: JobId,
     pub name: String,
     pub algorithm: Option<i64>,
     pub backend: String,
@@ -91,11 +93,11 @@ impl NoticeStatus {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NoticeRow {
-    pub job_id: String,
+    pub job_id: JobId,
     pub status: NoticeStatus,
     pub due_at: i64,
     pub payload: Option<String>,
-    pub final_state: Option<String>,
+    pub final_state: Option<FinalState>,
     pub attempts: i64,
     pub first_attempt_at: Option<i64>,
     pub last_error: Option<String>,
@@ -148,7 +150,7 @@ pub enum Begun {
     /// Another submission or job holds the app name: nothing was written.
     AppNameInUse {
         /// The job that holds it, once its backend started it.
-        job_id: Option<String>,
+        job_id: Option<JobId>,
     },
 }
 
@@ -265,7 +267,7 @@ impl Store {
             "SELECT id, name, algorithm, backend, created_at, adopted, app_name
              FROM jobs WHERE id = ?",
         )
-        .bind(id.as_str())
+        .bind(id)
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.map(|r| JobRecord {
@@ -281,9 +283,9 @@ impl Store {
 
     /// Whether the job is in the store and, if so, the final state recorded for it (once
     /// its notice was made ready, or the backend stopped knowing it).
-    pub async fn job_final_state(&self, id: &JobId) -> StoreResult<Option<Option<String>>> {
+    pub async fn job_final_state(&self, id: &JobId) -> StoreResult<Option<Option<FinalState>>> {
         let row = sqlx::query("SELECT final_state FROM jobs WHERE id = ?")
-            .bind(id.as_str())
+            .bind(id)
             .fetch_optional(&self.pool)
             .await?;
         Ok(row.map(|r| r.get("final_state")))
@@ -291,7 +293,7 @@ impl Store {
 
     /// Jobs this service started that are not known to be final and have no notice yet:
     /// what the reconciler reads from the backend.
-    pub async fn unfinished_jobs(&self, limit: i64) -> StoreResult<Vec<String>> {
+    pub async fn unfinished_jobs(&self, limit: i64) -> StoreResult<Vec<JobId>> {
         let rows = sqlx::query(
             "SELECT id FROM jobs WHERE final_state IS NULL
                AND NOT EXISTS (SELECT 1 FROM notices n WHERE n.job_id = jobs.id)
@@ -305,7 +307,7 @@ impl Store {
 
     /// Marks a job the backend no longer knows, so the reconciler stops asking; no notice
     /// will follow, so its app name is freed.
-    pub async fn mark_job_final(&self, id: &str, state: &str) -> StoreResult<()> {
+    pub async fn mark_job_final(&self, id: &JobId, state: FinalState) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("UPDATE jobs SET final_state = ? WHERE id = ?")
             .bind(state)
@@ -473,7 +475,7 @@ impl Store {
 
     /// The job's end work is over (its notice closed, its datasets removed or left to
     /// the bucket's lifecycle rule): its app name is free for the next job.
-    pub async fn release_app_name(&self, job_id: &str) -> StoreResult<bool> {
+    pub async fn release_app_name(&self, job_id: &JobId) -> StoreResult<bool> {
         let done = sqlx::query("DELETE FROM app_names_in_use WHERE job_id = ?")
             .bind(job_id)
             .execute(&self.pool)
@@ -498,7 +500,7 @@ impl Store {
 
     /// Who holds `app_name`: the job's id (or `None` while its submission is in flight),
     /// or nothing when the name is free.
-    pub async fn app_name_holder(&self, app_name: &str) -> StoreResult<Option<Option<String>>> {
+    pub async fn app_name_holder(&self, app_name: &str) -> StoreResult<Option<Option<JobId>>> {
         let row = sqlx::query("SELECT job_id FROM app_names_in_use WHERE app_name = ?")
             .bind(app_name)
             .fetch_optional(&self.pool)
@@ -547,7 +549,7 @@ impl Store {
 
     /// Opens a notice for a job, to be checked at `due_at`. A job has at most one notice:
     /// returns false when it already had one (in whatever status).
-    pub async fn open_notice(&self, job_id: &str, due_at: i64) -> StoreResult<bool> {
+    pub async fn open_notice(&self, job_id: &JobId, due_at: i64) -> StoreResult<bool> {
         let now = now_millis();
         let done = sqlx::query(
             "INSERT INTO notices (job_id, status, due_at, created_at, updated_at)
@@ -567,7 +569,7 @@ impl Store {
     /// bound together. False when the job already had a notice or the bound is reached.
     pub async fn open_notice_within(
         &self,
-        job_id: &str,
+        job_id: &JobId,
         due_at: i64,
         max_open: i64,
     ) -> StoreResult<bool> {
@@ -588,7 +590,7 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    pub async fn notice(&self, job_id: &str) -> StoreResult<Option<NoticeRow>> {
+    pub async fn notice(&self, job_id: &JobId) -> StoreResult<Option<NoticeRow>> {
         let row = sqlx::query("SELECT * FROM notices WHERE job_id = ?")
             .bind(job_id)
             .fetch_optional(&self.pool)
@@ -655,7 +657,7 @@ impl Store {
     /// notice was no longer waiting (nothing changed).
     pub async fn recheck_later(
         &self,
-        job_id: &str,
+        job_id: &JobId,
         due_at: i64,
         error: Option<&str>,
     ) -> StoreResult<bool> {
@@ -681,7 +683,7 @@ impl Store {
     /// into the shared folder before it is delivered (see [`Store::record_fetch`]).
     pub async fn notice_ready(
         &self,
-        job_id: &str,
+        job_id: &JobId,
         state: JobState,
         payload: &str,
         fetch_first: bool,
@@ -714,7 +716,7 @@ impl Store {
     }
 
     /// The backend does not know the job: nothing can ever be reported for it.
-    pub async fn notice_abandoned(&self, job_id: &str, reason: &str) -> StoreResult<bool> {
+    pub async fn notice_abandoned(&self, job_id: &JobId, reason: &str) -> StoreResult<bool> {
         let now = now_millis();
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
@@ -746,7 +748,7 @@ impl Store {
     /// longer pending (nothing changed).
     pub async fn record_attempt(
         &self,
-        job_id: &str,
+        job_id: &JobId,
         attempt_started: i64,
         outcome: &AttemptRecord,
     ) -> StoreResult<bool> {
@@ -780,7 +782,7 @@ impl Store {
     /// notice next. False when the notice was no longer fetching (nothing changed).
     pub async fn record_fetch(
         &self,
-        job_id: &str,
+        job_id: &JobId,
         fetch_started: i64,
         outcome: &FetchRecord,
     ) -> StoreResult<bool> {
@@ -829,7 +831,7 @@ impl Store {
 
     /// Keeps a claimed notice with its worker until `lease_until`: a download of results
     /// may take longer than the lease a claim gives.
-    pub async fn extend_lease(&self, job_id: &str, lease_until: i64) -> StoreResult<bool> {
+    pub async fn extend_lease(&self, job_id: &JobId, lease_until: i64) -> StoreResult<bool> {
         let done = sqlx::query(
             "UPDATE notices SET lease_until = MAX(COALESCE(lease_until, 0), ?)
              WHERE job_id = ? AND status IN ('waiting', 'fetching', 'pending')",
@@ -856,15 +858,19 @@ impl Store {
 mod tests {
     use super::*;
 
+    fn id(raw: &str) -> JobId {
+        JobId::parse(raw).unwrap()
+    }
+
     async fn store() -> (Store, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite:{}/nested/db.sqlite", dir.path().display());
         (Store::connect(&url).await.unwrap(), dir)
     }
 
-    fn job(id: &str) -> JobRecord {
+    fn job(raw: &str) -> JobRecord {
         JobRecord {
-            id: id.into(),
+            id: id(raw),
             name: "n".into(),
             algorithm: Some(1),
             backend: "emr".into(),
@@ -881,11 +887,11 @@ mod tests {
         let s = Store::connect(&url).await.unwrap();
         assert!(s.is_empty().await.unwrap());
         s.record_job(&job("j1")).await.unwrap();
-        s.open_notice("j1", 5).await.unwrap();
+        s.open_notice(&id("j1"), 5).await.unwrap();
         s.close().await;
         let s = Store::connect(&url).await.unwrap();
         assert!(!s.is_empty().await.unwrap());
-        assert_eq!(s.notice("j1").await.unwrap().unwrap().due_at, 5);
+        assert_eq!(s.notice(&id("j1")).await.unwrap().unwrap().due_at, 5);
     }
 
     /// A 201 or a 204 is sent once the job or its notice is committed: every connection
@@ -915,16 +921,16 @@ mod tests {
     #[tokio::test]
     async fn a_job_gets_at_most_one_notice() {
         let (s, _d) = store().await;
-        assert!(s.open_notice("j1", 10).await.unwrap());
-        assert!(!s.open_notice("j1", 20).await.unwrap());
-        assert_eq!(s.notice("j1").await.unwrap().unwrap().due_at, 10);
+        assert!(s.open_notice(&id("j1"), 10).await.unwrap());
+        assert!(!s.open_notice(&id("j1"), 20).await.unwrap());
+        assert_eq!(s.notice(&id("j1")).await.unwrap().unwrap().due_at, 10);
     }
 
     #[tokio::test]
     async fn claimed_notices_are_not_claimed_again_until_their_lease_ends() {
         let (s, _d) = store().await;
-        s.open_notice("j1", 100).await.unwrap();
-        s.open_notice("j2", 300).await.unwrap();
+        s.open_notice(&id("j1"), 100).await.unwrap();
+        s.open_notice(&id("j2"), 300).await.unwrap();
         let first = s.claim_due(200, 1_000, 10).await.unwrap();
         assert_eq!(first.len(), 1);
         assert_eq!(first[0].job_id, "j1");
@@ -945,14 +951,14 @@ mod tests {
         s.record_job(&job("j1")).await.unwrap();
         s.record_job(&job("j2")).await.unwrap();
         assert_eq!(s.unfinished_jobs(10).await.unwrap(), ["j1", "j2"]);
-        s.open_notice("j1", 0).await.unwrap();
+        s.open_notice(&id("j1"), 0).await.unwrap();
         assert_eq!(s.unfinished_jobs(10).await.unwrap(), ["j2"]);
-        s.notice_ready("j1", JobState::Completed, "{}", false)
+        s.notice_ready(&id("j1"), JobState::Completed, "{}", false)
             .await
             .unwrap();
-        let n = s.notice("j1").await.unwrap().unwrap();
+        let n = s.notice(&id("j1")).await.unwrap().unwrap();
         assert_eq!(n.status, NoticeStatus::Pending);
-        assert_eq!(n.final_state.as_deref(), Some("COMPLETED"));
+        assert_eq!(n.final_state.map(FinalState::as_str), Some("COMPLETED"));
     }
 
     #[tokio::test]
@@ -960,9 +966,9 @@ mod tests {
         let (s, _d) = store().await;
         let t = now_millis();
         let lease = t + 60_000;
-        s.open_notice("j1", t).await.unwrap();
+        s.open_notice(&id("j1"), t).await.unwrap();
         assert_eq!(s.claim_due(t, lease, 10).await.unwrap().len(), 1);
-        s.notice_ready("j1", JobState::Completed, "{}", false)
+        s.notice_ready(&id("j1"), JobState::Completed, "{}", false)
             .await
             .unwrap();
         // Due at once now, but still leased: another claim must not take it.
@@ -976,7 +982,7 @@ mod tests {
             due_at: later,
             error: "503".into(),
         };
-        s.record_attempt("j1", t, &retry).await.unwrap();
+        s.record_attempt(&id("j1"), t, &retry).await.unwrap();
         // The attempt frees the lease.
         assert_eq!(
             s.claim_due(later, later + 60_000, 10).await.unwrap().len(),
@@ -987,29 +993,29 @@ mod tests {
     #[tokio::test]
     async fn attempts_are_counted_and_the_first_attempt_time_is_kept() {
         let (s, _d) = store().await;
-        s.open_notice("j1", 0).await.unwrap();
-        s.notice_ready("j1", JobState::Failed, "{}", false)
+        s.open_notice(&id("j1"), 0).await.unwrap();
+        s.notice_ready(&id("j1"), JobState::Failed, "{}", false)
             .await
             .unwrap();
         let retry = AttemptRecord::Retry {
             due_at: 50,
             error: "503".into(),
         };
-        s.record_attempt("j1", 7, &retry).await.unwrap();
-        s.record_attempt("j1", 9, &retry).await.unwrap();
-        let n = s.notice("j1").await.unwrap().unwrap();
+        s.record_attempt(&id("j1"), 7, &retry).await.unwrap();
+        s.record_attempt(&id("j1"), 9, &retry).await.unwrap();
+        let n = s.notice(&id("j1")).await.unwrap().unwrap();
         assert_eq!((n.attempts, n.first_attempt_at, n.due_at), (2, Some(7), 50));
-        s.record_attempt("j1", 11, &AttemptRecord::Delivered)
+        s.record_attempt(&id("j1"), 11, &AttemptRecord::Delivered)
             .await
             .unwrap();
-        let n = s.notice("j1").await.unwrap().unwrap();
+        let n = s.notice(&id("j1")).await.unwrap().unwrap();
         assert_eq!(n.status, NoticeStatus::Delivered);
         assert_eq!(n.attempts, 3);
         assert_eq!(s.open_notice_count().await.unwrap(), 0);
         // A delivered notice is closed: later attempts do not change it, and say so.
-        assert!(!s.record_attempt("j1", 12, &retry).await.unwrap());
+        assert!(!s.record_attempt(&id("j1"), 12, &retry).await.unwrap());
         assert_eq!(
-            s.notice("j1").await.unwrap().unwrap().status,
+            s.notice(&id("j1")).await.unwrap().unwrap().status,
             NoticeStatus::Delivered
         );
     }
@@ -1017,29 +1023,29 @@ mod tests {
     #[tokio::test]
     async fn state_changes_say_whether_they_changed_the_notice() {
         let (s, _d) = store().await;
-        s.open_notice("j1", 0).await.unwrap();
-        assert!(s.recheck_later("j1", 5, None).await.unwrap());
+        s.open_notice(&id("j1"), 0).await.unwrap();
+        assert!(s.recheck_later(&id("j1"), 5, None).await.unwrap());
         assert!(s
-            .notice_ready("j1", JobState::Failed, "{}", false)
+            .notice_ready(&id("j1"), JobState::Failed, "{}", false)
             .await
             .unwrap());
         // Another worker's copy, still 'waiting', changes nothing any more.
         assert!(!s
-            .notice_ready("j1", JobState::Failed, "{}", false)
+            .notice_ready(&id("j1"), JobState::Failed, "{}", false)
             .await
             .unwrap());
-        assert!(!s.recheck_later("j1", 5, None).await.unwrap());
-        assert!(!s.notice_abandoned("j1", "x").await.unwrap());
+        assert!(!s.recheck_later(&id("j1"), 5, None).await.unwrap());
+        assert!(!s.notice_abandoned(&id("j1"), "x").await.unwrap());
         assert!(s
-            .record_attempt("j1", 1, &AttemptRecord::Delivered)
+            .record_attempt(&id("j1"), 1, &AttemptRecord::Delivered)
             .await
             .unwrap());
         assert!(!s
-            .record_attempt("j1", 2, &AttemptRecord::Delivered)
+            .record_attempt(&id("j1"), 2, &AttemptRecord::Delivered)
             .await
             .unwrap());
         assert!(!s
-            .record_attempt("nobody", 2, &AttemptRecord::Delivered)
+            .record_attempt(&id("nobody"), 2, &AttemptRecord::Delivered)
             .await
             .unwrap());
     }
@@ -1047,20 +1053,20 @@ mod tests {
     #[tokio::test]
     async fn a_notice_opens_only_while_fewer_than_the_bound_are_open() {
         let (s, _d) = store().await;
-        assert!(s.open_notice_within("j1", 0, 2).await.unwrap());
-        assert!(s.open_notice_within("j2", 0, 2).await.unwrap());
-        assert!(!s.open_notice_within("j3", 0, 2).await.unwrap());
+        assert!(s.open_notice_within(&id("j1"), 0, 2).await.unwrap());
+        assert!(s.open_notice_within(&id("j2"), 0, 2).await.unwrap());
+        assert!(!s.open_notice_within(&id("j3"), 0, 2).await.unwrap());
         assert!(
-            !s.open_notice_within("j1", 0, 10).await.unwrap(),
+            !s.open_notice_within(&id("j1"), 0, 10).await.unwrap(),
             "one per job"
         );
-        s.notice_ready("j1", JobState::Completed, "{}", false)
+        s.notice_ready(&id("j1"), JobState::Completed, "{}", false)
             .await
             .unwrap();
-        s.record_attempt("j1", 1, &AttemptRecord::Delivered)
+        s.record_attempt(&id("j1"), 1, &AttemptRecord::Delivered)
             .await
             .unwrap();
-        assert!(s.open_notice_within("j3", 0, 2).await.unwrap());
+        assert!(s.open_notice_within(&id("j3"), 0, 2).await.unwrap());
         assert_eq!(s.open_notice_count().await.unwrap(), 2);
     }
 
@@ -1068,12 +1074,12 @@ mod tests {
     async fn closed_notices_are_pruned_after_their_retention_and_open_ones_never() {
         let (s, _d) = store().await;
         s.record_job(&job("j1")).await.unwrap();
-        s.open_notice("j1", 0).await.unwrap();
-        s.open_notice("j2", 0).await.unwrap();
-        s.notice_ready("j1", JobState::Completed, "{}", false)
+        s.open_notice(&id("j1"), 0).await.unwrap();
+        s.open_notice(&id("j2"), 0).await.unwrap();
+        s.notice_ready(&id("j1"), JobState::Completed, "{}", false)
             .await
             .unwrap();
-        s.record_attempt("j1", 1, &AttemptRecord::Delivered)
+        s.record_attempt(&id("j1"), 1, &AttemptRecord::Delivered)
             .await
             .unwrap();
         assert_eq!(s.purge_closed_notices(0).await.unwrap(), 0);
@@ -1081,12 +1087,15 @@ mod tests {
             s.purge_closed_notices(now_millis() + 1_000).await.unwrap(),
             1
         );
-        assert!(s.notice("j1").await.unwrap().is_none());
-        assert!(s.notice("j2").await.unwrap().is_some(), "open notices stay");
+        assert!(s.notice(&id("j1")).await.unwrap().is_none());
+        assert!(
+            s.notice(&id("j2")).await.unwrap().is_some(),
+            "open notices stay"
+        );
         let id = JobId::parse("j1").unwrap();
         assert_eq!(
             s.job_final_state(&id).await.unwrap(),
-            Some(Some("COMPLETED".to_owned()))
+            Some(Some(FinalState::Ended(JobState::Completed)))
         );
         assert_eq!(
             s.job_final_state(&JobId::parse("j9").unwrap())
@@ -1117,10 +1126,10 @@ mod tests {
     #[tokio::test]
     async fn a_notice_made_ready_stays_leased_until_its_delivery_attempt_is_recorded() {
         let (s, _d) = store().await;
-        s.open_notice("j1", 0).await.unwrap();
+        s.open_notice(&id("j1"), 0).await.unwrap();
         let now = now_millis();
         assert_eq!(s.claim_due(now, now + 60_000, 10).await.unwrap().len(), 1);
-        s.notice_ready("j1", JobState::Completed, "{}", false)
+        s.notice_ready(&id("j1"), JobState::Completed, "{}", false)
             .await
             .unwrap();
         // Due now, but its worker is delivering it: no second worker takes it.
@@ -1133,7 +1142,7 @@ mod tests {
             due_at: 0,
             error: "503".into(),
         };
-        s.record_attempt("j1", now, &retry).await.unwrap();
+        s.record_attempt(&id("j1"), now, &retry).await.unwrap();
         assert_eq!(
             s.claim_due(now_millis(), now + 60_000, 10)
                 .await
@@ -1157,28 +1166,28 @@ mod tests {
             Some("BBHA_1")
         );
         let now = now_millis();
-        s.open_notice("j1", now).await.unwrap();
+        s.open_notice(&id("j1"), now).await.unwrap();
         assert_eq!(s.claim_due(now, now + 60_000, 10).await.unwrap().len(), 1);
         assert!(s
-            .notice_ready("j1", JobState::Completed, "{}", true)
+            .notice_ready(&id("j1"), JobState::Completed, "{}", true)
             .await
             .unwrap());
-        let n = s.notice("j1").await.unwrap().unwrap();
+        let n = s.notice(&id("j1")).await.unwrap().unwrap();
         assert_eq!(n.status, NoticeStatus::Fetching);
         assert!(n.status.is_open());
         assert_eq!(s.open_notice_count().await.unwrap(), 1);
         // A delivery attempt cannot close a notice whose results are not in place.
         assert!(!s
-            .record_attempt("j1", now, &AttemptRecord::Delivered)
+            .record_attempt(&id("j1"), now, &AttemptRecord::Delivered)
             .await
             .unwrap());
         let retry = FetchRecord::Retry {
             due_at: now + 5,
             error: "no result.json".into(),
         };
-        assert!(s.record_fetch("j1", now, &retry).await.unwrap());
+        assert!(s.record_fetch(&id("j1"), now, &retry).await.unwrap());
         // The failed try frees the lease; the notice is claimed again when due.
-        let n = s.notice("j1").await.unwrap().unwrap();
+        let n = s.notice(&id("j1")).await.unwrap().unwrap();
         assert_eq!(
             (n.status, n.fetch_attempts, n.first_fetch_at, n.attempts),
             (NoticeStatus::Fetching, 1, Some(now), 0)
@@ -1189,10 +1198,10 @@ mod tests {
             1
         );
         assert!(s
-            .record_fetch("j1", now + 7, &FetchRecord::Fetched)
+            .record_fetch(&id("j1"), now + 7, &FetchRecord::Fetched)
             .await
             .unwrap());
-        let n = s.notice("j1").await.unwrap().unwrap();
+        let n = s.notice(&id("j1")).await.unwrap().unwrap();
         assert_eq!(
             (n.status, n.fetch_attempts, n.first_fetch_at, n.last_error),
             (NoticeStatus::Pending, 2, Some(now), None)
@@ -1204,11 +1213,11 @@ mod tests {
             .unwrap()
             .is_empty());
         assert!(!s
-            .record_fetch("j1", now, &FetchRecord::Fetched)
+            .record_fetch(&id("j1"), now, &FetchRecord::Fetched)
             .await
             .unwrap());
         assert!(s
-            .record_attempt("j1", now, &AttemptRecord::Delivered)
+            .record_attempt(&id("j1"), now, &AttemptRecord::Delivered)
             .await
             .unwrap());
     }
@@ -1216,15 +1225,15 @@ mod tests {
     #[tokio::test]
     async fn a_fetch_given_up_closes_the_notice() {
         let (s, _d) = store().await;
-        s.open_notice("j1", 0).await.unwrap();
-        s.notice_ready("j1", JobState::Completed, "{}", true)
+        s.open_notice(&id("j1"), 0).await.unwrap();
+        s.notice_ready(&id("j1"), JobState::Completed, "{}", true)
             .await
             .unwrap();
         let given_up = FetchRecord::GivenUp {
             error: "AccessDenied".into(),
         };
-        assert!(s.record_fetch("j1", 1, &given_up).await.unwrap());
-        let n = s.notice("j1").await.unwrap().unwrap();
+        assert!(s.record_fetch(&id("j1"), 1, &given_up).await.unwrap());
+        let n = s.notice(&id("j1")).await.unwrap().unwrap();
         assert_eq!(n.status, NoticeStatus::GivenUp);
         assert_eq!(s.open_notice_count().await.unwrap(), 0);
     }
@@ -1297,13 +1306,13 @@ mod tests {
                 .await
                 .unwrap(),
             Begun::AppNameInUse {
-                job_id: Some("j2".into())
+                job_id: Some(id("j2"))
             }
         );
         // Ended and notified, but the clean-up not done (a stopped process): held until
         // start-up frees it.
-        s.open_notice("j2", 0).await.unwrap();
-        s.notice_ready("j2", JobState::Completed, "{}", false)
+        s.open_notice(&id("j2"), 0).await.unwrap();
+        s.notice_ready(&id("j2"), JobState::Completed, "{}", false)
             .await
             .unwrap();
         assert_eq!(
@@ -1311,12 +1320,12 @@ mod tests {
             0,
             "the notice is open"
         );
-        s.record_attempt("j2", 1, &AttemptRecord::Delivered)
+        s.record_attempt(&id("j2"), 1, &AttemptRecord::Delivered)
             .await
             .unwrap();
         assert_eq!(
             s.app_name_holder("BBHA_1").await.unwrap(),
-            Some(Some("j2".into()))
+            Some(Some(id("j2")))
         );
         assert_eq!(s.release_settled_app_names().await.unwrap(), 1);
         assert_eq!(
@@ -1328,7 +1337,9 @@ mod tests {
 
         // A job the backend no longer knows frees its name at once.
         s.complete_submission("t3", &job("j3"), None).await.unwrap();
-        s.mark_job_final("j3", "UNKNOWN").await.unwrap();
+        s.mark_job_final(&id("j3"), FinalState::Unknown)
+            .await
+            .unwrap();
         assert_eq!(s.app_name_holder("BBHA_1").await.unwrap(), None);
     }
 }

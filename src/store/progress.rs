@@ -3,13 +3,14 @@
 
 use sqlx::Row;
 
-use super::{JobRecord, NoticeStatus, Store, StoreResult};
+use super::{FinalState, JobRecord, NoticeStatus, Store, StoreResult};
+use crate::job::JobId;
 
 /// A job the progress reader follows: it has a token and has not been read for the last
 /// time since it ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProgressJob {
-    pub id: String,
+    pub id: JobId,
     pub app_name: String,
     pub token: String,
     /// Unix milliseconds.
@@ -57,7 +58,7 @@ impl ProgressRecord {
 #[derive(Clone, Debug, PartialEq)]
 pub struct JobOverview {
     pub job: JobRecord,
-    pub final_state: Option<String>,
+    pub final_state: Option<FinalState>,
     pub progress: Option<ProgressRecord>,
     pub notice: Option<NoticeStatus>,
 }
@@ -85,7 +86,7 @@ impl Store {
                 app_name: r.get("app_name"),
                 token: r.get("progress_token"),
                 created_at: r.get("created_at"),
-                ended: r.get::<Option<String>, _>("final_state").is_some(),
+                ended: r.get::<Option<FinalState>, _>("final_state").is_some(),
             })
             .collect())
     }
@@ -94,7 +95,7 @@ impl Store {
     /// report it replaced, if any (for the time per iteration), and whether it was kept.
     pub async fn save_progress(
         &self,
-        job_id: &str,
+        job_id: &JobId,
         report: &ProgressRecord,
         read_at: i64,
     ) -> StoreResult<(bool, Option<ProgressRecord>)> {
@@ -140,7 +141,7 @@ impl Store {
     }
 
     /// The job's last accepted report.
-    pub async fn progress(&self, job_id: &str) -> StoreResult<Option<ProgressRecord>> {
+    pub async fn progress(&self, job_id: &JobId) -> StoreResult<Option<ProgressRecord>> {
         let row = sqlx::query(&format!(
             "SELECT {PROGRESS_COLUMNS} FROM progress p WHERE p.job_id = ?"
         ))
@@ -151,7 +152,7 @@ impl Store {
     }
 
     /// The job's report was read for the last time after its end: it is not read again.
-    pub async fn progress_read_for_the_last_time(&self, job_id: &str) -> StoreResult<()> {
+    pub async fn progress_read_for_the_last_time(&self, job_id: &JobId) -> StoreResult<()> {
         sqlx::query("UPDATE jobs SET progress_done = 1 WHERE id = ?")
             .bind(job_id)
             .execute(&self.pool)
@@ -224,6 +225,11 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn id(raw: &str) -> JobId {
+        JobId::parse(raw).unwrap()
+    }
+    use crate::job::JobState;
     use crate::store::{now_millis, Submission};
 
     async fn store() -> (Store, tempfile::TempDir) {
@@ -232,9 +238,9 @@ mod tests {
         (Store::connect(&url).await.unwrap(), dir)
     }
 
-    fn record(id: &str, app: &str, created_at: i64) -> JobRecord {
+    fn record(raw: &str, app: &str, created_at: i64) -> JobRecord {
         JobRecord {
-            id: id.into(),
+            id: id(raw),
             name: "n".into(),
             algorithm: Some(1),
             backend: "local".into(),
@@ -293,9 +299,11 @@ mod tests {
         );
         assert!(!jobs[0].ended);
 
-        s.mark_job_final("j1", "COMPLETED").await.unwrap();
+        s.mark_job_final(&id("j1"), FinalState::Ended(JobState::Completed))
+            .await
+            .unwrap();
         assert!(s.progress_jobs(10).await.unwrap()[0].ended);
-        s.progress_read_for_the_last_time("j1").await.unwrap();
+        s.progress_read_for_the_last_time(&id("j1")).await.unwrap();
         assert!(s.progress_jobs(10).await.unwrap().is_empty());
     }
 
@@ -304,17 +312,27 @@ mod tests {
         let (s, _d) = store().await;
         submit(&s, "c1", "A1", "j1", Some("t1")).await;
         assert_eq!(
-            s.save_progress("j1", &report(1, 200.0), 1).await.unwrap(),
+            s.save_progress(&id("j1"), &report(1, 200.0), 1)
+                .await
+                .unwrap(),
             (true, None)
         );
-        let (kept, before) = s.save_progress("j1", &report(2, 300.0), 2).await.unwrap();
+        let (kept, before) = s
+            .save_progress(&id("j1"), &report(2, 300.0), 2)
+            .await
+            .unwrap();
         assert!(kept);
         assert_eq!(before, Some(report(1, 200.0)));
-        let (kept, _) = s.save_progress("j1", &report(1, 200.0), 3).await.unwrap();
+        let (kept, _) = s
+            .save_progress(&id("j1"), &report(1, 200.0), 3)
+            .await
+            .unwrap();
         assert!(!kept);
-        assert_eq!(s.progress("j1").await.unwrap(), Some(report(2, 300.0)));
+        assert_eq!(s.progress(&id("j1")).await.unwrap(), Some(report(2, 300.0)));
         assert_eq!(s.unfinished_progress().await.unwrap(), vec![(14, 46)]);
-        s.mark_job_final("j1", "COMPLETED").await.unwrap();
+        s.mark_job_final(&id("j1"), FinalState::Ended(JobState::Completed))
+            .await
+            .unwrap();
         assert!(s.unfinished_progress().await.unwrap().is_empty());
     }
 
@@ -326,8 +344,10 @@ mod tests {
                 .await
                 .unwrap();
         }
-        s.save_progress("j2", &report(3, 50.0), 1).await.unwrap();
-        s.open_notice("j1", 0).await.unwrap();
+        s.save_progress(&id("j2"), &report(3, 50.0), 1)
+            .await
+            .unwrap();
+        s.open_notice(&id("j1"), 0).await.unwrap();
         let page = s.jobs_page(0, 2).await.unwrap();
         let ids: Vec<&str> = page.iter().map(|o| o.job.id.as_str()).collect();
         assert_eq!(ids, ["j3", "j2"]);

@@ -302,7 +302,8 @@ impl TestApp {
     pub async fn wait_notice_closed(&self, id: &str, timeout: Duration) -> String {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            if let Some(n) = self.store.notice(id).await.unwrap() {
+            let job = multiomix_aws_emr::job::JobId::parse(id).expect("a job id");
+            if let Some(n) = self.store.notice(&job).await.unwrap() {
                 if !n.status.is_open() {
                     return n.status.as_str().to_owned();
                 }

@@ -242,7 +242,7 @@ impl JobBackend for LocalBackend {
         let inserted = inner
             .store
             .insert_local_run(&NewLocalRun {
-                id: id.as_str(),
+                id: &id,
                 name: spec.name.as_str(),
                 algorithm: spec.algorithm.code(),
                 client_token,
