@@ -16,6 +16,7 @@ use multiomix_aws_emr::backend::local::LocalBackend;
 use multiomix_aws_emr::backend::JobBackend;
 use multiomix_aws_emr::config::Config;
 use multiomix_aws_emr::job::JobId;
+use multiomix_aws_emr::staging::Staging;
 use multiomix_aws_emr::store::Store;
 use multiomix_fakes::{
     BatchState, FakeEmr, FakeEmrEc2, FakeEmrServerless, FakeLivy, RunState, StepState,
@@ -23,7 +24,7 @@ use multiomix_fakes::{
 use serde_json::Value;
 use tokio::sync::mpsc::{self, UnboundedReceiver};
 
-use crate::common::moto::{moto, Moto};
+use crate::common::moto::{moto, s3_client, Moto};
 use crate::common::{create_virtual_cluster, emr_client, sdk_config};
 use crate::harness::{driver_env, Abilities, Ending, Peer, Submitted, ROLE, WAIT};
 
@@ -542,7 +543,9 @@ pub fn livy_vars(url: &str) -> Vec<(String, String)> {
     ]
 }
 
-/// The Livy backend of `config`, its batches kept in the service's store.
+/// The Livy backend of `config`, its batches kept in the service's store. With staging,
+/// it looks for `result.json` in moto's S3 at `AWS_ENDPOINT_URL`, as the registry does
+/// in the bucket (a client with the tests' fixed credentials).
 pub async fn livy_backend(
     config: &Config,
 ) -> (Arc<dyn JobBackend>, Option<UnboundedReceiver<JobId>>) {
@@ -553,6 +556,16 @@ pub async fn livy_backend(
         config.spark.clone(),
         config.job.clone(),
     );
+    let backend = match &config.staging {
+        Some(staging) => {
+            let endpoint = staging
+                .endpoint_url
+                .as_deref()
+                .expect("the Livy peer stages through moto: AWS_ENDPOINT_URL");
+            backend.with_results(Staging::with_client(s3_client(endpoint), staging))
+        }
+        None => backend,
+    };
     (Arc::new(backend), None)
 }
 
@@ -620,12 +633,17 @@ pub fn livy_submitted(request: &Value) -> Submitted {
 pub struct FakeLivyPeer(pub FakeLivy);
 
 pub async fn fake_livy() -> Option<Arc<dyn Peer>> {
+    Some(livy_peer().await)
+}
+
+/// [`fake_livy`], as its own type, for the tests that drive the fake themselves.
+pub async fn livy_peer() -> Arc<FakeLivyPeer> {
     let fake = FakeLivy::builder()
         .basic_auth(LIVY_USER, LIVY_PASSWORD)
         .script(&[(Duration::from_millis(50), BatchState::Running)])
         .start()
         .await;
-    Some(Arc::new(FakeLivyPeer(fake)))
+    Arc::new(FakeLivyPeer(fake))
 }
 
 #[async_trait]
