@@ -638,16 +638,13 @@ async fn list_batches(
     }
     let number = |key: &str, default: usize| match query.get(key) {
         None => Ok(default),
-        Some(v) => v.parse::<usize>().map_err(|_| {
-            message(
-                StatusCode::BAD_REQUEST,
-                format!("'{v}' is not a number for {key}"),
-            )
-        }),
+        Some(v) => v
+            .parse::<usize>()
+            .map_err(|_| format!("'{v}' is not a number for {key}")),
     };
     let (from, size) = match (number("from", 0), number("size", 100)) {
         (Ok(from), Ok(size)) => (from, size),
-        (Err(r), _) | (_, Err(r)) => return r,
+        (Err(why), _) | (_, Err(why)) => return message(StatusCode::BAD_REQUEST, why),
     };
     let mut inner = shared.lock();
     let total = inner.batches.len();
