@@ -178,7 +178,7 @@ pub const VARIABLES: &[Variable] = &[
     added("MAX_PENDING_CALLBACKS", Value("10000"), ALL, "job-end notices waiting at once; beyond this `PATCH /job/{id}` answers 503"),
     added("API_TOKEN", Empty, ALL, "when set, `/job` and `/jobs` need `Authorization: Bearer <API_TOKEN>`").secret(),
     added("CALLBACK_TOKEN", Empty, ALL, "when set, `PATCH /job/{id}` needs `Authorization: Bearer <CALLBACK_TOKEN>` (give the sidecar the same value)").secret(),
-    added("JOB_BACKEND", Described("`emr` if `EMR_VIRTUAL_CLUSTER_ID` is set, else `local`"), ALL, "`emr` (EMR on EKS), `emr-serverless` (EMR Serverless), `emr-ec2` (steps on a standing EMR cluster on EC2), `livy` (batches through Apache Livy, see [docs/backend-livy.md](docs/backend-livy.md)) or `local` (spark-submit on this machine)"),
+    added("JOB_BACKEND", Described("`emr` if `EMR_VIRTUAL_CLUSTER_ID` is set, else `local`"), ALL, "`emr` (EMR on EKS), `emr-serverless` (EMR Serverless), `emr-ec2` (steps on a standing EMR cluster on EC2), `livy` (batches through Apache Livy) or `local` (spark-submit on this machine)"),
     added("EMR_SERVERLESS_APPLICATION_ID", Required("`emr-serverless`"), &[EmrServerless], "EMR Serverless application the jobs run in; it holds the image and the release label"),
     added("EMR_SERVERLESS_EXECUTION_TIMEOUT", Described("(none: EMR Serverless's default)"), &[EmrServerless], "minutes a job run may take (`executionTimeoutMinutes`, 1 to 10080); a run stopped by it is reported FAILED, with a `stateDetails` that says it timed out"),
     added("EMR_CLUSTER_ID", Required("`emr-ec2`"), &[EmrEc2], "the EMR cluster on EC2 (`j-…`) whose steps run the jobs"),
