@@ -554,6 +554,7 @@ impl multiomix_aws_emr::backend::JobBackend for AllCompleted {
             state_details: None,
             failure_reason: None,
             log_location: None,
+            links: Default::default(),
             ours: true,
             tags: Default::default(),
         })

@@ -8,7 +8,7 @@
 //!
 //! moto's own EMR servers cannot end a run the way these cases need (emr-containers never
 //! ends one, emr-serverless starts them already ended), so the EMR side is the fakes,
-//! which speak the real wire protocols to the real SDKs.
+//! which speak the real wire protocols to the real SDKs; Livy's side is its fake.
 
 #[path = "common/mod.rs"]
 mod common;
@@ -113,6 +113,8 @@ impl Handoff {
                 ("DATA_STAGING", "s3".to_owned()),
                 ("SHARED_DATASETS_DIR", datasets.display().to_string()),
                 ("SHARED_RESULTS_DIR", results.display().to_string()),
+                // For a backend that reads S3 itself (Livy's look for result.json).
+                ("AWS_ENDPOINT_URL", moto.url.clone()),
             ]
             .map(|(k, v)| (k.to_owned(), v)),
         );
@@ -436,6 +438,62 @@ async fn emr_serverless_results_are_in_the_shared_folder_before_the_notice() {
 #[tokio::test]
 async fn emr_on_ec2_results_are_in_the_shared_folder_before_the_notice() {
     the_data_path(peers::fake_ec2().await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn livy_results_are_in_the_shared_folder_before_the_notice() {
+    the_data_path(peers::fake_livy().await.unwrap()).await;
+}
+
+/// Livy says `success` whenever spark-submit exits 0, even when the Spark application
+/// failed: without `result.json` the job is FAILED at once, saying why, and its notice
+/// goes without waiting for files that will not come.
+#[tokio::test]
+async fn a_livy_success_without_result_json_is_failed_and_notified_at_once() {
+    let Some(h) = Handoff::start(peers::fake_livy().await.unwrap(), &[]).await else {
+        return;
+    };
+    let id = h.submit().await;
+    let written = h.run_the_job(false).await;
+    assert!(written.contains_key("result.json"));
+    h.end(&id, Ending::Completed).await;
+    let notices = h.multiomix.wait_for_notices(1, WAIT).await.unwrap();
+    let body = &notices[0].body;
+    assert_eq!(body["state"], "FAILED", "{body}");
+    let details = body["stateDetails"].as_str().unwrap();
+    assert!(
+        details.contains("success")
+            && details.contains("result.json")
+            && details.contains("s3://multiomix-bucket/results/BBHA_42/"),
+        "{details}"
+    );
+    let notice = h.notice_until(&id, |n| n["status"] == "delivered").await;
+    assert_eq!(notice["resultsFetchAttempts"], 0, "{notice}");
+    assert!(!h.results.join(APP).exists(), "nothing copied");
+}
+
+/// A batch Livy dropped before the service read its end, whose job wrote its results:
+/// COMPLETED, its results copied, and the notice says what happened.
+#[tokio::test]
+async fn a_batch_livy_forgot_after_the_job_wrote_its_results_is_completed() {
+    let livy = peers::livy_peer().await;
+    let Some(h) = Handoff::start(livy.clone(), &[]).await else {
+        return;
+    };
+    let id = h.submit().await;
+    let written = h.run_the_job(true).await;
+    let batch = peers::batch_of(&livy.0, &id);
+    assert!(livy.0.forget(batch));
+    let notices = h.multiomix.wait_for_notices(1, WAIT).await.unwrap();
+    let body = &notices[0].body;
+    assert_eq!(body["state"], "COMPLETED", "{body}");
+    let details = body["stateDetails"].as_str().unwrap();
+    assert!(
+        details.contains(&format!("no longer holds batch {batch}"))
+            && details.contains("result.json"),
+        "{details}"
+    );
+    assert_eq!(notices[0].observed, json!(written));
 }
 
 #[tokio::test]

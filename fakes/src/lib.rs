@@ -8,6 +8,8 @@
 //! - [`emr_ec2`]: [`FakeEmrEc2`], the EMR JSON API (awsJson1_1) that aws-sdk-emr calls,
 //!   with one cluster whose steps can be driven through every state and whose cancels
 //!   can be refused;
+//! - [`livy`]: [`FakeLivy`], Apache Livy's REST API for batches, with its CSRF check,
+//!   optional Basic credentials, scripted states and a restart that forgets every batch;
 //! - [`multiomix`]: [`FakeMultiomix`], Multiomix's job-end notice endpoint, which records
 //!   what it receives and can answer errors, answer slowly, or go down and come back;
 //! - `server` (private): the accept loop both use, which can really stop listening.
@@ -17,6 +19,7 @@
 pub mod emr;
 pub mod emr_ec2;
 pub mod emr_serverless;
+pub mod livy;
 pub mod multiomix;
 mod server;
 
@@ -25,6 +28,7 @@ use std::fmt;
 pub use emr::{FakeEmr, FakeEmrBuilder, Hold, JobState, NewJob};
 pub use emr_ec2::{FakeEmrEc2, FakeEmrEc2Builder, StepState};
 pub use emr_serverless::{FakeEmrServerless, FakeEmrServerlessBuilder, RunState};
+pub use livy::{BatchState, FakeLivy, FakeLivyBuilder};
 pub use multiomix::{FakeMultiomix, FakeMultiomixBuilder, Notice, Reply};
 
 /// A wait for something to happen ran out of time.

@@ -94,7 +94,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     operation_id = "start_job",
     summary = "Start a job",
     description = "Starts one job on the service's backend (an EMR on EKS job run, an EMR \
-        Serverless job run, a step on an EMR cluster on EC2, or a local spark-submit). Nothing from the body but the validated \
+        Serverless job run, a step on an EMR cluster on EC2, a Livy batch, or a local spark-submit). Nothing from the body but the validated \
         job name reaches the spark-submit parameters; argument names and values only become \
         entry-point arguments. With an `Idempotency-Key`, a repeated request answers the \
         job the first one started.",
@@ -469,8 +469,9 @@ pub async fn list_jobs(
 #[derive(utoipa::IntoParams)]
 #[into_params(parameter_in = Path)]
 pub struct JobIdParam {
-    /// The job run id: 1 to 64 lowercase letters and digits, or an EMR on EC2 step id in
-    /// lower case (`s-` and lowercase letters and digits).
+    /// The job run id: 1 to 64 lowercase letters and digits (a Livy job's is `lv` and 32
+    /// hex digits), or an EMR on EC2 step id in lower case (`s-` and lowercase letters
+    /// and digits).
     #[param(
         min_length = 1,
         max_length = 64,

@@ -28,8 +28,8 @@ pub struct Health {
 pub struct ReadyBody {
     /// `ready` or `not ready`.
     pub status: &'static str,
-    /// Which job backend the service runs: `emr` (EMR on EKS), `emr-serverless`, `emr-ec2`
-    /// or `local`.
+    /// Which job backend the service runs: `emr` (EMR on EKS), `emr-serverless`, `emr-ec2`,
+    /// `livy` or `local`.
     pub backend: &'static str,
     /// What is wrong, when not ready: a short reason (`emr backend: rejected
     /// (AccessDeniedException)`), or, for a caller that presents `API_TOKEN`, the whole

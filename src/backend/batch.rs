@@ -87,6 +87,7 @@ mod tests {
             state_details: None,
             failure_reason: None,
             log_location: None,
+            links: Default::default(),
             ours: true,
             tags: Default::default(),
         }

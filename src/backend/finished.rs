@@ -180,6 +180,7 @@ mod tests {
                 failure_reason: None,
                 log_location: None,
                 tags: [("managed-by".to_owned(), "multiomix-aws-emr".to_owned())].into(),
+                links: Default::default(),
                 ours: true,
             })
         }

@@ -5,6 +5,7 @@ pub mod batch;
 pub mod emr;
 pub mod finished;
 pub mod instrumented;
+pub mod livy;
 pub mod local;
 pub mod registry;
 pub mod spark;
@@ -202,7 +203,7 @@ pub enum Submitted {
 
 /// What the API, the outbox and the reconciler ask of wherever Spark runs: start a job,
 /// read it, cancel it, list this deployment's jobs, and say whether the backend is
-/// reachable. Each backend (EMR on EKS, EMR Serverless, EMR on EC2, local spark-submit)
+/// reachable. Each backend (EMR on EKS, EMR Serverless, EMR on EC2, Livy, local spark-submit)
 /// owns its SDK, its id format and the mapping of its states onto the ones Multiomix
 /// knows, so the API never changes between them; `tests/conformance/` holds every
 /// backend to the same behaviour.

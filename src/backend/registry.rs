@@ -14,10 +14,12 @@ use tokio::sync::mpsc;
 use super::emr::ec2::EmrEc2Backend;
 use super::emr::eks::EmrEksBackend;
 use super::emr::serverless::EmrServerlessBackend;
+use super::livy::LivyBackend;
 use super::local::LocalBackend;
 use super::JobBackend;
 use crate::config::{BackendSettings, Config};
 use crate::job::JobId;
+use crate::staging::Staging;
 use crate::store::Store;
 
 /// A backend ready to take jobs.
@@ -28,9 +30,9 @@ pub struct Built {
     pub ended: Option<mpsc::UnboundedReceiver<JobId>>,
 }
 
-/// Builds the backend `config.backend` names. The EMR backends make no call here (their
-/// first is `/ready`'s check); the local one checks its program and scripts and settles
-/// the runs a previous process left behind, in `store`.
+/// Builds the backend `config.backend` names. The EMR backends and Livy make no call here
+/// (their first is `/ready`'s check); the local one checks its program and scripts and
+/// settles the runs a previous process left behind, in `store`.
 pub async fn build(config: &Config, store: &Store) -> anyhow::Result<Built> {
     let (spark, job) = (config.spark.clone(), config.job.clone());
     let backend: Arc<dyn JobBackend> = match &config.backend {
@@ -42,6 +44,14 @@ pub async fn build(config: &Config, store: &Store) -> anyhow::Result<Built> {
         }
         BackendSettings::EmrEc2(settings) => {
             Arc::new(EmrEc2Backend::connect(settings.clone(), spark, job).await)
+        }
+        BackendSettings::Livy(settings) => {
+            let backend = LivyBackend::new(store.clone(), settings.clone(), spark, job);
+            // With staging, a `success` counts only with the job's result.json.
+            Arc::new(match &config.staging {
+                Some(staging) => backend.with_results(Staging::connect(staging).await),
+                None => backend,
+            })
         }
         BackendSettings::Local(settings) => {
             let (ended_tx, ended_rx) = mpsc::unbounded_channel();
@@ -91,7 +101,7 @@ mod tests {
         let bucket = ("EMR_S3_BUCKET", "bucket");
         // The variables, the backend's kind, whether it tells when its jobs end.
         type Case<'a> = (Vec<(&'a str, &'a str)>, &'a str, bool);
-        let cases: [Case; 4] = [
+        let cases: [Case; 5] = [
             (
                 vec![
                     ("JOB_BACKEND", "emr"),
@@ -119,6 +129,15 @@ mod tests {
                     bucket,
                 ],
                 "emr-ec2",
+                false,
+            ),
+            (
+                vec![
+                    ("JOB_BACKEND", "livy"),
+                    ("LIVY_URL", "http://127.0.0.1:9"),
+                    ("LIVY_PACKAGE_URL", "s3://bucket/"),
+                ],
+                "livy",
                 false,
             ),
             (

@@ -3,7 +3,8 @@
 
 use super::{
     emr_call_timeout, invalid, seconds, BackendKind, BackendSettings, ConfigError, Ec2Settings,
-    EmrSettings, LocalSettings, Raw, ServerlessSettings, SparkMaster, StagingSettings,
+    EmrSettings, LivyCredentials, LivySettings, LocalSettings, Raw, ServerlessSettings,
+    SparkMaster, StagingSettings,
 };
 
 /// The settings of the backend of `kind`, from its variables.
@@ -18,6 +19,7 @@ pub(super) fn settings(
         }
         BackendKind::EmrServerless => BackendSettings::EmrServerless(serverless(raw)?),
         BackendKind::EmrEc2 => BackendSettings::EmrEc2(ec2(raw)?),
+        BackendKind::Livy => BackendSettings::Livy(livy(raw)?),
         BackendKind::Local => BackendSettings::Local(local(raw)?),
     })
 }
@@ -160,6 +162,150 @@ fn ec2(raw: &Raw) -> Result<Ec2Settings, ConfigError> {
         region: raw.aws_default_region.clone(),
         endpoint_url: raw.aws_endpoint_url.clone(),
         action_on_failure: action,
+        call_timeout: emr_call_timeout(seconds("REQUEST_TIMEOUT", raw.request_timeout)?),
+    })
+}
+
+/// The variables without which the backend of `kind` cannot even say where staged data
+/// would go: checked before staging, so that start-up names them first.
+pub(super) fn required_first(kind: BackendKind, raw: &Raw) -> Result<(), ConfigError> {
+    if kind != BackendKind::Livy {
+        return Ok(());
+    }
+    let missing: Vec<&'static str> = [
+        ("LIVY_URL", raw.livy_url.is_none()),
+        ("LIVY_PACKAGE_URL", raw.livy_package_url.is_none()),
+    ]
+    .into_iter()
+    .filter_map(|(name, absent)| absent.then_some(name))
+    .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(ConfigError::Missing(missing))
+    }
+}
+
+/// The bucket of an `s3://bucket/...` URL.
+pub(super) fn s3_bucket_of(url: &str) -> Option<&str> {
+    let rest = url.strip_prefix("s3://")?;
+    let bucket = rest.split('/').next().unwrap_or_default();
+    (!bucket.is_empty()).then_some(bucket)
+}
+
+/// Apache Livy.
+fn livy(raw: &Raw) -> Result<LivySettings, ConfigError> {
+    required_first(BackendKind::Livy, raw)?;
+    let url = raw
+        .livy_url
+        .as_deref()
+        .unwrap_or_default()
+        .trim_end_matches('/')
+        .to_owned();
+    let well_formed = (url.starts_with("http://") || url.starts_with("https://"))
+        && url
+            .split_once("://")
+            .is_some_and(|(_, rest)| !rest.is_empty())
+        && !url.contains(|c: char| c.is_whitespace() || c == '?' || c == '#');
+    if !well_formed {
+        return Err(invalid(
+            "LIVY_URL",
+            format!("'{url}' is not an http(s) URL without query or fragment (http://HOST:8998)"),
+        ));
+    }
+    // The URL is logged and shown; credentials in it would be too.
+    let authority = url
+        .split_once("://")
+        .map(|(_, rest)| rest.split('/').next().unwrap_or_default())
+        .unwrap_or_default();
+    if authority.contains('@') {
+        return Err(invalid(
+            "LIVY_URL",
+            "must not carry credentials: set LIVY_USERNAME and LIVY_PASSWORD",
+        ));
+    }
+
+    let mut package_url = raw.livy_package_url.clone().unwrap_or_default();
+    let scheme_ok = package_url.split_once("://").is_some_and(|(scheme, rest)| {
+        !scheme.is_empty()
+            && scheme
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+            && !rest.is_empty()
+    });
+    // It ends up in the batch's `file` and `pyFiles`, and Spark splits those on commas.
+    if !(scheme_ok || package_url.starts_with('/'))
+        || package_url.contains(|c: char| c.is_whitespace() || c == ',')
+    {
+        return Err(invalid(
+            "LIVY_PACKAGE_URL",
+            format!(
+                "'{package_url}' is not a URL the cluster can read the package from \
+                 (s3://BUCKET/, hdfs:///apps/multiomix/, an absolute path)"
+            ),
+        ));
+    }
+    if !package_url.ends_with('/') {
+        package_url.push('/');
+    }
+
+    let credentials = match (&raw.livy_username, &raw.livy_password) {
+        (Some(username), Some(password)) => Some(LivyCredentials {
+            username: username.clone(),
+            password: password.clone(),
+        }),
+        (None, None) => None,
+        (Some(_), None) => {
+            return Err(invalid("LIVY_PASSWORD", "is needed with LIVY_USERNAME"));
+        }
+        (None, Some(_)) => {
+            return Err(invalid("LIVY_USERNAME", "is needed with LIVY_PASSWORD"));
+        }
+    };
+    if credentials
+        .as_ref()
+        .is_some_and(|c| c.username.contains(':'))
+    {
+        return Err(invalid(
+            "LIVY_USERNAME",
+            "must not contain ':' (HTTP Basic separates the user from the password with it)",
+        ));
+    }
+
+    let prefix = &raw.livy_name_prefix;
+    if prefix.is_empty()
+        || prefix.len() > 64
+        || !prefix
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        return Err(invalid(
+            "LIVY_NAME_PREFIX",
+            format!("'{prefix}' is not 1 to 64 letters, digits, '.', '_' and '-'"),
+        ));
+    }
+
+    // Livy takes these as integers (driverCores, executorCores, numExecutors).
+    for (name, value, least) in [
+        ("EMR_DRIVER_CORES", &raw.emr_driver_cores, 1),
+        ("EMR_EXECUTOR_CORES", &raw.emr_executor_cores, 1),
+        ("EMR_EXECUTOR_INSTANCES", &raw.emr_executor_instances, 0),
+    ] {
+        if !value.parse::<u32>().is_ok_and(|n| n >= least) {
+            return Err(invalid(
+                name,
+                format!("'{value}' is not a whole number of at least {least}, as Livy needs"),
+            ));
+        }
+    }
+
+    Ok(LivySettings {
+        url,
+        package_url,
+        credentials,
+        proxy_user: raw.livy_proxy_user.clone(),
+        queue: raw.livy_queue.clone(),
+        name_prefix: prefix.clone(),
         call_timeout: emr_call_timeout(seconds("REQUEST_TIMEOUT", raw.request_timeout)?),
     })
 }

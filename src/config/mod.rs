@@ -43,7 +43,7 @@ pub struct Config {
     pub spark: SparkSettings,
     pub job: JobSettings,
     pub notify: NotifySettings,
-    /// Present exactly when `DATA_STAGING=s3` and an EMR backend runs: the local backend's
+    /// Present exactly when `DATA_STAGING=s3` and an EMR backend or Livy runs: the local backend's
     /// jobs read the shared folders themselves.
     pub staging: Option<StagingSettings>,
     pub progress: ProgressSettings,
@@ -85,10 +85,11 @@ impl Config {
             None => BackendKind::Local,
         };
 
+        backends::required_first(kind, &raw)?;
         let staging = match raw.data_staging.to_ascii_lowercase().as_str() {
             "off" => None,
             "s3" if !kind.stages_data() => None,
-            "s3" => Some(staging_settings(&raw)?),
+            "s3" => Some(staging_settings(&raw, kind)?),
             other => {
                 return Err(invalid(
                     "DATA_STAGING",
@@ -306,8 +307,8 @@ pub fn emr_call_timeout(request_timeout: Duration) -> Duration {
     request_timeout.mul_f64(0.8)
 }
 
-/// The settings of `DATA_STAGING=s3` on an EMR backend.
-fn staging_settings(raw: &Raw) -> Result<StagingSettings, ConfigError> {
+/// The settings of `DATA_STAGING=s3` on an EMR backend or Livy.
+fn staging_settings(raw: &Raw, kind: BackendKind) -> Result<StagingSettings, ConfigError> {
     let missing: Vec<&'static str> = [
         ("SHARED_DATASETS_DIR", raw.shared_datasets_dir.is_none()),
         ("SHARED_RESULTS_DIR", raw.shared_results_dir.is_none()),
@@ -322,13 +323,30 @@ fn staging_settings(raw: &Raw) -> Result<StagingSettings, ConfigError> {
     let results_dir = raw.shared_results_dir.clone().unwrap_or_default();
     readable_dir("SHARED_DATASETS_DIR", &datasets_dir)?;
     writable_dir("SHARED_RESULTS_DIR", &results_dir)?;
-    let bucket = raw.emr_s3_bucket.clone().unwrap_or_default();
+    // The EMR backends' bucket; Livy has none of its own but that of its package, when
+    // the package is in S3.
+    let bucket = match kind {
+        BackendKind::Livy => raw
+            .livy_package_url
+            .as_deref()
+            .and_then(backends::s3_bucket_of)
+            .map(str::to_owned),
+        // Unset, it stops start-up with the backend's own variables, named.
+        _ => Some(raw.emr_s3_bucket.clone().unwrap_or_default()),
+    };
     let prefix = |name: &'static str, given: &Option<String>, default: &str| match given {
         Some(url) => S3Location::parse(url).map_err(|why| invalid(name, why)),
-        None => Ok(S3Location {
-            bucket: bucket.clone(),
-            prefix: default.into(),
-        }),
+        None => match &bucket {
+            Some(bucket) => Ok(S3Location {
+                bucket: bucket.clone(),
+                prefix: default.into(),
+            }),
+            None => Err(invalid(
+                name,
+                "has no default here: LIVY_PACKAGE_URL is not in S3, so set \
+                 S3_DATASETS_PREFIX and S3_RESULTS_PREFIX",
+            )),
+        },
     };
     let datasets = prefix("S3_DATASETS_PREFIX", &raw.s3_datasets_prefix, "datasets/")?;
     let results = prefix("S3_RESULTS_PREFIX", &raw.s3_results_prefix, "results/")?;
@@ -704,10 +722,10 @@ mod tests {
 
     #[test]
     fn job_backend_is_one_of_the_backends_in_any_case_and_the_error_lists_them() {
-        let err = Config::from_vars(vars(&[("JOB_BACKEND", "livy")])).unwrap_err();
+        let err = Config::from_vars(vars(&[("JOB_BACKEND", "dataproc")])).unwrap_err();
         let text = err.to_string();
         assert!(
-            text.contains("JOB_BACKEND") && text.contains("'livy'"),
+            text.contains("JOB_BACKEND") && text.contains("'dataproc'"),
             "{text}"
         );
         for kind in BackendKind::ALL {
@@ -766,6 +784,128 @@ mod tests {
         let mut v = vars(&base);
         v.extend(vars(&[("EMR_CLUSTER_ID", "cluster-1")]));
         assert!(Config::from_vars(v).is_err());
+    }
+
+    const LIVY_REQUIRED: &[(&str, &str)] = &[
+        ("JOB_BACKEND", "livy"),
+        ("LIVY_URL", "http://master:8998/"),
+        ("LIVY_PACKAGE_URL", "s3://lab-bucket/multiomix"),
+    ];
+
+    #[test]
+    fn livy_needs_its_url_and_package_and_names_what_is_missing() {
+        match Config::from_vars(vars(&[("JOB_BACKEND", "livy")])).unwrap_err() {
+            ConfigError::Missing(names) => assert_eq!(names, ["LIVY_URL", "LIVY_PACKAGE_URL"]),
+            other => panic!("unexpected {other}"),
+        }
+        let c = Config::from_vars(vars(LIVY_REQUIRED)).unwrap();
+        assert_eq!(c.backend.kind(), BackendKind::Livy);
+        let s = c.backend.livy().unwrap();
+        assert_eq!(s.url, "http://master:8998", "without its trailing /");
+        assert_eq!(s.package_url, "s3://lab-bucket/multiomix/");
+        assert_eq!(s.name_prefix, "multiomix-aws-emr");
+        assert!(s.credentials.is_none() && s.proxy_user.is_none() && s.queue.is_none());
+        assert!(s.call_timeout < c.server.request_timeout);
+        assert!(c.staging.is_none(), "staging is off by default");
+    }
+
+    #[test]
+    fn livy_settings_that_cannot_work_stop_start_up_naming_the_variable() {
+        for (name, value) in [
+            ("LIVY_URL", "master:8998"),
+            ("LIVY_URL", "ftp://master"),
+            ("LIVY_URL", "http://"),
+            ("LIVY_URL", "http://master:8998?x=1"),
+            (
+                "LIVY_URL",
+                "https://admin:hunter2@knox:8443/gateway/default/livy/v1",
+            ),
+            ("LIVY_PACKAGE_URL", "bucket/multiomix"),
+            ("LIVY_PACKAGE_URL", "s3://b/a,b"),
+            ("LIVY_NAME_PREFIX", "lab:a"),
+            ("LIVY_NAME_PREFIX", "lab a"),
+            ("EMR_DRIVER_CORES", "1.5"),
+            ("EMR_EXECUTOR_CORES", "0"),
+            ("EMR_EXECUTOR_INSTANCES", "three"),
+        ] {
+            let mut v = vars(LIVY_REQUIRED);
+            v.retain(|(k, _)| k != name);
+            v.push((name.into(), value.into()));
+            let err = Config::from_vars(v).unwrap_err().to_string();
+            assert!(err.contains(name), "{name}={value}: {err}");
+            assert!(!err.contains("hunter2"), "{err}");
+        }
+        for (name, value) in [
+            ("LIVY_PACKAGE_URL", "hdfs:///apps/multiomix"),
+            ("LIVY_PACKAGE_URL", "/opt/multiomix/"),
+            ("LIVY_URL", "https://knox:8443/gateway/default/livy/v1"),
+            ("EMR_EXECUTOR_INSTANCES", "0"),
+        ] {
+            let mut v = vars(LIVY_REQUIRED);
+            v.retain(|(k, _)| k != name);
+            v.push((name.into(), value.into()));
+            assert!(Config::from_vars(v).is_ok(), "{name}={value}");
+        }
+    }
+
+    #[test]
+    fn livy_credentials_come_in_pairs_and_the_password_is_never_printed() {
+        for (given, named) in [
+            (("LIVY_USERNAME", "lab"), "LIVY_PASSWORD"),
+            (("LIVY_PASSWORD", "hunter2"), "LIVY_USERNAME"),
+        ] {
+            let mut v = vars(LIVY_REQUIRED);
+            v.push((given.0.into(), given.1.into()));
+            let err = Config::from_vars(v).unwrap_err().to_string();
+            assert!(err.contains(named), "{err}");
+        }
+        let mut v = vars(LIVY_REQUIRED);
+        v.extend(vars(&[
+            ("LIVY_USERNAME", "lab"),
+            ("LIVY_PASSWORD", "hunter2"),
+            ("LIVY_PROXY_USER", "multiomix"),
+            ("LIVY_QUEUE", "research"),
+        ]));
+        let c = Config::from_vars(v).unwrap();
+        assert!(!format!("{c:?}").contains("hunter2"));
+        let s = c.backend.livy().unwrap();
+        let credentials = s.credentials.as_ref().unwrap();
+        assert_eq!(
+            (credentials.username.as_str(), credentials.password.expose()),
+            ("lab", "hunter2")
+        );
+        assert_eq!(s.proxy_user.as_deref(), Some("multiomix"));
+        assert_eq!(s.queue.as_deref(), Some("research"));
+    }
+
+    #[test]
+    fn staging_on_livy_defaults_to_the_packages_bucket_and_the_job_reads_s3() {
+        let dirs = tempfile::tempdir().unwrap();
+        let dir = dirs.path().to_str().unwrap();
+        let mut v = vars(LIVY_REQUIRED);
+        v.extend(vars(&[
+            ("DATA_STAGING", "s3"),
+            ("SHARED_DATASETS_DIR", dir),
+            ("SHARED_RESULTS_DIR", dir),
+        ]));
+        let c = Config::from_vars(v.clone()).unwrap();
+        let staging = c.staging.unwrap();
+        assert_eq!(staging.datasets.to_string(), "s3://lab-bucket/datasets/");
+        assert_eq!(staging.results.to_string(), "s3://lab-bucket/results/");
+        assert_eq!(c.job.datasets_path, "s3://lab-bucket/datasets/");
+        assert_eq!(c.job.results_path, "s3://lab-bucket/results/");
+
+        // A package outside S3 leaves no bucket to default to: the prefixes are named.
+        v.retain(|(k, _)| k != "LIVY_PACKAGE_URL");
+        v.push(("LIVY_PACKAGE_URL".into(), "hdfs:///apps/multiomix/".into()));
+        let err = Config::from_vars(v.clone()).unwrap_err().to_string();
+        assert!(err.contains("S3_DATASETS_PREFIX"), "{err}");
+        v.extend(vars(&[
+            ("S3_DATASETS_PREFIX", "s3://stage/in/"),
+            ("S3_RESULTS_PREFIX", "s3://stage/out/"),
+        ]));
+        let c = Config::from_vars(v).unwrap();
+        assert_eq!(c.job.results_path, "s3://stage/out/");
     }
 
     #[test]

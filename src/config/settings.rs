@@ -82,15 +82,18 @@ pub enum BackendKind {
     EmrServerless,
     /// Steps on a standing EMR cluster on EC2 (`JOB_BACKEND=emr-ec2`).
     EmrEc2,
+    /// Batches on any Spark cluster through Apache Livy's REST API (`JOB_BACKEND=livy`).
+    Livy,
     Local,
 }
 
 impl BackendKind {
     /// Every backend, in the order `JOB_BACKEND`'s message lists them.
-    pub const ALL: [BackendKind; 4] = [
+    pub const ALL: [BackendKind; 5] = [
         BackendKind::Emr,
         BackendKind::EmrServerless,
         BackendKind::EmrEc2,
+        BackendKind::Livy,
         BackendKind::Local,
     ];
 
@@ -111,17 +114,21 @@ impl BackendKind {
         matches!(self, BackendKind::Local)
     }
 
-    /// Whether `DATA_STAGING=s3` applies: the EMR backends' jobs cannot read Multiomix's
-    /// shared folders, the local backend's read them in place.
+    /// Whether `DATA_STAGING=s3` applies: the EMR backends' and Livy's jobs cannot read
+    /// Multiomix's shared folders, the local backend's read them in place.
     pub fn stages_data(self) -> bool {
         !self.runs_here()
     }
 
     /// Whether, with staging on, the job itself reads and writes the S3 prefixes (EMR
-    /// Serverless, EMR on EC2). On EMR on EKS the pod's init container and sidecar copy
-    /// them to and from the pod's volumes, so the job keeps its folder paths.
+    /// Serverless, EMR on EC2, a cluster behind Livy). On EMR on EKS the pod's init
+    /// container and sidecar copy them to and from the pod's volumes, so the job keeps its
+    /// folder paths.
     pub fn job_reads_s3(self) -> bool {
-        matches!(self, BackendKind::EmrServerless | BackendKind::EmrEc2)
+        matches!(
+            self,
+            BackendKind::EmrServerless | BackendKind::EmrEc2 | BackendKind::Livy
+        )
     }
 }
 
@@ -132,6 +139,7 @@ pub enum BackendSettings {
     EmrEks(EmrSettings),
     EmrServerless(ServerlessSettings),
     EmrEc2(Ec2Settings),
+    Livy(LivySettings),
     Local(LocalSettings),
 }
 
@@ -141,6 +149,7 @@ impl BackendSettings {
             BackendSettings::EmrEks(_) => BackendKind::Emr,
             BackendSettings::EmrServerless(_) => BackendKind::EmrServerless,
             BackendSettings::EmrEc2(_) => BackendKind::EmrEc2,
+            BackendSettings::Livy(_) => BackendKind::Livy,
             BackendSettings::Local(_) => BackendKind::Local,
         }
     }
@@ -167,6 +176,7 @@ impl BackendSettings {
                 s.region,
                 endpoint(&s.endpoint_url)
             ),
+            BackendSettings::Livy(s) => format!("Livy at {}, package in {}", s.url, s.package_url),
             BackendSettings::Local(s) => format!(
                 "{} on {}, scripts in {}",
                 s.spark_submit,
@@ -200,6 +210,14 @@ impl BackendSettings {
         }
     }
 
+    /// The Livy settings, when that is the backend.
+    pub fn livy(&self) -> Option<&LivySettings> {
+        match self {
+            BackendSettings::Livy(s) => Some(s),
+            _ => None,
+        }
+    }
+
     /// The local backend's settings, when that is the backend.
     pub fn local(&self) -> Option<&LocalSettings> {
         match self {
@@ -215,6 +233,7 @@ impl fmt::Display for BackendKind {
             BackendKind::Emr => "emr",
             BackendKind::EmrServerless => "emr-serverless",
             BackendKind::EmrEc2 => "emr-ec2",
+            BackendKind::Livy => "livy",
             BackendKind::Local => "local",
         })
     }
@@ -311,6 +330,34 @@ pub struct Ec2Settings {
     pub call_timeout: Duration,
 }
 
+/// Apache Livy: one batch (`POST /batches`) per job, on whatever cluster Livy submits to.
+#[derive(Clone, Debug)]
+pub struct LivySettings {
+    /// `LIVY_URL` without its trailing `/`: Livy itself (`http://master:8998`) or a
+    /// gateway's path to it (Knox: `https://knox:8443/gateway/default/livy/v1`).
+    pub url: String,
+    /// `LIVY_PACKAGE_URL`, ending with `/`: where the cluster reads `scripts/` and
+    /// `py-files/` (`s3://bucket/`, `hdfs:///apps/multiomix/`).
+    pub package_url: String,
+    /// HTTP Basic credentials, as Knox and most gateways take them.
+    pub credentials: Option<LivyCredentials>,
+    /// The batch's `proxyUser`: the user the job runs as, when Livy impersonates.
+    pub proxy_user: Option<String>,
+    /// The batch's YARN `queue`.
+    pub queue: Option<String>,
+    /// The first part of every batch name, which marks this deployment's batches.
+    pub name_prefix: String,
+    /// How long one Livy call may take: below `REQUEST_TIMEOUT`, as for an EMR call.
+    pub call_timeout: Duration,
+}
+
+/// `LIVY_USERNAME` and `LIVY_PASSWORD`.
+#[derive(Clone, Debug)]
+pub struct LivyCredentials {
+    pub username: String,
+    pub password: Secret,
+}
+
 /// Spark resources, shared by every backend.
 #[derive(Clone, Debug)]
 pub struct SparkSettings {
@@ -380,7 +427,7 @@ impl fmt::Display for S3Location {
     }
 }
 
-/// Data staging (`DATA_STAGING=s3`, EMR backends only): the datasets a request names are
+/// Data staging (`DATA_STAGING=s3`, EMR backends and Livy): the datasets a request names are
 /// copied from the service's mount of Multiomix's datasets folder to S3 before the job
 /// starts, and a completed job's results are copied from S3 into the service's mount of
 /// Multiomix's results folder before its notice is sent.

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::{BackendKind, LogFormat, Secret};
-use BackendKind::{Emr, EmrEc2, EmrServerless, Local};
+use BackendKind::{Emr, EmrEc2, EmrServerless, Livy, Local};
 use ReadBy::{AwsSdk, LogFilter};
 use WhenUnset::{Described, Empty, Required, Value};
 
@@ -64,8 +64,10 @@ pub enum Table {
     Added,
 }
 
-const ALL: &[BackendKind] = &[Emr, EmrServerless, EmrEc2, Local];
+const ALL: &[BackendKind] = &[Emr, EmrServerless, EmrEc2, Livy, Local];
 const EMR_ANY: &[BackendKind] = &[Emr, EmrServerless, EmrEc2];
+/// The backends `DATA_STAGING=s3` applies to, and whose S3 client reads the AWS variables.
+const STAGED: &[BackendKind] = &[Emr, EmrServerless, EmrEc2, Livy];
 
 const fn inherited(
     name: &'static str,
@@ -141,27 +143,27 @@ pub const VARIABLES: &[Variable] = &[
     inherited("EMR_EXECUTOR_HEARTBEAT_INTERVAL", Value("600s"), ALL, "`spark.executor.heartbeatInterval`"),
     inherited("EMR_NETWORK_TIMEOUT", Value("2400s"), ALL, "`spark.network.timeout`"),
     inherited("EMR_EXECUTOR_INSTANCES", Value("3"), ALL, "`spark.executor.instances`"),
-    inherited("DATASETS_PATH", Described("`/var/data`"), ALL, "where the job script finds its datasets (driver environment); with `DATA_STAGING=s3` on EMR Serverless and EMR on EC2, `S3_DATASETS_PREFIX`, and another value stops start-up"),
-    inherited("RESULTS_PATH", Described("`/var/results`"), ALL, "where the job script writes its results (driver environment); with `DATA_STAGING=s3` on EMR Serverless and EMR on EC2, `S3_RESULTS_PREFIX`, and another value stops start-up"),
+    inherited("DATASETS_PATH", Described("`/var/data`"), ALL, "where the job script finds its datasets (driver environment); with `DATA_STAGING=s3` on EMR Serverless, EMR on EC2 and Livy, `S3_DATASETS_PREFIX`, and another value stops start-up"),
+    inherited("RESULTS_PATH", Described("`/var/results`"), ALL, "where the job script writes its results (driver environment); with `DATA_STAGING=s3` on EMR Serverless, EMR on EC2 and Livy, `S3_RESULTS_PREFIX`, and another value stops start-up"),
     inherited("MULTIOMIX_URL", Value("http://multiomix/feature-selection/aws-notification/"), ALL, "where job-end notices are POSTed (`{url}/{id}/`)"),
     inherited("EKS_EMR_SERVICE_URL", Value("multiomix-aws-emr"), &[Emr, EmrServerless], "host name under which the driver pods' sidecar reaches this service"),
-    inherited("AWS_DEFAULT_REGION", Value("us-east-1"), EMR_ANY, "region of the virtual cluster (or of the EMR Serverless application, or of the EMR on EC2 cluster)"),
-    inherited("AWS_ACCESS_KEY_ID", Empty, EMR_ANY, "credentials; unset: the rest of the standard AWS chain (IRSA, profile, instance role)").secret().read_by(AwsSdk),
-    inherited("AWS_SECRET_ACCESS_KEY", Empty, EMR_ANY, "credentials; unset: the rest of the standard AWS chain (IRSA, profile, instance role)").secret().read_by(AwsSdk),
-    inherited("AWS_SESSION_TOKEN", Empty, EMR_ANY, "read by the AWS SDK, not by the service: the session token that goes with temporary access keys").secret().read_by(AwsSdk),
+    inherited("AWS_DEFAULT_REGION", Value("us-east-1"), STAGED, "region of the virtual cluster (or of the EMR Serverless application, or of the EMR on EC2 cluster; with `livy`, of the staging bucket)"),
+    inherited("AWS_ACCESS_KEY_ID", Empty, STAGED, "credentials; unset: the rest of the standard AWS chain (IRSA, profile, instance role)").secret().read_by(AwsSdk),
+    inherited("AWS_SECRET_ACCESS_KEY", Empty, STAGED, "credentials; unset: the rest of the standard AWS chain (IRSA, profile, instance role)").secret().read_by(AwsSdk),
+    inherited("AWS_SESSION_TOKEN", Empty, STAGED, "read by the AWS SDK, not by the service: the session token that goes with temporary access keys").secret().read_by(AwsSdk),
     inherited("ALGO_BLIND_SEARCH_ENTRYPOINT", Value("main.py"), ALL, "Blind Search entry script under `scripts/`; the Blind Search job is `blind_search.py`"),
     inherited("ALGO_BLIND_SEARCH_PY_FILES", Value("scripts.zip"), ALL, "Blind Search py-files under `py-files/`"),
     inherited("ALGO_BBHA_ENTRYPOINT", Value("main.py"), ALL, "BBHA entry script under `scripts/`"),
     inherited("ALGO_BBHA_PY_FILES", Value("scripts.zip"), ALL, "BBHA py-files under `py-files/`"),
     inherited("ENTRYPOINT_ARGS_KEY_PREFIX", Value("--"), ALL, "prefix of argument names in the job's entry-point arguments"),
-    added("DATA_STAGING", Value("off"), EMR_ANY, "`s3`: with an EMR backend, upload the files a request names (`molecules-dataset`, `clinical-dataset`) from `SHARED_DATASETS_DIR` to `S3_DATASETS_PREFIX` before the job starts, and copy a COMPLETED job's results from `S3_RESULTS_PREFIX` into `SHARED_RESULTS_DIR` before its notice; the local backend never stages (its jobs use the folders themselves)"),
-    added("SHARED_DATASETS_DIR", Required("`DATA_STAGING=s3`"), EMR_ANY, "the service's own mount of Multiomix's datasets folder; start-up stops if it is missing or unreadable"),
-    added("SHARED_RESULTS_DIR", Required("`DATA_STAGING=s3`"), EMR_ANY, "the service's own mount of Multiomix's results folder; start-up stops if it is missing or not writable"),
-    added("S3_DATASETS_PREFIX", Described("`s3://{EMR_S3_BUCKET}/datasets/`"), EMR_ANY, "where staged datasets go, under the same relative path they have in `SHARED_DATASETS_DIR`"),
-    added("S3_RESULTS_PREFIX", Described("`s3://{EMR_S3_BUCKET}/results/`"), EMR_ANY, "where jobs leave their results, under `<app-name>/`; must not overlap `S3_DATASETS_PREFIX`"),
-    added("DATASETS_CLEANUP", Value("on"), EMR_ANY, "`on`: delete `datasets/<app-name>/` from S3 once the job's notice is delivered (or Multiomix answered that the experiment is gone); `off`: keep it"),
-    added("RESULTS_FETCH_TIMEOUT", Value("600"), EMR_ANY, "seconds one copy of a job's results from S3 may take before it is tried again"),
-    added("STAGING_UPLOAD_TIMEOUT", Value("900"), EMR_ANY, "seconds `POST /job` may spend uploading its datasets (in parallel parts) and emptying the run's results folder in S3 before it answers 503 and starts nothing; `POST /job` may take this long beyond `REQUEST_TIMEOUT`"),
+    added("DATA_STAGING", Value("off"), STAGED, "`s3`: with an EMR backend or Livy, upload the files a request names (`molecules-dataset`, `clinical-dataset`) from `SHARED_DATASETS_DIR` to `S3_DATASETS_PREFIX` before the job starts, and copy a COMPLETED job's results from `S3_RESULTS_PREFIX` into `SHARED_RESULTS_DIR` before its notice; the local backend never stages (its jobs use the folders themselves)"),
+    added("SHARED_DATASETS_DIR", Required("`DATA_STAGING=s3`"), STAGED, "the service's own mount of Multiomix's datasets folder; start-up stops if it is missing or unreadable"),
+    added("SHARED_RESULTS_DIR", Required("`DATA_STAGING=s3`"), STAGED, "the service's own mount of Multiomix's results folder; start-up stops if it is missing or not writable"),
+    added("S3_DATASETS_PREFIX", Described("`s3://{EMR_S3_BUCKET}/datasets/` (with `livy`, in the bucket of `LIVY_PACKAGE_URL`)"), STAGED, "where staged datasets go, under the same relative path they have in `SHARED_DATASETS_DIR`"),
+    added("S3_RESULTS_PREFIX", Described("`s3://{EMR_S3_BUCKET}/results/` (with `livy`, in the bucket of `LIVY_PACKAGE_URL`)"), STAGED, "where jobs leave their results, under `<app-name>/`; must not overlap `S3_DATASETS_PREFIX`"),
+    added("DATASETS_CLEANUP", Value("on"), STAGED, "`on`: delete `datasets/<app-name>/` from S3 once the job's notice is delivered (or Multiomix answered that the experiment is gone); `off`: keep it"),
+    added("RESULTS_FETCH_TIMEOUT", Value("600"), STAGED, "seconds one copy of a job's results from S3 may take before it is tried again"),
+    added("STAGING_UPLOAD_TIMEOUT", Value("900"), STAGED, "seconds `POST /job` may spend uploading its datasets (in parallel parts) and emptying the run's results folder in S3 before it answers 503 and starts nothing; `POST /job` may take this long beyond `REQUEST_TIMEOUT`"),
     inherited("SLEEP_TIME", Value("10"), ALL, "seconds to wait after the sidecar's callback before reading the job"),
     inherited("PORT", Value("8003"), ALL, "listening port"),
     // The second table: the variables this service added.
@@ -176,12 +178,19 @@ pub const VARIABLES: &[Variable] = &[
     added("MAX_PENDING_CALLBACKS", Value("10000"), ALL, "job-end notices waiting at once; beyond this `PATCH /job/{id}` answers 503"),
     added("API_TOKEN", Empty, ALL, "when set, `/job` and `/jobs` need `Authorization: Bearer <API_TOKEN>`").secret(),
     added("CALLBACK_TOKEN", Empty, ALL, "when set, `PATCH /job/{id}` needs `Authorization: Bearer <CALLBACK_TOKEN>` (give the sidecar the same value)").secret(),
-    added("JOB_BACKEND", Described("`emr` if `EMR_VIRTUAL_CLUSTER_ID` is set, else `local`"), ALL, "`emr` (EMR on EKS), `emr-serverless` (EMR Serverless), `emr-ec2` (steps on a standing EMR cluster on EC2) or `local` (spark-submit on this machine)"),
+    added("JOB_BACKEND", Described("`emr` if `EMR_VIRTUAL_CLUSTER_ID` is set, else `local`"), ALL, "`emr` (EMR on EKS), `emr-serverless` (EMR Serverless), `emr-ec2` (steps on a standing EMR cluster on EC2), `livy` (batches through Apache Livy) or `local` (spark-submit on this machine)"),
     added("EMR_SERVERLESS_APPLICATION_ID", Required("`emr-serverless`"), &[EmrServerless], "EMR Serverless application the jobs run in; it holds the image and the release label"),
     added("EMR_SERVERLESS_EXECUTION_TIMEOUT", Described("(none: EMR Serverless's default)"), &[EmrServerless], "minutes a job run may take (`executionTimeoutMinutes`, 1 to 10080); a run stopped by it is reported FAILED, with a `stateDetails` that says it timed out"),
     added("EMR_CLUSTER_ID", Required("`emr-ec2`"), &[EmrEc2], "the EMR cluster on EC2 (`j-…`) whose steps run the jobs"),
     added("EMR_STEP_ACTION_ON_FAILURE", Value("CONTINUE"), &[EmrEc2], "with `emr-ec2`: each step's `ActionOnFailure`, `CONTINUE` or `CANCEL_AND_WAIT` (which also cancels the cluster's pending steps); the values that terminate the cluster are refused"),
-    added("AWS_ENDPOINT_URL", Empty, EMR_ANY, "standard AWS SDK variable: another EMR endpoint, such as a local emulator"),
+    added("LIVY_URL", Required("`livy`"), &[Livy], "with `livy`: Livy's REST endpoint (`http://MASTER:8998` on EMR on EC2), or a gateway's path to it (Knox: `https://KNOX:8443/gateway/default/livy/v1`)"),
+    added("LIVY_PACKAGE_URL", Required("`livy`"), &[Livy], "with `livy`: where the cluster reads the job package, `scripts/` and `py-files/` under it (`s3://BUCKET/`, `hdfs:///apps/multiomix/`)"),
+    added("LIVY_USERNAME", Empty, &[Livy], "with `livy`: the HTTP Basic user (a Knox gateway, a Livy behind basic or LDAP authentication); needs `LIVY_PASSWORD`"),
+    added("LIVY_PASSWORD", Empty, &[Livy], "with `livy`: the password of `LIVY_USERNAME`").secret(),
+    added("LIVY_PROXY_USER", Empty, &[Livy], "with `livy`: each batch's `proxyUser`, the user its job runs as when Livy impersonates"),
+    added("LIVY_QUEUE", Empty, &[Livy], "with `livy`: each batch's YARN `queue`"),
+    added("LIVY_NAME_PREFIX", Value("multiomix-aws-emr"), &[Livy], "with `livy`: the first part of each batch's name (`<prefix>:<job id>:<app-name>:<job name>`), which marks this deployment's batches; deployments sharing one Livy need different prefixes (letters, digits, `.`, `_`, `-`)"),
+    added("AWS_ENDPOINT_URL", Empty, STAGED, "standard AWS SDK variable: another EMR endpoint, such as a local emulator"),
     added("EMR_EXECUTOR_MEMORY_OVERHEAD", Described("`2g`; on EMR on EKS, none (the contract's spark-submit parameters)"), ALL, "`spark.executor.memoryOverhead`: an executor's memory beyond the JVM heap, where its Python workers live; on EMR on EKS it is sent only when set, so that the submission stays the contract's list unless you ask (set it there for TCGA-sized data, or size the executor pod template); YARN, Kubernetes and EMR Serverless size each executor's container as `EMR_EXECUTOR_MEMORY` plus this (see [Memory the service asks for the Python workers](jobs.md#memory-the-service-asks-for-the-python-workers)); a `local[...]` master and Spark standalone do not use it"),
     added("EMR_EXECUTOR_PYSPARK_MEMORY", Empty, ALL, "`spark.executor.pyspark.memory`: when set, a hard limit on the Python workers' address space (divided among an executor's cores), added to the container on YARN and Kubernetes; unset: no limit"),
     added("SPARK_SUBMIT", Value("spark-submit"), &[Local], "local backend: the spark-submit program"),
@@ -190,7 +199,7 @@ pub const VARIABLES: &[Variable] = &[
     added("LOCAL_LOG_DIR", Value("data/logs"), &[Local], "local backend: one log file per job"),
     added("LOCAL_MAX_CONCURRENT", Value("1"), &[Local], "local backend: jobs running at once; the others wait in PENDING"),
     added("LOCAL_CANCEL_GRACE", Value("10"), &[Local], "local backend: seconds between SIGTERM and SIGKILL when a job is cancelled"),
-    added("POLL_INTERVAL", Value("10"), ALL, "seconds between reads of a job, after a callback, until it is in a final state; with EMR Serverless and EMR on EC2 (no callback), also the interval between batched reads of the unfinished jobs"),
+    added("POLL_INTERVAL", Value("10"), ALL, "seconds between reads of a job, after a callback, until it is in a final state; with EMR Serverless, EMR on EC2 and Livy (no callback), also the interval between batched reads of the unfinished jobs"),
     added("NOTIFY_INITIAL_BACKOFF", Value("5"), ALL, "seconds before the first retry of a job-end notice"),
     added("NOTIFY_MAX_BACKOFF", Value("600"), ALL, "longest wait between retries of a notice"),
     added("NOTIFY_GIVE_UP_AFTER", Value("259200"), ALL, "seconds after which an undelivered notice is given up (logged, and counted in `/metrics`)"),
@@ -291,6 +300,14 @@ pub(super) struct Raw {
     pub(super) emr_step_action_on_failure: String,
     pub(super) aws_default_region: String,
     pub(super) aws_endpoint_url: Option<String>,
+
+    pub(super) livy_url: Option<String>,
+    pub(super) livy_package_url: Option<String>,
+    pub(super) livy_username: Option<String>,
+    pub(super) livy_password: Option<Secret>,
+    pub(super) livy_proxy_user: Option<String>,
+    pub(super) livy_queue: Option<String>,
+    pub(super) livy_name_prefix: String,
 
     /// Unset is told from set: with staging on EMR Serverless and EMR on EC2 the
     /// defaults are the S3 prefixes.
@@ -476,17 +493,20 @@ mod tests {
     fn the_required_rows_are_the_variables_start_up_asks_for() {
         let dirs = tempfile::tempdir().unwrap();
         let dir = dirs.path().to_str().unwrap();
-        for backend in [Emr, EmrServerless, EmrEc2, Local] {
+        // A value of the form start-up checks, for the variables that have one.
+        let value = |name: &str| match name {
+            "EMR_CLUSTER_ID" => "j-ABC",
+            "LIVY_URL" => "http://livy:8998",
+            "LIVY_PACKAGE_URL" => "s3://bucket/multiomix/",
+            _ => "x",
+        };
+        for backend in BackendKind::ALL {
             let name = backend.to_string();
             let asked = missing(&[("JOB_BACKEND", &name)]);
             assert_eq!(asked, required_rows(false, backend), "{name}");
 
             let mut vars: Vec<(&str, &str)> = vec![("JOB_BACKEND", &name), ("DATA_STAGING", "s3")];
-            vars.extend(
-                asked
-                    .iter()
-                    .map(|n| (*n, if *n == "EMR_CLUSTER_ID" { "j-ABC" } else { "x" })),
-            );
+            vars.extend(asked.iter().map(|n| (*n, value(n))));
             assert_eq!(
                 missing(&vars),
                 required_rows(true, backend),

@@ -266,8 +266,11 @@ pub struct JobRun {
     pub finished_at: Option<OffsetDateTime>,
     pub state_details: Option<String>,
     pub failure_reason: Option<String>,
-    /// Where the job's logs are (an S3 prefix or a local file).
+    /// Where the job's logs are (an S3 prefix, a local file, the driver's log page).
     pub log_location: Option<String>,
+    /// Links to the driver's log and the Spark UI, where the backend gives them (boxed:
+    /// most runs have none).
+    pub links: Option<Box<RunLinks>>,
     /// The tags the backend keeps with the run (empty where it keeps none): what tells
     /// this deployment's runs from another's.
     pub tags: BTreeMap<String, String>,
@@ -277,6 +280,24 @@ pub struct JobRun {
     /// this nor in the store, so that deployments sharing a virtual cluster cannot read
     /// or cancel each other's jobs.
     pub ours: bool,
+}
+
+/// Where to look at a run: links the backend gives (Livy's `appInfo`), none elsewhere.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RunLinks {
+    /// The Spark driver's log (on YARN, its NodeManager's log page).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub driver_log: Option<String>,
+    /// The application's Spark UI (on YARN, through the ResourceManager's proxy).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spark_ui: Option<String>,
+}
+
+impl RunLinks {
+    pub fn is_empty(&self) -> bool {
+        self.driver_log.is_none() && self.spark_ui.is_none()
+    }
 }
 
 /// How the delivery of a job's end notice stands, for `GET /job/{id}`.
@@ -335,6 +356,9 @@ pub struct JobView {
     pub state_details: Option<String>,
     pub failure_reason: Option<String>,
     pub log_uri: Option<String>,
+    /// Links to the driver's log and the Spark UI, when the backend gives them (Livy).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub links: Option<RunLinks>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notice: Option<NoticeView>,
     /// How far the job has come, from its own progress reports: absent until the first
@@ -354,6 +378,7 @@ impl From<&JobRun> for JobView {
             state_details: run.state_details.clone(),
             failure_reason: run.failure_reason.clone(),
             log_uri: run.log_location.clone(),
+            links: run.links.as_deref().filter(|l| !l.is_empty()).cloned(),
             notice: None,
             progress: None,
         }

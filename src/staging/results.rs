@@ -125,6 +125,31 @@ impl Staging {
         }
     }
 
+    /// Whether the job left `result.json` in its S3 results folder: what tells a job that
+    /// did its work from one whose cluster only says so (Livy reports `success` whenever
+    /// spark-submit exits 0, even for a Spark application that failed). The job writes
+    /// the file last, so its presence means the rest is there too.
+    pub async fn has_result_json(&self, app: &str) -> Result<bool, FetchError> {
+        let bucket = &self.settings.results.bucket;
+        let key = format!("{}{app}/result.json", self.settings.results.prefix);
+        let page = self
+            .client
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(&key)
+            .max_keys(1)
+            .send()
+            .await
+            .map_err(|e| FetchError::S3 {
+                from: self.results_source(app),
+                why: failure(e, "ListObjectsV2").describe(),
+            })?;
+        Ok(page
+            .contents()
+            .iter()
+            .any(|o| o.key() == Some(key.as_str())))
+    }
+
     async fn list_results(&self, app: &str) -> Result<Vec<Object>, FetchError> {
         let bucket = &self.settings.results.bucket;
         let prefix = format!("{}{app}/", self.settings.results.prefix);

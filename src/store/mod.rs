@@ -1,14 +1,16 @@
 //! The embedded durable store (SQLite through sqlx): the jobs this service started, the
-//! idempotency keys of job submissions, the outbox of job-end notices, and the runs of
-//! the local spark-submit backend.
+//! idempotency keys of job submissions, the outbox of job-end notices, the runs of the
+//! local spark-submit backend and the batches of the Livy backend.
 //!
 //! Everything that must survive a restart lives here; nothing of it is held only in
 //! memory. Times are unix milliseconds.
 
+mod livy_batches;
 mod local_runs;
 mod progress;
 mod types;
 
+pub use livy_batches::{LivyBatchRow, LivySeen, LIVY_BACKEND};
 pub use local_runs::{Inserted, LocalRunEnd, LocalRunRow, NewLocalRun, LOCAL_BACKEND};
 pub use progress::{JobOverview, ProgressJob, ProgressRecord};
 pub use types::FinalState;

@@ -2,7 +2,8 @@
 //! with the exact fields, describe, states to final, cancel and its 409, 404, list and
 //! filter, one job per repeated key, the notice after the end), written once in
 //! [`cases`] and run against each peer in [`peers`]. What a peer cannot show is said
-//! where it is described, and covered by a fake that can.
+//! where it is described, and covered by a fake that can (for Livy, which has no peer
+//! nobody here wrote, what its fake cannot show is listed at `peers::FakeLivyPeer`).
 
 mod cases;
 #[path = "../common/mod.rs"]
@@ -32,4 +33,8 @@ mod moto_emr_serverless {
 
 mod fake_emr_ec2 {
     crate::conformance!(crate::peers::fake_ec2());
+}
+
+mod fake_livy {
+    crate::conformance!(crate::peers::fake_livy());
 }

@@ -1,5 +1,7 @@
 //! The backends the suite runs against: fakes that speak the real wire protocols, moto's
 //! servers (peers nobody here wrote), and the local backend with a fake spark-submit.
+//! No peer nobody here wrote speaks Livy's API: what the Livy fake cannot show is said
+//! at [`FakeLivyPeer`].
 
 use std::path::Path;
 use std::sync::Arc;
@@ -9,16 +11,20 @@ use async_trait::async_trait;
 use multiomix_aws_emr::backend::emr::ec2::EmrEc2Backend;
 use multiomix_aws_emr::backend::emr::eks::EmrEksBackend;
 use multiomix_aws_emr::backend::emr::serverless::EmrServerlessBackend;
+use multiomix_aws_emr::backend::livy::LivyBackend;
 use multiomix_aws_emr::backend::local::LocalBackend;
 use multiomix_aws_emr::backend::JobBackend;
 use multiomix_aws_emr::config::Config;
 use multiomix_aws_emr::job::JobId;
+use multiomix_aws_emr::staging::Staging;
 use multiomix_aws_emr::store::Store;
-use multiomix_fakes::{FakeEmr, FakeEmrEc2, FakeEmrServerless, RunState, StepState};
+use multiomix_fakes::{
+    BatchState, FakeEmr, FakeEmrEc2, FakeEmrServerless, FakeLivy, RunState, StepState,
+};
 use serde_json::Value;
 use tokio::sync::mpsc::{self, UnboundedReceiver};
 
-use crate::common::moto::{moto, Moto};
+use crate::common::moto::{moto, s3_client, Moto};
 use crate::common::{create_virtual_cluster, emr_client, sdk_config};
 use crate::harness::{driver_env, Abilities, Ending, Peer, Submitted, ROLE, WAIT};
 
@@ -518,6 +524,170 @@ impl Peer for FakeEc2 {
     }
     fn unknown_id(&self) -> &'static str {
         "s-0000000000000"
+    }
+}
+
+// ---- Livy --------------------------------------------------------------------------
+
+/// The credentials the Livy peers ask for, as a Knox gateway would.
+pub const LIVY_USER: &str = "multiomix";
+pub const LIVY_PASSWORD: &str = "livy-secret";
+
+pub fn livy_vars(url: &str) -> Vec<(String, String)> {
+    vec![
+        ("JOB_BACKEND".into(), "livy".into()),
+        ("LIVY_URL".into(), url.into()),
+        ("LIVY_PACKAGE_URL".into(), format!("s3://{BUCKET}/")),
+        ("LIVY_USERNAME".into(), LIVY_USER.into()),
+        ("LIVY_PASSWORD".into(), LIVY_PASSWORD.into()),
+    ]
+}
+
+/// The Livy backend of `config`, its batches kept in the service's store. With staging,
+/// it looks for `result.json` in moto's S3 at `AWS_ENDPOINT_URL`, as the registry does
+/// in the bucket (a client with the tests' fixed credentials).
+pub async fn livy_backend(
+    config: &Config,
+) -> (Arc<dyn JobBackend>, Option<UnboundedReceiver<JobId>>) {
+    let store = Store::connect(&config.database_url).await.unwrap();
+    let backend = LivyBackend::new(
+        store,
+        config.backend.livy().cloned().unwrap(),
+        config.spark.clone(),
+        config.job.clone(),
+    );
+    let backend = match &config.staging {
+        Some(staging) => {
+            let endpoint = staging
+                .endpoint_url
+                .as_deref()
+                .expect("the Livy peer stages through moto: AWS_ENDPOINT_URL");
+            backend.with_results(Staging::with_client(s3_client(endpoint), staging))
+        }
+        None => backend,
+    };
+    (Arc::new(backend), None)
+}
+
+/// The batch Livy made for a job: the one whose name carries its id.
+pub fn batch_of(fake: &FakeLivy, id: &str) -> i64 {
+    fake.batch_named_with(&format!(":{id}:"))
+        .unwrap_or_else(|| panic!("Livy holds no batch of job {id}"))
+}
+
+/// A `POST /batches` body in the suite's terms: what spark-submit gets from it, as Livy
+/// passes it on (its size fields become the same `spark.*` settings as `conf`).
+pub fn livy_submitted(request: &Value) -> Submitted {
+    let mut options = vec![format!(
+        "--py-files {}",
+        strings(&request["pyFiles"]).join(",")
+    )];
+    for (field, key) in [
+        ("driverMemory", "spark.driver.memory"),
+        ("driverCores", "spark.driver.cores"),
+        ("executorMemory", "spark.executor.memory"),
+        ("executorCores", "spark.executor.cores"),
+        ("numExecutors", "spark.executor.instances"),
+    ] {
+        match &request[field] {
+            Value::Null => {}
+            Value::String(v) => options.push(format!("--conf {key}={v}")),
+            other => options.push(format!("--conf {key}={other}")),
+        }
+    }
+    for (key, value) in request["conf"].as_object().into_iter().flatten() {
+        options.push(format!(
+            "--conf {key}={}",
+            value.as_str().unwrap_or_default()
+        ));
+    }
+    let parameters = options.join(" ");
+    let batch_name = request["name"].as_str().unwrap_or_default();
+    Submitted {
+        // `<prefix>:<job id>:<app-name>:<job name>`.
+        name: batch_name
+            .splitn(4, ':')
+            .nth(3)
+            .unwrap_or_default()
+            .to_owned(),
+        entry_point: request["file"].as_str().unwrap_or_default().to_owned(),
+        arguments: strings(&request["args"]),
+        driver_env: driver_env(&parameters, "spark.yarn.appMasterEnv."),
+        parameters,
+        log_uri: None,
+        execution_role: None,
+        tags: Default::default(),
+    }
+}
+
+/// The fake Livy, behind Basic credentials and with its CSRF check on: batches start
+/// `starting` and are `running`, with a YARN application and its links, 50 ms later.
+///
+/// What a fake cannot show, and no test here does: YARN running the application (the
+/// driver's environment reaching it through `spark.yarn.appMasterEnv.*` in cluster mode,
+/// the queue, the executors' sizes), Livy's impersonation rules for `proxyUser`, the
+/// `conf` keys a Livy's `spark-blacklist.conf` refuses, session recovery after a restart
+/// with `livy.server.recovery.mode=recovery`, the timing of Livy dropping ended batches
+/// (`livy.server.session.state-retain.sec`), a real Knox gateway, and Livy versions
+/// before 0.7, which give batches no `name`.
+pub struct FakeLivyPeer(pub FakeLivy);
+
+pub async fn fake_livy() -> Option<Arc<dyn Peer>> {
+    Some(livy_peer().await)
+}
+
+/// [`fake_livy`], as its own type, for the tests that drive the fake themselves.
+pub async fn livy_peer() -> Arc<FakeLivyPeer> {
+    let fake = FakeLivy::builder()
+        .basic_auth(LIVY_USER, LIVY_PASSWORD)
+        .script(&[(Duration::from_millis(50), BatchState::Running)])
+        .start()
+        .await;
+    Arc::new(FakeLivyPeer(fake))
+}
+
+#[async_trait]
+impl Peer for FakeLivyPeer {
+    fn vars(&self, _: &Path) -> Vec<(String, String)> {
+        livy_vars(&self.0.url())
+    }
+    async fn connect(
+        &self,
+        config: &Config,
+    ) -> (Arc<dyn JobBackend>, Option<UnboundedReceiver<JobId>>) {
+        livy_backend(config).await
+    }
+    fn abilities(&self) -> Abilities {
+        EVERYTHING
+    }
+    async fn end(&self, id: &str, ending: Ending) {
+        let state = match ending {
+            Ending::Completed => BatchState::Success,
+            Ending::Failed => BatchState::Dead,
+        };
+        assert!(self.0.set_state(batch_of(&self.0, id), state));
+    }
+    async fn submitted(&self, _: &Path, id: &str, _: &str) -> Submitted {
+        let request = self
+            .0
+            .requests()
+            .into_iter()
+            .rev()
+            .find(|r| {
+                r["name"]
+                    .as_str()
+                    .is_some_and(|n| n.contains(&format!(":{id}:")))
+            })
+            .expect("a POST /batches of this job");
+        assert!(
+            self.0.refused().is_empty(),
+            "every call carries the credentials and X-Requested-By: {:?}",
+            self.0.refused()
+        );
+        livy_submitted(&request)
+    }
+    fn unknown_id(&self) -> &'static str {
+        "lv00000000000000000000000000000000"
     }
 }
 

@@ -200,6 +200,7 @@ impl EmrEc2Backend {
             // or accept that deployments sharing one can read each other's steps. The
             // app name, which the other backends keep in a tag, is read from the step's
             // own arguments, so that a step adopted after a lost store keeps it.
+            links: Default::default(),
             ours: seen.ours,
             tags: seen
                 .app_name

@@ -104,6 +104,7 @@ impl EmrEksBackend {
                 .tags()
                 .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
                 .unwrap_or_default(),
+            links: Default::default(),
             ours: self.is_own(run.tags()),
             id,
         })

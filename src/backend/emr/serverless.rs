@@ -120,6 +120,7 @@ impl EmrServerlessBackend {
             failure_reason: None,
             // Only GetJobRun shows tags: a run seen in a list is not vouched for here (the
             // API still finds the runs it recorded in its store).
+            links: Default::default(),
             ours: is_own_tags(seen.tags, &self.settings.service_url),
             tags: seen
                 .tags

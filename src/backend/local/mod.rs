@@ -178,6 +178,7 @@ fn to_run(row: LocalRunRow) -> Result<JobRun, BackendError> {
         failure_reason: row.failure_reason,
         log_location: Some(row.log_path),
         // Local runs live in this service's own store.
+        links: Default::default(),
         ours: true,
     })
 }
