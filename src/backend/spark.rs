@@ -222,6 +222,58 @@ impl SparkSubmit {
             .python_memory(spark)
     }
 
+    /// `--deploy-mode {mode}`, first: where the driver runs (EMR on EC2's steps run it
+    /// on the cluster).
+    pub fn deploy_mode(mut self, mode: &str) -> Self {
+        self.options.insert(0, ("--deploy-mode", mode.to_owned()));
+        self
+    }
+
+    /// The pod templates of a Kubernetes job, each when set.
+    pub fn pod_templates(self, driver: Option<String>, executor: Option<String>) -> Self {
+        let submit = match driver {
+            Some(t) => self.conf("spark.kubernetes.driver.podTemplateFile", &t),
+            None => self,
+        };
+        match executor {
+            Some(t) => submit.conf("spark.kubernetes.executor.podTemplateFile", &t),
+            None => submit,
+        }
+    }
+
+    /// The container image of a Kubernetes job's driver and executors, when set.
+    pub fn container_image(self, image: Option<&str>) -> Self {
+        match image {
+            Some(image) => self.conf("spark.kubernetes.container.image", image),
+            None => self,
+        }
+    }
+
+    /// One more variable of the driver's environment, the way `env` passes them.
+    pub fn driver_env_var(self, env: DriverEnv, name: &str, value: &str) -> Self {
+        self.conf(&format!("{}{name}", env.prefix()), value)
+    }
+
+    /// An annotation of a Kubernetes job's driver pod.
+    pub fn driver_annotation(self, key: &str, value: &str) -> Self {
+        self.conf(&format!("spark.kubernetes.driver.annotation.{key}"), value)
+    }
+
+    /// `spark.yarn.tags`: the tags of the YARN application (EMR on EC2 marks its steps
+    /// with them).
+    pub fn yarn_tags(self, tags: &str) -> Self {
+        self.conf("spark.yarn.tags", tags)
+    }
+
+    /// The whole command line after `spark-submit`: the options, the entry point, then
+    /// its arguments, one item each.
+    pub fn command(&self, entry_point: String, arguments: Vec<String>) -> Vec<String> {
+        let mut args = self.to_args();
+        args.push(entry_point);
+        args.extend(arguments);
+        args
+    }
+
     /// The space-separated form EMR's `sparkSubmitParameters` takes.
     pub fn to_parameter_string(&self) -> String {
         self.options
@@ -324,6 +376,33 @@ mod tests {
             ));
             assert_eq!(params.matches("--conf").count(), 12, "{params}");
         }
+    }
+
+    /// The whole command line: the deploy mode first, the options in the order they were
+    /// added, then the entry point and its arguments.
+    #[test]
+    fn a_command_is_the_options_then_the_entry_point_then_its_arguments() {
+        let args = SparkSubmit::with_py_files("s3://b/py-files/scripts.zip".into())
+            .yarn_tags("multiomix-aws-emr,token-1")
+            .deploy_mode("cluster")
+            .command(
+                "s3://b/scripts/main.py".into(),
+                vec!["--app-name".into(), "BBHA_1".into()],
+            );
+        assert_eq!(
+            args,
+            [
+                "--deploy-mode",
+                "cluster",
+                "--py-files",
+                "s3://b/py-files/scripts.zip",
+                "--conf",
+                "spark.yarn.tags=multiomix-aws-emr,token-1",
+                "s3://b/scripts/main.py",
+                "--app-name",
+                "BBHA_1",
+            ]
+        );
     }
 
     #[test]

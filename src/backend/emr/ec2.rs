@@ -123,14 +123,16 @@ impl EmrEc2Backend {
         spec: &JobSpec,
         client_token: &str,
     ) -> Result<Vec<String>, BackendError> {
-        let mut args: Vec<String> = ["spark-submit", "--deploy-mode", "cluster"]
-            .map(String::from)
-            .to_vec();
-        args.extend(spark_submit(&self.package, &self.spark, &self.job, spec).to_args());
-        args.push("--conf".into());
-        args.push(format!("spark.yarn.tags={}", token_tag(client_token)));
-        args.push(self.package.entry_point(&self.job, spec.algorithm));
-        args.extend(entry_point_arguments(spec, &self.job.args_key_prefix));
+        let mut args = vec!["spark-submit".to_owned()];
+        args.extend(
+            spark_submit(&self.package, &self.spark, &self.job, spec)
+                .deploy_mode("cluster")
+                .yarn_tags(&token_tag(client_token))
+                .command(
+                    self.package.entry_point(&self.job, spec.algorithm),
+                    entry_point_arguments(spec, &self.job.args_key_prefix),
+                ),
+        );
         let total: usize = args.iter().map(|a| a.chars().count()).sum();
         if total > MAX_ARGS_CHARS {
             return Err(BackendError::Invalid(format!(

@@ -132,38 +132,26 @@ pub fn spark_submit(
     spec: &JobSpec,
 ) -> SparkSubmit {
     let package = S3Package::new(&emr.s3_bucket);
-    let mut submit = SparkSubmit::with_py_files(package.py_files(job, spec.algorithm));
-    if let Some(t) = &emr.driver_template {
-        submit = submit.conf(
-            "spark.kubernetes.driver.podTemplateFile",
-            &package.template(t),
-        );
-    }
-    if let Some(t) = &emr.executor_template {
-        submit = submit.conf(
-            "spark.kubernetes.executor.podTemplateFile",
-            &package.template(t),
-        );
-    }
-    if let Some(image) = &emr.image {
-        submit = submit.conf("spark.kubernetes.container.image", image);
-    }
-    let submit = submit
+    let submit = SparkSubmit::with_py_files(package.py_files(job, spec.algorithm))
+        .pod_templates(
+            emr.driver_template.as_deref().map(|t| package.template(t)),
+            emr.executor_template
+                .as_deref()
+                .map(|t| package.template(t)),
+        )
+        .container_image(emr.image.as_deref())
         .sizes(spark)
         .driver_env(DriverEnv::Kubernetes, job, spec)
         .python_memory_when_set(spark);
     let submit = match &emr.progress_path {
         // Checked at start-up: an s3:// URL, no spaces.
-        Some(path) => submit.conf("spark.kubernetes.driverEnv.PROGRESS_PATH", path),
+        Some(path) => submit.driver_env_var(DriverEnv::Kubernetes, "PROGRESS_PATH", path),
         None => submit,
     };
     let submit = match app_name_tag(spec) {
         // Staging checked the app name at POST: one plain folder name, nothing that could
         // end the space-separated parameter.
-        Some(app) if emr.annotate_app_name => submit.conf(
-            &format!("spark.kubernetes.driver.annotation.{APP_NAME_ANNOTATION}"),
-            &app,
-        ),
+        Some(app) if emr.annotate_app_name => submit.driver_annotation(APP_NAME_ANNOTATION, &app),
         _ => submit,
     };
     submit.progress_token(DriverEnv::Kubernetes, spec)

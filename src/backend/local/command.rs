@@ -25,9 +25,10 @@ impl Inner {
             &self.settings.spark_master,
             in_scripts(py_files(&self.job, spec.algorithm)),
         );
-        let mut args = options.to_args();
-        args.push(in_scripts(entry_point(&self.job, spec.algorithm)));
-        args.extend(entry_point_arguments(spec, &self.job.args_key_prefix));
+        let args = options.command(
+            in_scripts(entry_point(&self.job, spec.algorithm)),
+            entry_point_arguments(spec, &self.job.args_key_prefix),
+        );
         LocalCommand {
             program: self.program.to_string_lossy().into_owned(),
             args,
