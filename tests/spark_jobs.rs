@@ -95,50 +95,89 @@ fn copy_example(datasets: &Path, app: &str, repo: &Path) {
     }
 }
 
+/// The service on the local backend with the real spark-submit (`local[2]`), the repo's
+/// scripts, empty datasets and results folders and a fake Multiomix; `extra` variables
+/// on top.
+struct LocalService {
+    repo: PathBuf,
+    dir: tempfile::TempDir,
+    results: PathBuf,
+    datasets: PathBuf,
+    multiomix: FakeMultiomix,
+    base: String,
+    server: tokio::task::JoinHandle<anyhow::Result<()>>,
+    http: reqwest::Client,
+}
+
+impl LocalService {
+    async fn start(spark_submit: String, extra: &[(&str, &str)]) -> Self {
+        let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let dir = tempfile::tempdir().unwrap();
+        let results = dir.path().join("results");
+        let datasets = dir.path().join("datasets");
+        std::fs::create_dir_all(&results).unwrap();
+        let multiomix = FakeMultiomix::start().await;
+        let mut vars: Vec<(String, String)> = [
+            ("JOB_BACKEND", "local".to_string()),
+            ("SPARK_SUBMIT", spark_submit),
+            ("SPARK_MASTER", "local[2]".to_string()),
+            ("EMR_DRIVER_MEMORY", "1g".to_string()),
+            (
+                "LOCAL_SCRIPTS_DIR",
+                repo.join("scripts").display().to_string(),
+            ),
+            (
+                "LOCAL_LOG_DIR",
+                dir.path().join("logs").display().to_string(),
+            ),
+            ("DATASETS_PATH", datasets.display().to_string()),
+            ("RESULTS_PATH", results.display().to_string()),
+            (
+                "DATABASE_URL",
+                format!("sqlite:{}/store.db", dir.path().display()),
+            ),
+            ("MULTIOMIX_URL", multiomix.url()),
+            ("HOST", "127.0.0.1".to_string()),
+            ("PORT", "0".to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let app = Application::build(Config::from_vars(vars).unwrap())
+            .await
+            .expect("the local backend finds spark-submit and the scripts");
+        let base = format!("http://{}", app.local_addr());
+        let server = tokio::spawn(app.run_until_stopped(std::future::pending()));
+        LocalService {
+            repo,
+            dir,
+            results,
+            datasets,
+            multiomix,
+            base,
+            server,
+            http: reqwest::Client::new(),
+        }
+    }
+}
+
 #[tokio::test]
 async fn multiomix_bbha_requests_for_every_model_complete_and_read_as_multiomix_reads_them() {
     let Some((spark_submit, python)) = tools() else {
         return;
     };
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let dir = tempfile::tempdir().unwrap();
-    let results = dir.path().join("results");
-    let datasets = dir.path().join("datasets");
-    std::fs::create_dir_all(&results).unwrap();
-    let multiomix = FakeMultiomix::start().await;
-    let vars: Vec<(String, String)> = [
-        ("JOB_BACKEND", "local".to_string()),
-        ("SPARK_SUBMIT", spark_submit),
-        ("SPARK_MASTER", "local[2]".to_string()),
-        ("EMR_DRIVER_MEMORY", "1g".to_string()),
-        ("LOCAL_MAX_CONCURRENT", "4".to_string()),
-        (
-            "LOCAL_SCRIPTS_DIR",
-            repo.join("scripts").display().to_string(),
-        ),
-        (
-            "LOCAL_LOG_DIR",
-            dir.path().join("logs").display().to_string(),
-        ),
-        ("DATASETS_PATH", datasets.display().to_string()),
-        ("RESULTS_PATH", results.display().to_string()),
-        (
-            "DATABASE_URL",
-            format!("sqlite:{}/store.db", dir.path().display()),
-        ),
-        ("MULTIOMIX_URL", multiomix.url()),
-        ("HOST", "127.0.0.1".to_string()),
-        ("PORT", "0".to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
-    let app = Application::build(Config::from_vars(vars).unwrap())
-        .await
-        .expect("the local backend finds spark-submit and the scripts");
-    let base = format!("http://{}", app.local_addr());
-    let server = tokio::spawn(app.run_until_stopped(std::future::pending()));
-    let http = reqwest::Client::new();
+    // The folder and the fake Multiomix live as long as the test.
+    let LocalService {
+        repo,
+        dir: _dir,
+        results,
+        datasets,
+        multiomix,
+        base,
+        server,
+        http,
+    } = LocalService::start(spark_submit, &[("LOCAL_MAX_CONCURRENT", "4")]).await;
 
     let requests = [
         (
@@ -274,45 +313,17 @@ async fn a_real_bbha_reports_its_progress_iteration_by_iteration_with_a_shrinkin
     let Some((spark_submit, python)) = tools() else {
         return;
     };
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let dir = tempfile::tempdir().unwrap();
-    let results = dir.path().join("results");
-    let datasets = dir.path().join("datasets");
-    std::fs::create_dir_all(&results).unwrap();
-    let multiomix = FakeMultiomix::start().await;
-    let vars: Vec<(String, String)> = [
-        ("JOB_BACKEND", "local".to_string()),
-        ("SPARK_SUBMIT", spark_submit),
-        ("SPARK_MASTER", "local[2]".to_string()),
-        ("EMR_DRIVER_MEMORY", "1g".to_string()),
-        (
-            "LOCAL_SCRIPTS_DIR",
-            repo.join("scripts").display().to_string(),
-        ),
-        (
-            "LOCAL_LOG_DIR",
-            dir.path().join("logs").display().to_string(),
-        ),
-        ("DATASETS_PATH", datasets.display().to_string()),
-        ("RESULTS_PATH", results.display().to_string()),
-        (
-            "DATABASE_URL",
-            format!("sqlite:{}/store.db", dir.path().display()),
-        ),
-        ("MULTIOMIX_URL", multiomix.url()),
-        ("HOST", "127.0.0.1".to_string()),
-        ("PORT", "0".to_string()),
-        ("PROGRESS_INTERVAL", "0.1".to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
-    let app = Application::build(Config::from_vars(vars).unwrap())
-        .await
-        .expect("the local backend finds spark-submit and the scripts");
-    let base = format!("http://{}", app.local_addr());
-    let server = tokio::spawn(app.run_until_stopped(std::future::pending()));
-    let http = reqwest::Client::new();
+    // The folder and the fake Multiomix live as long as the test.
+    let LocalService {
+        repo,
+        dir: _dir,
+        results,
+        datasets,
+        multiomix: _multiomix,
+        base,
+        server,
+        http,
+    } = LocalService::start(spark_submit, &[("PROGRESS_INTERVAL", "0.1")]).await;
 
     planted_dataset(&python, &datasets, "BBHA_51", &repo, 51);
     let mut body =
