@@ -18,26 +18,16 @@ pub async fn require_bearer(
     req: Request,
     next: Next,
 ) -> Response {
-    let Some(expected) = expected else {
-        return next.run(req).await;
-    };
-    let presented = req
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(bearer_token);
-    match presented {
-        Some(token) if token_matches(token, expected.expose()) => next.run(req).await,
-        _ => {
-            metrics::counter!("requests_unauthorized_total").increment(1);
-            let mut response = ApiError::Unauthorized.into_response();
-            response.headers_mut().insert(
-                axum::http::header::WWW_AUTHENTICATE,
-                axum::http::HeaderValue::from_static("Bearer"),
-            );
-            response
-        }
-    }
+    let presented = |value: &str| bearer_token(value).map(str::to_owned);
+    gate(expected, req, next, presented, || {
+        let mut response = ApiError::Unauthorized.into_response();
+        response.headers_mut().insert(
+            axum::http::header::WWW_AUTHENTICATE,
+            axum::http::HeaderValue::from_static("Bearer"),
+        );
+        response
+    })
+    .await
 }
 
 /// The pages' gate: with a token configured, the request must carry it as the password
@@ -49,23 +39,37 @@ pub async fn require_page_credentials(
     req: Request,
     next: Next,
 ) -> Response {
+    let presented = |value: &str| {
+        bearer_token(value)
+            .map(str::to_owned)
+            .or_else(|| basic_password(value))
+    };
+    gate(expected, req, next, presented, super::ui::unauthorized).await
+}
+
+/// What both gates do: no token configured lets everything through; otherwise the token
+/// `presented` reads from the `Authorization` header must match, or the request gets
+/// `refusal` (and is counted).
+async fn gate(
+    expected: Option<Secret>,
+    req: Request,
+    next: Next,
+    presented: impl Fn(&str) -> Option<String>,
+    refusal: impl Fn() -> Response,
+) -> Response {
     let Some(expected) = expected else {
         return next.run(req).await;
     };
-    let presented = req
+    let token = req
         .headers()
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            bearer_token(v)
-                .map(str::to_owned)
-                .or_else(|| basic_password(v))
-        });
-    match presented {
+        .and_then(presented);
+    match token {
         Some(token) if token_matches(&token, expected.expose()) => next.run(req).await,
         _ => {
             metrics::counter!("requests_unauthorized_total").increment(1);
-            super::ui::unauthorized()
+            refusal()
         }
     }
 }
