@@ -196,29 +196,14 @@ impl Store {
         after: Option<(i64, &str)>,
         limit: i64,
     ) -> StoreResult<Vec<LivyBatchRow>> {
-        let mut q = QueryBuilder::<Sqlite>::new("SELECT * FROM livy_batches WHERE 1 = 1");
-        if !states.is_empty() {
-            q.push(" AND state IN (");
-            let mut list = q.separated(", ");
-            for s in states {
-                list.push_bind(s.as_str());
-            }
-            list.push_unseparated(")");
-        }
-        if let Some(t) = created_after {
-            q.push(" AND created_at >= ").push_bind(t);
-        }
-        if let Some((created_at, id)) = after {
-            q.push(" AND (created_at < ")
-                .push_bind(created_at)
-                .push(" OR (created_at = ")
-                .push_bind(created_at)
-                .push(" AND job_id < ")
-                .push_bind(id.to_owned())
-                .push("))");
-        }
-        q.push(" ORDER BY created_at DESC, job_id DESC LIMIT ")
-            .push_bind(limit);
+        let mut q = super::page_query(
+            "livy_batches",
+            "job_id",
+            states,
+            created_after,
+            after,
+            limit,
+        );
         let rows = q.build().fetch_all(&self.pool).await?;
         rows.iter().map(LivyBatchRow::from_row).collect()
     }

@@ -236,25 +236,7 @@ impl Store {
         after: Option<(i64, &str)>,
         limit: i64,
     ) -> StoreResult<Vec<LocalRunRow>> {
-        let mut q = QueryBuilder::<Sqlite>::new("SELECT * FROM local_runs WHERE 1 = 1");
-        if !states.is_empty() {
-            q.push(" AND state IN ");
-            push_states(&mut q, states);
-        }
-        if let Some(t) = created_after {
-            q.push(" AND created_at >= ").push_bind(t);
-        }
-        if let Some((created_at, id)) = after {
-            q.push(" AND (created_at < ")
-                .push_bind(created_at)
-                .push(" OR (created_at = ")
-                .push_bind(created_at)
-                .push(" AND id < ")
-                .push_bind(id.to_owned())
-                .push("))");
-        }
-        q.push(" ORDER BY created_at DESC, id DESC LIMIT ")
-            .push_bind(limit);
+        let mut q = super::page_query("local_runs", "id", states, created_after, after, limit);
         let rows = q.build().fetch_all(&self.pool).await?;
         rows.iter().map(LocalRunRow::from_row).collect()
     }

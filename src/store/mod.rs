@@ -218,6 +218,46 @@ where
     Ok(())
 }
 
+/// A page of a backend's own rows (`table`, keyed by `id_column`), newest first: those in
+/// `states` (all when empty), created at or after `created_after`, after the row
+/// `after` (`(created_at, id)`, the last of the previous page), at most `limit`. Shared by
+/// the local backend's runs and Livy's batches, which list alike.
+pub(crate) fn page_query<'q>(
+    table: &str,
+    id_column: &str,
+    states: &'q [JobState],
+    created_after: Option<i64>,
+    after: Option<(i64, &'q str)>,
+    limit: i64,
+) -> sqlx::QueryBuilder<'q, sqlx::Sqlite> {
+    let mut q = sqlx::QueryBuilder::new(format!("SELECT * FROM {table} WHERE 1 = 1"));
+    if !states.is_empty() {
+        q.push(" AND state IN (");
+        let mut list = q.separated(", ");
+        for s in states {
+            list.push_bind(s.as_str());
+        }
+        list.push_unseparated(")");
+    }
+    if let Some(t) = created_after {
+        q.push(" AND created_at >= ").push_bind(t);
+    }
+    if let Some((created_at, id)) = after {
+        q.push(" AND (created_at < ")
+            .push_bind(created_at)
+            .push(" OR (created_at = ")
+            .push_bind(created_at)
+            .push(format!(" AND {id_column} < "))
+            .push_bind(id)
+            .push("))");
+    }
+    q.push(format!(
+        " ORDER BY created_at DESC, {id_column} DESC LIMIT "
+    ))
+    .push_bind(limit);
+    q
+}
+
 pub fn now_millis() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64 / 1_000_000
 }
