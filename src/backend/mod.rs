@@ -7,6 +7,7 @@ pub mod finished;
 pub mod instrumented;
 pub mod livy;
 pub mod local;
+pub mod paging;
 pub mod registry;
 pub mod spark;
 

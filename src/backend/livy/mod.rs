@@ -38,6 +38,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 use tracing::{info, warn};
 
+use super::paging;
 use super::{
     cancel_after_reading, BackendError, Described, JobBackend, JobPage, ListQuery, Submitted,
     APP_NAME_TAG,
@@ -54,9 +55,6 @@ pub const PAGE_SIZE: i64 = 100;
 
 /// Pages read at most when looking for a batch by its name (5,000 batches).
 const LOOK_PAGES: i64 = 50;
-
-/// Largest page of [`JobBackend::list`], as for EMR.
-const MAX_LIST_PAGE: u32 = 50;
 
 /// The run tags that carry the batch's attributes (the API does not show tags).
 pub const BATCH_ID_TAG: &str = "livy-batch-id";
@@ -489,15 +487,6 @@ impl LivyBackend {
 
 /// `next_token` of [`JobBackend::list`]: the `(created_at, job id)` of the page's last
 /// job.
-fn encode_token(row: &LivyBatchRow) -> String {
-    format!("{}.{}", row.created_at, row.job_id)
-}
-
-fn decode_token(token: &str) -> Option<(i64, JobId)> {
-    let (created_at, id) = token.split_once('.')?;
-    Some((created_at.parse().ok()?, JobId::parse(id)?))
-}
-
 #[async_trait]
 impl JobBackend for LivyBackend {
     fn kind(&self) -> &'static str {
@@ -638,22 +627,12 @@ impl JobBackend for LivyBackend {
     /// This deployment's batches, newest first, from the store, once the first page has
     /// recorded what Livy holds that the store does not.
     async fn list(&self, query: &ListQuery) -> Result<JobPage, BackendError> {
-        let after = match &query.next_token {
-            Some(token) => Some(decode_token(token).ok_or_else(|| {
-                BackendError::Rejected("next_token is not one this service gave out".into())
-            })?),
-            None => {
-                self.sync().await?;
-                None
-            }
-        };
-        let size = query
-            .page_size
-            .unwrap_or(MAX_LIST_PAGE)
-            .clamp(1, MAX_LIST_PAGE) as usize;
-        let created_after = query
-            .created_after
-            .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64);
+        let after = paging::after(query)?;
+        if after.is_none() {
+            self.sync().await?;
+        }
+        let size = paging::page_size(query);
+        let created_after = paging::created_after_millis(query);
         let mut rows = self
             .store
             .list_livy_batches(
@@ -664,12 +643,7 @@ impl JobBackend for LivyBackend {
             )
             .await
             .map_err(store_error)?;
-        let next_token = if rows.len() > size {
-            rows.truncate(size);
-            rows.last().map(encode_token)
-        } else {
-            None
-        };
+        let next_token = paging::cut(&mut rows, size, |r| (r.created_at, r.job_id.as_str()));
         let jobs = rows
             .iter()
             .map(|r| self.run_of(r))
@@ -803,16 +777,5 @@ mod tests {
         );
         v.log = vec!["x".repeat(5000)];
         assert!(failure_details(&v).chars().count() <= 2001);
-    }
-
-    #[test]
-    fn page_tokens_round_trip_and_foreign_ones_are_refused() {
-        let mut r = row("p", None);
-        r.created_at = 1_700_000_000_123;
-        let (at, id) = decode_token(&encode_token(&r)).unwrap();
-        assert_eq!((at, id.as_str()), (1_700_000_000_123, "lv0"));
-        for bad in ["", "x", "12", "12.", "a.b", "1.ABC"] {
-            assert!(decode_token(bad).is_none(), "{bad}");
-        }
     }
 }

@@ -40,7 +40,6 @@ mod command;
 mod ending;
 mod ids;
 mod log;
-mod paging;
 mod process;
 mod recovery;
 mod runner;
@@ -51,8 +50,8 @@ pub use log::{log_tail, LOG_TAIL_BYTES, LOG_TAIL_LINES};
 pub use process::INHERITED_ENV;
 pub use setup::find_program;
 
+use crate::backend::paging;
 use ids::new_id;
-use paging::{decode_token, encode_token, MAX_PAGE_SIZE};
 use setup::{check_deploy_mode, check_scripts_dir, spark_conf_dir, warn_of_missing_scripts};
 
 /// Why the local backend cannot start.
@@ -341,19 +340,9 @@ impl JobBackend for LocalBackend {
     }
 
     async fn list(&self, query: &ListQuery) -> Result<JobPage, BackendError> {
-        let after = match &query.next_token {
-            Some(token) => Some(decode_token(token).ok_or_else(|| {
-                BackendError::Rejected("next_token is not one this service gave out".into())
-            })?),
-            None => None,
-        };
-        let size = query
-            .page_size
-            .unwrap_or(MAX_PAGE_SIZE)
-            .clamp(1, MAX_PAGE_SIZE) as usize;
-        let created_after = query
-            .created_after
-            .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64);
+        let after = paging::after(query)?;
+        let size = paging::page_size(query);
+        let created_after = paging::created_after_millis(query);
         let mut rows = self
             .inner
             .store
@@ -365,12 +354,7 @@ impl JobBackend for LocalBackend {
             )
             .await
             .map_err(store_error)?;
-        let next_token = if rows.len() > size {
-            rows.truncate(size);
-            rows.last().map(encode_token)
-        } else {
-            None
-        };
+        let next_token = paging::cut(&mut rows, size, |r| (r.created_at, r.id.as_str()));
         let jobs = rows.into_iter().map(to_run).collect::<Result<_, _>>()?;
         Ok(JobPage { jobs, next_token })
     }
