@@ -37,11 +37,7 @@ pub struct LivyBatchRow {
 
 impl LivyBatchRow {
     fn from_row(row: &SqliteRow) -> StoreResult<Self> {
-        let raw_state: String = row.try_get("state")?;
-        let state = JobState::parse(&raw_state).ok_or_else(|| sqlx::Error::ColumnDecode {
-            index: "state".into(),
-            source: format!("unknown job state {raw_state:?}").into(),
-        })?;
+        let state: JobState = row.try_get("state")?;
         Ok(LivyBatchRow {
             job_id: row.try_get("job_id")?,
             batch_id: row.try_get("batch_id")?,

@@ -32,11 +32,7 @@ pub struct LocalRunRow {
 
 impl LocalRunRow {
     fn from_row(row: &SqliteRow) -> StoreResult<Self> {
-        let raw_state: String = row.try_get("state")?;
-        let state = JobState::parse(&raw_state).ok_or_else(|| sqlx::Error::ColumnDecode {
-            index: "state".into(),
-            source: format!("unknown job state {raw_state:?}").into(),
-        })?;
+        let state: JobState = row.try_get("state")?;
         Ok(LocalRunRow {
             id: row.try_get("id")?,
             name: row.try_get("name")?,

@@ -74,6 +74,12 @@ macro_rules! stored_as_text {
 
 stored_as_text!(JobId, |id| id.as_str().to_owned(), JobId::parse, "a job id");
 stored_as_text!(
+    JobState,
+    |state| state.as_str().to_owned(),
+    JobState::parse,
+    "a job state"
+);
+stored_as_text!(
     FinalState,
     |state| state.as_str().to_owned(),
     FinalState::parse,
