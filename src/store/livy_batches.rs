@@ -209,11 +209,7 @@ impl Store {
 mod tests {
     use super::*;
 
-    async fn store() -> (Store, tempfile::TempDir) {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite:{}/db.sqlite", dir.path().display());
-        (Store::connect(&url).await.unwrap(), dir)
-    }
+    use crate::store::temporary as store;
 
     fn row(job_id: &str, batch_id: i64, created_at: i64) -> LivyBatchRow {
         LivyBatchRow {

@@ -242,11 +242,7 @@ impl Store {
 mod tests {
     use super::*;
 
-    async fn store() -> (Store, tempfile::TempDir) {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite:{}/db.sqlite", dir.path().display());
-        (Store::connect(&url).await.unwrap(), dir)
-    }
+    use crate::store::temporary as store;
 
     fn run<'a>(id: &'a JobId, token: &'a str, created_at: i64) -> NewLocalRun<'a> {
         NewLocalRun {

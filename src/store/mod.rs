@@ -896,6 +896,15 @@ impl Store {
     }
 }
 
+/// A store in a folder of its own (inside one that does not exist yet), for the store's
+/// tests; the folder goes with the returned guard.
+#[cfg(test)]
+pub(crate) async fn temporary() -> (Store, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}/nested/db.sqlite", dir.path().display());
+    (Store::connect(&url).await.unwrap(), dir)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -904,11 +913,7 @@ mod tests {
         JobId::parse(raw).unwrap()
     }
 
-    async fn store() -> (Store, tempfile::TempDir) {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite:{}/nested/db.sqlite", dir.path().display());
-        (Store::connect(&url).await.unwrap(), dir)
-    }
+    use super::temporary as store;
 
     fn job(raw: &str) -> JobRecord {
         JobRecord {

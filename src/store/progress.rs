@@ -232,11 +232,7 @@ mod tests {
     use crate::job::JobState;
     use crate::store::{now_millis, Submission};
 
-    async fn store() -> (Store, tempfile::TempDir) {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite:{}/db.sqlite", dir.path().display());
-        (Store::connect(&url).await.unwrap(), dir)
-    }
+    use crate::store::temporary as store;
 
     fn record(raw: &str, app: &str, created_at: i64) -> JobRecord {
         JobRecord {
