@@ -9,7 +9,7 @@
 #    Under nextest, .config/nextest.toml keeps the JVM and moto tests from running at once.
 # 3. The example job's Python tests.
 # 4. schemathesis against the live service, from its OpenAPI document.
-# Before 2, headless Chromium for the admin pages' browser test (tests/admin_pages.rs),
+# Before 2, headless Chromium for the admin pages' browser test (tests/integration/admin_pages.rs),
 # from Debian's packages, when it is missing and this runs as root with apt-get; the test
 # fails under CI without it, and is skipped with a message elsewhere.
 set -euo pipefail

@@ -206,7 +206,7 @@ pub enum Submitted {
 /// read it, cancel it, list this deployment's jobs, and say whether the backend is
 /// reachable. Each backend (EMR on EKS, EMR Serverless, EMR on EC2, Livy, local spark-submit)
 /// owns its SDK, its id format and the mapping of its states onto the ones Multiomix
-/// knows, so the API never changes between them; `tests/conformance/` holds every
+/// knows, so the API never changes between them; `tests/integration/conformance/` holds every
 /// backend to the same behaviour.
 #[async_trait]
 pub trait JobBackend: Send + Sync + 'static {

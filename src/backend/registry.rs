@@ -4,7 +4,7 @@
 //!
 //! A new backend is its own module under `backend/`, one variant of
 //! [`BackendSettings`] (with its checks in `config/backends.rs`), one arm here, and one
-//! peer in `tests/conformance/`.
+//! peer in `tests/integration/conformance/`.
 
 use std::sync::Arc;
 

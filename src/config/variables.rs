@@ -124,7 +124,7 @@ impl Variable {
 /// Every variable the service or its libraries read, in the documentation's order. Adding
 /// a variable is adding its row here and its field to `Raw` (a unit test checks that the
 /// two agree), its line to docker-compose_dist.yml, and the rows of docs/configuration.md
-/// that tests/deploy_manifests.rs prints.
+/// that tests/integration/deploy_manifests.rs prints.
 #[rustfmt::skip] // one line a variable
 pub const VARIABLES: &[Variable] = &[
     // The first table: the variables inherited from the Python service.

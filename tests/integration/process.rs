@@ -1,6 +1,7 @@
 //! The real binary as a process: start-up checks, SIGTERM, and surviving SIGKILL.
 
-mod common;
+use crate::common;
+
 
 use std::path::Path;
 use std::process::Stdio;

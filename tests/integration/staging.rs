@@ -6,7 +6,6 @@
 //! moto comes from the test virtualenv (`dev/test.sh` creates it). Without it these tests
 //! are skipped with a message on a developer's machine, and fail under CI.
 
-mod common;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -14,8 +13,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_s3::types::ChecksumMode;
-use common::moto::{bucket_keys, free_port, moto, s3_client, Moto};
-use common::{emr_client, FAST};
+use crate::common::moto::{bucket_keys, free_port, moto, s3_client, Moto};
+use crate::common::{emr_client, FAST};
 use multiomix_aws_emr::app::Application;
 use multiomix_aws_emr::backend::emr::eks::EmrEksBackend;
 use multiomix_aws_emr::backend::{BackendError, JobBackend, JobPage, ListQuery};

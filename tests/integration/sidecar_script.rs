@@ -3,7 +3,8 @@
 //! with the real AWS CLI against moto's S3 (the `moto` tests), and with stand-in CLIs for
 //! what moto cannot show (a call that hangs, a stop signal in the middle of a call).
 
-mod pod_scripts;
+use crate::pod_scripts;
+
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -15,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
-use pod_scripts::{script, write_tree, MotoS3, BUCKET};
+use crate::pod_scripts::{script, write_tree, MotoS3, BUCKET};
 
 const SCRIPT: &str = "templates/dockerfiles/sidecar/sidecar.sh";
 const DRIVER_HOSTNAME: &str = "spark-000000031kd8aj0vtn3-driver";

@@ -1,9 +1,10 @@
 //! The HTTP API as the contract describes it, against a fake EMR that speaks the
 //! emr-containers REST protocol.
 
-mod common;
+use crate::common;
 
-use common::{is_multiomix_date, multiomix_body, spawn_app, spawn_app_with};
+
+use crate::common::{is_multiomix_date, multiomix_body, spawn_app, spawn_app_with};
 use multiomix_fakes::{JobState, NewJob};
 use serde_json::{json, Value};
 

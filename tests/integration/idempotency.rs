@@ -1,9 +1,10 @@
 //! `POST /job` with an `Idempotency-Key`: a retried request gets the job of the first;
 //! and a job started while the store fails is still answered and recorded later.
 
-mod common;
+use crate::common;
 
-use common::{multiomix_body, spawn_app};
+
+use crate::common::{multiomix_body, spawn_app};
 use serde_json::Value;
 
 async fn post_with_key(app: &common::TestApp, key: &str, body: &Value) -> reqwest::Response {

@@ -3,13 +3,14 @@
 //! CANCEL_PENDING for a while, a sidecar callback with no body, and a request body right
 //! at the size limit, or with the most arguments the limits allow.
 
-mod common;
+use crate::common;
+
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{is_multiomix_date, multiomix_body, spawn, spawn_app, Setup};
+use crate::common::{is_multiomix_date, multiomix_body, spawn, spawn_app, Setup};
 use multiomix_aws_emr::api::MAX_BODY_BYTES;
 use multiomix_aws_emr::job::{
     MAX_ARGUMENTS, MAX_ARGUMENTS_BYTES, MAX_ARGUMENT_NAME_CHARS, MAX_VALUE_CHARS,
@@ -275,7 +276,7 @@ async fn the_most_arguments_the_limits_allow_fit_in_the_body_and_more_is_a_400_n
 
 #[test]
 fn the_security_page_states_the_argument_limits_the_code_enforces() {
-    let page = include_str!("../docs/security.md");
+    let page = include_str!("../../docs/security.md");
     let limits = &page[page.find("## Limits").expect("a Limits section")..];
     let thousands = |n: usize| {
         let digits = n.to_string();

@@ -15,7 +15,8 @@
 //! its executors on it, the service its jobs), then SIGKILL. They stay in the test's
 //! process group, so that nextest's own SIGTERM on a timeout reaches them too.
 
-mod common;
+use crate::common;
+
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

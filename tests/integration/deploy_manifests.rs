@@ -1436,8 +1436,8 @@ fn job_role_policy_grants_the_pods_exactly_their_s3_calls_on_their_prefixes() {
         })
         .collect();
     // The init container's `aws s3 sync` lists the app's prefix and reads its objects;
-    // the sidecar's `aws s3 cp` of local files only writes (tests/init_script.rs and
-    // tests/sidecar_script.rs check both in moto's request log).
+    // the sidecar's `aws s3 cp` of local files only writes (tests/integration/init_script.rs and
+    // tests/integration/sidecar_script.rs check both in moto's request log).
     let expected: BTreeSet<(String, String, String)> = [
         (
             "s3:ListBucket",

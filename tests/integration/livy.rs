@@ -1,6 +1,6 @@
 //! What only the Livy backend does; the behaviour every backend shares is in the
-//! conformance suite (tests/conformance), whose harness and peers this reuses, and the
-//! data path with `DATA_STAGING=s3` is in tests/results_handoff.rs.
+//! conformance suite (tests/integration/conformance), whose harness and peers this reuses, and the
+//! data path with `DATA_STAGING=s3` is in tests/integration/results_handoff.rs.
 //!
 //! - a Multiomix BBHA request becomes one batch with the expected body, is read back,
 //!   listed, cancelled, and its notice sent;
@@ -13,26 +13,22 @@
 //! - credentials Livy refuses, and a gateway that answers 404 to everything, leave the
 //!   service not ready and lose no job.
 
-#[path = "common/mod.rs"]
-mod common;
-#[path = "conformance/harness.rs"]
-#[allow(dead_code)]
-mod harness;
-#[path = "conformance/peers.rs"]
-#[allow(dead_code)]
-mod peers;
+use crate::common;
+use crate::conformance::harness;
+use crate::conformance::peers;
+
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use harness::{Peer, Suite, WAIT};
+use crate::conformance::harness::{Peer, Suite, WAIT};
 use multiomix_aws_emr::backend::livy::LivyBackend;
 use multiomix_aws_emr::backend::JobBackend;
 use multiomix_aws_emr::config::Config;
 use multiomix_aws_emr::job::{validate_request, JobState};
 use multiomix_aws_emr::store::Store;
 use multiomix_fakes::{BatchState, FakeLivy};
-use peers::{batch_of, livy_peer, livy_vars, FakeLivyPeer};
+use crate::conformance::peers::{batch_of, livy_peer, livy_vars, FakeLivyPeer};
 use serde_json::{json, Value};
 
 /// The Livy peer, as its own type and as the suite's.

@@ -1,15 +1,14 @@
 //! The EMR on EKS client against moto's emr-containers server: a peer nobody here wrote,
 //! speaking the same protocol as AWS. The same client code the service uses starts, reads,
 //! lists and cancels jobs there. The whole Multiomix flow on moto (submit, read, list,
-//! cancel, 409, 404, callback, notice) is in the conformance suite (tests/conformance).
+//! cancel, 409, 404, callback, notice) is in the conformance suite (tests/integration/conformance).
 //!
 //! moto comes from the test virtualenv (`dev/test.sh` creates it). Without it these tests
 //! are skipped with a message on a developer's machine, and fail under CI.
 
-mod common;
 
-use common::moto::{moto, Moto};
-use common::{create_virtual_cluster, emr_client, multiomix_body};
+use crate::common::moto::{moto, Moto};
+use crate::common::{create_virtual_cluster, emr_client, multiomix_body};
 use multiomix_aws_emr::backend::emr::eks::EmrEksBackend;
 use multiomix_aws_emr::backend::{BackendError, JobBackend, ListQuery};
 use multiomix_aws_emr::config::Config;

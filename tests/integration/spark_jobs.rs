@@ -15,12 +15,13 @@
 //! Without them the test is skipped with a message on a developer's machine, and fails
 //! under CI.
 
-mod common;
+use crate::common;
+
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::is_multiomix_date;
+use crate::common::is_multiomix_date;
 use multiomix_aws_emr::app::Application;
 use multiomix_aws_emr::config::Config;
 use multiomix_fakes::FakeMultiomix;

@@ -1,5 +1,5 @@
 //! What only the EMR Serverless backend does; the behaviour every backend shares is in the
-//! conformance suite (tests/conformance), whose harness and peers this reuses.
+//! conformance suite (tests/integration/conformance), whose harness and peers this reuses.
 //!
 //! - a run stopped by its execution timeout is reported FAILED, saying why;
 //! - with no sidecar, running runs are read in batches and the notice leaves without any
@@ -9,22 +9,17 @@
 //!   application;
 //! - the "done when", on moto's emr-serverless server.
 
-#[path = "common/mod.rs"]
-mod common;
-#[path = "conformance/harness.rs"]
-#[allow(dead_code)]
-mod harness;
-#[path = "conformance/peers.rs"]
-#[allow(dead_code)]
-mod peers;
+use crate::conformance::harness;
+use crate::conformance::peers;
+
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::is_multiomix_date;
-use harness::{Peer, Suite, WAIT};
+use crate::common::is_multiomix_date;
+use crate::conformance::harness::{Peer, Suite, WAIT};
 use multiomix_fakes::{FakeEmrServerless, RunState};
-use peers::FakeServerless;
+use crate::conformance::peers::FakeServerless;
 use serde_json::json;
 
 async fn fake() -> (Arc<FakeServerless>, Arc<dyn Peer>) {

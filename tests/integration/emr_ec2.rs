@@ -1,5 +1,5 @@
 //! What only the EMR on EC2 backend does; the behaviour every backend shares is in the
-//! conformance suite (tests/conformance), whose harness and peers this reuses.
+//! conformance suite (tests/integration/conformance), whose harness and peers this reuses.
 //!
 //! - every step state reads back as one Multiomix knows, a failure with its reason and
 //!   log file;
@@ -11,28 +11,22 @@
 //! - `/ready` names a cluster that is not WAITING or RUNNING;
 //! - the "done when", on moto's EMR server with a cluster made by RunJobFlow.
 
-#[path = "common/mod.rs"]
-mod common;
-#[path = "conformance/harness.rs"]
-#[allow(dead_code)]
-mod harness;
-#[path = "conformance/peers.rs"]
-#[allow(dead_code)]
-mod peers;
+use crate::common;
+
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use common::is_multiomix_date;
-use common::moto::Moto;
-use harness::{body, Abilities, Ending, Peer, Submitted, Suite, WAIT};
+use crate::common::is_multiomix_date;
+use crate::common::moto::Moto;
+use crate::conformance::harness::{body, Abilities, Ending, Peer, Submitted, Suite, WAIT};
 use multiomix_aws_emr::backend::JobBackend;
 use multiomix_aws_emr::config::Config;
 use multiomix_aws_emr::job::{validate_request, JobId};
 use multiomix_fakes::{FakeEmrEc2, StepState};
-use peers::{ec2_backend, ec2_client, ec2_submitted, ec2_vars, step_of, FakeEc2};
+use crate::conformance::peers::{ec2_backend, ec2_client, ec2_submitted, ec2_vars, step_of, FakeEc2};
 use serde_json::{json, Value};
 use tokio::sync::mpsc::UnboundedReceiver;
 

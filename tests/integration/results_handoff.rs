@@ -10,14 +10,9 @@
 //! ends one, emr-serverless starts them already ended), so the EMR side is the fakes,
 //! which speak the real wire protocols to the real SDKs; Livy's side is its fake.
 
-#[path = "common/mod.rs"]
-mod common;
-#[path = "conformance/harness.rs"]
-#[allow(dead_code)]
-mod harness;
-#[path = "conformance/peers.rs"]
-#[allow(dead_code)]
-mod peers;
+use crate::common;
+use crate::conformance::peers;
+
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -25,8 +20,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_s3::primitives::ByteStream;
-use common::moto::{bucket_keys, moto, s3_client, Moto};
-use harness::{service_vars, Ending, Peer, WAIT};
+use crate::common::moto::{bucket_keys, moto, s3_client, Moto};
+use crate::conformance::harness::{service_vars, Ending, Peer, WAIT};
 use multiomix_aws_emr::app::Application;
 use multiomix_aws_emr::backend::JobBackend;
 use multiomix_aws_emr::config::Config;

@@ -1,7 +1,7 @@
 //! The local backend against a fake spark-submit (tests/fixtures/fake-spark-submit), which
 //! records how it was started and exits, fails or sleeps as each test tells it. What every
 //! backend owes the API (an unknown job, one job per client token, ...) is in the
-//! conformance suite (tests/conformance), which runs against this backend too; this file
+//! conformance suite (tests/integration/conformance), which runs against this backend too; this file
 //! covers what is the local backend's own.
 
 use std::collections::{HashMap, HashSet};

@@ -2,9 +2,10 @@
 //! body, and none of them starts an EMR job. What must be accepted (odd but valid
 //! argument values) is accepted and lands only in the job's entry-point arguments.
 
-mod common;
+use crate::common;
 
-use common::{multiomix_body, spawn_app, TestApp};
+
+use crate::common::{multiomix_body, spawn_app, TestApp};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

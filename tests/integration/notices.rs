@@ -1,12 +1,13 @@
 //! The job-end notice: from the sidecar's callback (or none) to Multiomix, through
 //! Multiomix being down, refusing, and the service restarting.
 
-mod common;
+use crate::common;
+
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{is_multiomix_date, multiomix_body, spawn, spawn_app, Setup};
+use crate::common::{is_multiomix_date, multiomix_body, spawn, spawn_app, Setup};
 use multiomix_fakes::{FakeEmr, FakeMultiomix, JobState, NewJob, Reply};
 use serde_json::Value;
 

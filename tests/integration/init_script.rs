@@ -3,14 +3,13 @@
 //! was called for what moto cannot show (a copy that hangs, arguments refused before any
 //! call).
 
-mod pod_scripts;
 
 use std::fs;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use pod_scripts::{read_tree, script, MotoS3, BUCKET};
+use crate::pod_scripts::{read_tree, script, MotoS3, BUCKET};
 
 const SCRIPT: &str = "templates/dockerfiles/init/fetch-inputs.sh";
 

@@ -2,13 +2,14 @@
 //! the routes and limits it describes.
 //!
 //! After changing a route, regenerate the checked-in file with
-//! `UPDATE_OPENAPI=1 cargo test --test openapi`.
+//! `UPDATE_OPENAPI=1 cargo nextest run -E 'test(/^openapi::/)'`.
 
-mod common;
+use crate::common;
+
 
 use std::path::PathBuf;
 
-use common::spawn_app;
+use crate::common::spawn_app;
 use multiomix_aws_emr::api::openapi::document;
 use multiomix_aws_emr::api::MAX_BODY_BYTES;
 use multiomix_aws_emr::job::{
@@ -35,7 +36,7 @@ fn the_checked_in_openapi_json_is_the_generated_one() {
     assert!(
         checked_in == document(),
         "openapi.json differs from the document the code generates; regenerate it with \
-         `UPDATE_OPENAPI=1 cargo test --test openapi` and commit it"
+         `UPDATE_OPENAPI=1 cargo nextest run -E 'test(/^openapi::/)'` and commit it"
     );
 }
 

@@ -26,7 +26,7 @@ use tokio::sync::mpsc::{self, UnboundedReceiver};
 
 use crate::common::moto::{moto, s3_client, Moto};
 use crate::common::{create_virtual_cluster, emr_client, sdk_config};
-use crate::harness::{driver_env, Abilities, Ending, Peer, Submitted, ROLE, WAIT};
+use crate::conformance::harness::{driver_env, Abilities, Ending, Peer, Submitted, ROLE, WAIT};
 
 const BUCKET: &str = "multiomix-bucket";
 const ALL_ENDINGS: &[Ending] = &[Ending::Completed, Ending::Failed];

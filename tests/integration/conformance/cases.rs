@@ -7,7 +7,7 @@ use multiomix_aws_emr::job::{validate_request, JobId};
 use serde_json::json;
 
 use crate::common::is_multiomix_date;
-use crate::harness::{body, Peer, Suite, WAIT};
+use crate::conformance::harness::{body, Peer, Suite, WAIT};
 
 const STATES: [&str; 7] = [
     "PENDING",
@@ -100,7 +100,7 @@ pub async fn start_sends_the_exact_fields(peer: Arc<dyn Peer>) {
     if let Some(log_uri) = &got.log_uri {
         assert_eq!(log_uri, "s3://multiomix-bucket/joblogs");
         assert_eq!(got.entry_point, "s3://multiomix-bucket/scripts/main.py");
-        assert_eq!(got.execution_role.as_deref(), Some(crate::harness::ROLE));
+        assert_eq!(got.execution_role.as_deref(), Some(crate::conformance::harness::ROLE));
         assert_eq!(
             got.tags.get("managed-by").map(String::as_str),
             Some("multiomix-aws-emr"),
@@ -383,7 +383,7 @@ macro_rules! conformance {
             #[tokio::test]
             async fn $case() {
                 let Some(peer) = $peer.await else { return };
-                $crate::cases::$case(peer).await;
+                $crate::conformance::cases::$case(peer).await;
             }
         )*
     };

@@ -1,11 +1,12 @@
 //! `GET /metrics` as Prometheus scrapes it: requests, backend calls and notices show up
 //! after the traffic that causes them.
 
-mod common;
+use crate::common;
+
 
 use std::time::Duration;
 
-use common::spawn_app;
+use crate::common::spawn_app;
 use multiomix_fakes::JobState;
 
 const WAIT: Duration = Duration::from_secs(10);

@@ -5,36 +5,34 @@
 //! where it is described, and covered by a fake that can (for Livy, which has no peer
 //! nobody here wrote, what its fake cannot show is listed at `peers::FakeLivyPeer`).
 
-mod cases;
-#[path = "../common/mod.rs"]
-mod common;
-mod harness;
-mod peers;
+pub mod cases;
+pub mod harness;
+pub mod peers;
 
 mod fake_emr_eks {
-    crate::conformance!(crate::peers::fake_eks());
+    crate::conformance!(crate::conformance::peers::fake_eks());
 }
 
 mod moto_emr_eks {
-    crate::conformance!(crate::peers::moto_eks());
+    crate::conformance!(crate::conformance::peers::moto_eks());
 }
 
 mod local {
-    crate::conformance!(crate::peers::local());
+    crate::conformance!(crate::conformance::peers::local());
 }
 
 mod fake_emr_serverless {
-    crate::conformance!(crate::peers::fake_serverless());
+    crate::conformance!(crate::conformance::peers::fake_serverless());
 }
 
 mod moto_emr_serverless {
-    crate::conformance!(crate::peers::moto_serverless());
+    crate::conformance!(crate::conformance::peers::moto_serverless());
 }
 
 mod fake_emr_ec2 {
-    crate::conformance!(crate::peers::fake_ec2());
+    crate::conformance!(crate::conformance::peers::fake_ec2());
 }
 
 mod fake_livy {
-    crate::conformance!(crate::peers::fake_livy());
+    crate::conformance!(crate::conformance::peers::fake_livy());
 }

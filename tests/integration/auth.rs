@@ -1,12 +1,11 @@
 //! Bearer tokens on every route: `API_TOKEN` guards the job routes, `CALLBACK_TOKEN` the
 //! sidecar's callback, neither opens the other's routes, and the operator routes stay open.
 
-mod common;
 
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{multiomix_body, spawn_app, spawn_app_with, TestApp};
+use crate::common::{multiomix_body, spawn_app, spawn_app_with, TestApp};
 use multiomix_aws_emr::job::JobId;
 use multiomix_fakes::{FakeEmr, JobState, NewJob};
 use reqwest::Method;
