@@ -18,7 +18,7 @@ use crate::backend::finished::FinishedRuns;
 use crate::backend::instrumented::InstrumentedBackend;
 use crate::backend::{registry, JobBackend};
 use crate::config::{Config, ProgressSource};
-use crate::job::JobId;
+use crate::job::{BackendKind, JobId};
 use crate::notify::Notifier;
 use crate::progress::{Place, ProgressReader};
 use crate::reconcile::Reconciler;
@@ -465,10 +465,10 @@ async fn connect_store(config: &Config) -> anyhow::Result<Store> {
         .with_context(|| format!("cannot open the store at {}", config.database_url))
 }
 
-fn log_start(config: &Config, address: SocketAddr, backend: &str) {
+fn log_start(config: &Config, address: SocketAddr, backend: BackendKind) {
     info!(
         %address,
-        backend,
+        %backend,
         target = %config.backend.target(),
         multiomix = %config.notify.multiomix_url,
         store = %config.database_url,

@@ -15,6 +15,7 @@ use serde_json::json;
 use super::error::{ApiError, ErrorBody};
 use super::{status_json, AppState, READY_CACHE};
 use crate::backend::{BackendError, JobBackend};
+use crate::job::BackendKind;
 
 /// The body of `GET /health`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -58,7 +59,7 @@ impl Problem {
     }
 
     /// `outcome` is the error's `backend_calls_total` label (`rejected`, `unavailable`).
-    fn backend(kind: &str, outcome: &str, err: &BackendError) -> Self {
+    fn backend(kind: BackendKind, outcome: &str, err: &BackendError) -> Self {
         let short = match error_code(&err.to_string()) {
             Some(code) => format!("{kind} backend: {outcome} ({code})"),
             None => format!("{kind} backend: {outcome}"),
@@ -247,7 +248,7 @@ pub async fn ready(State(state): State<AppState>, headers: HeaderMap) -> Respons
     if let Err(problem) = state.readiness.backend(&state.backend).await {
         problems.push(problem);
     }
-    let backend = state.backend.kind();
+    let backend = state.backend.kind().as_str();
     if problems.is_empty() {
         let body = ReadyBody {
             status: "ready",

@@ -17,7 +17,7 @@ use time::OffsetDateTime;
 use tracing::warn;
 
 use super::AppState;
-use crate::job::{format_date, Algorithm, JobId, JobRun};
+use crate::job::{format_date, Algorithm, BackendKind, JobId, JobRun};
 use crate::progress::{eta_seconds, fraction, unix_seconds, HistoryPoint};
 use crate::store::{FinalState, JobOverview, NoticeRow, ProgressRecord};
 
@@ -291,7 +291,7 @@ pub async fn jobs_page(State(state): State<AppState>, RawQuery(query): RawQuery)
         "<header><h1>Feature-selection jobs</h1><p>{} job{} in all · {} backend · page {number} of {pages} · {}</p></header>\n<main>\n",
         total,
         if total == 1 { "" } else { "s" },
-        esc(state.backend.kind()),
+        esc(state.backend.kind().as_str()),
         esc(&format_date(now()))
     );
     if rows.is_empty() {
@@ -381,7 +381,7 @@ fn job_row(row: &JobOverview, run: Option<&JobRun>) -> String {
         id = esc(job.id.as_str()),
         name = esc(&job.name),
         app = esc(job.app_name.as_deref().unwrap_or("—")),
-        backend = esc(&job.backend),
+        backend = esc(job.backend.as_str()),
         state = esc(&state_text(run, row.final_state.map(FinalState::as_str))),
         created = esc(&format_date(created)),
         elapsed = esc(elapsed.as_deref().unwrap_or("—")),
@@ -475,7 +475,7 @@ pub async fn job_page(
             "App name",
             job.app_name.clone().unwrap_or_else(|| "unknown".into()),
         ),
-        ("Backend", job.backend.clone()),
+        ("Backend", job.backend.to_string()),
         ("Job id", job.id.to_string()),
         (
             "Recorded",
@@ -622,7 +622,7 @@ async fn logs_section(state: &AppState, run: Option<&JobRun>) -> String {
         return "<p class=\"muted\">The backend gives no log location for this job.</p>\n"
             .to_owned();
     };
-    if state.backend.kind() != "local" {
+    if state.backend.kind() != BackendKind::Local {
         return format!(
             "<p>The job's logs are written by EMR under <code>{}</code> (the driver's stdout \
              and stderr are there once the job has run).</p>\n",

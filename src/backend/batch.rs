@@ -67,7 +67,7 @@ mod tests {
 
     use super::*;
     use crate::backend::{BackendError, JobPage};
-    use crate::job::{JobRun, JobSpec};
+    use crate::job::{BackendKind, JobRun, JobSpec};
 
     /// Runs `r0..rN`; those in `ended` are COMPLETED. Lists pages of two.
     struct Paged {
@@ -95,8 +95,9 @@ mod tests {
 
     #[async_trait]
     impl JobBackend for Paged {
-        fn kind(&self) -> &'static str {
-            "paged"
+        fn kind(&self) -> BackendKind {
+            // The EMR backends are the ones that read runs by listing them.
+            BackendKind::Emr
         }
         async fn start(&self, _: &JobSpec, _: &str) -> Result<JobId, BackendError> {
             unreachable!()

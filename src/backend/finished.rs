@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 
 use super::{BackendError, Described, JobBackend, JobPage, ListQuery};
-use crate::job::{JobId, JobRun, JobSpec};
+use crate::job::{BackendKind, JobId, JobRun, JobSpec};
 
 /// How many finished runs are kept (a few hundred bytes each); the oldest go first.
 pub const CAPACITY: usize = 1024;
@@ -69,7 +69,7 @@ impl FinishedRuns {
 
 #[async_trait]
 impl JobBackend for FinishedRuns {
-    fn kind(&self) -> &'static str {
+    fn kind(&self) -> BackendKind {
         self.inner.kind()
     }
 
@@ -162,8 +162,8 @@ mod tests {
 
     #[async_trait]
     impl JobBackend for Scripted {
-        fn kind(&self) -> &'static str {
-            "scripted"
+        fn kind(&self) -> BackendKind {
+            BackendKind::Local
         }
         async fn start(&self, _: &JobSpec, _: &str) -> Result<JobId, BackendError> {
             Err(BackendError::Rejected("not in this test".into()))

@@ -9,7 +9,7 @@ use std::time::Instant;
 use async_trait::async_trait;
 
 use super::{BackendError, Described, JobBackend, JobPage, ListQuery};
-use crate::job::{JobId, JobRun, JobSpec};
+use crate::job::{BackendKind, JobId, JobRun, JobSpec};
 
 /// Wraps a backend; see the module documentation.
 pub struct InstrumentedBackend {
@@ -51,7 +51,7 @@ async fn observe<T>(
 
 #[async_trait]
 impl JobBackend for InstrumentedBackend {
-    fn kind(&self) -> &'static str {
+    fn kind(&self) -> BackendKind {
         self.inner.kind()
     }
 

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use crate::job::{JobId, JobRun, JobSpec, JobState};
+use crate::job::{BackendKind, JobId, JobRun, JobSpec, JobState};
 
 /// Why a backend call failed: the words an answer or a log line shows, and the error that
 /// said so (an SDK error with its whole chain: the dispatch failure, the I/O error under
@@ -210,8 +210,8 @@ pub enum Submitted {
 /// backend to the same behaviour.
 #[async_trait]
 pub trait JobBackend: Send + Sync + 'static {
-    /// A short name for logs and `/ready`.
-    fn kind(&self) -> &'static str;
+    /// Which backend this is; its name is what logs, metrics, `/ready` and the store show.
+    fn kind(&self) -> BackendKind;
 
     /// Whether the service learns of a job's end without asking: a sidecar's callback
     /// (EMR on EKS) or the backend's own report (local). Then the reconciler's reads,

@@ -156,7 +156,7 @@ mod tests {
             let built = build(&config, &store).await.unwrap();
             assert_eq!(built.ended.is_some(), kind == "local", "{kind}");
             let wrapped = FinishedRuns::wrap(InstrumentedBackend::wrap(built.backend), CAPACITY);
-            assert_eq!(wrapped.kind(), kind);
+            assert_eq!(wrapped.kind(), config.backend.kind(), "{kind}");
             assert_eq!(wrapped.tells_when_jobs_end(), tells, "{kind}");
         }
         assert_eq!(

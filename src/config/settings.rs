@@ -8,6 +8,8 @@ use std::time::Duration;
 use base64::Engine;
 use serde::Deserialize;
 
+pub use crate::job::BackendKind;
+
 /// A value that must never reach a log line. `Debug` and `Display` print a placeholder.
 #[derive(Clone, Deserialize, PartialEq, Eq)]
 #[serde(transparent)]
@@ -69,66 +71,6 @@ impl SigningKey {
 impl fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("SigningKey([redacted])")
-    }
-}
-
-/// Which implementation runs the jobs.
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum BackendKind {
-    /// EMR on EKS (`JOB_BACKEND=emr`).
-    Emr,
-    /// EMR Serverless (`JOB_BACKEND=emr-serverless`).
-    EmrServerless,
-    /// Steps on a standing EMR cluster on EC2 (`JOB_BACKEND=emr-ec2`).
-    EmrEc2,
-    /// Batches on any Spark cluster through Apache Livy's REST API (`JOB_BACKEND=livy`).
-    Livy,
-    Local,
-}
-
-impl BackendKind {
-    /// Every backend, in the order `JOB_BACKEND`'s message lists them.
-    pub const ALL: [BackendKind; 5] = [
-        BackendKind::Emr,
-        BackendKind::EmrServerless,
-        BackendKind::EmrEc2,
-        BackendKind::Livy,
-        BackendKind::Local,
-    ];
-
-    /// Reads `JOB_BACKEND` (in any case); the error lists the names there are.
-    pub fn parse(name: &str) -> Result<Self, String> {
-        Self::ALL
-            .into_iter()
-            .find(|kind| kind.to_string().eq_ignore_ascii_case(name))
-            .ok_or_else(|| {
-                let names: Vec<String> = Self::ALL.iter().map(|k| format!("'{k}'")).collect();
-                format!("'{name}' is none of {}", names.join(", "))
-            })
-    }
-
-    /// Whether the job's driver runs on this machine (the local backend), so that the
-    /// folders it reads and writes are the service's own.
-    pub fn runs_here(self) -> bool {
-        matches!(self, BackendKind::Local)
-    }
-
-    /// Whether `DATA_STAGING=s3` applies: the EMR backends' and Livy's jobs cannot read
-    /// Multiomix's shared folders, the local backend's read them in place.
-    pub fn stages_data(self) -> bool {
-        !self.runs_here()
-    }
-
-    /// Whether, with staging on, the job itself reads and writes the S3 prefixes (EMR
-    /// Serverless, EMR on EC2, a cluster behind Livy). On EMR on EKS the pod's init
-    /// container and sidecar copy them to and from the pod's volumes, so the job keeps its
-    /// folder paths.
-    pub fn job_reads_s3(self) -> bool {
-        matches!(
-            self,
-            BackendKind::EmrServerless | BackendKind::EmrEc2 | BackendKind::Livy
-        )
     }
 }
 
@@ -224,18 +166,6 @@ impl BackendSettings {
             BackendSettings::Local(s) => Some(s),
             _ => None,
         }
-    }
-}
-
-impl fmt::Display for BackendKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            BackendKind::Emr => "emr",
-            BackendKind::EmrServerless => "emr-serverless",
-            BackendKind::EmrEc2 => "emr-ec2",
-            BackendKind::Livy => "livy",
-            BackendKind::Local => "local",
-        })
     }
 }
 

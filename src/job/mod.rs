@@ -1,7 +1,10 @@
 //! The job model: what Multiomix asks for, what a backend reports, and what the API shows.
 
+mod backend_kind;
 pub mod body;
 mod validate;
+
+pub use backend_kind::BackendKind;
 
 pub use validate::{
     is_relative_inside, is_valid_app_name, validate_request, FieldError, APP_NAME_RULE,

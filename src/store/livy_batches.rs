@@ -9,9 +9,6 @@ use sqlx::{QueryBuilder, Row, Sqlite};
 use super::{now_millis, Store, StoreResult};
 use crate::job::JobState;
 
-/// The backend name the `jobs` table records for Livy batches.
-pub const LIVY_BACKEND: &str = "livy";
-
 /// One row of `livy_batches`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LivyBatchRow {

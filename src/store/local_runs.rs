@@ -6,10 +6,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::{Store, StoreResult};
-use crate::job::{JobId, JobState};
-
-/// The backend name the `jobs` table records for local runs.
-pub const LOCAL_BACKEND: &str = "local";
+use crate::job::{BackendKind, JobId, JobState};
 
 /// One row of `local_runs`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -114,7 +111,7 @@ impl Store {
                 id: run.id.clone(),
                 name: run.name.to_owned(),
                 algorithm: Some(run.algorithm),
-                backend: LOCAL_BACKEND.to_owned(),
+                backend: BackendKind::Local,
                 created_at: run.created_at,
                 adopted: false,
                 app_name: None,
@@ -286,7 +283,7 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
-        assert_eq!((job.backend.as_str(), job.algorithm), ("local", Some(1)));
+        assert_eq!((job.backend, job.algorithm), (BackendKind::Local, Some(1)));
         assert!(s
             .job(&crate::job::JobId::parse("b2").unwrap())
             .await

@@ -10,8 +10,8 @@ mod local_runs;
 mod progress;
 mod types;
 
-pub use livy_batches::{LivyBatchRow, LivySeen, LIVY_BACKEND};
-pub use local_runs::{Inserted, LocalRunEnd, LocalRunRow, NewLocalRun, LOCAL_BACKEND};
+pub use livy_batches::{LivyBatchRow, LivySeen};
+pub use local_runs::{Inserted, LocalRunEnd, LocalRunRow, NewLocalRun};
 pub use progress::{JobOverview, ProgressJob, ProgressRecord};
 pub use types::FinalState;
 
@@ -19,10 +19,12 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
 use sqlx::{Row, SqlitePool};
 
-use crate::job::{JobId, JobState};
+use crate::job::{BackendKind, JobId, JobState};
 
 /// Everything that must outlive the process, in one SQLite file: the jobs this service
 /// started, idempotency keys, submissions in flight, the notice outbox and the local
@@ -40,11 +42,28 @@ pub struct JobRecord {
     pub id: JobId,
     pub name: String,
     pub algorithm: Option<i64>,
-    pub backend: String,
+    pub backend: BackendKind,
     pub created_at: i64,
     pub adopted: bool,
     /// The `app-name` argument, when known (not for a job adopted from the backend).
     pub app_name: Option<String>,
+}
+
+impl JobRecord {
+    /// A row of `jobs`, with the algorithm's code in the column `algorithm` names (a join
+    /// can have another table's `algorithm` beside it). A value that is no id or no
+    /// backend is an error, not a panic.
+    fn from_row(r: &SqliteRow, algorithm: &str) -> Result<Self, sqlx::Error> {
+        Ok(JobRecord {
+            id: r.try_get("id")?,
+            name: r.try_get("name")?,
+            algorithm: r.try_get(algorithm)?,
+            backend: r.try_get("backend")?,
+            created_at: r.try_get("created_at")?,
+            adopted: r.try_get("adopted")?,
+            app_name: r.try_get("app_name")?,
+        })
+    }
 }
 
 /// Where a notice stands; see the `notices` table.
@@ -134,7 +153,7 @@ pub struct Submission {
     pub client_token: String,
     pub name: String,
     pub algorithm: Option<i64>,
-    pub backend: String,
+    pub backend: BackendKind,
     /// The `Idempotency-Key` and the request's fingerprint, when it had one.
     pub idempotency: Option<(String, String)>,
     pub created_at: i64,
@@ -209,7 +228,7 @@ where
     .bind(&job.id)
     .bind(&job.name)
     .bind(job.algorithm)
-    .bind(&job.backend)
+    .bind(job.backend)
     .bind(job.created_at)
     .bind(job.adopted)
     .bind(&job.app_name)
@@ -312,15 +331,9 @@ impl Store {
         .bind(id)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|r| JobRecord {
-            id: r.get("id"),
-            name: r.get("name"),
-            algorithm: r.get("algorithm"),
-            backend: r.get("backend"),
-            created_at: r.get("created_at"),
-            adopted: r.get("adopted"),
-            app_name: r.get("app_name"),
-        }))
+        Ok(row
+            .map(|r| JobRecord::from_row(&r, "algorithm"))
+            .transpose()?)
     }
 
     /// Whether the job is in the store and, if so, the final state recorded for it (once
@@ -446,7 +459,7 @@ impl Store {
         .bind(&s.client_token)
         .bind(&s.name)
         .bind(s.algorithm)
-        .bind(&s.backend)
+        .bind(s.backend)
         .bind(key)
         .bind(fingerprint)
         .bind(s.created_at)
@@ -564,21 +577,24 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
+        let submissions = rows
             .iter()
-            .map(|r| Submission {
-                client_token: r.get("client_token"),
-                name: r.get("name"),
-                algorithm: r.get("algorithm"),
-                backend: r.get("backend"),
-                idempotency: r
-                    .get::<Option<String>, _>("idempotency_key")
-                    .zip(r.get::<Option<String>, _>("fingerprint")),
-                created_at: r.get("created_at"),
-                app_name: r.get("app_name"),
-                progress_token: r.get("progress_token"),
+            .map(|r| {
+                Ok(Submission {
+                    client_token: r.try_get("client_token")?,
+                    name: r.try_get("name")?,
+                    algorithm: r.try_get("algorithm")?,
+                    backend: r.try_get("backend")?,
+                    idempotency: r
+                        .try_get::<Option<String>, _>("idempotency_key")?
+                        .zip(r.try_get::<Option<String>, _>("fingerprint")?),
+                    created_at: r.try_get("created_at")?,
+                    app_name: r.try_get("app_name")?,
+                    progress_token: r.try_get("progress_token")?,
+                })
             })
-            .collect())
+            .collect::<Result<_, sqlx::Error>>()?;
+        Ok(submissions)
     }
 
     pub async fn purge_idempotency_keys(&self, older_than: i64) -> StoreResult<u64> {
@@ -920,7 +936,7 @@ mod tests {
             id: id(raw),
             name: "n".into(),
             algorithm: Some(1),
-            backend: "emr".into(),
+            backend: BackendKind::Emr,
             created_at: 1,
             adopted: false,
             app_name: Some("BBHA_1".into()),
@@ -1290,7 +1306,7 @@ mod tests {
             client_token: token.into(),
             name: "n".into(),
             algorithm: Some(1),
-            backend: "emr".into(),
+            backend: BackendKind::Emr,
             idempotency: None,
             created_at: 1,
             app_name: Some(app.into()),
@@ -1388,5 +1404,99 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(s.app_name_holder("BBHA_1").await.unwrap(), None);
+    }
+
+    /// The names the store has always written: rows of earlier versions read unchanged.
+    const STORED_NAMES: [(&str, BackendKind); 5] = [
+        ("emr", BackendKind::Emr),
+        ("emr-serverless", BackendKind::EmrServerless),
+        ("emr-ec2", BackendKind::EmrEc2),
+        ("livy", BackendKind::Livy),
+        ("local", BackendKind::Local),
+    ];
+
+    #[tokio::test]
+    async fn every_backend_kind_is_kept_under_its_name_and_read_back_as_itself() {
+        let (s, _d) = store().await;
+        assert_eq!(STORED_NAMES.len(), BackendKind::ALL.len());
+        for (i, (name, kind)) in STORED_NAMES.into_iter().enumerate() {
+            let job_id = id(&format!("j{i}"));
+            let token = format!("t{i}");
+            s.record_job(&JobRecord {
+                backend: kind,
+                ..job(job_id.as_str())
+            })
+            .await
+            .unwrap();
+            s.begin_submission(&Submission {
+                backend: kind,
+                ..submission(&token, &format!("BBHA_{i}"))
+            })
+            .await
+            .unwrap();
+
+            let stored: (String, String) = sqlx::query_as(
+                "SELECT j.backend, s.backend FROM jobs j, submissions s
+                 WHERE j.id = ? AND s.client_token = ?",
+            )
+            .bind(job_id.as_str())
+            .bind(&token)
+            .fetch_one(s.pool())
+            .await
+            .unwrap();
+            assert_eq!(stored, (name.to_owned(), name.to_owned()), "{kind:?}");
+
+            let read = s.job(&job_id).await.unwrap().unwrap();
+            assert_eq!(read.backend, kind);
+            let submissions = s.incomplete_submissions(i64::MAX, 10).await.unwrap();
+            let read = submissions
+                .iter()
+                .find(|r| r.client_token == token)
+                .unwrap();
+            assert_eq!(read.backend, kind);
+        }
+        let page = s.jobs_page(0, 10).await.unwrap();
+        let mut kinds: Vec<BackendKind> = page.iter().map(|o| o.job.backend).collect();
+        kinds.sort_by_key(|k| k.as_str());
+        let mut expected = BackendKind::ALL.to_vec();
+        expected.sort_by_key(|k| k.as_str());
+        assert_eq!(kinds, expected);
+    }
+
+    #[tokio::test]
+    async fn a_row_naming_no_backend_fails_to_read_with_an_error_naming_the_value() {
+        let (s, _d) = store().await;
+        s.record_job(&job("j1")).await.unwrap();
+        s.begin_submission(&submission("t1", "BBHA_1"))
+            .await
+            .unwrap();
+        sqlx::query("UPDATE jobs SET backend = 'emr-eks'")
+            .execute(s.pool())
+            .await
+            .unwrap();
+        sqlx::query("UPDATE submissions SET backend = 'dataproc'")
+            .execute(s.pool())
+            .await
+            .unwrap();
+
+        let errors = [
+            s.job(&id("j1")).await.unwrap_err().to_string(),
+            s.jobs_page(0, 10).await.unwrap_err().to_string(),
+        ];
+        for text in errors {
+            assert!(
+                text.contains(r#""emr-eks" is not the name of a backend"#),
+                "{text}"
+            );
+        }
+        let text = s
+            .incomplete_submissions(i64::MAX, 10)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            text.contains(r#""dataproc" is not the name of a backend"#),
+            "{text}"
+        );
     }
 }

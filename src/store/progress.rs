@@ -198,27 +198,22 @@ impl Store {
         .bind(offset)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
+        let page = rows
             .iter()
-            .map(|r| JobOverview {
-                job: JobRecord {
-                    id: r.get("id"),
-                    name: r.get("name"),
-                    algorithm: r.get("algorithm_code"),
-                    backend: r.get("backend"),
-                    created_at: r.get("created_at"),
-                    adopted: r.get("adopted"),
-                    app_name: r.get("app_name"),
-                },
-                final_state: r.get("final_state"),
-                progress: r
-                    .get::<Option<String>, _>("progress_job")
-                    .map(|_| ProgressRecord::from_row(r)),
-                notice: r
-                    .get::<Option<String>, _>("notice_status")
-                    .map(|s| NoticeStatus::parse(&s)),
+            .map(|r| {
+                Ok(JobOverview {
+                    job: JobRecord::from_row(r, "algorithm_code")?,
+                    final_state: r.try_get("final_state")?,
+                    progress: r
+                        .get::<Option<String>, _>("progress_job")
+                        .map(|_| ProgressRecord::from_row(r)),
+                    notice: r
+                        .get::<Option<String>, _>("notice_status")
+                        .map(|s| NoticeStatus::parse(&s)),
+                })
             })
-            .collect())
+            .collect::<Result<_, sqlx::Error>>()?;
+        Ok(page)
     }
 }
 
@@ -239,7 +234,7 @@ mod tests {
             id: id(raw),
             name: "n".into(),
             algorithm: Some(1),
-            backend: "local".into(),
+            backend: crate::job::BackendKind::Local,
             created_at,
             adopted: false,
             app_name: Some(app.into()),
@@ -266,7 +261,7 @@ mod tests {
             client_token: token.into(),
             name: "n".into(),
             algorithm: Some(1),
-            backend: "local".into(),
+            backend: crate::job::BackendKind::Local,
             idempotency: None,
             created_at: now_millis(),
             app_name: Some(app.into()),

@@ -1,13 +1,13 @@
-//! How the job model's types are kept in SQLite: a job id and a job state as TEXT,
-//! checked when read back, so that the store's signatures and rows carry the types and
-//! not strings.
+//! How the job model's types are kept in SQLite: a job id, a job state and a backend's
+//! name as TEXT, checked when read back, so that the store's signatures and rows carry
+//! the types and not strings.
 
 use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
 use sqlx::sqlite::{Sqlite, SqliteArgumentValue, SqliteTypeInfo, SqliteValueRef};
 use sqlx::{Decode, Encode, Type};
 
-use crate::job::{JobId, JobState};
+use crate::job::{BackendKind, JobId, JobState};
 
 /// What the store knows of a job's end: a state the backend reported, or `UNKNOWN` when
 /// the backend stopped knowing the job (no notice follows).
@@ -78,6 +78,12 @@ stored_as_text!(
     |state| state.as_str().to_owned(),
     JobState::parse,
     "a job state"
+);
+stored_as_text!(
+    BackendKind,
+    |kind| kind.as_str().to_owned(),
+    BackendKind::from_name,
+    "the name of a backend"
 );
 stored_as_text!(
     FinalState,

@@ -697,8 +697,8 @@ struct Stub {
 
 #[async_trait::async_trait]
 impl multiomix_aws_emr::backend::JobBackend for Stub {
-    fn kind(&self) -> &'static str {
-        "stub"
+    fn kind(&self) -> multiomix_aws_emr::job::BackendKind {
+        multiomix_aws_emr::job::BackendKind::Local
     }
     async fn start(
         &self,

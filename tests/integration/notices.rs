@@ -531,8 +531,8 @@ struct AllCompleted;
 
 #[async_trait::async_trait]
 impl multiomix_aws_emr::backend::JobBackend for AllCompleted {
-    fn kind(&self) -> &'static str {
-        "all-completed"
+    fn kind(&self) -> multiomix_aws_emr::job::BackendKind {
+        multiomix_aws_emr::job::BackendKind::Local
     }
     async fn start(
         &self,

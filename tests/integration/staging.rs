@@ -42,7 +42,7 @@ struct Watching {
 
 #[async_trait]
 impl JobBackend for Watching {
-    fn kind(&self) -> &'static str {
+    fn kind(&self) -> multiomix_aws_emr::job::BackendKind {
         self.inner.kind()
     }
     fn tells_when_jobs_end(&self) -> bool {

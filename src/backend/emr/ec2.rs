@@ -49,7 +49,7 @@ use crate::backend::spark::{entry_point_arguments, DriverEnv, S3Package, SparkSu
 use crate::backend::APP_NAME_TAG;
 use crate::backend::{BackendError, Described, JobBackend, JobPage, ListQuery, Submitted};
 use crate::config::{Ec2Settings, JobSettings, SparkSettings};
-use crate::job::{JobId, JobRun, JobSpec, JobState};
+use crate::job::{BackendKind, JobId, JobRun, JobSpec, JobState};
 
 /// ListSteps answers at most 50 steps a page.
 const PAGE_SIZE: u32 = 50;
@@ -548,8 +548,8 @@ fn unusable(operation: &str, err: BackendError) -> BackendError {
 
 #[async_trait]
 impl JobBackend for EmrEc2Backend {
-    fn kind(&self) -> &'static str {
-        "emr-ec2"
+    fn kind(&self) -> BackendKind {
+        BackendKind::EmrEc2
     }
 
     async fn start(&self, spec: &JobSpec, client_token: &str) -> Result<JobId, BackendError> {

@@ -23,7 +23,7 @@ use crate::backend::{
     app_name_tag, BackendError, Described, JobBackend, JobPage, ListQuery, Submitted, APP_NAME_TAG,
 };
 use crate::config::{EmrSettings, JobSettings, SparkSettings};
-use crate::job::{JobId, JobRun, JobSpec, JobState};
+use crate::job::{BackendKind, JobId, JobRun, JobSpec, JobState};
 
 /// The length of an EMR job run id, e.g. `000000031kd8aj0vtn3`.
 pub const EMR_JOB_ID_CHARS: usize = 19;
@@ -159,8 +159,8 @@ pub fn spark_submit(
 
 #[async_trait]
 impl JobBackend for EmrEksBackend {
-    fn kind(&self) -> &'static str {
-        "emr"
+    fn kind(&self) -> BackendKind {
+        BackendKind::Emr
     }
 
     /// The driver pod's sidecar calls `PATCH /job/{id}` when the job ends.

@@ -28,7 +28,7 @@ use crate::backend::{
     app_name_tag, BackendError, Described, JobBackend, JobPage, ListQuery, Submitted, APP_NAME_TAG,
 };
 use crate::config::{JobSettings, ServerlessSettings, SparkSettings};
-use crate::job::{JobId, JobRun, JobSpec, JobState};
+use crate::job::{BackendKind, JobId, JobRun, JobSpec, JobState};
 
 /// ListJobRuns answers at most 50 runs a page.
 const PAGE_SIZE: u32 = 50;
@@ -304,8 +304,8 @@ fn serverless_states(state: JobState) -> &'static [JobRunState] {
 
 #[async_trait]
 impl JobBackend for EmrServerlessBackend {
-    fn kind(&self) -> &'static str {
-        "emr-serverless"
+    fn kind(&self) -> BackendKind {
+        BackendKind::EmrServerless
     }
 
     async fn start(&self, spec: &JobSpec, client_token: &str) -> Result<JobId, BackendError> {

@@ -44,7 +44,7 @@ use super::{
     APP_NAME_TAG,
 };
 use crate::config::{JobSettings, LivySettings, SparkSettings};
-use crate::job::{JobId, JobRun, JobSpec, JobState, RunLinks};
+use crate::job::{BackendKind, JobId, JobRun, JobSpec, JobState, RunLinks};
 use crate::staging::Staging;
 use crate::store::{now_millis, LivyBatchRow, LivySeen, Store, StoreError};
 use client::{CallError, LivyClient};
@@ -489,8 +489,8 @@ impl LivyBackend {
 /// job.
 #[async_trait]
 impl JobBackend for LivyBackend {
-    fn kind(&self) -> &'static str {
-        "livy"
+    fn kind(&self) -> BackendKind {
+        BackendKind::Livy
     }
 
     /// The same client token gives the same job id, and so the same batch name: a start

@@ -33,7 +33,7 @@ use tracing::info;
 
 use super::{BackendError, JobBackend, JobPage, ListQuery};
 use crate::config::{JobSettings, LocalSettings, SparkSettings};
-use crate::job::{FieldError, JobId, JobRun, JobSpec, JobState, DATASET_ARGUMENTS};
+use crate::job::{BackendKind, FieldError, JobId, JobRun, JobSpec, JobState, DATASET_ARGUMENTS};
 use crate::store::{now_millis, Inserted, LocalRunRow, NewLocalRun, Store, StoreError};
 
 mod command;
@@ -184,8 +184,8 @@ fn to_run(row: LocalRunRow) -> Result<JobRun, BackendError> {
 
 #[async_trait]
 impl JobBackend for LocalBackend {
-    fn kind(&self) -> &'static str {
-        "local"
+    fn kind(&self) -> BackendKind {
+        BackendKind::Local
     }
 
     /// It watches its spark-submit processes and reports each end on its channel.
