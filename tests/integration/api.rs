@@ -3,7 +3,6 @@
 
 use crate::common;
 
-
 use crate::common::{is_multiomix_date, multiomix_body, spawn_app, spawn_app_with};
 use multiomix_fakes::{JobState, NewJob};
 use serde_json::{json, Value};
@@ -29,7 +28,7 @@ async fn multiomix_body_starts_one_emr_job_built_as_the_contract_says() {
     assert_eq!(location, format!("/job/{id}"));
     assert_eq!(body, json!({ "id": id }));
 
-    let requests = app.emr.start_requests();
+    let requests = app.emr().start_requests();
     assert_eq!(requests.len(), 1);
     let req = &requests[0];
     assert_eq!(req["name"], "BreastCancerBBHA");
@@ -115,7 +114,7 @@ async fn each_algorithm_gets_its_own_entry_point_and_py_files() {
     let mut body = common::another_experiment();
     body["algorithm"] = json!(1);
     assert_eq!(app.post_job(&body).await.status(), 201);
-    let reqs = app.emr.start_requests();
+    let reqs = app.emr().start_requests();
     let driver = |i: usize| reqs[i]["jobDriver"]["sparkSubmitJobDriver"].clone();
     assert_eq!(
         driver(0)["entryPoint"],
@@ -145,7 +144,7 @@ async fn a_job_without_a_name_gets_a_generated_one() {
     let mut body = multiomix_body();
     body.as_object_mut().unwrap().remove("name");
     assert_eq!(app.post_job(&body).await.status(), 201);
-    let name = app.emr.start_requests()[0]["name"]
+    let name = app.emr().start_requests()[0]["name"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -225,7 +224,7 @@ async fn malformed_requests_get_a_json_400_and_start_nothing() {
         let err: Value = r.json().await.unwrap();
         assert!(err["error"].is_string());
     }
-    assert_eq!(app.emr.calls("StartJobRun"), 0);
+    assert_eq!(app.emr().calls("StartJobRun"), 0);
 }
 
 #[tokio::test]
@@ -245,11 +244,11 @@ async fn a_job_reads_back_in_the_contract_shape_with_multiomix_dates() {
         job["logUri"],
         format!(
             "s3://multiomix-bucket/joblogs/{}/jobs/{id}/",
-            app.emr.virtual_cluster_id()
+            app.emr().virtual_cluster_id()
         )
     );
 
-    app.emr.set_state(
+    app.emr().set_state(
         &id,
         JobState::Failed,
         Some("OOM in driver"),
@@ -290,21 +289,21 @@ async fn unknown_and_malformed_job_ids_are_refused() {
     }
     // One read for the GET and one for the DELETE of the unknown id; none for the
     // malformed ones, which never reach EMR.
-    assert_eq!(app.emr.calls("DescribeJobRun"), 2);
+    assert_eq!(app.emr().calls("DescribeJobRun"), 2);
 }
 
 #[tokio::test]
 async fn cancelling_a_running_job_answers_200_with_its_id() {
     let app = spawn_app().await;
     let id = app.start_job().await;
-    app.emr.set_state(&id, JobState::Running, None, None);
+    app.emr().set_state(&id, JobState::Running, None, None);
     let r = app.delete_job(&id).await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["location"], format!("/job/{id}").as_str());
     let body: Value = r.json().await.unwrap();
     assert_eq!(body, json!({ "id": id }));
-    assert_eq!(app.emr.calls("CancelJobRun"), 1);
-    let state = app.emr.job(&id).unwrap()["state"]
+    assert_eq!(app.emr().calls("CancelJobRun"), 1);
+    let state = app.emr().job(&id).unwrap()["state"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -315,7 +314,7 @@ async fn cancelling_a_running_job_answers_200_with_its_id() {
 async fn cancelling_a_finished_job_is_a_conflict() {
     let app = spawn_app().await;
     let id = app.start_job().await;
-    app.emr.set_state(&id, JobState::Completed, None, None);
+    app.emr().set_state(&id, JobState::Completed, None, None);
     let r = app.delete_job(&id).await;
     assert_eq!(r.status(), 409);
     let err: Value = r.json().await.unwrap();
@@ -326,7 +325,7 @@ async fn cancelling_a_finished_job_is_a_conflict() {
 #[tokio::test]
 async fn emr_refusing_a_start_is_a_502_with_emrs_message() {
     let app = spawn_app().await;
-    app.emr.fail_next(
+    app.emr().fail_next(
         "StartJobRun",
         400,
         "ValidationException",
@@ -347,7 +346,7 @@ async fn emr_refusing_a_start_is_a_502_with_emrs_message() {
 #[tokio::test]
 async fn emr_failing_after_the_sdks_retries_is_a_503_with_retry_after() {
     let app = spawn_app().await;
-    app.emr
+    app.emr()
         .fail_times("DescribeJobRun", 10, 500, "InternalServerException", "boom");
     let r = app.get_job("000000031kd8aj0vtn3").await;
     assert_eq!(r.status(), 503);
@@ -355,7 +354,7 @@ async fn emr_failing_after_the_sdks_retries_is_a_503_with_retry_after() {
     let err: Value = r.json().await.unwrap();
     assert_eq!(err["error"], "unavailable");
     assert!(
-        app.emr.calls("DescribeJobRun") >= 2,
+        app.emr().calls("DescribeJobRun") >= 2,
         "the SDK retries before giving up"
     );
 }
@@ -363,7 +362,7 @@ async fn emr_failing_after_the_sdks_retries_is_a_503_with_retry_after() {
 #[tokio::test]
 async fn a_throttled_emr_is_a_503() {
     let app = spawn_app().await;
-    app.emr.fail_times(
+    app.emr().fail_times(
         "DescribeJobRun",
         10,
         400,
@@ -415,8 +414,8 @@ async fn the_job_list_shows_only_this_services_jobs_filtered_by_state() {
     let app = spawn_app().await;
     let a = app.start_job().await;
     let b = app.start_job().await;
-    app.emr.set_state(&b, JobState::Completed, None, None);
-    app.emr.insert_job(NewJob {
+    app.emr().set_state(&b, JobState::Completed, None, None);
+    app.emr().insert_job(NewJob {
         name: Some("someone-elses".into()),
         state: JobState::Running,
         ..NewJob::default()
@@ -581,7 +580,7 @@ async fn every_response_carries_a_request_id() {
 
 /// A job in the same virtual cluster that another deployment (or someone by hand) started.
 fn foreign_job(app: &common::TestApp, tags: &[(&str, &str)]) -> String {
-    app.emr.insert_job(NewJob {
+    app.emr().insert_job(NewJob {
         name: Some("someone-elses".into()),
         state: JobState::Running,
         tags: tags
@@ -609,12 +608,12 @@ async fn jobs_this_deployment_did_not_start_can_be_neither_read_nor_cancelled() 
         let r = app.delete_job(id).await;
         assert_eq!(r.status(), 404, "DELETE {id}");
         assert_eq!(
-            app.emr.job(id).unwrap()["state"],
+            app.emr().job(id).unwrap()["state"],
             "RUNNING",
             "{id} still runs"
         );
     }
-    assert_eq!(app.emr.calls("CancelJobRun"), 0);
+    assert_eq!(app.emr().calls("CancelJobRun"), 0);
 
     // A job tagged as this deployment's is readable even when the store lost it.
     let tagged = foreign_job(
@@ -647,7 +646,7 @@ async fn a_callback_for_a_job_this_service_did_not_start_costs_no_row_and_no_emr
             "{id}"
         );
     }
-    assert_eq!(app.emr.calls("DescribeJobRun"), 0);
+    assert_eq!(app.emr().calls("DescribeJobRun"), 0);
     assert_eq!(app.store.open_notice_count().await.unwrap(), 0);
     // The service's own job still gets its notice.
     let own = app.start_job().await;
@@ -663,7 +662,7 @@ async fn a_callback_for_a_job_this_service_did_not_start_costs_no_row_and_no_emr
 #[tokio::test]
 async fn ready_answers_within_the_probe_timeout_while_emr_hangs() {
     let app = spawn_app().await;
-    app.emr
+    app.emr()
         .set_delay("DescribeVirtualCluster", std::time::Duration::from_secs(20));
     // Two probes at once: neither waits for the other, and neither waits for EMR.
     let probe = || async {

@@ -1,7 +1,6 @@
 //! Bearer tokens on every route: `API_TOKEN` guards the job routes, `CALLBACK_TOKEN` the
 //! sidecar's callback, neither opens the other's routes, and the operator routes stay open.
 
-
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -86,7 +85,7 @@ async fn every_job_route_refuses_anything_but_the_api_token() {
     let app = spawn_with_tokens().await;
     // A job EMR knows and the store holds as already settled, so that no background work
     // of the service reads it: every EMR call below comes from a request.
-    let id = app.emr.insert_job(NewJob {
+    let id = app.emr().insert_job(NewJob {
         state: JobState::Running,
         ..NewJob::default()
     });
@@ -114,7 +113,7 @@ async fn every_job_route_refuses_anything_but_the_api_token() {
     }
     // Nothing refused reached EMR.
     for op in ["StartJobRun", "DescribeJobRun", "CancelJobRun"] {
-        assert_eq!(app.emr.calls(op), 0, "{op}");
+        assert_eq!(app.emr().calls(op), 0, "{op}");
     }
 
     // The API token opens each of them; the scheme name is case-insensitive.
@@ -127,8 +126,8 @@ async fn every_job_route_refuses_anything_but_the_api_token() {
     }
     let r = send(&app, Method::GET, &job, Some(&lower)).await;
     assert_eq!(r.status(), 200);
-    assert_eq!(app.emr.calls("StartJobRun"), 1);
-    assert_eq!(app.emr.calls("CancelJobRun"), 1);
+    assert_eq!(app.emr().calls("StartJobRun"), 1);
+    assert_eq!(app.emr().calls("CancelJobRun"), 1);
 }
 
 #[tokio::test]
@@ -345,7 +344,7 @@ const ACCESS_DENIED: &str =
 
 /// From now on the fake EMR refuses the readiness check as AWS does, in its own words.
 fn deny_access(app: &TestApp) {
-    app.emr.fail_times(
+    app.emr().fail_times(
         "DescribeVirtualCluster",
         1_000,
         403,

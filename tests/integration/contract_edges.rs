@@ -5,12 +5,11 @@
 
 use crate::common;
 
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::common::{is_multiomix_date, multiomix_body, spawn, spawn_app, Setup};
+use crate::common::{is_multiomix_date, multiomix_body, spawn_app, TestApp};
 use multiomix_aws_emr::api::MAX_BODY_BYTES;
 use multiomix_aws_emr::job::{
     MAX_ARGUMENTS, MAX_ARGUMENTS_BYTES, MAX_ARGUMENT_NAME_CHARS, MAX_VALUE_CHARS,
@@ -50,7 +49,7 @@ async fn driver_and_executor_sizes_each_reach_their_own_spark_option() {
     ])
     .await;
     app.start_job().await;
-    let requests = app.emr.start_requests();
+    let requests = app.emr().start_requests();
     let parameters = requests[0]["jobDriver"]["sparkSubmitJobDriver"]["sparkSubmitParameters"]
         .as_str()
         .expect("sparkSubmitParameters")
@@ -90,16 +89,13 @@ async fn a_multiomix_url_with_a_path_gets_the_notice_under_that_path() {
         url.ends_with("/feature-selection/aws-notification/"),
         "{url}"
     );
-    let app = spawn(
-        Setup {
-            multiomix: Some(multiomix.clone()),
-            ..Setup::default()
-        }
-        .var("MULTIOMIX_URL", &url),
-    )
-    .await;
+    let app = TestApp::builder()
+        .multiomix(multiomix.clone())
+        .var("MULTIOMIX_URL", &url)
+        .start()
+        .await;
     let id = app.start_job().await;
-    app.emr.set_state(&id, JobState::Completed, None, None);
+    app.emr().set_state(&id, JobState::Completed, None, None);
     assert_eq!(app.patch_job(&id).await.status(), 204);
     let closed = app.wait_notice_closed(&id, WAIT).await;
     let notices = multiomix.notices();
@@ -127,11 +123,7 @@ async fn a_cancel_pending_job_is_reported_only_once_emr_says_cancelled() {
             .start()
             .await,
     );
-    let app = spawn(Setup {
-        emr: Some(emr.clone()),
-        ..Setup::default()
-    })
-    .await;
+    let app = TestApp::builder().fake_emr(emr.clone()).start().await;
     let id = app.start_job().await;
     emr.set_state(&id, JobState::Running, None, None);
     let r = app.delete_job(&id).await;
@@ -167,7 +159,7 @@ async fn a_callback_without_a_body_opens_the_notice() {
     // The contract: the body is informational and may be missing.
     let app = spawn_app().await;
     let id = app.start_job().await;
-    app.emr.set_state(&id, JobState::Completed, None, None);
+    app.emr().set_state(&id, JobState::Completed, None, None);
     let r = app
         .http
         .patch(app.url(&format!("/job/{id}")))
@@ -196,14 +188,14 @@ async fn a_valid_body_of_exactly_the_limit_starts_a_job_and_one_byte_more_does_n
     };
     let r = post(body.clone()).await.unwrap();
     assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
-    assert_eq!(app.emr.calls("StartJobRun"), 1);
+    assert_eq!(app.emr().calls("StartJobRun"), 1);
 
     body.push(b' ');
     let r = post(body).await.unwrap();
     assert_eq!(r.status(), 413);
     let error: Value = r.json().await.unwrap();
     assert_eq!(error["error"], "payload_too_large");
-    assert_eq!(app.emr.calls("StartJobRun"), 1);
+    assert_eq!(app.emr().calls("StartJobRun"), 1);
 }
 
 /// A request with [`MAX_ARGUMENTS`] arguments of the longest names, whose names and values
@@ -256,7 +248,7 @@ async fn the_most_arguments_the_limits_allow_fit_in_the_body_and_more_is_a_400_n
     );
     let r = post(widest).await.unwrap();
     assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
-    let started = app.emr.start_requests();
+    let started = app.emr().start_requests();
     let arguments = started[0]["jobDriver"]["sparkSubmitJobDriver"]["entryPointArguments"]
         .as_array()
         .unwrap()
@@ -271,7 +263,7 @@ async fn the_most_arguments_the_limits_allow_fit_in_the_body_and_more_is_a_400_n
     assert_eq!(r.status(), 400);
     let error: Value = r.json().await.unwrap();
     assert_eq!(error["field"], "entrypoint_arguments", "{error}");
-    assert_eq!(app.emr.calls("StartJobRun"), 1);
+    assert_eq!(app.emr().calls("StartJobRun"), 1);
 }
 
 #[test]

@@ -13,22 +13,24 @@
 
 use crate::common;
 
-
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
+use crate::common::app::Connected;
 use crate::common::is_multiomix_date;
 use crate::common::moto::Moto;
-use crate::conformance::harness::{body, Abilities, Ending, Peer, Submitted, Suite, WAIT};
+use crate::common::PATIENCE;
+use crate::conformance::harness::{body, Abilities, Ending, Peer, Submitted, Suite};
+use crate::conformance::peers::{
+    ec2_backend, ec2_client, ec2_submitted, ec2_vars, step_of, FakeEc2,
+};
+use async_trait::async_trait;
 use multiomix_aws_emr::backend::JobBackend;
 use multiomix_aws_emr::config::Config;
 use multiomix_aws_emr::job::{validate_request, JobId};
 use multiomix_fakes::{FakeEmrEc2, StepState};
-use crate::conformance::peers::{ec2_backend, ec2_client, ec2_submitted, ec2_vars, step_of, FakeEc2};
 use serde_json::{json, Value};
-use tokio::sync::mpsc::UnboundedReceiver;
 
 async fn fake() -> (Arc<FakeEc2>, Arc<dyn Peer>) {
     let fake = Arc::new(FakeEc2(FakeEmrEc2::start().await));
@@ -98,7 +100,7 @@ async fn running_steps_are_read_in_batches_and_the_notice_leaves_without_a_patch
     let before = fake.0.calls("DescribeStep");
     // Several rounds (POLL_INTERVAL is 50 ms here) read the five steps by listing them.
     let listed = fake.0.calls("ListSteps");
-    let deadline = tokio::time::Instant::now() + WAIT;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
     while fake.0.calls("ListSteps") < listed + 4 {
         assert!(tokio::time::Instant::now() < deadline, "no rounds");
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -111,7 +113,7 @@ async fn running_steps_are_read_in_batches_and_the_notice_leaves_without_a_patch
     assert!(fake
         .0
         .set_state(&step_of(&ids[2]), StepState::Completed, ""));
-    let notices = suite.multiomix.wait_for_notices(1, WAIT).await.unwrap();
+    let notices = suite.multiomix.wait_for_notices(1, PATIENCE).await.unwrap();
     assert_eq!(notices[0].path, format!("/{}/", ids[2]));
     assert_eq!(notices[0].body["state"], "COMPLETED");
     assert_eq!(
@@ -335,7 +337,7 @@ async fn a_mistyped_cluster_id_leaves_running_jobs_running_with_their_notices_op
     let read_again = |times: usize| {
         let fake = fake.clone();
         async move {
-            let deadline = tokio::time::Instant::now() + WAIT;
+            let deadline = tokio::time::Instant::now() + PATIENCE;
             while fake.0.calls("DescribeStep") < described + times
                 || fake.0.calls("ListSteps") < listed + times
             {
@@ -404,7 +406,7 @@ async fn a_mistyped_cluster_id_leaves_running_jobs_running_with_their_notices_op
     assert!(fake
         .0
         .set_state(&step_of(&ids[0]), StepState::Completed, ""));
-    let notices = suite.multiomix.wait_for_notices(1, WAIT).await.unwrap();
+    let notices = suite.multiomix.wait_for_notices(1, PATIENCE).await.unwrap();
     assert_eq!(notices[0].path, format!("/{}/", ids[0]));
     assert_eq!(notices[0].body["state"], "COMPLETED");
 }
@@ -513,10 +515,7 @@ impl Peer for MotoEc2 {
     fn vars(&self, _: &Path) -> Vec<(String, String)> {
         ec2_vars(&self.cluster)
     }
-    async fn connect(
-        &self,
-        config: &Config,
-    ) -> (Arc<dyn JobBackend>, Option<UnboundedReceiver<JobId>>) {
+    async fn connect(&self, config: &Config) -> Connected {
         ec2_backend(&self.moto.url, config).await
     }
     fn abilities(&self) -> Abilities {

@@ -12,14 +12,14 @@
 use crate::conformance::harness;
 use crate::conformance::peers;
 
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::common::is_multiomix_date;
-use crate::conformance::harness::{Peer, Suite, WAIT};
-use multiomix_fakes::{FakeEmrServerless, RunState};
+use crate::common::PATIENCE;
+use crate::common::{is_multiomix_date, TestApp};
+use crate::conformance::harness::{Peer, Suite};
 use crate::conformance::peers::FakeServerless;
+use multiomix_fakes::{FakeEmrServerless, RunState};
 use serde_json::json;
 
 async fn fake() -> (Arc<FakeServerless>, Arc<dyn Peer>) {
@@ -37,7 +37,7 @@ async fn a_run_stopped_by_its_execution_timeout_is_reported_failed_and_says_it_t
     assert_eq!(request["executionTimeoutMinutes"], 30);
 
     assert!(fake.0.time_out(&id));
-    let notices = suite.multiomix.wait_for_notices(1, WAIT).await.unwrap();
+    let notices = suite.multiomix.wait_for_notices(1, PATIENCE).await.unwrap();
     let body = &notices[0].body;
     assert_eq!(body["state"], "FAILED", "{body}");
     let details = body["stateDetails"].as_str().unwrap();
@@ -64,7 +64,7 @@ async fn running_runs_are_read_in_batches_and_the_notice_leaves_without_a_patch(
         ids.push(id);
     }
     // Several rounds (POLL_INTERVAL is 50 ms here) read the five runs by listing them.
-    let deadline = tokio::time::Instant::now() + WAIT;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
     while fake.0.calls("ListJobRuns") < 4 {
         assert!(tokio::time::Instant::now() < deadline, "no rounds");
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -76,7 +76,7 @@ async fn running_runs_are_read_in_batches_and_the_notice_leaves_without_a_patch(
     );
 
     assert!(fake.0.set_state(&ids[2], RunState::Success, ""));
-    let notices = suite.multiomix.wait_for_notices(1, WAIT).await.unwrap();
+    let notices = suite.multiomix.wait_for_notices(1, PATIENCE).await.unwrap();
     assert_eq!(notices[0].path, format!("/{}/", ids[2]));
     assert_eq!(notices[0].body["state"], "COMPLETED");
     // The run that ended is read once, by the round that missed it in the listing; the
@@ -160,7 +160,7 @@ async fn done_when_on_moto_multiomix_submits_reads_lists_and_gets_the_notice_wit
     assert!(is_multiomix_date(&job["createdAt"]), "{job}");
     assert!(is_multiomix_date(&job["finishedAt"]), "{job}");
     // The notice arrives without any PATCH.
-    let notices = suite.multiomix.wait_for_notices(1, WAIT).await.unwrap();
+    let notices = suite.multiomix.wait_for_notices(1, PATIENCE).await.unwrap();
     assert_eq!(notices[0].path, format!("/{id}/"));
     assert_eq!(notices[0].body["state"], "COMPLETED");
     // DELETE: 409 for the finished run, 404 for an unknown one.
@@ -260,12 +260,16 @@ async fn a_run_adopted_after_a_lost_store_keeps_its_app_name() {
     let Some(peer) = peers::moto_serverless().await else {
         return;
     };
-    let multiomix = multiomix_fakes::FakeMultiomix::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut vars = harness::service_vars(&multiomix, dir.path());
-    vars.extend(peer.vars(dir.path()));
-    let config = multiomix_aws_emr::config::Config::from_vars(vars).unwrap();
-    let (backend, _) = peer.connect(&config).await;
+    // Built, not yet serving: it adopts nothing before the test asks it to.
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let connecting = peer.clone();
+    let (app, parts) = TestApp::builder()
+        .dir(dir.clone())
+        .owned_vars(peer.vars(dir.path()))
+        .backend(move |config| async move { connecting.connect(&config).await })
+        .build()
+        .await;
+    let backend = parts.backend.expect("the peer's backend");
     // Started by a process whose store is gone.
     let spec = multiomix_aws_emr::job::validate_request(&harness::body("Adopted")).unwrap();
     let id = backend.start(&spec, "token-of-a-lost-store").await.unwrap();
@@ -280,9 +284,6 @@ async fn a_run_adopted_after_a_lost_store_keeps_its_app_name() {
         summary.tags
     );
 
-    let app = multiomix_aws_emr::app::Application::build_with_backend(config, backend)
-        .await
-        .unwrap();
     assert!(app.reconciler().recover_if_empty().await.unwrap() >= 1);
     let job = app.store().job(&id).await.unwrap().unwrap();
     assert!(job.adopted);

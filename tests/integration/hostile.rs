@@ -4,7 +4,6 @@
 
 use crate::common;
 
-
 use crate::common::{multiomix_body, spawn_app, TestApp};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -256,7 +255,7 @@ async fn hostile_job_bodies_are_refused_with_a_json_400_and_start_nothing() {
         let r = app.post_job(body).await;
         assert_refused(r, 400, "invalid_request", what).await;
     }
-    assert_eq!(app.emr.calls("StartJobRun"), 0);
+    assert_eq!(app.emr().calls("StartJobRun"), 0);
 }
 
 #[tokio::test]
@@ -446,7 +445,7 @@ async fn bodies_that_are_not_json_are_refused_and_start_nothing() {
     assert_eq!(content_type, "application/json");
     assert_eq!(body["error"], "payload_too_large");
 
-    assert_eq!(app.emr.calls("StartJobRun"), 0);
+    assert_eq!(app.emr().calls("StartJobRun"), 0);
 }
 
 #[tokio::test]
@@ -468,7 +467,7 @@ async fn bad_idempotency_keys_are_refused_before_anything_starts() {
             .unwrap();
         assert_refused(r, 400, "invalid_request", what).await;
     }
-    assert_eq!(app.emr.calls("StartJobRun"), 0);
+    assert_eq!(app.emr().calls("StartJobRun"), 0);
 }
 
 #[tokio::test]
@@ -547,7 +546,7 @@ async fn odd_job_ids_are_refused_before_they_reach_emr() {
     assert_refused(r, 405, "method_not_allowed", "PUT /job/{id}").await;
 
     for op in ["DescribeJobRun", "CancelJobRun", "StartJobRun"] {
-        assert_eq!(app.emr.calls(op), 0, "{op}");
+        assert_eq!(app.emr().calls(op), 0, "{op}");
     }
     assert_eq!(
         app.store.open_notice_count().await.unwrap(),
@@ -624,7 +623,7 @@ async fn odd_query_strings_on_the_job_list_are_refused() {
         .await
         .unwrap();
     assert_refused(r, 400, "invalid_request", "a made-up continuation token").await;
-    assert_eq!(app.emr.calls("StartJobRun"), 0);
+    assert_eq!(app.emr().calls("StartJobRun"), 0);
 }
 
 #[tokio::test]
@@ -639,7 +638,7 @@ async fn option_text_in_an_argument_value_stays_an_entry_point_argument() {
     });
     let r = app.post_job(&body).await;
     assert_eq!(r.status(), 201);
-    let requests = app.emr.start_requests();
+    let requests = app.emr().start_requests();
     assert_eq!(requests.len(), 1);
     let driver = &requests[0]["jobDriver"]["sparkSubmitJobDriver"];
     let arguments: Vec<&str> = driver["entryPointArguments"]
@@ -690,7 +689,7 @@ async fn names_with_every_allowed_character_are_accepted() {
     other["name"] = json!("n".repeat(64));
     let r = app.post_job(&other).await;
     assert_eq!(r.status(), 201);
-    let requests = app.emr.start_requests();
+    let requests = app.emr().start_requests();
     assert_eq!(requests[0]["name"], name);
     let parameters = requests[0]["jobDriver"]["sparkSubmitJobDriver"]["sparkSubmitParameters"]
         .as_str()
@@ -755,13 +754,13 @@ async fn requests_beyond_the_concurrency_limit_are_shed_with_503_and_retry_after
     // read, the refused one a start.
     let app = common::spawn_app_with(&[("MAX_CONCURRENT_REQUESTS", "1")]).await;
     // The read is held at the fake EMR for as long as this test needs, not for a time.
-    let hold = app.emr.hold("DescribeJobRun");
+    let hold = app.emr().hold("DescribeJobRun");
     let slow = {
         let http = app.http.clone();
         let url = app.url("/job/000000031kd8aj0vtn3");
         tokio::spawn(async move { http.get(url).send().await.unwrap().status() })
     };
-    app.emr
+    app.emr()
         .wait_for_calls("DescribeJobRun", 1, std::time::Duration::from_secs(10))
         .await
         .unwrap();
@@ -778,7 +777,7 @@ async fn requests_beyond_the_concurrency_limit_are_shed_with_503_and_retry_after
         Some("1")
     );
     assert_refused(r, 503, "unavailable", "a request over the limit").await;
-    assert_eq!(app.emr.calls("StartJobRun"), 0);
+    assert_eq!(app.emr().calls("StartJobRun"), 0);
     // Liveness is not shed: a busy service is not a dead one.
     let r = app.http.get(app.url("/health")).send().await.unwrap();
     assert_eq!(r.status(), 200);
@@ -799,7 +798,7 @@ async fn requests_beyond_the_concurrency_limit_are_shed_with_503_and_retry_after
 async fn a_request_that_takes_too_long_is_cut_off_with_a_json_503() {
     let app = common::spawn_app_with(&[("REQUEST_TIMEOUT", "0.3")]).await;
     // EMR never answers while the hold lasts: only the request timeout can end the request.
-    let _hold = app.emr.hold("DescribeJobRun");
+    let _hold = app.emr().hold("DescribeJobRun");
     let r = tokio::time::timeout(
         std::time::Duration::from_secs(30),
         app.get_job("000000031kd8aj0vtn3"),

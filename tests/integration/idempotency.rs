@@ -3,7 +3,6 @@
 
 use crate::common;
 
-
 use crate::common::{multiomix_body, spawn_app};
 use serde_json::Value;
 
@@ -27,7 +26,7 @@ async fn the_same_key_and_body_twice_start_one_job() {
     assert_eq!(again.status(), 201);
     let again: Value = again.json().await.unwrap();
     assert_eq!(first["id"], again["id"]);
-    assert_eq!(app.emr.job_ids().len(), 1);
+    assert_eq!(app.emr().job_ids().len(), 1);
 
     // Without a key, each request is a new job.
     let other = app.start_job().await;
@@ -74,7 +73,7 @@ async fn a_job_started_while_the_store_fails_is_answered_and_recorded_later() {
         .as_str()
         .unwrap()
         .to_owned();
-    assert!(app.emr.job(&id).is_some());
+    assert!(app.emr().job(&id).is_some());
     let job_id = multiomix_aws_emr::job::JobId::parse(&id).unwrap();
     assert!(app.store.job(&job_id).await.unwrap().is_none());
 
@@ -88,7 +87,7 @@ async fn a_job_started_while_the_store_fails_is_answered_and_recorded_later() {
     let again = post_with_key(&app, "key-store-down", &multiomix_body()).await;
     assert_eq!(again.status(), 201);
     assert_eq!(again.json::<Value>().await.unwrap()["id"], id.as_str());
-    assert_eq!(app.emr.calls("StartJobRun"), 1);
+    assert_eq!(app.emr().calls("StartJobRun"), 1);
     // And it is this service's job: its callback opens its notice.
     assert_eq!(app.patch_job(&id).await.status(), 204);
     assert_eq!(
@@ -104,11 +103,11 @@ async fn a_job_started_while_the_store_fails_is_answered_and_recorded_later() {
 async fn a_submission_the_backend_refused_or_never_started_is_removed() {
     let app = spawn_app().await;
     // EMR refuses: nothing started, nothing to settle.
-    app.emr
+    app.emr()
         .fail_next("StartJobRun", 400, "ValidationException", "bad role");
     assert_eq!(app.post_job(&multiomix_body()).await.status(), 502);
     // EMR is down: the job may or may not have started; the submission stays.
-    app.emr
+    app.emr()
         .fail_times("StartJobRun", 10, 500, "InternalServerException", "boom");
     assert_eq!(app.post_job(&multiomix_body()).await.status(), 503);
     let now = multiomix_aws_emr::store::now_millis();
@@ -140,13 +139,13 @@ async fn a_submission_the_backend_refused_or_never_started_is_removed() {
         .await
         .unwrap()
         .is_empty());
-    assert!(app.emr.job_ids().is_empty());
+    assert!(app.emr().job_ids().is_empty());
 }
 
 #[tokio::test]
 async fn a_restart_records_the_job_a_failed_store_write_left_unrecorded() {
     let app = spawn_app().await;
-    let emr = app.emr.clone();
+    let emr = app.emr().clone();
     break_job_records(&app).await;
     let r = app.post_job(&multiomix_body()).await;
     assert_eq!(r.status(), 201);
@@ -158,12 +157,11 @@ async fn a_restart_records_the_job_a_failed_store_write_left_unrecorded() {
     let dir = app.stop().await;
 
     // The next process settles it in its first round, whatever its age.
-    let app = common::spawn(common::Setup {
-        emr: Some(emr),
-        dir: Some(dir),
-        ..common::Setup::default()
-    })
-    .await;
+    let app = common::TestApp::builder()
+        .fake_emr(emr)
+        .dir(dir)
+        .start()
+        .await;
     // (An empty store also adopts the job from its tags; the submission is settled
     // after that, in the same round.)
     let job_id = multiomix_aws_emr::job::JobId::parse(&id).unwrap();

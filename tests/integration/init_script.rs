@@ -3,7 +3,6 @@
 //! was called for what moto cannot show (a copy that hangs, arguments refused before any
 //! call).
 
-
 use std::fs;
 use std::path::Path;
 use std::process::{Command, Output};

@@ -17,18 +17,18 @@ use crate::common;
 use crate::conformance::harness;
 use crate::conformance::peers;
 
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::conformance::harness::{Peer, Suite, WAIT};
+use crate::common::PATIENCE;
+use crate::conformance::harness::{Peer, Suite};
+use crate::conformance::peers::{batch_of, livy_peer, livy_vars, FakeLivyPeer};
 use multiomix_aws_emr::backend::livy::LivyBackend;
 use multiomix_aws_emr::backend::JobBackend;
 use multiomix_aws_emr::config::Config;
 use multiomix_aws_emr::job::{validate_request, JobState};
 use multiomix_aws_emr::store::Store;
 use multiomix_fakes::{BatchState, FakeLivy};
-use crate::conformance::peers::{batch_of, livy_peer, livy_vars, FakeLivyPeer};
 use serde_json::{json, Value};
 
 /// The Livy peer, as its own type and as the suite's.
@@ -40,7 +40,7 @@ async fn livy() -> (Arc<FakeLivyPeer>, Arc<dyn Peer>) {
 
 /// Waits until `done` holds, or fails saying `what`.
 async fn until(what: &str, done: impl Fn() -> bool) {
-    let deadline = tokio::time::Instant::now() + WAIT;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
     while !done() {
         assert!(tokio::time::Instant::now() < deadline, "{what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -157,7 +157,7 @@ async fn a_multiomix_bbha_request_becomes_one_batch_read_listed_cancelled_and_no
     assert_eq!(livy.0.deleted(), [batch]);
     let job = suite.read_until(&id, &["CANCELLED"]).await;
     assert!(common::is_multiomix_date(&job["finishedAt"]), "{job}");
-    let notices = suite.multiomix.wait_for_notices(1, WAIT).await.unwrap();
+    let notices = suite.multiomix.wait_for_notices(1, PATIENCE).await.unwrap();
     assert_eq!(notices[0].path, format!("/{id}/"));
     assert_eq!(notices[0].body["state"], "CANCELLED");
     assert_eq!(notices[0].body["stateDetails"], "cancelled by request");
@@ -263,7 +263,7 @@ async fn a_livy_restart_that_forgets_the_batch_does_not_lose_the_notice() {
     let id = suite.submit("Forgotten", None).await;
     suite.read_until(&id, &["RUNNING"]).await;
     livy.0.restart();
-    let notices = suite.multiomix.wait_for_notices(1, WAIT).await.unwrap();
+    let notices = suite.multiomix.wait_for_notices(1, PATIENCE).await.unwrap();
     assert_eq!(notices[0].path, format!("/{id}/"));
     let body = &notices[0].body;
     assert_eq!(body["state"], "FAILED", "{body}");
@@ -306,14 +306,14 @@ async fn running_batches_are_read_one_page_a_round_and_the_notice_leaves_without
     assert!(livy
         .0
         .set_state(batch_of(&livy.0, &ids[2]), BatchState::Success));
-    let notices = suite.multiomix.wait_for_notices(1, WAIT).await.unwrap();
+    let notices = suite.multiomix.wait_for_notices(1, PATIENCE).await.unwrap();
     assert_eq!(notices[0].path, format!("/{}/", ids[2]));
     assert_eq!(notices[0].body["state"], "COMPLETED");
     assert_eq!(livy.0.calls("GET /batches/{id}"), alone);
 
     // A batch the page does not show is read alone.
     assert!(livy.0.forget(batch_of(&livy.0, &ids[4])));
-    let notices = suite.multiomix.wait_for_notices(2, WAIT).await.unwrap();
+    let notices = suite.multiomix.wait_for_notices(2, PATIENCE).await.unwrap();
     assert_eq!(notices[1].path, format!("/{}/", ids[4]));
     assert!(livy.0.calls("GET /batches/{id}") > alone);
 }
@@ -343,7 +343,11 @@ async fn after_a_lost_store_the_deployments_batches_are_adopted_and_no_one_elses
 
     // A new service with an empty store.
     let second = Suite::start(peer).await;
-    let notices = second.multiomix.wait_for_notices(1, WAIT).await.unwrap();
+    let notices = second
+        .multiomix
+        .wait_for_notices(1, PATIENCE)
+        .await
+        .unwrap();
     assert_eq!(notices[0].path, format!("/{ended}/"));
     assert_eq!(notices[0].body["state"], "COMPLETED");
     assert_eq!(notices[0].body["name"], "EndsMeanwhile");
@@ -476,6 +480,6 @@ async fn a_gateway_that_answers_404_to_everything_loses_no_job() {
     assert!(livy
         .0
         .set_state(batch_of(&livy.0, &id), BatchState::Success));
-    let notices = suite.multiomix.wait_for_notices(1, WAIT).await.unwrap();
+    let notices = suite.multiomix.wait_for_notices(1, PATIENCE).await.unwrap();
     assert_eq!(notices[0].body["state"], "COMPLETED");
 }

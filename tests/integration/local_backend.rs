@@ -21,26 +21,18 @@ use multiomix_aws_emr::store::{now_millis, NewLocalRun, Store};
 use multiomix_fakes::FakeMultiomix;
 use tokio::sync::mpsc::{self, UnboundedReceiver};
 
-const FAKE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/fixtures/fake-spark-submit"
-);
-/// Longest any test waits for something that should take milliseconds.
-const PATIENCE: Duration = Duration::from_secs(20);
+use crate::common::app::{local_vars, stand_in_scripts};
+use crate::common::{submit_job, wait_for, wait_until, TestApp, FAKE_SPARK_SUBMIT, PATIENCE};
 
 /// One test's folders: scripts, logs, the store, and the fake's records (RESULTS_PATH).
 struct Setup {
-    dir: tempfile::TempDir,
+    dir: Arc<tempfile::TempDir>,
 }
 
 impl Setup {
     fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let scripts = dir.path().join("scripts");
-        std::fs::create_dir_all(&scripts).unwrap();
-        for file in ["bbha.py", "bbha.zip", "main.py", "scripts.zip"] {
-            std::fs::write(scripts.join(file), "").unwrap();
-        }
+        let dir = Arc::new(tempfile::tempdir().unwrap());
+        stand_in_scripts(dir.path());
         Setup { dir }
     }
 
@@ -49,37 +41,41 @@ impl Setup {
     }
 
     fn database_url(&self) -> String {
-        format!("sqlite:{}", self.path("db.sqlite").display())
+        format!("sqlite:{}", self.path("store.db").display())
     }
 
+    /// The local backend's variables in these tests, besides the harness's own: the
+    /// entry point of BBHA's own, a grace before SIGKILL the tests can see, and a
+    /// reconciler that runs often.
+    fn vars(&self, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+        let mut vars = local_vars(self.dir.path(), FAKE_SPARK_SUBMIT, &self.path("scripts"));
+        for (k, v) in [
+            ("LOCAL_CANCEL_GRACE", "10"),
+            ("ALGO_BBHA_ENTRYPOINT", "bbha.py"),
+            ("ALGO_BBHA_PY_FILES", "bbha.zip"),
+            ("SLEEP_TIME", "0"),
+            ("RECONCILE_INTERVAL", "0.2"),
+        ]
+        .iter()
+        .chain(extra)
+        {
+            vars.push((k.to_string(), v.to_string()));
+        }
+        vars
+    }
+
+    /// The configuration of a backend built by the test itself, without the service.
     fn config(&self, extra: &[(&str, &str)]) -> Config {
         let mut vars: HashMap<String, String> = [
             ("HOST", "127.0.0.1".to_owned()),
             ("PORT", "0".to_owned()),
             ("DATABASE_URL", self.database_url()),
-            ("SPARK_SUBMIT", FAKE.to_owned()),
-            ("SPARK_MASTER", "local[2]".to_owned()),
-            (
-                "LOCAL_SCRIPTS_DIR",
-                self.path("scripts").display().to_string(),
-            ),
-            ("LOCAL_LOG_DIR", self.path("logs").display().to_string()),
-            ("LOCAL_MAX_CONCURRENT", "4".to_owned()),
-            ("LOCAL_CANCEL_GRACE", "10".to_owned()),
-            ("DATASETS_PATH", self.path("data").display().to_string()),
-            ("RESULTS_PATH", self.path("results").display().to_string()),
-            ("ALGO_BBHA_ENTRYPOINT", "bbha.py".to_owned()),
-            ("ALGO_BBHA_PY_FILES", "bbha.zip".to_owned()),
-            ("SLEEP_TIME", "0".to_owned()),
             ("POLL_INTERVAL", "0.05".to_owned()),
-            ("RECONCILE_INTERVAL", "0.2".to_owned()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
-        for (k, v) in extra {
-            vars.insert(k.to_string(), v.to_string());
-        }
+        vars.extend(self.vars(extra));
         Config::from_vars(vars).unwrap()
     }
 
@@ -120,7 +116,7 @@ impl Setup {
     /// What the fake recorded for this job, once it has.
     async fn record(&self, job_name: &str) -> Record {
         let path = self.record_path(job_name);
-        eventually(|| path.exists(), "the fake to record its start").await;
+        wait_until("the fake to record its start", PATIENCE, || path.exists()).await;
         Record::parse(&std::fs::read_to_string(path).unwrap())
     }
 }
@@ -178,35 +174,6 @@ fn simple(name: &str) -> JobSpec {
     spec(name, &[("app-name", name)])
 }
 
-async fn eventually(mut done: impl FnMut() -> bool, what: &str) {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while !done() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// Waits until `check` gives something, and returns it.
-async fn eventually_async<T, F: std::future::Future<Output = Option<T>>>(
-    mut check: impl FnMut() -> F,
-    what: &str,
-) -> T {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        if let Some(found) = check().await {
-            return found;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 async fn next_ended(rx: &mut UnboundedReceiver<JobId>) -> JobId {
     tokio::time::timeout(PATIENCE, rx.recv())
         .await
@@ -219,19 +186,15 @@ async fn state_of(backend: &dyn JobBackend, id: &JobId) -> JobRun {
 }
 
 async fn wait_for_state(backend: &dyn JobBackend, id: &JobId, state: JobState) -> JobRun {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
+    wait_for(&format!("job {id} to be {state}"), PATIENCE, || async {
         let run = state_of(backend, id).await;
         if run.state == state {
-            return run;
+            Ok(run)
+        } else {
+            Err(run.state)
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "job {id} stayed {} instead of becoming {state}",
-            run.state
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await
 }
 
 /// `/proc/<pid>/stat`: (state, process group), for a process that exists.
@@ -430,10 +393,9 @@ async fn a_running_job_is_cancelled_and_its_process_group_is_gone() {
     assert!(run.finished_at.is_some());
     assert_eq!(run.state_details.as_deref(), Some("cancelled by request"));
     assert!(!alive(record.pid));
-    eventually(
-        || !group_alive(record.pid),
-        "the job's processes to be gone",
-    )
+    wait_until("the job's processes to be gone", PATIENCE, || {
+        !group_alive(record.pid)
+    })
     .await;
 
     match backend.cancel(&id).await {
@@ -463,10 +425,9 @@ async fn a_job_that_ignores_sigterm_is_killed_after_the_grace_period_and_still_c
     assert_eq!(run.state, JobState::Cancelled);
     let details = run.state_details.unwrap();
     assert!(details.contains("was killed"), "{details}");
-    eventually(
-        || !group_alive(record.pid),
-        "the job's processes to be gone",
-    )
+    wait_until("the job's processes to be gone", PATIENCE, || {
+        !group_alive(record.pid)
+    })
     .await;
 }
 
@@ -611,7 +572,7 @@ async fn listing_is_newest_first_filtered_by_state_and_paged() {
 async fn a_program_that_cannot_be_started_fails_the_job_with_the_reason() {
     let setup = Setup::new();
     let program = setup.path("spark-submit");
-    std::fs::copy(FAKE, &program).unwrap();
+    std::fs::copy(FAKE_SPARK_SUBMIT, &program).unwrap();
     let program_text = program.display().to_string();
     let (backend, mut ended, _store) = setup.backend(&[("SPARK_SUBMIT", &program_text)]).await;
     std::fs::remove_file(&program).unwrap();
@@ -881,7 +842,7 @@ async fn runs_settled_at_restart_are_found_by_the_reconciler_even_without_the_ch
     let setup = Setup::new();
     let store = setup.store().await;
     let command = LocalCommand {
-        program: FAKE.into(),
+        program: FAKE_SPARK_SUBMIT.into(),
         args: vec![],
         env: vec![],
     };
@@ -939,97 +900,47 @@ async fn runs_settled_at_restart_are_found_by_the_reconciler_even_without_the_ch
 }
 
 /// The whole service on the local backend, serving on 127.0.0.1.
-struct LocalApp {
-    base: String,
-    store: Store,
-    client: reqwest::Client,
-    stop: tokio::sync::oneshot::Sender<()>,
-    server: tokio::task::JoinHandle<anyhow::Result<()>>,
+/// The service on the local backend, in `setup`'s folders, its notices to `multiomix`.
+async fn local_app(
+    setup: &Setup,
+    multiomix: &Arc<FakeMultiomix>,
+    extra: &[(&str, &str)],
+) -> TestApp {
+    TestApp::builder()
+        .dir(setup.dir.clone())
+        .multiomix(multiomix.clone())
+        .owned_vars(setup.vars(extra))
+        .configured_backend()
+        .start()
+        .await
 }
 
-impl LocalApp {
-    async fn start(setup: &Setup, multiomix: &FakeMultiomix, extra: &[(&str, &str)]) -> Self {
-        let url = multiomix.url();
-        let mut vars = vec![
-            ("MULTIOMIX_URL", url.as_str()),
-            ("NOTIFY_INITIAL_BACKOFF", "0.05"),
-        ];
-        vars.extend_from_slice(extra);
-        let app = Application::build(setup.config(&vars)).await.unwrap();
-        let store = app.store();
-        let base = format!("http://127.0.0.1:{}", app.port());
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(app.run_until_stopped(async {
-            let _ = stopped.await;
-        }));
-        LocalApp {
-            base,
-            store,
-            client: reqwest::Client::new(),
-            stop,
-            server,
-        }
-    }
+/// POSTs a BBHA job under `name`, for an app name made from it; its id.
+async fn post_named(app: &TestApp, name: &str) -> String {
+    let experiment = format!(
+        "exp-{}",
+        name.replace(|c: char| !c.is_ascii_alphanumeric(), "")
+    );
+    let body = serde_json::json!({
+        "name": name,
+        "algorithm": 1,
+        "entrypoint_arguments": [
+            {"name": "app-name", "value": experiment},
+            {"name": "n-stars", "value": 15}
+        ]
+    });
+    submit_job(&app.http, &app.base, &body).await
+}
 
-    async fn post_job(&self, name: &str) -> String {
-        let created = self
-            .client
-            .post(format!("{}/job", self.base))
-            .json(&serde_json::json!({
-                "name": name,
-                "algorithm": 1,
-                "entrypoint_arguments": [
-                    {"name": "app-name", "value": format!("exp-{}", name.replace(|c: char| !c.is_ascii_alphanumeric(), ""))},
-                    {"name": "n-stars", "value": 15}
-                ]
-            }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(created.status(), 201);
-        created.json::<serde_json::Value>().await.unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    }
+/// `GET /job/{id}`, which must answer 200.
+async fn job_of(app: &TestApp, id: &str) -> serde_json::Value {
+    let (status, body) = app.get(&format!("/job/{id}")).await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
 
-    async fn job(&self, id: &str) -> serde_json::Value {
-        let response = self
-            .client
-            .get(format!("{}/job/{id}", self.base))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
-        response.json().await.unwrap()
-    }
-
-    async fn wait_for_job_state(&self, id: &str, state: &str) -> serde_json::Value {
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        loop {
-            let body = self.job(id).await;
-            if body["state"] == state {
-                return body;
-            }
-            assert!(tokio::time::Instant::now() < deadline, "{body}");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    async fn cancel(&self, id: &str) -> u16 {
-        self.client
-            .delete(format!("{}/job/{id}", self.base))
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16()
-    }
-
-    async fn stop(self) {
-        let _ = self.stop.send(());
-        self.server.await.unwrap().unwrap();
-    }
+async fn cancel(app: &TestApp, id: &str) -> u16 {
+    app.delete(&format!("/job/{id}")).await.0
 }
 
 fn is_contract_date(value: &serde_json::Value) -> bool {
@@ -1054,15 +965,16 @@ async fn notices_of(
     // Nothing more arrives later: one notice per job, each closed after the one attempt
     // Multiomix received, so the outbox has nothing of these jobs left to send.
     for id in ids {
-        let closed = eventually_async(
-            || async {
-                store
-                    .notice(&JobId::parse(id).unwrap())
-                    .await
-                    .unwrap()
-                    .filter(|n| !n.status.is_open())
-            },
+        let job = JobId::parse(id).unwrap();
+        let closed = wait_for(
             "the notice to be recorded as delivered",
+            PATIENCE,
+            || async {
+                match store.notice(&job).await.unwrap() {
+                    Some(n) if !n.status.is_open() => Ok(n),
+                    other => Err(other.map(|n| n.status)),
+                }
+            },
         )
         .await;
         assert_eq!(closed.status.as_str(), "delivered", "{id}");
@@ -1088,17 +1000,17 @@ async fn notices_of(
 #[tokio::test]
 async fn every_final_state_sends_its_notice_without_any_callback() {
     let setup = Setup::new();
-    let multiomix = FakeMultiomix::start().await;
-    let app = LocalApp::start(&setup, &multiomix, &[("LOCAL_MAX_CONCURRENT", "3")]).await;
+    let multiomix = Arc::new(FakeMultiomix::start().await);
+    let app = local_app(&setup, &multiomix, &[("LOCAL_MAX_CONCURRENT", "3")]).await;
     setup.behave("Fails", "exit 2");
     setup.behave("Runs", "sleep 60");
     setup.behave("Blocks", "sleep 60");
 
-    let completed = app.post_job("Completes").await;
-    let failed = app.post_job("Fails").await;
-    let cancelled = app.post_job("Runs").await;
-    app.wait_for_job_state(&cancelled, "RUNNING").await;
-    assert_eq!(app.cancel(&cancelled).await, 200);
+    let completed = post_named(&app, "Completes").await;
+    let failed = post_named(&app, "Fails").await;
+    let cancelled = post_named(&app, "Runs").await;
+    app.read_until_state(&cancelled, &["RUNNING"]).await;
+    assert_eq!(cancel(&app, &cancelled).await, 200);
 
     let done = notices_of(&multiomix, &app.store, &[&completed, &failed, &cancelled]).await;
     for (id, state) in [
@@ -1111,7 +1023,7 @@ async fn every_final_state_sends_its_notice_without_any_callback() {
         assert!(is_contract_date(&notice["createdAt"]), "{notice}");
         assert!(is_contract_date(&notice["finishedAt"]), "{notice}");
         // The notice carries what GET /job/{id} says.
-        let read = app.job(id).await;
+        let read = job_of(&app, id).await;
         for field in [
             "id",
             "name",
@@ -1131,30 +1043,30 @@ async fn every_final_state_sends_its_notice_without_any_callback() {
     assert!(details.contains("exited with code 2"), "{details}");
     assert!(details.contains("fake failure: exit 2"), "{details}");
     // A finished job can no longer be cancelled.
-    assert_eq!(app.cancel(&completed).await, 409);
+    assert_eq!(cancel(&app, &completed).await, 409);
     app.stop().await;
 }
 
 #[tokio::test]
 async fn a_queued_job_cancelled_before_it_starts_gets_a_cancelled_notice() {
     let setup = Setup::new();
-    let multiomix = FakeMultiomix::start().await;
-    let app = LocalApp::start(&setup, &multiomix, &[("LOCAL_MAX_CONCURRENT", "1")]).await;
+    let multiomix = Arc::new(FakeMultiomix::start().await);
+    let app = local_app(&setup, &multiomix, &[("LOCAL_MAX_CONCURRENT", "1")]).await;
     setup.behave("Blocks", "sleep 60");
-    let blocker = app.post_job("Blocks").await;
-    let queued = app.post_job("Queued").await;
-    app.wait_for_job_state(&blocker, "RUNNING").await;
-    assert_eq!(app.job(&queued).await["state"], "PENDING");
+    let blocker = post_named(&app, "Blocks").await;
+    let queued = post_named(&app, "Queued").await;
+    app.read_until_state(&blocker, &["RUNNING"]).await;
+    assert_eq!(job_of(&app, &queued).await["state"], "PENDING");
 
-    assert_eq!(app.cancel(&queued).await, 200);
+    assert_eq!(cancel(&app, &queued).await, 200);
     let notice = &notices_of(&multiomix, &app.store, &[&queued]).await[queued.as_str()];
     assert_eq!(notice["state"], "CANCELLED");
     assert!(is_contract_date(&notice["finishedAt"]), "{notice}");
     assert!(!setup.record_path("Queued").exists());
 
-    assert_eq!(app.cancel(&blocker).await, 200);
+    assert_eq!(cancel(&app, &blocker).await, 200);
     multiomix.wait_for_notices(2, PATIENCE).await.unwrap();
-    assert_eq!(app.job(&blocker).await["state"], "CANCELLED");
+    assert_eq!(job_of(&app, &blocker).await["state"], "CANCELLED");
     app.stop().await;
 }
 
@@ -1166,7 +1078,7 @@ async fn after_a_restart_the_interrupted_and_the_requeued_runs_get_their_notices
         let mut gone = std::process::Command::new("true").spawn().unwrap();
         gone.wait().unwrap();
         let command = |name: &str| LocalCommand {
-            program: FAKE.into(),
+            program: FAKE_SPARK_SUBMIT.into(),
             args: vec![],
             env: vec![
                 ("JOB_NAME".into(), name.into()),
@@ -1193,8 +1105,8 @@ async fn after_a_restart_the_interrupted_and_the_requeued_runs_get_their_notices
         store.close().await;
     }
 
-    let multiomix = FakeMultiomix::start().await;
-    let app = LocalApp::start(&setup, &multiomix, &[]).await;
+    let multiomix = Arc::new(FakeMultiomix::start().await);
+    let app = local_app(&setup, &multiomix, &[]).await;
     let notices = notices_of(&multiomix, &app.store, &["interrupted", "waiting"]).await;
     assert_eq!(notices["interrupted"]["state"], "FAILED");
     let details = notices["interrupted"]["stateDetails"].as_str().unwrap();
@@ -1218,11 +1130,11 @@ async fn after_a_restart_the_interrupted_and_the_requeued_runs_get_their_notices
 #[tokio::test]
 async fn the_service_on_the_local_backend_is_ready_and_serves_the_contract_dates() {
     let setup = Setup::new();
-    let multiomix = FakeMultiomix::start().await;
-    let app = LocalApp::start(&setup, &multiomix, &[]).await;
-    let id = app.post_job("HttpJob").await;
+    let multiomix = Arc::new(FakeMultiomix::start().await);
+    let app = local_app(&setup, &multiomix, &[]).await;
+    let id = post_named(&app, "HttpJob").await;
     assert_eq!(id.len(), 19);
-    let body = app.wait_for_job_state(&id, "COMPLETED").await;
+    let body = app.read_until_state(&id, &["COMPLETED"]).await;
     assert!(is_contract_date(&body["createdAt"]), "{body}");
     assert!(is_contract_date(&body["finishedAt"]), "{body}");
     let args = setup.record("HttpJob").await.args;
@@ -1232,7 +1144,7 @@ async fn the_service_on_the_local_backend_is_ready_and_serves_the_contract_dates
     );
 
     let ready = app
-        .client
+        .http
         .get(format!("{}/ready", app.base))
         .send()
         .await
@@ -1259,64 +1171,34 @@ fn service_process(setup: &Setup, multiomix: &FakeMultiomix, port: u16) -> tokio
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true);
-    let config = setup.config(&[]);
-    for (name, value) in [
-        ("HOST", "127.0.0.1".to_owned()),
-        ("DATABASE_URL", setup.database_url()),
-        ("SPARK_SUBMIT", FAKE.to_owned()),
-        (
-            "LOCAL_SCRIPTS_DIR",
-            config
-                .backend
-                .local()
-                .unwrap()
-                .scripts_dir
-                .display()
-                .to_string(),
-        ),
-        (
-            "LOCAL_LOG_DIR",
-            config
-                .backend
-                .local()
-                .unwrap()
-                .log_dir
-                .display()
-                .to_string(),
-        ),
-        ("DATASETS_PATH", config.job.datasets_path.clone()),
-        ("RESULTS_PATH", config.job.results_path.clone()),
-        ("ALGO_BBHA_ENTRYPOINT", "bbha.py".to_owned()),
-        ("ALGO_BBHA_PY_FILES", "bbha.zip".to_owned()),
-        ("SLEEP_TIME", "0".to_owned()),
-        ("POLL_INTERVAL", "0.05".to_owned()),
-        ("NOTIFY_INITIAL_BACKOFF", "0.05".to_owned()),
-    ] {
+    let own = [
+        ("HOST", "127.0.0.1"),
+        ("DATABASE_URL", &setup.database_url()),
+        ("POLL_INTERVAL", "0.05"),
+        ("NOTIFY_INITIAL_BACKOFF", "0.05"),
+    ]
+    .map(|(k, v)| (k.to_owned(), v.to_owned()));
+    for (name, value) in setup.vars(&[]).into_iter().chain(own) {
         command.env(name, value);
     }
     command.spawn().expect("the binary starts")
 }
 
 async fn wait_until_healthy(client: &reqwest::Client, base: &str) {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        if let Ok(r) = client.get(format!("{base}/health")).send().await {
-            if r.status() == 200 {
-                return;
-            }
+    wait_for("the service to be healthy", PATIENCE, || async {
+        match client.get(format!("{base}/health")).send().await {
+            Ok(r) if r.status() == 200 => Ok(()),
+            Ok(r) => Err(r.status().to_string()),
+            Err(e) => Err(e.to_string()),
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the service never became healthy"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    })
+    .await
 }
 
 #[tokio::test]
 async fn stopping_the_service_stops_its_jobs_and_the_next_start_reports_them_failed() {
     let setup = Setup::new();
-    let multiomix = FakeMultiomix::start().await;
+    let multiomix = Arc::new(FakeMultiomix::start().await);
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -1355,10 +1237,9 @@ async fn stopping_the_service_stops_its_jobs_and_the_next_start_reports_them_fai
         .expect("the service stops on SIGTERM")
         .unwrap();
     assert!(status.success(), "{status}");
-    eventually(
-        || !group_alive(record.pid),
-        "the job's processes to be gone",
-    )
+    wait_until("the job's processes to be gone", PATIENCE, || {
+        !group_alive(record.pid)
+    })
     .await;
 
     let _service = service_process(&setup, &multiomix, port);
@@ -1390,8 +1271,8 @@ async fn stopping_the_service_stops_its_jobs_and_the_next_start_reports_them_fai
 #[tokio::test]
 async fn dataset_paths_out_of_the_datasets_folder_are_refused_and_nothing_runs() {
     let setup = Setup::new();
-    let multiomix = FakeMultiomix::start().await;
-    let app = LocalApp::start(&setup, &multiomix, &[]).await;
+    let multiomix = Arc::new(FakeMultiomix::start().await);
+    let app = local_app(&setup, &multiomix, &[]).await;
     let data = setup.path("data");
     std::fs::create_dir_all(data.join("exp-1")).unwrap();
     std::fs::write(data.join("exp-1/clinical.csv"), "\te\tt\n").unwrap();
@@ -1420,7 +1301,7 @@ async fn dataset_paths_out_of_the_datasets_folder_are_refused_and_nothing_runs()
         let at = if field == "molecules-dataset" { 1 } else { 2 };
         arguments[at]["value"] = serde_json::json!(value);
         let r = app
-            .client
+            .http
             .post(format!("{}/job", app.base))
             .json(&serde_json::json!({
                 "name": "Confined", "algorithm": 1, "entrypoint_arguments": arguments
@@ -1457,29 +1338,23 @@ async fn dataset_paths_out_of_the_datasets_folder_are_refused_and_nothing_runs()
 }
 
 /// `GET /job/{id}` once it shows the progress of `iteration` (or a later one).
-async fn progress_at(app: &LocalApp, id: &str, iteration: u64) -> serde_json::Value {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        let body = app.job(id).await;
-        if body["progress"]["iteration"]
+async fn progress_at(app: &TestApp, id: &str, iteration: u64) -> serde_json::Value {
+    app.read_job_until(id, |body| {
+        body["progress"]["iteration"]
             .as_u64()
             .is_some_and(|i| i >= iteration)
-        {
-            return body;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{body}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await
 }
 
 #[tokio::test]
 async fn a_jobs_progress_shows_in_get_job_iteration_by_iteration_and_survives_a_restart() {
     let setup = Setup::new();
-    let multiomix = FakeMultiomix::start().await;
+    let multiomix = Arc::new(FakeMultiomix::start().await);
     let fast = [("PROGRESS_INTERVAL", "0.05")];
-    let app = LocalApp::start(&setup, &multiomix, &fast).await;
+    let app = local_app(&setup, &multiomix, &fast).await;
     setup.behave("Reporting", "progress 3");
-    let id = app.post_job("Reporting").await;
+    let id = post_named(&app, "Reporting").await;
 
     // The token reaches the job in its environment, and in none of its arguments.
     let record = setup.record("Reporting").await;
@@ -1530,17 +1405,10 @@ async fn a_jobs_progress_shows_in_get_job_iteration_by_iteration_and_survives_a_
     assert!(done.windows(2).all(|w| w[0] < w[1]), "{done:?}");
 
     // Ended: the last report stays, without an ETA, and its file is removed.
-    let ended = app.wait_for_job_state(&id, "COMPLETED").await;
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while report.exists() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the report was not removed"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let ended = app.read_until_state(&id, &["COMPLETED"]).await;
+    wait_until("the report to be removed", PATIENCE, || !report.exists()).await;
     assert_eq!(ended["state"], "COMPLETED");
-    let ended = app.job(&id).await;
+    let ended = job_of(&app, &id).await;
     assert_eq!(ended["progress"]["iteration"], 3, "{ended}");
     assert_eq!(ended["progress"]["evaluationsDone"], 18, "{ended}");
     assert!(ended["progress"]["etaSeconds"].is_null(), "{ended}");
@@ -1549,8 +1417,8 @@ async fn a_jobs_progress_shows_in_get_job_iteration_by_iteration_and_survives_a_
 
     // Another process on the same store: the progress is still there, with no report
     // left to read.
-    let app = LocalApp::start(&setup, &multiomix, &fast).await;
-    let after = app.job(&id).await;
+    let app = local_app(&setup, &multiomix, &fast).await;
+    let after = job_of(&app, &id).await;
     assert_eq!(after["progress"], before, "{after}");
     app.stop().await;
 }

@@ -3,7 +3,6 @@
 
 use crate::common;
 
-
 use std::time::Duration;
 
 use crate::common::spawn_app;
@@ -54,7 +53,7 @@ async fn scrape(app: &common::TestApp) -> String {
 async fn backend_calls_and_notices_are_scraped_after_a_job_and_its_notice() {
     let app = spawn_app().await;
     let id = app.start_job().await;
-    app.emr.set_state(&id, JobState::Completed, None, None);
+    app.emr().set_state(&id, JobState::Completed, None, None);
     assert_eq!(app.get_job("0000000unknownjob").await.status(), 404);
     assert_eq!(app.patch_job(&id).await.status(), 204);
     app.multiomix.wait_for_notices(1, WAIT).await.unwrap();
@@ -138,7 +137,7 @@ async fn notices_open_counts_a_notice_from_its_opening_until_its_delivery() {
     // Multiomix refuses the notice for now: it stays open, and is retried.
     app.multiomix.set_status(503);
     let id = app.start_job().await;
-    app.emr.set_state(&id, JobState::Completed, None, None);
+    app.emr().set_state(&id, JobState::Completed, None, None);
     assert_eq!(app.patch_job(&id).await.status(), 204);
     app.multiomix.wait_for_notices(1, WAIT).await.unwrap();
     let text = scrape(&app).await;
@@ -153,7 +152,7 @@ async fn notices_open_counts_a_notice_from_its_opening_until_its_delivery() {
 async fn a_backend_outage_is_counted_as_unavailable() {
     let app = spawn_app().await;
     // More failures than the SDK's attempts, so the call fails for good.
-    app.emr
+    app.emr()
         .fail_times("DescribeJobRun", 10, 500, "InternalServerException", "boom");
     assert_eq!(app.get_job("000000031kd8aj0vtn3").await.status(), 503);
 

@@ -6,7 +6,6 @@
 //! moto comes from the test virtualenv (`dev/test.sh` creates it). Without it these tests
 //! are skipped with a message on a developer's machine, and fail under CI.
 
-
 use crate::common::moto::{moto, Moto};
 use crate::common::{create_virtual_cluster, emr_client, multiomix_body};
 use multiomix_aws_emr::backend::emr::eks::EmrEksBackend;

@@ -3,11 +3,10 @@
 
 use crate::common;
 
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::common::{is_multiomix_date, multiomix_body, spawn, spawn_app, Setup};
+use crate::common::{is_multiomix_date, multiomix_body, spawn_app, spawn_app_with, TestApp};
 use multiomix_fakes::{FakeEmr, FakeMultiomix, JobState, NewJob, Reply};
 use serde_json::Value;
 
@@ -44,7 +43,7 @@ async fn assert_nothing_more_to_send(app: &common::TestApp, id: &str, status: &s
 async fn the_callback_answers_204_and_the_notice_waits_for_a_final_state() {
     let app = spawn_app().await;
     let id = app.start_job().await;
-    app.emr.set_state(&id, JobState::Running, None, None);
+    app.emr().set_state(&id, JobState::Running, None, None);
 
     let started = std::time::Instant::now();
     let r = app.patch_job(&id).await;
@@ -52,13 +51,13 @@ async fn the_callback_answers_204_and_the_notice_waits_for_a_final_state() {
     assert!(started.elapsed() < Duration::from_secs(1));
 
     // Still running: the job is read again and again, nothing is sent.
-    app.emr
+    app.emr()
         .wait_for_calls("DescribeJobRun", 3, WAIT)
         .await
         .expect("the job is polled");
     assert_eq!(app.multiomix.count(), 0, "no notice for a RUNNING job");
 
-    app.emr.set_state(&id, JobState::Completed, None, None);
+    app.emr().set_state(&id, JobState::Completed, None, None);
     let notices = app.multiomix.wait_for_notices(1, WAIT).await.unwrap();
     let notice = &notices[0];
     assert_eq!(notice.path, format!("/{id}/"));
@@ -87,7 +86,7 @@ async fn the_callback_answers_204_and_the_notice_waits_for_a_final_state() {
 async fn many_callbacks_for_one_job_send_one_notice() {
     let app = spawn_app().await;
     let id = app.start_job().await;
-    app.emr
+    app.emr()
         .set_state(&id, JobState::Failed, Some("exit 1"), None);
     for _ in 0..20 {
         assert_eq!(app.patch_job(&id).await.status(), 204);
@@ -106,7 +105,7 @@ async fn many_callbacks_for_one_job_send_one_notice() {
 async fn multiomix_down_when_the_job_ends_gets_the_notice_once_it_is_back() {
     let app = spawn_app().await;
     let id = app.start_job().await;
-    app.emr.set_state(&id, JobState::Completed, None, None);
+    app.emr().set_state(&id, JobState::Completed, None, None);
     app.multiomix.down().await;
     app.patch_job(&id).await;
     // Several failed attempts while it is down.
@@ -139,7 +138,7 @@ async fn multiomix_down_when_the_job_ends_gets_the_notice_once_it_is_back() {
 async fn server_errors_are_retried_until_multiomix_takes_the_notice() {
     let app = spawn_app().await;
     let id = app.start_job().await;
-    app.emr.set_state(&id, JobState::Cancelled, None, None);
+    app.emr().set_state(&id, JobState::Cancelled, None, None);
     app.multiomix.queue_statuses([503, 500, 429]);
     app.patch_job(&id).await;
     app.multiomix.wait_for_notices(4, WAIT).await.unwrap();
@@ -162,7 +161,7 @@ async fn server_errors_are_retried_until_multiomix_takes_the_notice() {
 async fn a_404_from_multiomix_is_final_after_one_attempt() {
     let app = spawn_app().await;
     let id = app.start_job().await;
-    app.emr.set_state(&id, JobState::Completed, None, None);
+    app.emr().set_state(&id, JobState::Completed, None, None);
     app.multiomix.set_status(404);
     app.patch_job(&id).await;
     app.multiomix.wait_for_notices(1, WAIT).await.unwrap();
@@ -175,7 +174,7 @@ async fn a_404_from_multiomix_is_final_after_one_attempt() {
 async fn a_410_from_multiomix_is_final_after_one_attempt_too() {
     let app = spawn_app().await;
     let id = app.start_job().await;
-    app.emr.set_state(&id, JobState::Completed, None, None);
+    app.emr().set_state(&id, JobState::Completed, None, None);
     app.multiomix.set_status(410);
     app.patch_job(&id).await;
     assert_eq!(app.wait_notice_closed(&id, WAIT).await, "refused");
@@ -186,7 +185,7 @@ async fn a_410_from_multiomix_is_final_after_one_attempt_too() {
 async fn other_4xx_answers_are_retried_until_multiomix_takes_the_notice() {
     let app = spawn_app().await;
     let id = app.start_job().await;
-    app.emr.set_state(&id, JobState::Failed, None, None);
+    app.emr().set_state(&id, JobState::Failed, None, None);
     // A secret being rotated, a proxy's refusals: none of them is Multiomix's final word.
     app.multiomix.queue_statuses([401, 403, 400, 422]);
     app.patch_job(&id).await;
@@ -199,7 +198,7 @@ async fn other_4xx_answers_are_retried_until_multiomix_takes_the_notice() {
 async fn the_body_of_a_refusal_is_kept_in_the_notices_error_cut_short() {
     let app = spawn_app().await;
     let id = app.start_job().await;
-    app.emr.set_state(&id, JobState::Completed, None, None);
+    app.emr().set_state(&id, JobState::Completed, None, None);
     let reason = format!("signature mismatch\n{}", "x".repeat(5_000));
     app.multiomix.set_reply(Reply::status(403).body(reason));
     app.patch_job(&id).await;
@@ -230,9 +229,9 @@ async fn the_body_of_a_refusal_is_kept_in_the_notices_error_cut_short() {
 
 #[tokio::test]
 async fn a_notice_is_given_up_after_the_configured_time_and_says_so() {
-    let app = spawn(Setup::default().vars(&[("NOTIFY_GIVE_UP_AFTER", "0.3")])).await;
+    let app = spawn_app_with(&[("NOTIFY_GIVE_UP_AFTER", "0.3")]).await;
     let id = app.start_job().await;
-    app.emr.set_state(&id, JobState::Completed, None, None);
+    app.emr().set_state(&id, JobState::Completed, None, None);
     app.multiomix.set_status(503);
     app.patch_job(&id).await;
     assert_eq!(app.wait_notice_closed(&id, WAIT).await, "given_up");
@@ -251,12 +250,12 @@ async fn a_notice_is_given_up_after_the_configured_time_and_says_so() {
 
 #[tokio::test]
 async fn without_any_callback_the_reconciler_reports_the_ended_job() {
-    let app = spawn(Setup::default().vars(&[("RECONCILE_INTERVAL", "0.1")])).await;
+    let app = spawn_app_with(&[("RECONCILE_INTERVAL", "0.1")]).await;
     let id = app.start_job().await;
     let running = app.start_job().await;
-    app.emr.set_state(&running, JobState::Running, None, None);
+    app.emr().set_state(&running, JobState::Running, None, None);
     // The driver never started: no sidecar, no callback.
-    app.emr.set_state(
+    app.emr().set_state(
         &id,
         JobState::Failed,
         Some("ImagePullBackOff"),
@@ -284,17 +283,17 @@ async fn without_any_callback_the_reconciler_reports_the_ended_job() {
 async fn a_restart_between_callback_and_delivery_still_delivers() {
     let emr = Arc::new(FakeEmr::start().await);
     let multiomix = Arc::new(FakeMultiomix::start().await);
-    let setup = || Setup {
-        emr: Some(emr.clone()),
-        multiomix: Some(multiomix.clone()),
-        ..Setup::default()
+    let setup = || {
+        TestApp::builder()
+            .fake_emr(emr.clone())
+            .multiomix(multiomix.clone())
     };
-    let app = spawn(setup()).await;
+    let app = setup().start().await;
     let id = app.start_job().await;
-    app.emr.set_state(&id, JobState::Completed, None, None);
+    app.emr().set_state(&id, JobState::Completed, None, None);
     multiomix.down().await;
     app.patch_job(&id).await;
-    app.emr
+    app.emr()
         .wait_for_calls("DescribeJobRun", 1, WAIT)
         .await
         .unwrap();
@@ -302,11 +301,7 @@ async fn a_restart_between_callback_and_delivery_still_delivers() {
     assert_eq!(multiomix.count(), 0);
 
     multiomix.up().await.unwrap();
-    let app = spawn(Setup {
-        dir: Some(dir),
-        ..setup()
-    })
-    .await;
+    let app = setup().dir(dir).start().await;
     multiomix.wait_for_notices(1, WAIT).await.unwrap();
     assert_eq!(app.wait_notice_closed(&id, WAIT).await, "delivered");
     assert_eq!(multiomix.notices()[0].body["state"], "COMPLETED");
@@ -334,7 +329,7 @@ async fn the_same_idempotency_key_twice_starts_one_job() {
     assert_eq!(second.status(), 201);
     let second: Value = second.json().await.unwrap();
     assert_eq!(first["id"], second["id"]);
-    assert_eq!(app.emr.job_ids().len(), 1, "one EMR job");
+    assert_eq!(app.emr().job_ids().len(), 1, "one EMR job");
 
     let mut other = multiomix_body();
     other["name"] = "Different".into();
@@ -343,7 +338,7 @@ async fn the_same_idempotency_key_twice_starts_one_job() {
 
     // The key also reaches EMR as the client token, stable across tries.
     let tokens: Vec<Value> = app
-        .emr
+        .emr()
         .start_requests()
         .iter()
         .map(|r| r["clientToken"].clone())
@@ -353,7 +348,7 @@ async fn the_same_idempotency_key_twice_starts_one_job() {
     let again = app.start_job().await;
     assert_ne!(plain, again, "requests without a key are separate jobs");
     let tokens: Vec<Value> = app
-        .emr
+        .emr()
         .start_requests()
         .iter()
         .map(|r| r["clientToken"].clone())
@@ -370,11 +365,7 @@ async fn the_same_idempotency_key_twice_starts_one_job() {
     // service with an empty store (the first try's answer was lost before it was
     // recorded) sends EMR the same token for the same key, and EMR answers with the same
     // job; another key gives another token.
-    let fresh = spawn(Setup {
-        emr: Some(app.emr.clone()),
-        ..Default::default()
-    })
-    .await;
+    let fresh = TestApp::builder().fake_emr(app.emr().clone()).start().await;
     let post_fresh = |key: &'static str| {
         let fresh = &fresh;
         async move {
@@ -398,7 +389,7 @@ async fn the_same_idempotency_key_twice_starts_one_job() {
     let other_job = post_fresh("exp-43-try").await;
     assert_ne!(other_job, first["id"]);
     let tokens: Vec<Value> = app
-        .emr
+        .emr()
         .start_requests()
         .iter()
         .map(|r| r["clientToken"].clone())
@@ -442,14 +433,11 @@ async fn an_empty_store_adopts_this_services_jobs_and_reports_those_that_ended()
         .collect(),
         ..NewJob::default()
     });
-    let app = spawn(
-        Setup {
-            emr: Some(emr.clone()),
-            ..Setup::default()
-        }
-        .vars(&[("RECONCILE_INTERVAL", "0.1")]),
-    )
-    .await;
+    let app = TestApp::builder()
+        .fake_emr(emr.clone())
+        .var("RECONCILE_INTERVAL", "0.1")
+        .start()
+        .await;
     let notices = app.multiomix.wait_for_notices(1, WAIT).await.unwrap();
     assert_eq!(notices[0].id, ended);
     let running_id = multiomix_aws_emr::job::JobId::parse(&running).unwrap();
@@ -482,12 +470,9 @@ async fn an_empty_store_adopts_this_services_jobs_and_reports_those_that_ended()
 
 #[tokio::test]
 async fn signed_notices_carry_standard_webhooks_headers() {
-    let app = spawn(
-        Setup::default().vars(&[("NOTIFY_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")]),
-    )
-    .await;
+    let app = spawn_app_with(&[("NOTIFY_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")]).await;
     let id = app.start_job().await;
-    app.emr.set_state(&id, JobState::Completed, None, None);
+    app.emr().set_state(&id, JobState::Completed, None, None);
     app.patch_job(&id).await;
     let n = &app.multiomix.wait_for_notices(1, WAIT).await.unwrap()[0];
     let msg_id = n.headers["webhook-id"].to_str().unwrap();
@@ -509,8 +494,7 @@ async fn signed_notices_carry_standard_webhooks_headers() {
 
 #[tokio::test]
 async fn a_flood_of_callbacks_beyond_the_bound_is_refused_with_503() {
-    let app =
-        spawn(Setup::default().vars(&[("MAX_PENDING_CALLBACKS", "3"), ("SLEEP_TIME", "60")])).await;
+    let app = spawn_app_with(&[("MAX_PENDING_CALLBACKS", "3"), ("SLEEP_TIME", "60")]).await;
     // Jobs of this service: a callback for any other is refused before the bound.
     let mut ids = Vec::new();
     for _ in 0..4 {

@@ -6,7 +6,6 @@
 
 use crate::common;
 
-
 use std::path::PathBuf;
 
 use crate::common::spawn_app;

@@ -2,7 +2,6 @@
 
 use crate::common;
 
-
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;

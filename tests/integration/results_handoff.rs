@@ -13,15 +13,16 @@
 use crate::common;
 use crate::conformance::peers;
 
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_sdk_s3::primitives::ByteStream;
 use crate::common::moto::{bucket_keys, moto, s3_client, Moto};
-use crate::conformance::harness::{service_vars, Ending, Peer, WAIT};
+use crate::common::TestApp;
+use crate::common::PATIENCE;
+use crate::conformance::harness::{Ending, Peer, Suite};
+use aws_sdk_s3::primitives::ByteStream;
 use multiomix_aws_emr::app::Application;
 use multiomix_aws_emr::backend::JobBackend;
 use multiomix_aws_emr::config::Config;
@@ -37,17 +38,20 @@ const APP: &str = "BBHA_42";
 /// The service with staging on, in front of one backend peer, moto's S3 and a fake
 /// Multiomix that lists the shared results folder of `APP` as each notice arrives.
 struct Handoff {
-    peer: Arc<dyn Peer>,
-    base: String,
-    http: reqwest::Client,
-    multiomix: FakeMultiomix,
-    backend: Arc<dyn JobBackend>,
+    suite: Suite,
     s3: aws_sdk_s3::Client,
     datasets: PathBuf,
     results: PathBuf,
     _dir: TempDir,
     _moto: Moto,
-    _task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl std::ops::Deref for Handoff {
+    type Target = Suite;
+
+    fn deref(&self) -> &Suite {
+        &self.suite
+    }
 }
 
 /// Every file under `dir`, by its path below it, with its content; hidden entries too.
@@ -101,44 +105,26 @@ impl Handoff {
             .observe(move |_, _| json!(files_under(&observed_folder)))
             .start()
             .await;
-        let mut vars = service_vars(&multiomix, dir.path());
-        vars.extend(
-            [
-                ("NOTIFY_MAX_BACKOFF", "0.2".to_owned()),
-                ("DATA_STAGING", "s3".to_owned()),
-                ("SHARED_DATASETS_DIR", datasets.display().to_string()),
-                ("SHARED_RESULTS_DIR", results.display().to_string()),
-                // For a backend that reads S3 itself (Livy's look for result.json).
-                ("AWS_ENDPOINT_URL", moto.url.clone()),
-            ]
-            .map(|(k, v)| (k.to_owned(), v)),
-        );
-        vars.extend(peer.vars(dir.path()));
-        vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        let config = Config::from_vars(vars).expect("a valid configuration");
-        let staging = config.staging.clone().expect("staging is on");
-        let (backend, ended) = peer.connect(&config).await;
-        let mut app = Application::build_with_backend(config, backend.clone())
-            .await
-            .expect("the app builds")
-            .with_staging(Staging::with_client(s3_client(&moto.url), &staging));
-        if let Some(ended) = ended {
-            app.forward_ended_jobs(ended);
-        }
-        let base = format!("http://{}", app.local_addr());
-        let task = tokio::spawn(app.run_until_stopped(std::future::pending()));
+        let staging = [
+            ("NOTIFY_MAX_BACKOFF", "0.2"),
+            ("DATA_STAGING", "s3"),
+            ("SHARED_DATASETS_DIR", &datasets.display().to_string()),
+            ("SHARED_RESULTS_DIR", &results.display().to_string()),
+            // For a backend that reads S3 itself (Livy's look for result.json).
+            ("AWS_ENDPOINT_URL", &moto.url),
+        ];
+        let builder = TestApp::builder()
+            .multiomix(Arc::new(multiomix))
+            .vars(&staging)
+            .s3(&moto.url);
+        let suite = Suite::start_from(peer, builder, extra).await;
         Some(Handoff {
-            peer,
-            base,
-            http: reqwest::Client::new(),
-            multiomix,
-            backend,
+            suite,
             s3,
             datasets,
             results,
             _dir: dir,
             _moto: moto,
-            _task: task,
         })
     }
 
@@ -233,7 +219,7 @@ impl Handoff {
 
     /// Reads the job until its notice matches `wanted`.
     async fn notice_until(&self, id: &str, wanted: impl Fn(&Value) -> bool) -> Value {
-        let deadline = tokio::time::Instant::now() + WAIT;
+        let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
             let notice = self.notice_view(id).await;
             if wanted(&notice) {
@@ -373,7 +359,7 @@ async fn the_data_path(peer: Arc<dyn Peer>) {
 
     let written = h.run_the_job(true).await;
     h.end(&id, Ending::Completed).await;
-    let notices = h.multiomix.wait_for_notices(1, WAIT).await.unwrap();
+    let notices = h.multiomix.wait_for_notices(1, PATIENCE).await.unwrap();
     assert_eq!(notices[0].body["state"], "COMPLETED");
     assert_eq!(
         notices[0].observed,
@@ -388,7 +374,7 @@ async fn the_data_path(peer: Arc<dyn Peer>) {
     let notice = h.notice_until(&id, |n| n["status"] == "delivered").await;
     assert_eq!(notice["resultsFetchAttempts"], 1, "{notice}");
     // The staged datasets go once Multiomix has its notice; the rest stays.
-    let deadline = tokio::time::Instant::now() + WAIT;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
     while h
         .keys()
         .await
@@ -452,7 +438,7 @@ async fn a_livy_success_without_result_json_is_failed_and_notified_at_once() {
     let written = h.run_the_job(false).await;
     assert!(written.contains_key("result.json"));
     h.end(&id, Ending::Completed).await;
-    let notices = h.multiomix.wait_for_notices(1, WAIT).await.unwrap();
+    let notices = h.multiomix.wait_for_notices(1, PATIENCE).await.unwrap();
     let body = &notices[0].body;
     assert_eq!(body["state"], "FAILED", "{body}");
     let details = body["stateDetails"].as_str().unwrap();
@@ -479,7 +465,7 @@ async fn a_batch_livy_forgot_after_the_job_wrote_its_results_is_completed() {
     let written = h.run_the_job(true).await;
     let batch = peers::batch_of(&livy.0, &id);
     assert!(livy.0.forget(batch));
-    let notices = h.multiomix.wait_for_notices(1, WAIT).await.unwrap();
+    let notices = h.multiomix.wait_for_notices(1, PATIENCE).await.unwrap();
     let body = &notices[0].body;
     assert_eq!(body["state"], "COMPLETED", "{body}");
     let details = body["stateDetails"].as_str().unwrap();
@@ -511,7 +497,7 @@ async fn results_not_there_yet_are_fetched_again_and_the_notice_waits_for_them()
         &written["result.json"],
     )
     .await;
-    let notices = h.multiomix.wait_for_notices(1, WAIT).await.unwrap();
+    let notices = h.multiomix.wait_for_notices(1, PATIENCE).await.unwrap();
     assert_eq!(notices[0].observed, json!(written));
     let notice = h.notice_until(&id, |n| n["status"] == "delivered").await;
     assert!(
@@ -528,13 +514,13 @@ async fn failed_jobs_are_notified_without_waiting_for_files() {
     };
     let id = h.submit().await;
     h.end(&id, Ending::Failed).await;
-    let notices = h.multiomix.wait_for_notices(1, WAIT).await.unwrap();
+    let notices = h.multiomix.wait_for_notices(1, PATIENCE).await.unwrap();
     assert_eq!(notices[0].body["state"], "FAILED");
     assert_eq!(notices[0].observed, json!({}), "nothing to read");
     let notice = h.notice_until(&id, |n| n["status"] == "delivered").await;
     assert_eq!(notice["resultsFetchAttempts"], 0, "{notice}");
     // Multiomix is done with the experiment: its datasets go too.
-    let deadline = tokio::time::Instant::now() + WAIT;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
     while !h.keys().await.is_empty() {
         assert!(
             tokio::time::Instant::now() < deadline,
@@ -562,7 +548,7 @@ async fn with_clean_up_off_the_datasets_stay() {
     // The clean-up would run after the delivery is recorded, in the same piece of the
     // outbox's work, which sets the `notices_open` gauge last: once that reads 0 the
     // work is over, deletion included.
-    let deadline = tokio::time::Instant::now() + WAIT;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
         let metrics = h
             .http
@@ -629,7 +615,7 @@ async fn an_s3_refusal_while_copying_is_retried_and_the_notice_waits_for_the_cop
             .await
             .expect("PutObject");
     }
-    let notices = h.multiomix.wait_for_notices(1, WAIT).await.unwrap();
+    let notices = h.multiomix.wait_for_notices(1, PATIENCE).await.unwrap();
     assert_eq!(
         notices[0].observed,
         json!({"result.json": "{}", "times.json": "[]"})
@@ -697,12 +683,12 @@ async fn a_second_open_job_for_an_app_name_is_refused_until_the_first_is_done() 
     // The first job runs on with its datasets.
     let written = h.run_the_job(true).await;
     h.end(&first, Ending::Completed).await;
-    let notices = h.multiomix.wait_for_notices(1, WAIT).await.unwrap();
+    let notices = h.multiomix.wait_for_notices(1, PATIENCE).await.unwrap();
     assert_eq!(notices[0].observed, json!(written));
 
     // Free again once the notice is delivered and the datasets removed: of two posts at
     // once, one starts a job and the other is refused.
-    let deadline = tokio::time::Instant::now() + WAIT;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
     let (a, b) = loop {
         let (a, b) = tokio::join!(h.post(), h.post());
         if a.0 != 409 || b.0 != 409 {
@@ -740,7 +726,7 @@ async fn a_rerun_is_never_delivered_with_the_results_of_the_run_before() {
     h.end(&first, Ending::Completed).await;
     h.notice_until(&first, |n| n["status"] == "delivered").await;
 
-    let deadline = tokio::time::Instant::now() + WAIT;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
     let second = loop {
         let (status, body) = h.post().await;
         if status == 201 {
@@ -780,7 +766,7 @@ async fn a_rerun_is_never_delivered_with_the_results_of_the_run_before() {
     // Run 2's own result arrives: the shared folder holds it alone.
     h.put(&format!("results/{APP}/result.json"), r#"{"run": 2}"#)
         .await;
-    let notices = h.multiomix.wait_for_notices(2, WAIT).await.unwrap();
+    let notices = h.multiomix.wait_for_notices(2, PATIENCE).await.unwrap();
     assert_eq!(notices[1].observed, json!({"result.json": r#"{"run": 2}"#}));
 }
 
@@ -801,7 +787,7 @@ async fn leftovers_are_removed_for_their_own_app_only() {
     let id = h.submit().await;
     h.run_the_job(true).await;
     h.end(&id, Ending::Completed).await;
-    h.multiomix.wait_for_notices(1, WAIT).await.unwrap();
+    h.multiomix.wait_for_notices(1, PATIENCE).await.unwrap();
     assert_eq!(entries(&h.results), [theirs, APP.to_owned()]);
 }
 
@@ -891,7 +877,7 @@ async fn progress_reports_in_s3_show_in_get_job_and_bad_ones_are_refused_and_cou
 
     // A report of the job itself, where the job puts it.
     h.put(&key, &report(Some(token), 1, APP).to_string()).await;
-    let deadline = tokio::time::Instant::now() + WAIT;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
     let shown = loop {
         let body = job().await;
         if body["progress"]["iteration"] == 1 {
@@ -925,7 +911,7 @@ async fn progress_reports_in_s3_show_in_get_job_and_bad_ones_are_refused_and_cou
         let series = format!(r#"progress_reports_refused_total{{reason="{reason}"}}"#);
         let before = sample(&h, &series).await;
         h.put(&key, &doc.to_string()).await;
-        let deadline = tokio::time::Instant::now() + WAIT;
+        let deadline = tokio::time::Instant::now() + PATIENCE;
         while sample(&h, &series).await < before + 1.0 {
             assert!(
                 tokio::time::Instant::now() < deadline,
@@ -939,7 +925,7 @@ async fn progress_reports_in_s3_show_in_get_job_and_bad_ones_are_refused_and_cou
     // The run ends: its last report is read once more, and its object removed.
     h.put(&key, &report(Some(token), 3, APP).to_string()).await;
     h.end(&id, Ending::Failed).await;
-    let deadline = tokio::time::Instant::now() + WAIT;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
     while h.keys().await.contains(&key) {
         assert!(
             tokio::time::Instant::now() < deadline,

@@ -5,7 +5,6 @@
 
 use crate::pod_scripts;
 
-
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};

@@ -17,7 +17,6 @@
 
 use crate::common;
 
-
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

@@ -6,15 +6,15 @@
 //! moto comes from the test virtualenv (`dev/test.sh` creates it). Without it these tests
 //! are skipped with a message on a developer's machine, and fail under CI.
 
-
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::common::app::eks_vars;
+use crate::common::moto::{bucket_keys, free_port, moto, s3_client, Moto};
+use crate::common::{emr_client, TestApp};
 use async_trait::async_trait;
 use aws_sdk_s3::types::ChecksumMode;
-use crate::common::moto::{bucket_keys, free_port, moto, s3_client, Moto};
-use crate::common::{emr_client, FAST};
 use multiomix_aws_emr::app::Application;
 use multiomix_aws_emr::backend::emr::eks::EmrEksBackend;
 use multiomix_aws_emr::backend::{BackendError, JobBackend, JobPage, ListQuery};
@@ -68,19 +68,20 @@ impl JobBackend for Watching {
 }
 
 struct Staged {
-    base: String,
-    http: reqwest::Client,
-    emr: FakeEmr,
+    app: TestApp,
+    emr: Arc<FakeEmr>,
     shared: TempDir,
     _results: TempDir,
     seen_at_start: Arc<Mutex<Vec<Vec<String>>>>,
-    _store: TempDir,
-    _stop: oneshot::Sender<()>,
 }
 
 impl Staged {
+    fn emr(&self) -> &FakeEmr {
+        &self.emr
+    }
+
     async fn post(&self, body: &Value, key: Option<&str>) -> (u16, Value) {
-        let mut request = self.http.post(format!("{}/job", self.base)).json(body);
+        let mut request = self.app.http.post(self.app.url("/job")).json(body);
         if let Some(key) = key {
             request = request.header("Idempotency-Key", key);
         }
@@ -118,71 +119,44 @@ async fn staged(s3_url: &str, moto_s3: aws_sdk_s3::Client) -> Staged {
 
 /// [`staged`], with more variables, which win.
 async fn staged_with(s3_url: &str, moto_s3: aws_sdk_s3::Client, extra: &[(&str, &str)]) -> Staged {
-    let emr = FakeEmr::start().await;
+    let emr = Arc::new(FakeEmr::start().await);
     let shared = tempfile::tempdir().unwrap();
     let results = tempfile::tempdir().unwrap();
-    let store = tempfile::tempdir().unwrap();
-    let mut vars: Vec<(String, String)> = vec![
-        ("JOB_BACKEND".into(), "emr".into()),
-        (
-            "EMR_VIRTUAL_CLUSTER_ID".into(),
-            emr.virtual_cluster_id().into(),
-        ),
-        (
-            "EMR_EXECUTION_ROLE_ARN".into(),
-            "arn:aws:iam::123456789012:role/emr-job".into(),
-        ),
-        ("EMR_S3_BUCKET".into(), BUCKET.into()),
-        ("HOST".into(), "127.0.0.1".into()),
-        ("PORT".into(), "0".into()),
-        ("REQUEST_TIMEOUT".into(), "10".into()),
-        (
-            "DATABASE_URL".into(),
-            format!("sqlite:{}/store.db", store.path().display()),
-        ),
-        ("DATA_STAGING".into(), "s3".into()),
-        (
-            "SHARED_DATASETS_DIR".into(),
-            shared.path().display().to_string(),
-        ),
-        (
-            "SHARED_RESULTS_DIR".into(),
-            results.path().display().to_string(),
-        ),
-    ];
-    vars.extend(FAST.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    let config = Config::from_vars(vars).expect("valid configuration");
-    let staging = config.staging.clone().expect("staging is on");
     let seen_at_start = Arc::new(Mutex::new(Vec::new()));
-    let backend = Arc::new(Watching {
-        inner: EmrEksBackend::with_client(
-            emr_client(&emr.url()),
-            config.backend.emr_eks().cloned().unwrap(),
-            config.spark.clone(),
-            config.job.clone(),
-        ),
-        s3: moto_s3.clone(),
-        seen_at_start: seen_at_start.clone(),
-    });
-    let app = Application::build_with_backend(config, backend)
-        .await
-        .expect("the app builds")
-        .with_staging(Staging::with_client(s3_client(s3_url), &staging));
-    let addr = app.local_addr();
-    let (tx, rx) = oneshot::channel();
-    tokio::spawn(app.run_until_stopped(async {
-        let _ = rx.await;
-    }));
+    let (watched, seen) = (emr.clone(), seen_at_start.clone());
+    let app = TestApp::builder()
+        .owned_vars(eks_vars(&emr))
+        .vars(&[
+            ("EMR_S3_BUCKET", BUCKET),
+            ("REQUEST_TIMEOUT", "10"),
+            ("DATA_STAGING", "s3"),
+            ("SHARED_DATASETS_DIR", &shared.path().display().to_string()),
+            ("SHARED_RESULTS_DIR", &results.path().display().to_string()),
+        ])
+        .vars(extra)
+        .s3(s3_url)
+        .backend(move |config| async move {
+            let backend = Watching {
+                inner: EmrEksBackend::with_client(
+                    emr_client(&watched.url()),
+                    config.backend.emr_eks().cloned().unwrap(),
+                    config.spark.clone(),
+                    config.job.clone(),
+                ),
+                s3: moto_s3,
+                seen_at_start: seen,
+            };
+            let backend: Arc<dyn JobBackend> = Arc::new(backend);
+            (backend, None)
+        })
+        .start()
+        .await;
     Staged {
-        base: format!("http://{addr}"),
-        http: reqwest::Client::new(),
+        app,
         emr,
         shared,
         _results: results,
         seen_at_start,
-        _store: store,
-        _stop: tx,
     }
 }
 
@@ -409,7 +383,7 @@ async fn s3_down_during_the_upload_means_an_error_naming_the_file_and_no_job() {
         message.contains("molecules-dataset") && message.contains("BBHA_42/molecules.csv"),
         "{message}"
     );
-    assert_eq!(app.emr.calls("StartJobRun"), 0, "no job started");
+    assert_eq!(app.emr().calls("StartJobRun"), 0, "no job started");
     assert!(app.seen_at_start.lock().unwrap().is_empty());
 }
 
@@ -429,7 +403,7 @@ async fn a_missing_bucket_is_a_refusal_naming_the_file() {
     assert_eq!(status, 502, "{answer}");
     let message = answer["message"].as_str().unwrap_or_default();
     assert!(message.contains("BBHA_42/molecules.csv"), "{message}");
-    assert_eq!(app.emr.calls("StartJobRun"), 0, "no job started");
+    assert_eq!(app.emr().calls("StartJobRun"), 0, "no job started");
 }
 
 /// The multipart uploads under `prefix` that are neither completed nor aborted.
@@ -510,7 +484,7 @@ async fn an_upload_beyond_its_bound_is_503_starts_nothing_and_leaves_no_parts() 
             .contains("STAGING_UPLOAD_TIMEOUT"),
         "{answer}"
     );
-    assert_eq!(app.emr.calls("StartJobRun"), 0, "no job started");
+    assert_eq!(app.emr().calls("StartJobRun"), 0, "no job started");
     until_no_unfinished_uploads(&s3, "datasets/").await;
     // The app name is free: the next try is not refused as a second job.
     let (again, answer) = app.post(&request, None).await;

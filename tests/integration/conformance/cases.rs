@@ -7,7 +7,8 @@ use multiomix_aws_emr::job::{validate_request, JobId};
 use serde_json::json;
 
 use crate::common::is_multiomix_date;
-use crate::conformance::harness::{body, Peer, Suite, WAIT};
+use crate::common::PATIENCE;
+use crate::conformance::harness::{body, Peer, Suite};
 
 const STATES: [&str; 7] = [
     "PENDING",
@@ -100,7 +101,10 @@ pub async fn start_sends_the_exact_fields(peer: Arc<dyn Peer>) {
     if let Some(log_uri) = &got.log_uri {
         assert_eq!(log_uri, "s3://multiomix-bucket/joblogs");
         assert_eq!(got.entry_point, "s3://multiomix-bucket/scripts/main.py");
-        assert_eq!(got.execution_role.as_deref(), Some(crate::conformance::harness::ROLE));
+        assert_eq!(
+            got.execution_role.as_deref(),
+            Some(crate::conformance::harness::ROLE)
+        );
         assert_eq!(
             got.tags.get("managed-by").map(String::as_str),
             Some("multiomix-aws-emr"),
@@ -354,7 +358,7 @@ pub async fn the_notice_follows_the_end(peer: Arc<dyn Peer>) {
     if suite.peer.abilities().needs_callback {
         assert_eq!(suite.patch(&id).await, 204);
     }
-    let notices = suite.multiomix.wait_for_notices(1, WAIT).await.unwrap();
+    let notices = suite.multiomix.wait_for_notices(1, PATIENCE).await.unwrap();
     assert_eq!(notices[0].path, format!("/{id}/"));
     let body = &notices[0].body;
     assert_eq!(body["state"], state, "{body}");

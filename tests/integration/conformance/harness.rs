@@ -1,22 +1,18 @@
-//! The service under test, in front of one backend peer and a fake Multiomix.
+//! What the conformance suite runs against: a backend's peer, and the service in front of
+//! it (the harness's [`TestApp`], built with the peer's backend).
 
 use std::collections::BTreeMap;
+use std::ops::Deref;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
-use multiomix_aws_emr::app::Application;
 use multiomix_aws_emr::backend::JobBackend;
 use multiomix_aws_emr::config::Config;
-use multiomix_aws_emr::job::JobId;
-use multiomix_fakes::FakeMultiomix;
 use serde_json::{json, Value};
-use tokio::sync::mpsc::UnboundedReceiver;
-use tokio::task::JoinHandle;
 
-/// Longest a case waits for something that takes milliseconds on a fake.
-pub const WAIT: Duration = Duration::from_secs(20);
+use crate::common::app::{AppBuilder, Connected};
+use crate::common::{another_experiment, multiomix_body, submit_job, TestApp};
 
 /// How a run should end.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,10 +86,7 @@ pub trait Peer: Send + Sync {
 
     /// The backend, built from the service's configuration; a channel of ended runs for
     /// a backend that reports them itself.
-    async fn connect(
-        &self,
-        config: &Config,
-    ) -> (Arc<dyn JobBackend>, Option<UnboundedReceiver<JobId>>);
+    async fn connect(&self, config: &Config) -> Connected;
 
     /// What the peer can show; a case skips, saying so, what it cannot.
     fn abilities(&self) -> Abilities;
@@ -112,40 +105,21 @@ pub trait Peer: Send + Sync {
     fn unknown_id(&self) -> &'static str;
 }
 
-/// The service running against a peer.
+/// The service running against a peer: the harness's [`TestApp`] with the peer's
+/// backend, and what the cases need of the peer.
 pub struct Suite {
     pub peer: Arc<dyn Peer>,
-    pub base: String,
-    pub http: reqwest::Client,
-    pub multiomix: FakeMultiomix,
+    /// The backend as the peer made it.
     pub backend: Arc<dyn JobBackend>,
-    pub dir: tempfile::TempDir,
-    task: JoinHandle<anyhow::Result<()>>,
+    app: TestApp,
 }
 
-impl Drop for Suite {
-    fn drop(&mut self) {
-        self.task.abort();
+impl Deref for Suite {
+    type Target = TestApp;
+
+    fn deref(&self) -> &TestApp {
+        &self.app
     }
-}
-
-/// The service's variables in the suite: loopback on any port, its store in `dir`, its
-/// notices to `multiomix`, and every wait in milliseconds.
-pub fn service_vars(multiomix: &FakeMultiomix, dir: &Path) -> BTreeMap<String, String> {
-    [
-        ("HOST", "127.0.0.1".to_owned()),
-        ("PORT", "0".to_owned()),
-        ("MULTIOMIX_URL", format!("{}/", multiomix.url())),
-        ("DATABASE_URL", format!("sqlite:{}/store.db", dir.display())),
-        ("SLEEP_TIME", "0.05".to_owned()),
-        ("POLL_INTERVAL", "0.05".to_owned()),
-        ("NOTIFY_INITIAL_BACKOFF", "0.05".to_owned()),
-        ("NOTIFY_TIMEOUT", "2".to_owned()),
-        ("RECONCILE_INTERVAL", "3600".to_owned()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect()
 }
 
 impl Suite {
@@ -153,95 +127,50 @@ impl Suite {
         Self::start_with(peer, &[]).await
     }
 
-    /// With more variables, which win over the suite's and the peer's.
+    /// With more variables, which win over the harness's and the peer's.
     pub async fn start_with(peer: Arc<dyn Peer>, extra: &[(&str, &str)]) -> Suite {
-        let multiomix = FakeMultiomix::start().await;
-        let dir = tempfile::tempdir().unwrap();
-        let mut vars = service_vars(&multiomix, dir.path());
-        vars.extend(peer.vars(dir.path()));
-        vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        let config = Config::from_vars(vars).expect("a valid configuration");
-        let (backend, ended) = peer.connect(&config).await;
-        let mut app = Application::build_with_backend(config, backend.clone())
-            .await
-            .expect("the app builds");
-        if let Some(ended) = ended {
-            app.forward_ended_jobs(ended);
-        }
-        let base = format!("http://{}", app.local_addr());
-        let task = tokio::spawn(app.run_until_stopped(std::future::pending()));
-        Suite {
-            peer,
-            base,
-            http: reqwest::Client::new(),
-            multiomix,
-            backend,
-            dir,
-            task,
-        }
+        Self::start_from(peer, TestApp::builder(), extra).await
     }
 
-    pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
+    /// From a builder the test began (its own fake Multiomix, S3 for staging).
+    pub async fn start_from(
+        peer: Arc<dyn Peer>,
+        builder: AppBuilder,
+        extra: &[(&str, &str)],
+    ) -> Suite {
+        let dir = Arc::new(tempfile::tempdir().unwrap());
+        let connecting = peer.clone();
+        let app = builder
+            .dir(dir.clone())
+            .owned_vars(peer.vars(dir.path()))
+            .vars(extra)
+            .backend(move |config| async move { connecting.connect(&config).await })
+            .start()
+            .await;
+        let backend = app.backend.clone().expect("the peer's backend");
+        Suite { peer, backend, app }
     }
 
     /// Multiomix's BBHA request under this name, planned to go as told; returns its id.
     pub async fn submit(&self, name: &str, ending: Option<Ending>) -> String {
         self.peer.plan(self.dir.path(), name, ending).await;
-        crate::common::submit_job(&self.http, &self.base, &own_body(name)).await
+        submit_job(&self.http, &self.base, &own_body(name)).await
     }
 
-    pub async fn get(&self, path: &str) -> (u16, Value) {
-        let r = self.http.get(self.url(path)).send().await.unwrap();
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(Value::Null))
-    }
-
-    /// `get` with `Authorization: Bearer <token>` (for the backends' own tests; the
-    /// conformance cases need no token).
-    #[allow(dead_code)]
-    pub async fn get_with_token(&self, path: &str, token: &str) -> (u16, Value) {
-        let r = self
-            .http
-            .get(self.url(path))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(Value::Null))
-    }
-
-    pub async fn delete(&self, path: &str) -> (u16, Value) {
-        let r = self.http.delete(self.url(path)).send().await.unwrap();
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(Value::Null))
-    }
-
+    /// The sidecar's `PATCH /job/{id}`; its status.
     pub async fn patch(&self, id: &str) -> u16 {
-        self.http
-            .patch(self.url(&format!("/job/{id}")))
-            .header("Content-Type", "application/json")
-            .body(r#"{"state":"Terminated"}"#)
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16()
+        self.patch_job(id).await.status().as_u16()
     }
 
     /// Reads the job until its state is one of `states`.
     pub async fn read_until(&self, id: &str, states: &[&str]) -> Value {
-        crate::common::read_job_until(&self.http, &self.base, id, WAIT, |job| {
-            states.iter().any(|s| job["state"] == *s)
-        })
-        .await
+        self.read_until_state(id, states).await
     }
 }
 
 /// Exactly what Multiomix sends, under `name`.
 pub fn body(name: &str) -> Value {
-    let mut body = crate::common::multiomix_body();
+    let mut body = multiomix_body();
     body["name"] = json!(name);
     body
 }
@@ -249,7 +178,7 @@ pub fn body(name: &str) -> Value {
 /// [`body`], for an experiment of its own (its own app name): what a test that starts
 /// several jobs at once posts.
 pub fn own_body(name: &str) -> Value {
-    let mut body = crate::common::another_experiment();
+    let mut body = another_experiment();
     body["name"] = json!(name);
     body
 }

@@ -24,9 +24,11 @@ use multiomix_fakes::{
 use serde_json::Value;
 use tokio::sync::mpsc::{self, UnboundedReceiver};
 
+use crate::common::app::{local_vars, stand_in_scripts, Connected};
 use crate::common::moto::{moto, s3_client, Moto};
 use crate::common::{create_virtual_cluster, emr_client, sdk_config};
-use crate::conformance::harness::{driver_env, Abilities, Ending, Peer, Submitted, ROLE, WAIT};
+use crate::common::{wait_until, FAKE_SPARK_SUBMIT, PATIENCE};
+use crate::conformance::harness::{driver_env, Abilities, Ending, Peer, Submitted, ROLE};
 
 const BUCKET: &str = "multiomix-bucket";
 const ALL_ENDINGS: &[Ending] = &[Ending::Completed, Ending::Failed];
@@ -65,10 +67,7 @@ pub fn serverless_client(endpoint: &str) -> aws_sdk_emrserverless::Client {
 
 // ---- EMR on EKS --------------------------------------------------------------------
 
-async fn eks_backend(
-    url: &str,
-    config: &Config,
-) -> (Arc<dyn JobBackend>, Option<UnboundedReceiver<JobId>>) {
+async fn eks_backend(url: &str, config: &Config) -> Connected {
     let backend = EmrEksBackend::with_client(
         emr_client(url),
         config.backend.emr_eks().cloned().unwrap(),
@@ -116,10 +115,7 @@ impl Peer for FakeEks {
         ));
         v
     }
-    async fn connect(
-        &self,
-        config: &Config,
-    ) -> (Arc<dyn JobBackend>, Option<UnboundedReceiver<JobId>>) {
+    async fn connect(&self, config: &Config) -> Connected {
         eks_backend(&self.0.url(), config).await
     }
     fn abilities(&self) -> Abilities {
@@ -170,10 +166,7 @@ impl Peer for MotoEks {
         v.push(("EMR_VIRTUAL_CLUSTER_ID".into(), self.vc.clone()));
         v
     }
-    async fn connect(
-        &self,
-        config: &Config,
-    ) -> (Arc<dyn JobBackend>, Option<UnboundedReceiver<JobId>>) {
+    async fn connect(&self, config: &Config) -> Connected {
         eks_backend(&self.moto.url, config).await
     }
     fn abilities(&self) -> Abilities {
@@ -227,10 +220,7 @@ impl Peer for MotoEks {
 
 // ---- EMR Serverless ----------------------------------------------------------------
 
-async fn serverless_backend(
-    url: &str,
-    config: &Config,
-) -> (Arc<dyn JobBackend>, Option<UnboundedReceiver<JobId>>) {
+async fn serverless_backend(url: &str, config: &Config) -> Connected {
     let backend = EmrServerlessBackend::with_client(
         serverless_client(url),
         config.backend.emr_serverless().cloned().unwrap(),
@@ -300,10 +290,7 @@ impl Peer for FakeServerless {
     fn vars(&self, _: &Path) -> Vec<(String, String)> {
         serverless_vars(self.0.application_id())
     }
-    async fn connect(
-        &self,
-        config: &Config,
-    ) -> (Arc<dyn JobBackend>, Option<UnboundedReceiver<JobId>>) {
+    async fn connect(&self, config: &Config) -> Connected {
         serverless_backend(&self.0.url(), config).await
     }
     fn abilities(&self) -> Abilities {
@@ -368,10 +355,7 @@ impl Peer for MotoServerless {
     fn vars(&self, _: &Path) -> Vec<(String, String)> {
         serverless_vars(&self.application)
     }
-    async fn connect(
-        &self,
-        config: &Config,
-    ) -> (Arc<dyn JobBackend>, Option<UnboundedReceiver<JobId>>) {
+    async fn connect(&self, config: &Config) -> Connected {
         serverless_backend(&self.moto.url, config).await
     }
     fn abilities(&self) -> Abilities {
@@ -399,10 +383,7 @@ pub fn ec2_client(endpoint: &str) -> aws_sdk_emr::Client {
     aws_sdk_emr::Client::new(&sdk_config(endpoint))
 }
 
-pub async fn ec2_backend(
-    url: &str,
-    config: &Config,
-) -> (Arc<dyn JobBackend>, Option<UnboundedReceiver<JobId>>) {
+pub async fn ec2_backend(url: &str, config: &Config) -> Connected {
     let backend = EmrEc2Backend::with_client(
         ec2_client(url),
         config.backend.emr_ec2().cloned().unwrap(),
@@ -503,10 +484,7 @@ impl Peer for FakeEc2 {
     fn vars(&self, _: &Path) -> Vec<(String, String)> {
         ec2_vars(self.0.cluster_id())
     }
-    async fn connect(
-        &self,
-        config: &Config,
-    ) -> (Arc<dyn JobBackend>, Option<UnboundedReceiver<JobId>>) {
+    async fn connect(&self, config: &Config) -> Connected {
         ec2_backend(&self.0.url(), config).await
     }
     fn abilities(&self) -> Abilities {
@@ -546,9 +524,7 @@ pub fn livy_vars(url: &str) -> Vec<(String, String)> {
 /// The Livy backend of `config`, its batches kept in the service's store. With staging,
 /// it looks for `result.json` in moto's S3 at `AWS_ENDPOINT_URL`, as the registry does
 /// in the bucket (a client with the tests' fixed credentials).
-pub async fn livy_backend(
-    config: &Config,
-) -> (Arc<dyn JobBackend>, Option<UnboundedReceiver<JobId>>) {
+pub async fn livy_backend(config: &Config) -> Connected {
     let store = Store::connect(&config.database_url).await.unwrap();
     let backend = LivyBackend::new(
         store,
@@ -651,10 +627,7 @@ impl Peer for FakeLivyPeer {
     fn vars(&self, _: &Path) -> Vec<(String, String)> {
         livy_vars(&self.0.url())
     }
-    async fn connect(
-        &self,
-        config: &Config,
-    ) -> (Arc<dyn JobBackend>, Option<UnboundedReceiver<JobId>>) {
+    async fn connect(&self, config: &Config) -> Connected {
         livy_backend(config).await
     }
     fn abilities(&self) -> Abilities {
@@ -693,11 +666,6 @@ impl Peer for FakeLivyPeer {
 
 // ---- local -------------------------------------------------------------------------
 
-const FAKE_SPARK: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/fixtures/fake-spark-submit"
-);
-
 /// The local backend, running tests/fixtures/fake-spark-submit, which exits or sleeps as
 /// each job's behaviour file says and records how it was started.
 pub struct Local;
@@ -709,28 +677,12 @@ pub async fn local() -> Option<Arc<dyn Peer>> {
 #[async_trait]
 impl Peer for Local {
     fn vars(&self, dir: &Path) -> Vec<(String, String)> {
-        let scripts = dir.join("scripts");
-        std::fs::create_dir_all(&scripts).unwrap();
-        for file in ["main.py", "scripts.zip"] {
-            std::fs::write(scripts.join(file), "").unwrap();
-        }
-        let path = |p: &str| dir.join(p).display().to_string();
-        vec![
-            ("JOB_BACKEND".into(), "local".into()),
-            ("SPARK_SUBMIT".into(), FAKE_SPARK.into()),
-            ("SPARK_MASTER".into(), "local[2]".into()),
-            ("LOCAL_SCRIPTS_DIR".into(), path("scripts")),
-            ("LOCAL_LOG_DIR".into(), path("logs")),
-            ("LOCAL_MAX_CONCURRENT".into(), "4".into()),
-            ("DATASETS_PATH".into(), path("data")),
-            ("RESULTS_PATH".into(), path("results")),
-            ("RECONCILE_INTERVAL".into(), "0.2".into()),
-        ]
+        let scripts = stand_in_scripts(dir);
+        let mut vars = local_vars(dir, FAKE_SPARK_SUBMIT, &scripts);
+        vars.push(("RECONCILE_INTERVAL".into(), "0.2".into()));
+        vars
     }
-    async fn connect(
-        &self,
-        config: &Config,
-    ) -> (Arc<dyn JobBackend>, Option<UnboundedReceiver<JobId>>) {
+    async fn connect(&self, config: &Config) -> Connected {
         let store = Store::connect(&config.database_url).await.unwrap();
         let (tx, rx) = mpsc::unbounded_channel();
         let backend = LocalBackend::new(
@@ -760,14 +712,10 @@ impl Peer for Local {
     async fn end(&self, _: &str, _: Ending) {}
     async fn submitted(&self, dir: &Path, _: &str, name: &str) -> Submitted {
         let record = dir.join("results").join(format!("{name}.record"));
-        let deadline = tokio::time::Instant::now() + WAIT;
-        while !record.exists() {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the fake spark-submit did not start"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        wait_until("the fake spark-submit to start", PATIENCE, || {
+            record.exists()
+        })
+        .await;
         let text = std::fs::read_to_string(record).unwrap();
         let mut args = Vec::new();
         let mut env = std::collections::BTreeMap::new();
