@@ -11,7 +11,6 @@
 //!   fail shows that the check sees them. Without Chromium the test fails under CI and is
 //!   skipped with a message elsewhere.
 
-use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
@@ -21,87 +20,38 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use multiomix_aws_emr::app::Application;
-use multiomix_aws_emr::config::Config;
-use multiomix_fakes::FakeMultiomix;
 use serde_json::{json, Value};
 
-const FAKE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/fixtures/fake-spark-submit"
-);
-const PATIENCE: Duration = Duration::from_secs(30);
+use crate::common::{wait_for, TestApp, PATIENCE};
+
+/// How long the browser has to answer a call or fire an event.
+const BROWSER_WAIT: Duration = Duration::from_secs(30);
 const TOKEN: &str = "admin-pages-token";
 
-/// The service on the local backend, with its folders.
+/// The service on the local backend with the fake spark-submit, and what these tests ask
+/// of it with the token.
 struct Service {
-    dir: tempfile::TempDir,
-    base: String,
-    http: reqwest::Client,
-    _multiomix: FakeMultiomix,
-    _task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    app: TestApp,
+}
+
+impl std::ops::Deref for Service {
+    type Target = TestApp;
+
+    fn deref(&self) -> &TestApp {
+        &self.app
+    }
 }
 
 impl Service {
     async fn start(extra: &[(&str, &str)]) -> Service {
-        let dir = tempfile::tempdir().unwrap();
-        let path = |name: &str| dir.path().join(name).display().to_string();
-        std::fs::create_dir_all(dir.path().join("scripts")).unwrap();
-        for file in ["main.py", "scripts.zip"] {
-            std::fs::write(dir.path().join("scripts").join(file), "").unwrap();
-        }
-        let multiomix = FakeMultiomix::start().await;
-        let mut vars: HashMap<String, String> = [
-            ("JOB_BACKEND", "local".to_owned()),
-            ("HOST", "127.0.0.1".to_owned()),
-            ("PORT", "0".to_owned()),
-            ("DATABASE_URL", format!("sqlite:{}", path("db.sqlite"))),
-            ("SPARK_SUBMIT", FAKE.to_owned()),
-            ("SPARK_MASTER", "local[2]".to_owned()),
-            ("LOCAL_SCRIPTS_DIR", path("scripts")),
-            ("LOCAL_LOG_DIR", path("logs")),
-            ("LOCAL_MAX_CONCURRENT", "4".to_owned()),
-            ("DATASETS_PATH", path("data")),
-            ("RESULTS_PATH", path("results")),
-            ("MULTIOMIX_URL", format!("{}/", multiomix.url())),
-            ("SLEEP_TIME", "0".to_owned()),
-            ("POLL_INTERVAL", "0.05".to_owned()),
-            ("NOTIFY_INITIAL_BACKOFF", "0.05".to_owned()),
-            ("PROGRESS_INTERVAL", "0.05".to_owned()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
-        for (k, v) in extra {
-            vars.insert(k.to_string(), v.to_string());
-        }
-        let app = Application::build(Config::from_vars(vars).unwrap())
-            .await
-            .unwrap();
-        let base = format!("http://127.0.0.1:{}", app.port());
-        let task = tokio::spawn(app.run_until_stopped(std::future::pending()));
-        Service {
-            dir,
-            base,
-            http: reqwest::Client::new(),
-            _multiomix: multiomix,
-            _task: task,
-        }
-    }
-
-    fn results(&self) -> PathBuf {
-        self.dir.path().join("results")
-    }
-
-    /// Tells the fake what the job of this name does.
-    fn behave(&self, name: &str, behaviour: &str) {
-        std::fs::create_dir_all(self.results()).unwrap();
-        std::fs::write(self.results().join(format!("{name}.behaviour")), behaviour).unwrap();
+        let app = TestApp::builder().local().vars(extra).start().await;
+        Service { app }
     }
 
     /// Lets the job of this name go past `iteration`.
     fn go_past(&self, name: &str, iteration: u64) {
-        std::fs::write(self.results().join(format!("{name}.go{iteration}")), "").unwrap();
+        let go = self.path("results").join(format!("{name}.go{iteration}"));
+        std::fs::write(go, "").unwrap();
     }
 
     async fn post_job(&self, name: &str, app: &str) -> String {
@@ -127,27 +77,19 @@ impl Service {
 
     /// Reads `GET /job/{id}` until its progress is at `iteration`.
     async fn progress_at(&self, id: &str, iteration: u64) -> Value {
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        loop {
-            let job: Value = self
-                .http
-                .get(format!("{}/job/{id}", self.base))
-                .bearer_auth(TOKEN)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+        let what = format!("job {id} to report iteration {iteration}");
+        wait_for(&what, PATIENCE, || async {
+            let (_, job) = self.get_with_token(&format!("/job/{id}"), TOKEN).await;
             if job["progress"]["iteration"] == iteration {
-                return job;
+                Ok(job)
+            } else {
+                Err(job)
             }
-            assert!(tokio::time::Instant::now() < deadline, "{job}");
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+        })
+        .await
     }
 
-    async fn get(&self, path: &str, auth: Option<&str>) -> reqwest::Response {
+    async fn get_as(&self, path: &str, auth: Option<&str>) -> reqwest::Response {
         let mut request = self.http.get(format!("{}{path}", self.base));
         if let Some(value) = auth {
             request = request.header("Authorization", value);
@@ -184,7 +126,7 @@ async fn pages_need_the_token_as_basic_password_or_bearer_and_say_how_in_a_401()
             Some(basic("admin", "wrong")),
             Some("Bearer wrong".to_owned()),
         ] {
-            let r = service.get(path, auth.as_deref()).await;
+            let r = service.get_as(path, auth.as_deref()).await;
             assert_eq!(r.status(), 401, "{path} {auth:?}");
             assert_eq!(
                 r.headers()["www-authenticate"],
@@ -203,7 +145,7 @@ async fn pages_need_the_token_as_basic_password_or_bearer_and_say_how_in_a_401()
         basic("", TOKEN),
         format!("Bearer {TOKEN}"),
     ] {
-        let r = service.get("/ui", Some(&auth)).await;
+        let r = service.get_as("/ui", Some(&auth)).await;
         assert_eq!(r.status(), 200, "{auth}");
         let body = r.text().await.unwrap();
         assert!(!body.contains(TOKEN), "the token never shows in a page");
@@ -211,7 +153,7 @@ async fn pages_need_the_token_as_basic_password_or_bearer_and_say_how_in_a_401()
     // The JSON routes keep their bearer token alone.
     assert_eq!(
         service
-            .get("/jobs", Some(&basic("admin", TOKEN)))
+            .get_as("/jobs", Some(&basic("admin", TOKEN)))
             .await
             .status(),
         401
@@ -223,11 +165,11 @@ async fn the_pages_show_a_running_job_escaped_with_its_plot_and_strict_headers()
     let service = Service::start(&[]).await;
     let id = running_job(&service, "PlotBBHA", "exp-plot").await;
     // A log line with markup in it, as a job's output may have.
-    let log = service.dir.path().join("logs").join(format!("{id}.log"));
+    let log = service.path("logs").join(format!("{id}.log"));
     let mut file = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
     writeln!(file, "<script>alert(1)</script> & \"quoted\"").unwrap();
 
-    let r = service.get("/ui", None).await;
+    let r = service.get_as("/ui", None).await;
     assert_eq!(r.status(), 200);
     let csp = r.headers()["content-security-policy"]
         .to_str()
@@ -249,7 +191,7 @@ async fn the_pages_show_a_running_job_escaped_with_its_plot_and_strict_headers()
     assert!(list.contains(">RUNNING<"), "{list}");
     assert!(list.contains(">0.5200<"), "{list}");
 
-    let r = service.get(&format!("/ui/jobs/{id}"), None).await;
+    let r = service.get_as(&format!("/ui/jobs/{id}"), None).await;
     assert_eq!(r.status(), 200);
     let page = r.text().await.unwrap();
     assert!(
@@ -272,11 +214,14 @@ async fn the_pages_show_a_running_job_escaped_with_its_plot_and_strict_headers()
     assert_eq!(page.matches("<tr><td data-label=\"Iteration\"").count(), 3);
 
     // Unknown, malformed, and out-of-range requests are HTML answers too.
-    assert_eq!(service.get("/ui/jobs/zzz999", None).await.status(), 404);
-    assert_eq!(service.get("/ui/jobs/NOT-AN-ID", None).await.status(), 400);
-    assert_eq!(service.get("/ui?page=0", None).await.status(), 400);
-    assert_eq!(service.get("/ui?sort=name", None).await.status(), 400);
-    let empty = service.get("/ui?page=9", None).await;
+    assert_eq!(service.get_as("/ui/jobs/zzz999", None).await.status(), 404);
+    assert_eq!(
+        service.get_as("/ui/jobs/NOT-AN-ID", None).await.status(),
+        400
+    );
+    assert_eq!(service.get_as("/ui?page=0", None).await.status(), 400);
+    assert_eq!(service.get_as("/ui?sort=name", None).await.status(), 400);
+    let empty = service.get_as("/ui?page=9", None).await;
     assert_eq!(empty.status(), 200);
     assert!(empty
         .text()
@@ -403,7 +348,7 @@ impl Browser {
         let mut bytes = serde_json::to_vec(&message).unwrap();
         bytes.push(0);
         self.to_browser.write_all(&bytes).unwrap();
-        let deadline = Instant::now() + PATIENCE;
+        let deadline = Instant::now() + BROWSER_WAIT;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let answer = self
@@ -423,7 +368,7 @@ impl Browser {
     /// Waits for an event of the page's session.
     fn wait_for(&mut self, method: &str) {
         let start = self.events.len();
-        let deadline = Instant::now() + PATIENCE;
+        let deadline = Instant::now() + BROWSER_WAIT;
         loop {
             if self.events[start..].iter().any(|e| e["method"] == method) {
                 return;
@@ -463,7 +408,7 @@ impl Browser {
     fn load(&mut self, url: &str) -> String {
         let start = self.events.len();
         self.call("Page.navigate", json!({"url": url}));
-        let deadline = Instant::now() + PATIENCE;
+        let deadline = Instant::now() + BROWSER_WAIT;
         while !self.events[start..]
             .iter()
             .any(|e| e["method"] == "Page.loadEventFired")
@@ -530,7 +475,7 @@ async fn in_headless_chromium_the_pages_render_the_job_and_its_plot_without_a_co
     let service = Service::start(&[("API_TOKEN", TOKEN)]).await;
     let id = running_job(&service, "BrowserBBHA", "exp-browser").await;
     let base = service.base.clone();
-    let shots = service.dir.path().join("shots");
+    let shots = service.path("shots");
     std::fs::create_dir_all(&shots).unwrap();
 
     // The browser works in a thread of its own: its calls block.

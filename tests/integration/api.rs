@@ -3,7 +3,7 @@
 
 use crate::common;
 
-use crate::common::{is_multiomix_date, multiomix_body, spawn_app, spawn_app_with};
+use crate::common::{is_multiomix_date, multiomix_body, spawn_app, spawn_app_with, TestApp};
 use multiomix_fakes::{JobState, NewJob};
 use serde_json::{json, Value};
 
@@ -734,67 +734,55 @@ impl multiomix_aws_emr::backend::JobBackend for Stub {
     }
 }
 
-/// The app in front of `backend`, built but not yet running, and its store's folder.
-async fn stub_app(backend: Stub) -> (multiomix_aws_emr::app::Application, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let config = multiomix_aws_emr::config::Config::from_vars([
-        ("JOB_BACKEND".to_owned(), "local".to_owned()),
-        ("HOST".to_owned(), "127.0.0.1".to_owned()),
-        ("PORT".to_owned(), "0".to_owned()),
-        (
-            "DATABASE_URL".to_owned(),
-            format!("sqlite:{}/store.db", dir.path().display()),
-        ),
-    ])
-    .unwrap();
-    let app = multiomix_aws_emr::app::Application::build_with_backend(
-        config,
-        std::sync::Arc::new(backend),
-    )
-    .await
-    .unwrap();
-    (app, dir)
+/// The app in front of `stub`, serving; `ended` as the local backend's channel of ended
+/// jobs, when the test holds its sender.
+async fn stub_app(
+    stub: Stub,
+    ended: Option<tokio::sync::mpsc::UnboundedReceiver<multiomix_aws_emr::job::JobId>>,
+) -> TestApp {
+    TestApp::builder()
+        .var("JOB_BACKEND", "local")
+        .backend(move |_| async move {
+            let backend: std::sync::Arc<dyn multiomix_aws_emr::backend::JobBackend> =
+                std::sync::Arc::new(stub);
+            (backend, ended)
+        })
+        .start()
+        .await
 }
 
 /// Reads `/ready` until it answers `status`, and returns its body.
-async fn ready_until(http: &reqwest::Client, base: &str, status: u16) -> Value {
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let r = http.get(format!("{base}/ready")).send().await.unwrap();
-        if r.status() == status {
-            return r.json::<Value>().await.unwrap();
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "/ready stayed {}",
-            r.status()
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+async fn ready_until(app: &TestApp, status: u16) -> Value {
+    common::wait_for(
+        &format!("/ready to answer {status}"),
+        common::PATIENCE,
+        || async {
+            match app.get("/ready").await {
+                (answer, body) if answer == status => Ok(body),
+                seen => Err(seen),
+            }
+        },
+    )
+    .await
 }
 
 #[tokio::test]
 async fn a_dead_reconciler_makes_ready_fail_and_says_why() {
-    let (app, _dir) = stub_app(Stub {
-        panics_on_list: true,
-    })
+    let app = stub_app(
+        Stub {
+            panics_on_list: true,
+        },
+        None,
+    )
     .await;
-    let base = format!("http://{}", app.local_addr());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(app.run_until_stopped(async {
-        let _ = stopped.await;
-    }));
-    let http = reqwest::Client::new();
-    let body = ready_until(&http, &base, 503).await;
+    let body = ready_until(&app, 503).await;
     let problems = body["problems"].to_string();
     assert!(problems.contains("reconciler stopped"), "{body}");
     // Why (the panic's message) is in the log; with no API_TOKEN, no caller reads it.
     assert!(!problems.contains("a bug in the backend"), "{body}");
     // Liveness is not readiness: the process still serves.
-    let r = http.get(format!("{base}/health")).send().await.unwrap();
-    assert_eq!(r.status(), 200);
-    let _ = stop.send(());
-    server.await.unwrap().unwrap();
+    assert_eq!(app.get("/health").await.0, 200);
+    app.stop().await;
 }
 
 /// Log lines written while it is alive, on this thread (the runtime of a
@@ -838,24 +826,17 @@ impl CapturedLogs {
 #[tokio::test]
 async fn a_dead_ended_jobs_forwarder_makes_ready_fail_and_is_logged_and_counted() {
     let logs = CapturedLogs::start();
-    let (mut app, _dir) = stub_app(Stub {
-        panics_on_list: false,
-    })
-    .await;
     // What the local backend does with its channel; the test holds the sender instead.
     let (ended_tx, ended_rx) = tokio::sync::mpsc::unbounded_channel();
-    app.forward_ended_jobs(ended_rx);
-    let base = format!("http://{}", app.local_addr());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(app.run_until_stopped(async {
-        let _ = stopped.await;
-    }));
-    let http = reqwest::Client::new();
-    ready_until(&http, &base, 200).await;
+    let stub = Stub {
+        panics_on_list: false,
+    };
+    let app = stub_app(stub, Some(ended_rx)).await;
+    ready_until(&app, 200).await;
 
     // Every sender gone while the service runs: no ended job would reach the outbox again.
     drop(ended_tx);
-    let body = ready_until(&http, &base, 503).await;
+    let body = ready_until(&app, 503).await;
     let problems = body["problems"].to_string();
     assert!(problems.contains("ended-jobs forwarder stopped"), "{body}");
     assert!(
@@ -863,8 +844,9 @@ async fn a_dead_ended_jobs_forwarder_makes_ready_fail_and_is_logged_and_counted(
         "the log says why: {}",
         logs.text()
     );
-    let metrics = http
-        .get(format!("{base}/metrics"))
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
         .send()
         .await
         .unwrap()
@@ -884,7 +866,5 @@ async fn a_dead_ended_jobs_forwarder_makes_ready_fail_and_is_logged_and_counted(
         .unwrap_or_else(|| panic!("no error line in the log:\n{logged}"));
     assert!(line.contains("ERROR"), "{line}");
     assert!(line.contains("ended-jobs forwarder"), "{line}");
-
-    let _ = stop.send(());
-    server.await.unwrap().unwrap();
+    app.stop().await;
 }

@@ -2,7 +2,6 @@
 //! sidecar's callback, neither opens the other's routes, and the operator routes stay open.
 
 use std::process::Stdio;
-use std::time::Duration;
 
 use crate::common::{multiomix_body, spawn_app, spawn_app_with, TestApp};
 use multiomix_aws_emr::job::JobId;
@@ -295,19 +294,8 @@ async fn start_up_log(tokens: &[(&str, &str)]) -> String {
     }
     let mut child = command.spawn().expect("the binary starts");
     let http = reqwest::Client::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        let healthy = http
-            .get(format!("http://127.0.0.1:{port}/health"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200);
-        if healthy {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "never healthy");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    let base = format!("http://127.0.0.1:{port}");
+    crate::common::wait_healthy(&http, &base, crate::common::PATIENCE).await;
     // The start-up lines are written before the server accepts its first request.
     child.start_kill().unwrap();
     let mut log = String::new();

@@ -4,6 +4,7 @@
 //! at the size limit, or with the most arguments the limits allow.
 
 use crate::common;
+use crate::common::PATIENCE;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,8 +17,6 @@ use multiomix_aws_emr::job::{
 };
 use multiomix_fakes::{FakeEmr, FakeMultiomix, JobState};
 use serde_json::Value;
-
-const WAIT: Duration = Duration::from_secs(20);
 
 /// The `--conf key=value` pairs of a spark-submit parameter string, by key.
 fn confs(parameters: &str) -> BTreeMap<String, String> {
@@ -97,7 +96,7 @@ async fn a_multiomix_url_with_a_path_gets_the_notice_under_that_path() {
     let id = app.start_job().await;
     app.emr().set_state(&id, JobState::Completed, None, None);
     assert_eq!(app.patch_job(&id).await.status(), 204);
-    let closed = app.wait_notice_closed(&id, WAIT).await;
+    let closed = app.wait_notice_closed(&id, PATIENCE).await;
     let notices = multiomix.notices();
     assert_eq!(
         closed,
@@ -133,7 +132,7 @@ async fn a_cancel_pending_job_is_reported_only_once_emr_says_cancelled() {
 
     // CANCEL_PENDING is not final: the job is read again and again, nothing is sent.
     let seen = emr.calls("DescribeJobRun");
-    emr.wait_for_calls("DescribeJobRun", seen + 3, WAIT)
+    emr.wait_for_calls("DescribeJobRun", seen + 3, PATIENCE)
         .await
         .expect("the job is polled");
     assert_eq!(app.multiomix.count(), 0, "no notice while CANCEL_PENDING");
@@ -144,13 +143,13 @@ async fn a_cancel_pending_job_is_reported_only_once_emr_says_cancelled() {
         Some("cancelled by the user"),
         None,
     );
-    let notices = app.multiomix.wait_for_notices(1, WAIT).await.unwrap();
+    let notices = app.multiomix.wait_for_notices(1, PATIENCE).await.unwrap();
     let body = &notices[0].body;
     assert_eq!(body["id"], id.as_str());
     assert_eq!(body["state"], "CANCELLED");
     assert!(is_multiomix_date(&body["createdAt"]), "{body}");
     assert!(is_multiomix_date(&body["finishedAt"]), "{body}");
-    assert_eq!(app.wait_notice_closed(&id, WAIT).await, "delivered");
+    assert_eq!(app.wait_notice_closed(&id, PATIENCE).await, "delivered");
     assert_eq!(app.multiomix.count(), 1);
 }
 
@@ -167,9 +166,9 @@ async fn a_callback_without_a_body_opens_the_notice() {
         .await
         .unwrap();
     assert_eq!(r.status(), 204);
-    let notices = app.multiomix.wait_for_notices(1, WAIT).await.unwrap();
+    let notices = app.multiomix.wait_for_notices(1, PATIENCE).await.unwrap();
     assert_eq!(notices[0].body["state"], "COMPLETED");
-    assert_eq!(app.wait_notice_closed(&id, WAIT).await, "delivered");
+    assert_eq!(app.wait_notice_closed(&id, PATIENCE).await, "delivered");
 }
 
 #[tokio::test]

@@ -100,11 +100,10 @@ async fn running_steps_are_read_in_batches_and_the_notice_leaves_without_a_patch
     let before = fake.0.calls("DescribeStep");
     // Several rounds (POLL_INTERVAL is 50 ms here) read the five steps by listing them.
     let listed = fake.0.calls("ListSteps");
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while fake.0.calls("ListSteps") < listed + 4 {
-        assert!(tokio::time::Instant::now() < deadline, "no rounds");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    common::wait_until("four rounds of ListSteps", PATIENCE, || {
+        fake.0.calls("ListSteps") >= listed + 4
+    })
+    .await;
     assert_eq!(
         fake.0.calls("DescribeStep"),
         before,
@@ -337,17 +336,12 @@ async fn a_mistyped_cluster_id_leaves_running_jobs_running_with_their_notices_op
     let read_again = |times: usize| {
         let fake = fake.clone();
         async move {
-            let deadline = tokio::time::Instant::now() + PATIENCE;
-            while fake.0.calls("DescribeStep") < described + times
-                || fake.0.calls("ListSteps") < listed + times
-            {
-                assert!(
-                    tokio::time::Instant::now() < deadline,
-                    "the jobs were not read: {:?}",
-                    fake.0.call_counts()
-                );
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
+            common::wait_for("the jobs to be read again", PATIENCE, || {
+                let calls = (fake.0.calls("DescribeStep"), fake.0.calls("ListSteps"));
+                let read = calls.0 >= described + times && calls.1 >= listed + times;
+                std::future::ready(read.then_some(()).ok_or_else(|| fake.0.call_counts()))
+            })
+            .await
         }
     };
     read_again(2).await;

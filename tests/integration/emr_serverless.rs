@@ -13,10 +13,9 @@ use crate::conformance::harness;
 use crate::conformance::peers;
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use crate::common::PATIENCE;
 use crate::common::{is_multiomix_date, TestApp};
+use crate::common::{wait_until, PATIENCE};
 use crate::conformance::harness::{Peer, Suite};
 use crate::conformance::peers::FakeServerless;
 use multiomix_fakes::{FakeEmrServerless, RunState};
@@ -64,11 +63,10 @@ async fn running_runs_are_read_in_batches_and_the_notice_leaves_without_a_patch(
         ids.push(id);
     }
     // Several rounds (POLL_INTERVAL is 50 ms here) read the five runs by listing them.
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while fake.0.calls("ListJobRuns") < 4 {
-        assert!(tokio::time::Instant::now() < deadline, "no rounds");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until("four rounds of ListJobRuns", PATIENCE, || {
+        fake.0.calls("ListJobRuns") >= 4
+    })
+    .await;
     assert_eq!(
         fake.0.calls("GetJobRun"),
         0,

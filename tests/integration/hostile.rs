@@ -881,21 +881,26 @@ async fn connections_beyond_the_cap_are_closed_at_once() {
     assert!(answer.is_empty(), "{}", String::from_utf8_lossy(&answer));
     // A slot frees when a connection ends.
     drop(first);
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
-    loop {
-        let mut again = tokio::net::TcpStream::connect(app.addr).await.unwrap();
-        let _ = again
-            .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            .await;
-        let answer = read_until_closed(&mut again, std::time::Duration::from_secs(5))
-            .await
-            .unwrap_or_default();
-        if String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200") {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "no slot freed");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    common::wait_for(
+        "a slot to free",
+        std::time::Duration::from_secs(5),
+        || async {
+            let mut again = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+            let _ = again
+                .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .await;
+            let answer = read_until_closed(&mut again, std::time::Duration::from_secs(5))
+                .await
+                .unwrap_or_default();
+            let answer = String::from_utf8_lossy(&answer).into_owned();
+            if answer.starts_with("HTTP/1.1 200") {
+                Ok(())
+            } else {
+                Err(answer)
+            }
+        },
+    )
+    .await;
 }
 
 /// Sends `head` and then the body one byte every 100 ms from another task, until the

@@ -175,14 +175,14 @@ async fn a_restart_records_the_job_a_failed_store_write_left_unrecorded() {
                 .unwrap()
                 .is_empty()
     };
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !settled().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the restart did not settle the submission"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let settle = std::time::Duration::from_secs(10);
+    common::wait_for("the restart to settle the submission", settle, || async {
+        settled()
+            .await
+            .then_some(())
+            .ok_or("a submission is still open")
+    })
+    .await;
 }
 
 /// A job adopted from the backend's listing (a start with an empty store) before the

@@ -40,11 +40,7 @@ async fn livy() -> (Arc<FakeLivyPeer>, Arc<dyn Peer>) {
 
 /// Waits until `done` holds, or fails saying `what`.
 async fn until(what: &str, done: impl Fn() -> bool) {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while !done() {
-        assert!(tokio::time::Instant::now() < deadline, "{what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    crate::common::wait_until(what, PATIENCE, done).await
 }
 
 /// A Livy backend of its own (no service, so no rounds read the batches meanwhile), its

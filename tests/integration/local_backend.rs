@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use multiomix_aws_emr::app::Application;
 use multiomix_aws_emr::backend::local::{LocalBackend, LocalCommand, SetupError};
 use multiomix_aws_emr::backend::{BackendError, JobBackend, ListQuery};
 use multiomix_aws_emr::config::Config;
@@ -22,7 +21,9 @@ use multiomix_fakes::FakeMultiomix;
 use tokio::sync::mpsc::{self, UnboundedReceiver};
 
 use crate::common::app::{local_vars, stand_in_scripts};
-use crate::common::{submit_job, wait_for, wait_until, TestApp, FAKE_SPARK_SUBMIT, PATIENCE};
+use crate::common::{
+    submit_job, wait_for, wait_healthy, wait_until, TestApp, FAKE_SPARK_SUBMIT, PATIENCE,
+};
 
 /// One test's folders: scripts, logs, the store, and the fake's records (RESULTS_PATH).
 struct Setup {
@@ -1184,17 +1185,6 @@ fn service_process(setup: &Setup, multiomix: &FakeMultiomix, port: u16) -> tokio
     command.spawn().expect("the binary starts")
 }
 
-async fn wait_until_healthy(client: &reqwest::Client, base: &str) {
-    wait_for("the service to be healthy", PATIENCE, || async {
-        match client.get(format!("{base}/health")).send().await {
-            Ok(r) if r.status() == 200 => Ok(()),
-            Ok(r) => Err(r.status().to_string()),
-            Err(e) => Err(e.to_string()),
-        }
-    })
-    .await
-}
-
 #[tokio::test]
 async fn stopping_the_service_stops_its_jobs_and_the_next_start_reports_them_failed() {
     let setup = Setup::new();
@@ -1209,7 +1199,7 @@ async fn stopping_the_service_stops_its_jobs_and_the_next_start_reports_them_fai
     setup.behave("LongJob", "sleep 60");
 
     let mut service = service_process(&setup, &multiomix, port);
-    wait_until_healthy(&client, &base).await;
+    wait_healthy(&client, &base, PATIENCE).await;
     let created = client
         .post(format!("{base}/job"))
         .json(&serde_json::json!({
@@ -1243,7 +1233,7 @@ async fn stopping_the_service_stops_its_jobs_and_the_next_start_reports_them_fai
     .await;
 
     let _service = service_process(&setup, &multiomix, port);
-    wait_until_healthy(&client, &base).await;
+    wait_healthy(&client, &base, PATIENCE).await;
     let notices = multiomix.wait_for_notices(1, PATIENCE).await.unwrap();
     assert_eq!(notices[0].id, id);
     assert_eq!(notices[0].body["state"], "FAILED");

@@ -2,13 +2,10 @@
 //! after the traffic that causes them.
 
 use crate::common;
-
-use std::time::Duration;
+use crate::common::PATIENCE;
 
 use crate::common::spawn_app;
 use multiomix_fakes::JobState;
-
-const WAIT: Duration = Duration::from_secs(10);
 
 /// The value of the sample whose name and labels are exactly `series` (labels in the
 /// order the exporter writes them), or `None` when it is absent.
@@ -56,8 +53,8 @@ async fn backend_calls_and_notices_are_scraped_after_a_job_and_its_notice() {
     app.emr().set_state(&id, JobState::Completed, None, None);
     assert_eq!(app.get_job("0000000unknownjob").await.status(), 404);
     assert_eq!(app.patch_job(&id).await.status(), 204);
-    app.multiomix.wait_for_notices(1, WAIT).await.unwrap();
-    assert_eq!(app.wait_notice_closed(&id, WAIT).await, "delivered");
+    app.multiomix.wait_for_notices(1, PATIENCE).await.unwrap();
+    assert_eq!(app.wait_notice_closed(&id, PATIENCE).await, "delivered");
     wait_for_sample(&app, "notices_open", 0.0).await;
 
     let text = scrape(&app).await;
@@ -117,18 +114,14 @@ async fn backend_calls_and_notices_are_scraped_after_a_job_and_its_notice() {
 /// Scrapes until the sample `series` has `value`: a gauge may be set just after the store
 /// change a test waits for.
 async fn wait_for_sample(app: &common::TestApp, series: &str, value: f64) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
+    common::wait_for(&format!("{series} to be {value}"), PATIENCE, || async {
         let text = scrape(app).await;
-        if sample(&text, series) == Some(value) {
-            return;
+        match sample(&text, series) {
+            Some(found) if found == value => Ok(()),
+            _ => Err(text),
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{series} never became {value}: {text}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await
 }
 
 #[tokio::test]
@@ -139,12 +132,12 @@ async fn notices_open_counts_a_notice_from_its_opening_until_its_delivery() {
     let id = app.start_job().await;
     app.emr().set_state(&id, JobState::Completed, None, None);
     assert_eq!(app.patch_job(&id).await.status(), 204);
-    app.multiomix.wait_for_notices(1, WAIT).await.unwrap();
+    app.multiomix.wait_for_notices(1, PATIENCE).await.unwrap();
     let text = scrape(&app).await;
     assert_eq!(sample(&text, "notices_open"), Some(1.0), "{text}");
 
     app.multiomix.set_status(200);
-    assert_eq!(app.wait_notice_closed(&id, WAIT).await, "delivered");
+    assert_eq!(app.wait_notice_closed(&id, PATIENCE).await, "delivered");
     wait_for_sample(&app, "notices_open", 0.0).await;
 }
 

@@ -2,6 +2,7 @@
 //! Multiomix being down, refusing, and the service restarting.
 
 use crate::common;
+use crate::common::PATIENCE;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,8 +10,6 @@ use std::time::Duration;
 use crate::common::{is_multiomix_date, multiomix_body, spawn_app, spawn_app_with, TestApp};
 use multiomix_fakes::{FakeEmr, FakeMultiomix, JobState, NewJob, Reply};
 use serde_json::Value;
-
-const WAIT: Duration = Duration::from_secs(10);
 
 /// Nothing can be sent any more: the job's notice is closed as `status` with every attempt
 /// recorded (one a request Multiomix received), no notice is open, and a pass of the
@@ -52,13 +51,13 @@ async fn the_callback_answers_204_and_the_notice_waits_for_a_final_state() {
 
     // Still running: the job is read again and again, nothing is sent.
     app.emr()
-        .wait_for_calls("DescribeJobRun", 3, WAIT)
+        .wait_for_calls("DescribeJobRun", 3, PATIENCE)
         .await
         .expect("the job is polled");
     assert_eq!(app.multiomix.count(), 0, "no notice for a RUNNING job");
 
     app.emr().set_state(&id, JobState::Completed, None, None);
-    let notices = app.multiomix.wait_for_notices(1, WAIT).await.unwrap();
+    let notices = app.multiomix.wait_for_notices(1, PATIENCE).await.unwrap();
     let notice = &notices[0];
     assert_eq!(notice.path, format!("/{id}/"));
     assert_eq!(notice.headers["content-type"], "application/json");
@@ -75,7 +74,7 @@ async fn the_callback_answers_204_and_the_notice_waits_for_a_final_state() {
     assert!(body.as_object().unwrap().contains_key("stateDetails"));
 
     // The notice carries what GET /job/{id} shows, once the delivery is recorded.
-    assert_eq!(app.wait_notice_closed(&id, WAIT).await, "delivered");
+    assert_eq!(app.wait_notice_closed(&id, PATIENCE).await, "delivered");
     let mut shown: Value = app.get_json(&format!("/job/{id}")).await;
     assert_eq!(shown["notice"]["status"], "delivered");
     shown.as_object_mut().unwrap().remove("notice");
@@ -91,8 +90,8 @@ async fn many_callbacks_for_one_job_send_one_notice() {
     for _ in 0..20 {
         assert_eq!(app.patch_job(&id).await.status(), 204);
     }
-    app.multiomix.wait_for_notices(1, WAIT).await.unwrap();
-    app.wait_notice_closed(&id, WAIT).await;
+    app.multiomix.wait_for_notices(1, PATIENCE).await.unwrap();
+    app.wait_notice_closed(&id, PATIENCE).await;
     // Later callbacks change nothing either: the 204 comes after the store was written,
     // and it opened nothing that the outbox could send.
     assert_eq!(app.patch_job(&id).await.status(), 204);
@@ -109,27 +108,23 @@ async fn multiomix_down_when_the_job_ends_gets_the_notice_once_it_is_back() {
     app.multiomix.down().await;
     app.patch_job(&id).await;
     // Several failed attempts while it is down.
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let n = app
-            .store
-            .notice(&multiomix_aws_emr::job::JobId::parse(&id).unwrap())
-            .await
-            .unwrap()
-            .unwrap();
+    let job = multiomix_aws_emr::job::JobId::parse(&id).unwrap();
+    let n = common::wait_for("two failed attempts", PATIENCE, || async {
+        let n = app.store.notice(&job).await.unwrap().unwrap();
         if n.attempts >= 2 {
-            assert!(
-                n.last_error.unwrap().contains("connect"),
-                "a connection error is recorded"
-            );
-            break;
+            Ok(n)
+        } else {
+            Err(n.attempts)
         }
-        assert!(tokio::time::Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await;
+    assert!(
+        n.last_error.unwrap().contains("connect"),
+        "a connection error is recorded"
+    );
     app.multiomix.up().await.unwrap();
-    app.multiomix.wait_for_notices(1, WAIT).await.unwrap();
-    assert_eq!(app.wait_notice_closed(&id, WAIT).await, "delivered");
+    app.multiomix.wait_for_notices(1, PATIENCE).await.unwrap();
+    assert_eq!(app.wait_notice_closed(&id, PATIENCE).await, "delivered");
     assert_nothing_more_to_send(&app, &id, "delivered").await;
     assert_eq!(app.multiomix.count(), 1, "delivered exactly once");
 }
@@ -141,8 +136,8 @@ async fn server_errors_are_retried_until_multiomix_takes_the_notice() {
     app.emr().set_state(&id, JobState::Cancelled, None, None);
     app.multiomix.queue_statuses([503, 500, 429]);
     app.patch_job(&id).await;
-    app.multiomix.wait_for_notices(4, WAIT).await.unwrap();
-    assert_eq!(app.wait_notice_closed(&id, WAIT).await, "delivered");
+    app.multiomix.wait_for_notices(4, PATIENCE).await.unwrap();
+    assert_eq!(app.wait_notice_closed(&id, PATIENCE).await, "delivered");
     let statuses: Vec<u16> = app.multiomix.notices().iter().map(|n| n.status).collect();
     assert_eq!(statuses, [503, 500, 429, 200]);
     // Every attempt of one notice carries the same idempotency key.
@@ -164,8 +159,8 @@ async fn a_404_from_multiomix_is_final_after_one_attempt() {
     app.emr().set_state(&id, JobState::Completed, None, None);
     app.multiomix.set_status(404);
     app.patch_job(&id).await;
-    app.multiomix.wait_for_notices(1, WAIT).await.unwrap();
-    assert_eq!(app.wait_notice_closed(&id, WAIT).await, "refused");
+    app.multiomix.wait_for_notices(1, PATIENCE).await.unwrap();
+    assert_eq!(app.wait_notice_closed(&id, PATIENCE).await, "refused");
     assert_nothing_more_to_send(&app, &id, "refused").await;
     assert_eq!(app.multiomix.count(), 1, "a 404 is not retried");
 }
@@ -177,7 +172,7 @@ async fn a_410_from_multiomix_is_final_after_one_attempt_too() {
     app.emr().set_state(&id, JobState::Completed, None, None);
     app.multiomix.set_status(410);
     app.patch_job(&id).await;
-    assert_eq!(app.wait_notice_closed(&id, WAIT).await, "refused");
+    assert_eq!(app.wait_notice_closed(&id, PATIENCE).await, "refused");
     assert_eq!(app.multiomix.count(), 1, "a 410 is not retried");
 }
 
@@ -189,7 +184,7 @@ async fn other_4xx_answers_are_retried_until_multiomix_takes_the_notice() {
     // A secret being rotated, a proxy's refusals: none of them is Multiomix's final word.
     app.multiomix.queue_statuses([401, 403, 400, 422]);
     app.patch_job(&id).await;
-    assert_eq!(app.wait_notice_closed(&id, WAIT).await, "delivered");
+    assert_eq!(app.wait_notice_closed(&id, PATIENCE).await, "delivered");
     let statuses: Vec<u16> = app.multiomix.notices().iter().map(|n| n.status).collect();
     assert_eq!(statuses, [401, 403, 400, 422, 200]);
 }
@@ -202,18 +197,12 @@ async fn the_body_of_a_refusal_is_kept_in_the_notices_error_cut_short() {
     let reason = format!("signature mismatch\n{}", "x".repeat(5_000));
     app.multiomix.set_reply(Reply::status(403).body(reason));
     app.patch_job(&id).await;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let notice = loop {
-        let job: Value = app.get_json(&format!("/job/{id}")).await;
-        if job["notice"]["attempts"].as_i64().unwrap_or(0) >= 2 {
-            break job["notice"].clone();
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no second attempt: {job}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let job = app
+        .read_job_within(&id, PATIENCE, |job| {
+            job["notice"]["attempts"].as_i64().unwrap_or(0) >= 2
+        })
+        .await;
+    let notice = job["notice"].clone();
     assert_eq!(notice["status"], "pending", "a 403 is retried: {notice}");
     let error = notice["lastError"].as_str().unwrap();
     assert!(
@@ -234,7 +223,7 @@ async fn a_notice_is_given_up_after_the_configured_time_and_says_so() {
     app.emr().set_state(&id, JobState::Completed, None, None);
     app.multiomix.set_status(503);
     app.patch_job(&id).await;
-    assert_eq!(app.wait_notice_closed(&id, WAIT).await, "given_up");
+    assert_eq!(app.wait_notice_closed(&id, PATIENCE).await, "given_up");
     let attempts = app.multiomix.count();
     assert!(attempts >= 2, "retried before giving up ({attempts})");
     let job: Value = app.get_json(&format!("/job/{id}")).await;
@@ -261,7 +250,7 @@ async fn without_any_callback_the_reconciler_reports_the_ended_job() {
         Some("ImagePullBackOff"),
         Some("USER_ERROR"),
     );
-    let notices = app.multiomix.wait_for_notices(1, WAIT).await.unwrap();
+    let notices = app.multiomix.wait_for_notices(1, PATIENCE).await.unwrap();
     assert_eq!(notices[0].id, id);
     assert_eq!(notices[0].body["state"], "FAILED");
     assert_eq!(notices[0].body["stateDetails"], "ImagePullBackOff");
@@ -274,7 +263,7 @@ async fn without_any_callback_the_reconciler_reports_the_ended_job() {
         .await
         .unwrap()
         .is_none());
-    app.wait_notice_closed(&id, WAIT).await;
+    app.wait_notice_closed(&id, PATIENCE).await;
     assert_nothing_more_to_send(&app, &id, "delivered").await;
     assert_eq!(app.multiomix.count(), 1, "the running job gets no notice");
 }
@@ -294,7 +283,7 @@ async fn a_restart_between_callback_and_delivery_still_delivers() {
     multiomix.down().await;
     app.patch_job(&id).await;
     app.emr()
-        .wait_for_calls("DescribeJobRun", 1, WAIT)
+        .wait_for_calls("DescribeJobRun", 1, PATIENCE)
         .await
         .unwrap();
     let dir = app.stop().await;
@@ -302,8 +291,8 @@ async fn a_restart_between_callback_and_delivery_still_delivers() {
 
     multiomix.up().await.unwrap();
     let app = setup().dir(dir).start().await;
-    multiomix.wait_for_notices(1, WAIT).await.unwrap();
-    assert_eq!(app.wait_notice_closed(&id, WAIT).await, "delivered");
+    multiomix.wait_for_notices(1, PATIENCE).await.unwrap();
+    assert_eq!(app.wait_notice_closed(&id, PATIENCE).await, "delivered");
     assert_eq!(multiomix.notices()[0].body["state"], "COMPLETED");
 }
 
@@ -438,14 +427,14 @@ async fn an_empty_store_adopts_this_services_jobs_and_reports_those_that_ended()
         .var("RECONCILE_INTERVAL", "0.1")
         .start()
         .await;
-    let notices = app.multiomix.wait_for_notices(1, WAIT).await.unwrap();
+    let notices = app.multiomix.wait_for_notices(1, PATIENCE).await.unwrap();
     assert_eq!(notices[0].id, ended);
     let running_id = multiomix_aws_emr::job::JobId::parse(&running).unwrap();
     let adopted = app.store.job(&running_id).await.unwrap().expect("adopted");
     assert!(adopted.adopted);
 
     emr.set_state(&running, JobState::Completed, None, None);
-    let notices = app.multiomix.wait_for_notices(2, WAIT).await.unwrap();
+    let notices = app.multiomix.wait_for_notices(2, PATIENCE).await.unwrap();
     assert_eq!(notices[1].id, running);
     // Another round finds nothing left to follow: the other deployment's job was never
     // adopted, so no round reads it and no notice of it is opened.
@@ -459,7 +448,7 @@ async fn an_empty_store_adopts_this_services_jobs_and_reports_those_that_ended()
         .await
         .unwrap()
         .is_none());
-    app.wait_notice_closed(&running, WAIT).await;
+    app.wait_notice_closed(&running, PATIENCE).await;
     assert_nothing_more_to_send(&app, &running, "delivered").await;
     assert_eq!(
         app.multiomix.count(),
@@ -474,7 +463,7 @@ async fn signed_notices_carry_standard_webhooks_headers() {
     let id = app.start_job().await;
     app.emr().set_state(&id, JobState::Completed, None, None);
     app.patch_job(&id).await;
-    let n = &app.multiomix.wait_for_notices(1, WAIT).await.unwrap()[0];
+    let n = &app.multiomix.wait_for_notices(1, PATIENCE).await.unwrap()[0];
     let msg_id = n.headers["webhook-id"].to_str().unwrap();
     let ts: i64 = n.headers["webhook-timestamp"]
         .to_str()
@@ -613,14 +602,13 @@ async fn with_a_slow_multiomix_no_notice_waits_past_its_lease_and_none_is_sent_t
     let outbox = tokio::spawn(notifier.clone().run_until_stopped(async {
         let _ = stop_rx.await;
     }));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while store.open_notice_count().await.unwrap() > 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the outbox did not drain"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    common::wait_for("the outbox to drain", Duration::from_secs(60), || async {
+        match store.open_notice_count().await.unwrap() {
+            0 => Ok(()),
+            open => Err(open),
+        }
+    })
+    .await;
     let _ = stop_tx.send(());
     outbox.await.unwrap();
 

@@ -1,18 +1,16 @@
 //! The real binary as a process: start-up checks, SIGTERM, and surviving SIGKILL.
 
 use crate::common;
+use crate::common::PATIENCE;
 
 use std::path::Path;
 use std::process::Stdio;
-use std::time::Duration;
 
 use multiomix_fakes::{FakeEmr, FakeMultiomix, JobState};
 use serde_json::json;
 use tokio::process::{Child, Command};
 
 const BIN: &str = env!("CARGO_BIN_EXE_multiomix-aws-emr");
-const WAIT: Duration = Duration::from_secs(15);
-
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -55,23 +53,7 @@ fn service(emr: &FakeEmr, multiomix: &FakeMultiomix, db: &Path, port: u16) -> Ch
 }
 
 async fn wait_healthy(http: &reqwest::Client, port: u16) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        if let Ok(r) = http
-            .get(format!("http://127.0.0.1:{port}/health"))
-            .send()
-            .await
-        {
-            if r.status() == 200 {
-                return;
-            }
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the service never became healthy"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    common::wait_healthy(http, &format!("http://127.0.0.1:{port}"), PATIENCE).await
 }
 
 #[tokio::test]
@@ -105,7 +87,7 @@ async fn sigterm_stops_the_service_cleanly_and_secrets_stay_out_of_the_logs() {
     wait_healthy(&http, port).await;
     let pid = nix::unistd::Pid::from_raw(child.id().unwrap() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-    let status = tokio::time::timeout(WAIT, child.wait())
+    let status = tokio::time::timeout(PATIENCE, child.wait())
         .await
         .expect("stops within the grace period")
         .unwrap();
@@ -152,7 +134,7 @@ async fn a_service_killed_before_delivery_delivers_after_restart() {
     assert_eq!(r.status(), 204);
     // Killed once the notice is due and an attempt to deliver it has failed.
     let base = format!("http://127.0.0.1:{port}");
-    common::read_job_until(&http, &base, &id, WAIT, |job| {
+    common::read_job_until(&http, &base, &id, PATIENCE, |job| {
         job["notice"]["attempts"].as_i64().unwrap_or(0) >= 1
     })
     .await;
@@ -162,11 +144,11 @@ async fn a_service_killed_before_delivery_delivers_after_restart() {
     multiomix.up().await.unwrap();
     let mut second = service(&emr, &multiomix, &db, port);
     wait_healthy(&http, port).await;
-    let notices = multiomix.wait_for_notices(1, WAIT).await.unwrap();
+    let notices = multiomix.wait_for_notices(1, PATIENCE).await.unwrap();
     assert_eq!(notices[0].id, id);
     assert_eq!(notices[0].body["state"], "COMPLETED");
     // The delivery is recorded right after Multiomix answers.
-    common::read_job_until(&http, &base, &id, WAIT, |job| {
+    common::read_job_until(&http, &base, &id, PATIENCE, |job| {
         job["notice"]["status"] == "delivered"
     })
     .await;

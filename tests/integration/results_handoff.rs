@@ -16,18 +16,13 @@ use crate::conformance::peers;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::common::moto::{bucket_keys, moto, s3_client, Moto};
 use crate::common::TestApp;
-use crate::common::PATIENCE;
+use crate::common::{wait_for, PATIENCE};
 use crate::conformance::harness::{Ending, Peer, Suite};
 use aws_sdk_s3::primitives::ByteStream;
-use multiomix_aws_emr::app::Application;
-use multiomix_aws_emr::backend::JobBackend;
-use multiomix_aws_emr::config::Config;
 use multiomix_aws_emr::job::JobId;
-use multiomix_aws_emr::staging::Staging;
 use multiomix_fakes::FakeMultiomix;
 use serde_json::{json, Value};
 use tempfile::TempDir;
@@ -187,6 +182,25 @@ impl Handoff {
         bucket_keys(&self.s3, BUCKET).await
     }
 
+    /// Lists the bucket until its keys are as `done` wants them.
+    async fn keys_until(&self, what: &str, done: impl Fn(&[String]) -> bool) {
+        wait_for(what, PATIENCE, || async {
+            let keys = self.keys().await;
+            if done(&keys) {
+                Ok(())
+            } else {
+                Err(keys)
+            }
+        })
+        .await
+    }
+
+    /// GETs a path of the service as text.
+    async fn get_text(&self, path: &str) -> String {
+        let response = self.http.get(self.url(path)).send().await.unwrap();
+        response.text().await.unwrap()
+    }
+
     /// Ends the run as the backend would, and calls the service as the EMR on EKS
     /// sidecar does where the peer needs it.
     async fn end(&self, id: &str, ending: Ending) {
@@ -204,33 +218,10 @@ impl Handoff {
         }
     }
 
-    async fn notice_view(&self, id: &str) -> Value {
-        let job: Value = self
-            .http
-            .get(format!("{}/job/{id}", self.base))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        job["notice"].clone()
-    }
-
     /// Reads the job until its notice matches `wanted`.
     async fn notice_until(&self, id: &str, wanted: impl Fn(&Value) -> bool) -> Value {
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        loop {
-            let notice = self.notice_view(id).await;
-            if wanted(&notice) {
-                return notice;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the notice never got there; last seen {notice}"
-            );
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+        let job = self.read_job_until(id, |job| wanted(&job["notice"])).await;
+        job["notice"].clone()
     }
 
     /// Waits until the copy of the job's results has failed at least twice, and checks
@@ -374,19 +365,10 @@ async fn the_data_path(peer: Arc<dyn Peer>) {
     let notice = h.notice_until(&id, |n| n["status"] == "delivered").await;
     assert_eq!(notice["resultsFetchAttempts"], 1, "{notice}");
     // The staged datasets go once Multiomix has its notice; the rest stays.
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while h
-        .keys()
-        .await
-        .iter()
-        .any(|k| k.starts_with("datasets/BBHA_42/"))
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "datasets never deleted"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    h.keys_until("the datasets to be deleted", |keys| {
+        !keys.iter().any(|k| k.starts_with("datasets/BBHA_42/"))
+    })
+    .await;
     let mut expected: Vec<String> = written
         .keys()
         .map(|name| format!("results/{APP}/{name}"))
@@ -520,14 +502,8 @@ async fn failed_jobs_are_notified_without_waiting_for_files() {
     let notice = h.notice_until(&id, |n| n["status"] == "delivered").await;
     assert_eq!(notice["resultsFetchAttempts"], 0, "{notice}");
     // Multiomix is done with the experiment: its datasets go too.
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while !h.keys().await.is_empty() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "datasets never deleted"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    h.keys_until("the datasets to be deleted", |keys| keys.is_empty())
+        .await;
 }
 
 #[tokio::test]
@@ -548,23 +524,15 @@ async fn with_clean_up_off_the_datasets_stay() {
     // The clean-up would run after the delivery is recorded, in the same piece of the
     // outbox's work, which sets the `notices_open` gauge last: once that reads 0 the
     // work is over, deletion included.
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        let metrics = h
-            .http
-            .get(format!("{}/metrics", h.base))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+    wait_for("notices_open to be 0", PATIENCE, || async {
+        let metrics = h.get_text("/metrics").await;
         if metrics.lines().any(|l| l == "notices_open 0") {
-            break;
+            Ok(())
+        } else {
+            Err(metrics)
         }
-        assert!(tokio::time::Instant::now() < deadline, "{metrics}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    })
+    .await;
     let keys = h.keys().await;
     assert!(
         keys.contains(&format!("datasets/{APP}/molecules.csv"))
@@ -688,18 +656,15 @@ async fn a_second_open_job_for_an_app_name_is_refused_until_the_first_is_done() 
 
     // Free again once the notice is delivered and the datasets removed: of two posts at
     // once, one starts a job and the other is refused.
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    let (a, b) = loop {
+    let (a, b) = wait_for("the app name to be freed", PATIENCE, || async {
         let (a, b) = tokio::join!(h.post(), h.post());
         if a.0 != 409 || b.0 != 409 {
-            break (a, b);
+            Ok((a, b))
+        } else {
+            Err(a)
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the app name was never freed: {a:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    };
+    })
+    .await;
     let (started, refused) = if a.0 == 201 { (a, b) } else { (b, a) };
     assert_eq!(started.0, 201, "{started:?}");
     assert_app_name_in_use(refused.0, &refused.1);
@@ -726,16 +691,15 @@ async fn a_rerun_is_never_delivered_with_the_results_of_the_run_before() {
     h.end(&first, Ending::Completed).await;
     h.notice_until(&first, |n| n["status"] == "delivered").await;
 
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    let second = loop {
+    let second = wait_for("the app name to be freed", PATIENCE, || async {
         let (status, body) = h.post().await;
         if status == 201 {
-            break body["id"].as_str().unwrap().to_owned();
+            return Ok(body["id"].as_str().unwrap().to_owned());
         }
         assert_app_name_in_use(status, &body);
-        assert!(tokio::time::Instant::now() < deadline, "never freed");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    };
+        Err(body)
+    })
+    .await;
     let left: Vec<String> = h
         .keys()
         .await
@@ -877,15 +841,9 @@ async fn progress_reports_in_s3_show_in_get_job_and_bad_ones_are_refused_and_cou
 
     // A report of the job itself, where the job puts it.
     h.put(&key, &report(Some(token), 1, APP).to_string()).await;
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    let shown = loop {
-        let body = job().await;
-        if body["progress"]["iteration"] == 1 {
-            break body;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{body}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    };
+    let shown = h
+        .read_job_until(&id, |body| body["progress"]["iteration"] == 1)
+        .await;
     let progress = &shown["progress"];
     assert_eq!(progress["evaluationsDone"], 31);
     assert_eq!(progress["evaluationsTotal"], 166);
@@ -911,28 +869,21 @@ async fn progress_reports_in_s3_show_in_get_job_and_bad_ones_are_refused_and_cou
         let series = format!(r#"progress_reports_refused_total{{reason="{reason}"}}"#);
         let before = sample(&h, &series).await;
         h.put(&key, &doc.to_string()).await;
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        while sample(&h, &series).await < before + 1.0 {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{reason}: not counted"
-            );
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+        wait_for(&format!("{reason} to be counted"), PATIENCE, || async {
+            match sample(&h, &series).await {
+                now if now >= before + 1.0 => Ok(()),
+                now => Err(now),
+            }
+        })
+        .await;
         assert_eq!(job().await["progress"]["iteration"], 1, "{reason}");
     }
 
     // The run ends: its last report is read once more, and its object removed.
     h.put(&key, &report(Some(token), 3, APP).to_string()).await;
     h.end(&id, Ending::Failed).await;
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while h.keys().await.contains(&key) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the report was not removed"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    h.keys_until("the report to be removed", |keys| !keys.contains(&key))
+        .await;
     let ended = job().await;
     assert_eq!(ended["state"], "FAILED");
     assert_eq!(ended["progress"]["iteration"], 3, "{ended}");

@@ -20,10 +20,7 @@ use crate::common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::common::is_multiomix_date;
-use multiomix_aws_emr::app::Application;
-use multiomix_aws_emr::config::Config;
-use multiomix_fakes::FakeMultiomix;
+use crate::common::{is_multiomix_date, TestApp};
 use serde_json::{json, Value};
 
 fn tools() -> Option<(String, String)> {
@@ -99,65 +96,28 @@ fn copy_example(datasets: &Path, app: &str, repo: &Path) {
 /// scripts, empty datasets and results folders and a fake Multiomix; `extra` variables
 /// on top.
 struct LocalService {
+    app: TestApp,
     repo: PathBuf,
-    dir: tempfile::TempDir,
     results: PathBuf,
     datasets: PathBuf,
-    multiomix: FakeMultiomix,
-    base: String,
-    server: tokio::task::JoinHandle<anyhow::Result<()>>,
-    http: reqwest::Client,
 }
 
 impl LocalService {
     async fn start(spark_submit: String, extra: &[(&str, &str)]) -> Self {
         let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-        let dir = tempfile::tempdir().unwrap();
-        let results = dir.path().join("results");
-        let datasets = dir.path().join("datasets");
+        let app = TestApp::builder()
+            .local_with(&spark_submit, &repo.join("scripts"))
+            .var("EMR_DRIVER_MEMORY", "1g")
+            .vars(extra)
+            .start()
+            .await;
+        let (results, datasets) = (app.path("results"), app.path("data"));
         std::fs::create_dir_all(&results).unwrap();
-        let multiomix = FakeMultiomix::start().await;
-        let mut vars: Vec<(String, String)> = [
-            ("JOB_BACKEND", "local".to_string()),
-            ("SPARK_SUBMIT", spark_submit),
-            ("SPARK_MASTER", "local[2]".to_string()),
-            ("EMR_DRIVER_MEMORY", "1g".to_string()),
-            (
-                "LOCAL_SCRIPTS_DIR",
-                repo.join("scripts").display().to_string(),
-            ),
-            (
-                "LOCAL_LOG_DIR",
-                dir.path().join("logs").display().to_string(),
-            ),
-            ("DATASETS_PATH", datasets.display().to_string()),
-            ("RESULTS_PATH", results.display().to_string()),
-            (
-                "DATABASE_URL",
-                format!("sqlite:{}/store.db", dir.path().display()),
-            ),
-            ("MULTIOMIX_URL", multiomix.url()),
-            ("HOST", "127.0.0.1".to_string()),
-            ("PORT", "0".to_string()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-        vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        let app = Application::build(Config::from_vars(vars).unwrap())
-            .await
-            .expect("the local backend finds spark-submit and the scripts");
-        let base = format!("http://{}", app.local_addr());
-        let server = tokio::spawn(app.run_until_stopped(std::future::pending()));
         LocalService {
+            app,
             repo,
-            dir,
             results,
             datasets,
-            multiomix,
-            base,
-            server,
-            http: reqwest::Client::new(),
         }
     }
 }
@@ -169,14 +129,10 @@ async fn multiomix_bbha_requests_for_every_model_complete_and_read_as_multiomix_
     };
     // The folder and the fake Multiomix live as long as the test.
     let LocalService {
+        app,
         repo,
-        dir: _dir,
         results,
         datasets,
-        multiomix,
-        base,
-        server,
-        http,
     } = LocalService::start(spark_submit, &[("LOCAL_MAX_CONCURRENT", "4")]).await;
 
     let requests = [
@@ -210,7 +166,7 @@ async fn multiomix_bbha_requests_for_every_model_complete_and_read_as_multiomix_
     for (id, model, _, model_args) in &requests {
         planted_dataset(&python, &datasets, &format!("BBHA_{id}"), &repo, *id);
         let body = multiomix_bbha_request(*id, model, model_args.clone());
-        ids.push(common::submit_job(&http, &base, &body).await);
+        ids.push(common::submit_job(&app.http, &app.base, &body).await);
     }
 
     // A request the job refuses (a misspelt argument) fails before Spark starts, and the
@@ -221,13 +177,14 @@ async fn multiomix_bbha_requests_for_every_model_complete_and_read_as_multiomix_
         .as_array_mut()
         .unwrap()
         .push(json!({"name": "n-star", "value": 15}));
-    let refused_id = common::submit_job(&http, &base, &refused).await;
+    let refused_id = common::submit_job(&app.http, &app.base, &refused).await;
 
     for ((id, model, class, _), job_id) in requests.iter().zip(&ids) {
-        let job = common::read_job_until(&http, &base, job_id, Duration::from_secs(300), |job| {
-            job["state"] != "PENDING" && job["state"] != "RUNNING"
-        })
-        .await;
+        let job = app
+            .read_job_within(job_id, Duration::from_secs(300), |job| {
+                job["state"] != "PENDING" && job["state"] != "RUNNING"
+            })
+            .await;
         let log = std::fs::read_to_string(job["logUri"].as_str().unwrap()).unwrap_or_default();
         assert_eq!(job["state"], "COMPLETED", "{job}\n--- log ---\n{log}");
         assert!(is_multiomix_date(&job["finishedAt"]), "{job}");
@@ -272,10 +229,11 @@ async fn multiomix_bbha_requests_for_every_model_complete_and_read_as_multiomix_
         }
     }
 
-    let job = common::read_job_until(&http, &base, &refused_id, Duration::from_secs(300), |job| {
-        job["state"] != "PENDING" && job["state"] != "RUNNING"
-    })
-    .await;
+    let job = app
+        .read_job_within(&refused_id, Duration::from_secs(300), |job| {
+            job["state"] != "PENDING" && job["state"] != "RUNNING"
+        })
+        .await;
     assert_eq!(job["state"], "FAILED", "{job}");
     let details = job["stateDetails"].as_str().unwrap_or_default();
     assert!(details.contains("code 2"), "{job}");
@@ -286,7 +244,8 @@ async fn multiomix_bbha_requests_for_every_model_complete_and_read_as_multiomix_
     assert!(!results.join("BBHA_44").exists());
     ids.push(refused_id);
 
-    let notices = multiomix
+    let notices = app
+        .multiomix
         .wait_for_notices(ids.len(), Duration::from_secs(30))
         .await
         .unwrap();
@@ -302,7 +261,6 @@ async fn multiomix_bbha_requests_for_every_model_complete_and_read_as_multiomix_
         };
         assert_eq!(notice.body["state"], want);
     }
-    server.abort();
 }
 
 /// A real BBHA of 8 iterations, read through `GET /job/{id}` while it runs: the progress
@@ -315,14 +273,10 @@ async fn a_real_bbha_reports_its_progress_iteration_by_iteration_with_a_shrinkin
     };
     // The folder and the fake Multiomix live as long as the test.
     let LocalService {
+        app,
         repo,
-        dir: _dir,
         results,
         datasets,
-        multiomix: _multiomix,
-        base,
-        server,
-        http,
     } = LocalService::start(spark_submit, &[("PROGRESS_INTERVAL", "0.1")]).await;
 
     planted_dataset(&python, &datasets, "BBHA_51", &repo, 51);
@@ -333,22 +287,14 @@ async fn a_real_bbha_reports_its_progress_iteration_by_iteration_with_a_shrinkin
             argument["value"] = json!(8);
         }
     }
-    let id = common::submit_job(&http, &base, &body).await;
+    let id = common::submit_job(&app.http, &app.base, &body).await;
 
     // Every reading while it runs: (iteration, evaluations done, ETA).
-    let mut readings: Vec<(u64, u64, Option<u64>)> = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
-    let ended = loop {
-        let job: Value = http
-            .get(format!("{base}/job/{id}"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+    let readings = std::cell::RefCell::new(Vec::new());
+    let ended = common::wait_for("the BBHA to end", Duration::from_secs(300), || async {
+        let (_, job) = app.get(&format!("/job/{id}")).await;
         if job["state"] != "PENDING" && job["state"] != "RUNNING" {
-            break job;
+            return Ok(job);
         }
         let p = &job["progress"];
         if !p.is_null() {
@@ -361,15 +307,16 @@ async fn a_real_bbha_reports_its_progress_iteration_by_iteration_with_a_shrinkin
                 // A JSON integer: finite and not negative.
                 eta => Some(eta.as_u64().unwrap_or_else(|| panic!("{job}"))),
             };
-            readings.push((
+            readings.borrow_mut().push((
                 p["iteration"].as_u64().unwrap(),
                 p["evaluationsDone"].as_u64().unwrap(),
                 eta,
             ));
         }
-        assert!(tokio::time::Instant::now() < deadline, "{job}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+        Err(job)
+    })
+    .await;
+    let readings: Vec<(u64, u64, Option<u64>)> = readings.into_inner();
     let log = std::fs::read_to_string(ended["logUri"].as_str().unwrap()).unwrap_or_default();
     assert_eq!(ended["state"], "COMPLETED", "{ended}\n--- log ---\n{log}");
 
@@ -402,17 +349,16 @@ async fn a_real_bbha_reports_its_progress_iteration_by_iteration_with_a_shrinkin
     assert!(last.1 < first.1, "the ETA did not shrink: {readings:?}");
 
     // Ended: the last report, without an ETA; its file is gone.
-    let job = common::read_job_until(&http, &base, &id, Duration::from_secs(30), |job| {
-        job["progress"]["iteration"] == 8
-    })
-    .await;
+    let job = app
+        .read_job_within(&id, Duration::from_secs(30), |job| {
+            job["progress"]["iteration"] == 8
+        })
+        .await;
     assert_eq!(job["progress"]["evaluationsDone"], 38, "{job}");
     assert!(job["progress"]["etaSeconds"].is_null(), "{job}");
     let report = results.join(".progress/BBHA_51.json");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while report.exists() {
-        assert!(tokio::time::Instant::now() < deadline, "the report stayed");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    server.abort();
+    common::wait_until("the report to be removed", Duration::from_secs(30), || {
+        !report.exists()
+    })
+    .await;
 }

@@ -12,19 +12,16 @@ use std::time::Duration;
 
 use crate::common::app::eks_vars;
 use crate::common::moto::{bucket_keys, free_port, moto, s3_client, Moto};
-use crate::common::{emr_client, TestApp};
+use crate::common::{emr_client, wait_for, TestApp};
 use async_trait::async_trait;
 use aws_sdk_s3::types::ChecksumMode;
-use multiomix_aws_emr::app::Application;
 use multiomix_aws_emr::backend::emr::eks::EmrEksBackend;
 use multiomix_aws_emr::backend::{BackendError, JobBackend, JobPage, ListQuery};
-use multiomix_aws_emr::config::Config;
 use multiomix_aws_emr::job::{JobId, JobRun, JobSpec};
-use multiomix_aws_emr::staging::{Staging, MULTIPART_PART_BYTES};
+use multiomix_aws_emr::staging::MULTIPART_PART_BYTES;
 use multiomix_fakes::emr::FakeEmr;
 use serde_json::{json, Value};
 use tempfile::TempDir;
-use tokio::sync::oneshot;
 
 const BUCKET: &str = "multiomix-bucket";
 
@@ -423,18 +420,16 @@ async fn unfinished_uploads(s3: &aws_sdk_s3::Client, prefix: &str) -> Vec<String
 
 /// Waits until `prefix` has no unfinished multipart upload.
 async fn until_no_unfinished_uploads(s3: &aws_sdk_s3::Client, prefix: &str) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
+    let what = format!("no unfinished upload under {prefix}");
+    wait_for(&what, Duration::from_secs(10), || async {
         let left = unfinished_uploads(s3, prefix).await;
         if left.is_empty() {
-            return;
+            Ok(())
+        } else {
+            Err(left)
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "unfinished uploads left: {left:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    })
+    .await
 }
 
 /// Parts of an upload a stopped process left are billed until aborted: at start-up the

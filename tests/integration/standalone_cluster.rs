@@ -171,20 +171,14 @@ impl Cluster {
             worker_uis,
             work_dirs,
         };
-        let started = Instant::now();
-        loop {
-            if let Some(m) = cluster.master_json().await {
-                if m["status"] == "ALIVE" && m["aliveworkers"] == 2 {
-                    break;
-                }
+        let what = format!("the cluster to come up (logs in {})", dir.display());
+        common::wait_for(&what, Duration::from_secs(180), || async {
+            match cluster.master_json().await {
+                Some(m) if m["status"] == "ALIVE" && m["aliveworkers"] == 2 => Ok(()),
+                seen => Err(seen),
             }
-            assert!(
-                started.elapsed() < Duration::from_secs(180),
-                "the cluster did not come up; logs in {}",
-                dir.display()
-            );
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
+        })
+        .await;
         cluster
     }
 
@@ -333,14 +327,7 @@ impl Service {
         processes.spawn(&mut service);
         let base = format!("http://127.0.0.1:{port}");
         let http = reqwest::Client::new();
-        let started = Instant::now();
-        while http.get(format!("{base}/health")).send().await.is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "the service did not start"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        common::wait_healthy(&http, &base, Duration::from_secs(30)).await;
         Service {
             http,
             base,
@@ -457,30 +444,29 @@ async fn a_cancelled_job_on_a_local_master_leaves_no_process_behind() {
     let (http, base) = (&service.http, &service.base);
 
     let id = common::submit_job(http, base, &bbha_request("BBHA_52", 10_000)).await;
-    let started = Instant::now();
-    let processes_of_job = loop {
-        service.assert_unfinished(&id).await;
-        // spark-submit's JVM, the driver's Python, a daemon and its workers.
-        if let Some(jvm) = spark_submit_of("BBHA_52") {
+    let processes_of_job = common::wait_for(
+        "the job's Python workers to run",
+        Duration::from_secs(300),
+        || async {
+            service.assert_unfinished(&id).await;
+            // spark-submit's JVM, the driver's Python, a daemon and its workers.
+            let jvm = spark_submit_of("BBHA_52").ok_or("no spark-submit yet")?;
             let found = job_processes(&BTreeSet::from([jvm]));
-            if found
+            let workers = found
                 .iter()
                 .filter(|pid| {
                     std::fs::read(format!("/proc/{pid}/cmdline"))
                         .is_ok_and(|c| String::from_utf8_lossy(&c).contains("pyspark.daemon"))
                 })
-                .count()
-                >= 2
-            {
-                break found;
+                .count();
+            if workers >= 2 {
+                Ok(found)
+            } else {
+                Err("fewer than two Python workers")
             }
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(300),
-            "the job's Python workers never ran"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+        },
+    )
+    .await;
     let before = processes_of_job.len();
     let deleted = Instant::now();
     let r = http
@@ -489,16 +475,15 @@ async fn a_cancelled_job_on_a_local_master_leaves_no_process_behind() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let mut left = processes_of_job;
-    while !left.is_empty() {
-        assert!(
-            deleted.elapsed() < Duration::from_secs(60),
-            "a minute after DELETE: {left:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        left = job_processes(&left);
-    }
-    let gone = deleted.elapsed();
+    let gone = common::wait_for(
+        "the job's processes to end after DELETE",
+        Duration::from_secs(60),
+        || {
+            let left = job_processes(&processes_of_job);
+            std::future::ready(left.is_empty().then(|| deleted.elapsed()).ok_or(left))
+        },
+    )
+    .await;
     let job = common::read_job_until(http, base, &id, Duration::from_secs(60), |job| {
         job["state"] == "CANCELLED"
     })
@@ -577,22 +562,21 @@ async fn a_bbha_request_runs_on_both_workers_of_a_standalone_cluster_and_cancel_
 
     // A long job, cancelled once both executors and their Python workers run.
     let id = common::submit_job(http, base, &bbha_request("BBHA_52", 10_000)).await;
-    let started = Instant::now();
-    loop {
+    let executors = "the second job's executors to run";
+    common::wait_for(executors, Duration::from_secs(300), || async {
         service.assert_unfinished(&id).await;
         let running = cluster
             .master_json()
             .await
             .is_some_and(|m| m["activeapps"].as_array().is_some_and(|a| a.len() == 1));
-        if running && cluster.executor_processes().len() >= 4 {
-            break;
+        let processes = cluster.executor_processes();
+        if running && processes.len() >= 4 {
+            Ok(())
+        } else {
+            Err((running, processes))
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(300),
-            "the second job's executors never ran"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    })
+    .await;
     let before = cluster.executor_processes().len();
     let deleted = Instant::now();
     let r = http
@@ -601,26 +585,29 @@ async fn a_bbha_request_runs_on_both_workers_of_a_standalone_cluster_and_cancel_
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let (mut app_gone, mut processes_gone) = (None, None);
-    while app_gone.is_none() || processes_gone.is_none() {
-        if app_gone.is_none()
+    // When each was first seen: the Master's application ended, the processes gone.
+    let app_gone = std::cell::Cell::new(None);
+    let processes_gone = std::cell::Cell::new(None);
+    let ended = "the application and its processes to end after DELETE";
+    let (app_gone, processes_gone) = common::wait_for(ended, Duration::from_secs(60), || async {
+        if app_gone.get().is_none()
             && cluster
                 .master_json()
                 .await
                 .is_some_and(|m| m["activeapps"].as_array().is_some_and(|a| a.is_empty()))
         {
-            app_gone = Some(deleted.elapsed());
+            app_gone.set(Some(deleted.elapsed()));
         }
-        if processes_gone.is_none() && cluster.executor_processes().is_empty() {
-            processes_gone = Some(deleted.elapsed());
+        let processes = cluster.executor_processes();
+        if processes_gone.get().is_none() && processes.is_empty() {
+            processes_gone.set(Some(deleted.elapsed()));
         }
-        assert!(
-            deleted.elapsed() < Duration::from_secs(60),
-            "a minute after DELETE: app gone {app_gone:?}, executor processes {:?}",
-            cluster.executor_processes()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        match (app_gone.get(), processes_gone.get()) {
+            (Some(app), Some(processes)) => Ok((app, processes)),
+            seen => Err((seen, processes)),
+        }
+    })
+    .await;
     let job = common::read_job_until(http, base, &id, Duration::from_secs(60), |job| {
         job["state"] == "CANCELLED"
     })
@@ -629,7 +616,7 @@ async fn a_bbha_request_runs_on_both_workers_of_a_standalone_cluster_and_cancel_
     println!(
         "cancel: {before} executor and Python worker processes; the Master's application \
          ended {:.1} s after DELETE, the last of the processes {:.1} s after",
-        app_gone.unwrap().as_secs_f64(),
-        processes_gone.unwrap().as_secs_f64()
+        app_gone.as_secs_f64(),
+        processes_gone.as_secs_f64()
     );
 }

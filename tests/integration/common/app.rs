@@ -533,3 +533,17 @@ pub async fn read_job_until(
     })
     .await
 }
+
+/// Waits until the service at `base` answers `GET /health` with 200: for the binary
+/// started as a process.
+pub async fn wait_healthy(http: &reqwest::Client, base: &str, timeout: Duration) {
+    let health = format!("{base}/health");
+    wait_for("the service to be healthy", timeout, || async {
+        match http.get(&health).send().await {
+            Ok(r) if r.status() == 200 => Ok(()),
+            Ok(r) => Err(r.status().to_string()),
+            Err(e) => Err(e.to_string()),
+        }
+    })
+    .await
+}

@@ -5,11 +5,10 @@
 
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::time::Duration;
 
 use tokio::process::{Child, Command};
 
-const WAIT: Duration = Duration::from_secs(20);
+use super::wait::{wait_for, PATIENCE};
 
 pub fn moto_server_path() -> Option<PathBuf> {
     if let Ok(p) = std::env::var("MOTO_SERVER") {
@@ -45,14 +44,15 @@ pub async fn moto() -> Option<Moto> {
         .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
     let url = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while http.get(format!("{url}/moto-api/")).send().await.is_err() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "moto_server did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let api = format!("{url}/moto-api/");
+    wait_for("moto_server to start", PATIENCE, || async {
+        http.get(&api)
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string())
+    })
+    .await;
     Some(Moto { url, _child: child })
 }
 

@@ -13,16 +13,14 @@ use multiomix_aws_emr::backend::emr::eks::EmrEksBackend;
 use multiomix_aws_emr::backend::emr::serverless::EmrServerlessBackend;
 use multiomix_aws_emr::backend::livy::LivyBackend;
 use multiomix_aws_emr::backend::local::LocalBackend;
-use multiomix_aws_emr::backend::JobBackend;
 use multiomix_aws_emr::config::Config;
-use multiomix_aws_emr::job::JobId;
 use multiomix_aws_emr::staging::Staging;
 use multiomix_aws_emr::store::Store;
 use multiomix_fakes::{
     BatchState, FakeEmr, FakeEmrEc2, FakeEmrServerless, FakeLivy, RunState, StepState,
 };
 use serde_json::Value;
-use tokio::sync::mpsc::{self, UnboundedReceiver};
+use tokio::sync::mpsc::{self};
 
 use crate::common::app::{local_vars, stand_in_scripts, Connected};
 use crate::common::moto::{moto, s3_client, Moto};
