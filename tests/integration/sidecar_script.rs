@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::common::{wait_blocking, PATIENCE};
 use crate::pod_scripts::{script, write_tree, MotoS3, BUCKET};
 
 const SCRIPT: &str = "templates/dockerfiles/sidecar/sidecar.sh";
@@ -210,14 +211,15 @@ fn count_looks(command: &mut Command, dir: &Path) -> PathBuf {
 
 /// Waits until the sidecar has slept `n` times (see `count_looks`).
 fn wait_for_looks(count: &Path, n: usize) {
-    let started = Instant::now();
-    while std::fs::read_to_string(count).map_or(0, |c| c.lines().count()) < n {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "the sidecar did not look {n} times"
-        );
-        thread::sleep(Duration::from_millis(10));
-    }
+    let what = format!("the sidecar to look {n} times");
+    wait_blocking(&what, PATIENCE, || {
+        let looks = std::fs::read_to_string(count).map_or(0, |c| c.lines().count());
+        if looks >= n {
+            Ok(())
+        } else {
+            Err(looks)
+        }
+    })
 }
 
 fn assert_terminated_callback(request: &Recorded) {

@@ -6,7 +6,7 @@ pub mod moto;
 pub mod wait;
 
 pub use app::{read_job_until, wait_healthy, TestApp, FAKE_SPARK_SUBMIT};
-pub use wait::{wait_for, wait_until, PATIENCE};
+pub use wait::{wait_blocking, wait_for, wait_until, PATIENCE};
 
 use aws_sdk_emrcontainers::config::{
     BehaviorVersion, Credentials, Region, SharedCredentialsProvider,

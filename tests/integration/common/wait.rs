@@ -39,3 +39,23 @@ pub async fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() ->
     })
     .await
 }
+
+/// [`wait_for`] for a test without a runtime (the pod scripts' tests, which block on
+/// processes and threads): the same checks, the same failure.
+pub fn wait_blocking<T, E: Debug>(
+    what: &str,
+    timeout: Duration,
+    mut check: impl FnMut() -> Result<T, E>,
+) -> T {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        match check() {
+            Ok(found) => return found,
+            Err(seen) => assert!(
+                std::time::Instant::now() < deadline,
+                "waited {timeout:?} for {what}; the last check saw {seen:?}"
+            ),
+        }
+        std::thread::sleep(EVERY);
+    }
+}

@@ -4,15 +4,15 @@
 //! Both come from the test virtualenv (`dev/test.sh` creates it and sets `MOTO_SERVER`
 //! and `AWS_CLI_PROGRAM`). Without them these tests are skipped with a message on a
 //! developer's machine, and fail under CI.
-#![allow(dead_code)]
 
 use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::common::wait_blocking;
 
 pub const BUCKET: &str = "multiomix-bucket";
 
@@ -89,14 +89,10 @@ impl MotoS3 {
             log,
             home,
         };
-        let started = Instant::now();
-        while !answers(port) {
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "moto_server did not start"
-            );
-            thread::sleep(Duration::from_millis(100));
-        }
+        let starting = Duration::from_secs(30);
+        wait_blocking("moto_server to start", starting, || {
+            answers(port).then_some(()).ok_or("no answer")
+        });
         moto.aws(&["s3api", "create-bucket", "--bucket", BUCKET]);
         Some(moto)
     }
