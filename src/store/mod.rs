@@ -246,7 +246,7 @@ pub(crate) fn page_query<'q>(
     id_column: &str,
     states: &'q [JobState],
     created_after: Option<i64>,
-    after: Option<(i64, &'q str)>,
+    after: Option<(i64, &'q JobId)>,
     limit: i64,
 ) -> sqlx::QueryBuilder<'q, sqlx::Sqlite> {
     let mut q = sqlx::QueryBuilder::new(format!("SELECT * FROM {table} WHERE 1 = 1"));
@@ -398,12 +398,17 @@ impl Store {
         Ok(tx.commit().await?)
     }
 
-    pub async fn idempotent_job(&self, key: &str) -> StoreResult<Option<(String, String)>> {
+    /// The job an `Idempotency-Key` started, and the fingerprint of the request that
+    /// started it.
+    pub async fn idempotent_job(&self, key: &str) -> StoreResult<Option<(JobId, String)>> {
         let row = sqlx::query("SELECT job_id, fingerprint FROM idempotency_keys WHERE key = ?")
             .bind(key)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.map(|r| (r.get("job_id"), r.get("fingerprint"))))
+        let read = |r: SqliteRow| -> Result<_, sqlx::Error> {
+            Ok((r.try_get("job_id")?, r.try_get("fingerprint")?))
+        };
+        Ok(row.map(read).transpose()?)
     }
 
     /// Deletes closed notices last changed before `older_than`. Their job keeps its final
@@ -1179,7 +1184,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             s.idempotent_job("k1").await.unwrap(),
-            Some(("j1".to_string(), "fp".to_string()))
+            Some((id("j1"), "fp".to_string()))
         );
         assert_eq!(s.purge_idempotency_keys(0).await.unwrap(), 0);
         assert_eq!(s.purge_idempotency_keys(2).await.unwrap(), 1);
