@@ -67,14 +67,13 @@ pub enum Started {
     /// This request started it.
     New(JobId),
     /// An earlier request with the same `Idempotency-Key` and body started it.
-    Repeated(String),
+    Repeated(JobId),
 }
 
 impl Started {
-    pub fn id(&self) -> &str {
+    pub fn id(&self) -> &JobId {
         match self {
-            Started::New(id) => id.as_str(),
-            Started::Repeated(id) => id,
+            Started::New(id) | Started::Repeated(id) => id,
         }
     }
 }

@@ -153,7 +153,7 @@ pub async fn start_job(
             "job started"
         );
     }
-    Ok(created(started.id()))
+    Ok(created(started.id().as_str()))
 }
 
 /// The answer to a job that was not started.

@@ -7,12 +7,12 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::{now_millis, Store, StoreResult};
-use crate::job::JobState;
+use crate::job::{JobId, JobState};
 
 /// One row of `livy_batches`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LivyBatchRow {
-    pub job_id: String,
+    pub job_id: JobId,
     pub batch_id: i64,
     pub batch_name: String,
     /// The job's name.
@@ -109,7 +109,7 @@ impl Store {
         LivyBatchRow::from_row(&stored)
     }
 
-    pub async fn livy_batch(&self, job_id: &str) -> StoreResult<Option<LivyBatchRow>> {
+    pub async fn livy_batch(&self, job_id: &JobId) -> StoreResult<Option<LivyBatchRow>> {
         let row = sqlx::query("SELECT * FROM livy_batches WHERE job_id = ?")
             .bind(job_id)
             .fetch_optional(&self.pool)
@@ -118,14 +118,14 @@ impl Store {
     }
 
     /// The rows of these jobs (those that have one), in one query.
-    pub async fn livy_batches(&self, job_ids: &[&str]) -> StoreResult<Vec<LivyBatchRow>> {
+    pub async fn livy_batches(&self, job_ids: &[JobId]) -> StoreResult<Vec<LivyBatchRow>> {
         let mut out = Vec::with_capacity(job_ids.len());
         // SQLite takes at most 32,766 parameters; a round reads at most 1,000 jobs.
         for chunk in job_ids.chunks(500) {
             let mut q = QueryBuilder::<Sqlite>::new("SELECT * FROM livy_batches WHERE job_id IN (");
             let mut list = q.separated(", ");
             for id in chunk {
-                list.push_bind(*id);
+                list.push_bind(id);
             }
             list.push_unseparated(")");
             for row in q.build().fetch_all(&self.pool).await? {
@@ -138,7 +138,7 @@ impl Store {
     /// Records what Livy said of a batch that is not final here yet; a final state also
     /// records when it was seen (`finished_at`). False when the row was already final (or
     /// is not there): a batch ends once, with what was first read of its end.
-    pub async fn livy_batch_seen(&self, job_id: &str, seen: &LivySeen<'_>) -> StoreResult<bool> {
+    pub async fn livy_batch_seen(&self, job_id: &JobId, seen: &LivySeen<'_>) -> StoreResult<bool> {
         let now = now_millis();
         let finished_at = seen.state.is_final().then_some(now);
         let done = sqlx::query(&format!(
@@ -165,7 +165,7 @@ impl Store {
 
     /// Notes that a cancel was asked for (the first time only). False when the row is
     /// final or not there.
-    pub async fn livy_cancel_requested(&self, job_id: &str) -> StoreResult<bool> {
+    pub async fn livy_cancel_requested(&self, job_id: &JobId) -> StoreResult<bool> {
         let now = now_millis();
         let done = sqlx::query(&format!(
             "UPDATE livy_batches SET cancel_requested_at = COALESCE(cancel_requested_at, ?),
@@ -186,7 +186,7 @@ impl Store {
         &self,
         states: &[JobState],
         created_after: Option<i64>,
-        after: Option<(i64, &str)>,
+        after: Option<(i64, &JobId)>,
         limit: i64,
     ) -> StoreResult<Vec<LivyBatchRow>> {
         let mut q = super::page_query(
@@ -208,9 +208,13 @@ mod tests {
 
     use crate::store::temporary as store;
 
+    fn id(raw: &str) -> JobId {
+        JobId::parse(raw).unwrap()
+    }
+
     fn row(job_id: &str, batch_id: i64, created_at: i64) -> LivyBatchRow {
         LivyBatchRow {
-            job_id: job_id.into(),
+            job_id: id(job_id),
             batch_id,
             batch_name: format!("p:{job_id}:app:job"),
             name: "job".into(),
@@ -248,7 +252,7 @@ mod tests {
         assert_eq!(first.batch_id, 0);
         let again = s.insert_livy_batch(&row("lva", 7, 2)).await.unwrap();
         assert_eq!((again.batch_id, again.created_at), (0, 1));
-        assert!(s.livy_batch("lvb").await.unwrap().is_none());
+        assert!(s.livy_batch(&id("lvb")).await.unwrap().is_none());
     }
 
     #[tokio::test]
@@ -261,13 +265,13 @@ mod tests {
             spark_ui_url: Some("http://rm:8088/proxy/application_1_0001/"),
             ..seen("running", JobState::Running)
         };
-        assert!(s.livy_batch_seen("lva", &running).await.unwrap());
+        assert!(s.livy_batch_seen(&id("lva"), &running).await.unwrap());
         // A later answer without links keeps them.
         assert!(s
-            .livy_batch_seen("lva", &seen("running", JobState::Running))
+            .livy_batch_seen(&id("lva"), &seen("running", JobState::Running))
             .await
             .unwrap());
-        let r = s.livy_batch("lva").await.unwrap().unwrap();
+        let r = s.livy_batch(&id("lva")).await.unwrap().unwrap();
         assert_eq!(r.app_id.as_deref(), Some("application_1_0001"));
         assert_eq!(r.driver_log_url.as_deref(), Some("http://nm:8042/logs"));
         assert_eq!(r.finished_at, None);
@@ -276,13 +280,13 @@ mod tests {
             state_details: Some("exit 1"),
             ..seen("dead", JobState::Failed)
         };
-        assert!(s.livy_batch_seen("lva", &dead).await.unwrap());
+        assert!(s.livy_batch_seen(&id("lva"), &dead).await.unwrap());
         assert!(!s
-            .livy_batch_seen("lva", &seen("success", JobState::Completed))
+            .livy_batch_seen(&id("lva"), &seen("success", JobState::Completed))
             .await
             .unwrap());
-        assert!(!s.livy_cancel_requested("lva").await.unwrap());
-        let r = s.livy_batch("lva").await.unwrap().unwrap();
+        assert!(!s.livy_cancel_requested(&id("lva")).await.unwrap());
+        let r = s.livy_batch(&id("lva")).await.unwrap().unwrap();
         assert_eq!(
             (r.state, r.livy_state.as_str(), r.state_details.as_deref()),
             (JobState::Failed, "dead", Some("exit 1"))
@@ -296,23 +300,23 @@ mod tests {
         for (id, at) in [("lva", 10), ("lvb", 20), ("lvc", 20), ("lvd", 30)] {
             s.insert_livy_batch(&row(id, 0, at)).await.unwrap();
         }
-        assert!(s.livy_cancel_requested("lvb").await.unwrap());
+        assert!(s.livy_cancel_requested(&id("lvb")).await.unwrap());
         let at = s
-            .livy_batch("lvb")
+            .livy_batch(&id("lvb"))
             .await
             .unwrap()
             .unwrap()
             .cancel_requested_at;
-        assert!(s.livy_cancel_requested("lvb").await.unwrap());
+        assert!(s.livy_cancel_requested(&id("lvb")).await.unwrap());
         assert_eq!(
-            s.livy_batch("lvb")
+            s.livy_batch(&id("lvb"))
                 .await
                 .unwrap()
                 .unwrap()
                 .cancel_requested_at,
             at
         );
-        s.livy_batch_seen("lva", &seen("success", JobState::Completed))
+        s.livy_batch_seen(&id("lva"), &seen("success", JobState::Completed))
             .await
             .unwrap();
         let ids = |rows: Vec<LivyBatchRow>| rows.into_iter().map(|r| r.job_id).collect::<Vec<_>>();
@@ -333,8 +337,33 @@ mod tests {
                 .unwrap()),
             ["lvd", "lvc", "lvb"]
         );
-        let mut some = ids(s.livy_batches(&["lvd", "lva", "nope"]).await.unwrap());
+        let mut some = ids(s
+            .livy_batches(&[id("lvd"), id("lva"), id("nope")])
+            .await
+            .unwrap());
         some.sort();
         assert_eq!(some, ["lva", "lvd"]);
+    }
+
+    #[tokio::test]
+    async fn a_batches_job_id_is_kept_as_plain_text_and_a_row_with_no_job_id_fails_to_read() {
+        let (s, _d) = store().await;
+        s.insert_livy_batch(&row("lva", 0, 1)).await.unwrap();
+        let stored: String = sqlx::query_scalar("SELECT job_id FROM livy_batches")
+            .fetch_one(s.pool())
+            .await
+            .unwrap();
+        assert_eq!(stored, "lva");
+
+        sqlx::query("UPDATE livy_batches SET job_id = 'LVA'")
+            .execute(s.pool())
+            .await
+            .unwrap();
+        let text = s
+            .list_livy_batches(&[], None, None, 10)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(text.contains(r#""LVA" is not a job id"#), "{text}");
     }
 }

@@ -11,7 +11,7 @@ use crate::job::{BackendKind, JobId, JobState};
 /// One row of `local_runs`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LocalRunRow {
-    pub id: String,
+    pub id: JobId,
     pub name: String,
     pub client_token: String,
     pub state: JobState,
@@ -140,7 +140,7 @@ impl Store {
         row.as_ref().map(LocalRunRow::from_row).transpose()
     }
 
-    pub async fn local_run(&self, id: &str) -> StoreResult<Option<LocalRunRow>> {
+    pub async fn local_run(&self, id: &JobId) -> StoreResult<Option<LocalRunRow>> {
         let row = sqlx::query("SELECT * FROM local_runs WHERE id = ?")
             .bind(id)
             .fetch_optional(&self.pool)
@@ -152,7 +152,7 @@ impl Store {
     /// (it was cancelled meanwhile).
     pub async fn local_run_started(
         &self,
-        id: &str,
+        id: &JobId,
         pid: i64,
         process_start: Option<i64>,
         at: i64,
@@ -171,7 +171,7 @@ impl Store {
     }
 
     /// RUNNING → CANCEL_PENDING. False when the run was not RUNNING.
-    pub async fn local_run_cancel_requested(&self, id: &str) -> StoreResult<bool> {
+    pub async fn local_run_cancel_requested(&self, id: &JobId) -> StoreResult<bool> {
         let done = sqlx::query(
             "UPDATE local_runs SET state = 'CANCEL_PENDING' WHERE id = ? AND state = 'RUNNING'",
         )
@@ -185,7 +185,7 @@ impl Store {
     /// them, so that a run is ended once, by whoever gets there first.
     pub async fn finish_local_run(
         &self,
-        id: &str,
+        id: &JobId,
         from: &[JobState],
         end: &LocalRunEnd<'_>,
     ) -> StoreResult<bool> {
@@ -226,7 +226,7 @@ impl Store {
         &self,
         states: &[JobState],
         created_after: Option<i64>,
-        after: Option<(i64, &str)>,
+        after: Option<(i64, &JobId)>,
         limit: i64,
     ) -> StoreResult<Vec<LocalRunRow>> {
         let mut q = super::page_query("local_runs", "id", states, created_after, after, limit);
@@ -240,6 +240,10 @@ mod tests {
     use super::*;
 
     use crate::store::temporary as store;
+
+    fn id(raw: &str) -> JobId {
+        JobId::parse(raw).unwrap()
+    }
 
     fn run<'a>(id: &'a JobId, token: &'a str, created_at: i64) -> NewLocalRun<'a> {
         NewLocalRun {
@@ -265,56 +269,43 @@ mod tests {
     #[tokio::test]
     async fn a_repeated_client_token_returns_the_first_run_and_records_nothing_new() {
         let (s, _d) = store().await;
-        let first = s
-            .insert_local_run(&run(&JobId::parse("a1").unwrap(), "tok", 1))
-            .await
-            .unwrap();
+        let first = s.insert_local_run(&run(&id("a1"), "tok", 1)).await.unwrap();
         assert!(
             matches!(first, Inserted::New(ref r) if r.id == "a1" && r.state == JobState::Pending)
         );
-        let again = s
-            .insert_local_run(&run(&JobId::parse("b2").unwrap(), "tok", 2))
-            .await
-            .unwrap();
+        let again = s.insert_local_run(&run(&id("b2"), "tok", 2)).await.unwrap();
         assert!(matches!(again, Inserted::Existing(ref r) if r.id == "a1"));
-        assert!(s.local_run("b2").await.unwrap().is_none());
-        let job = s
-            .job(&crate::job::JobId::parse("a1").unwrap())
-            .await
-            .unwrap()
-            .unwrap();
+        assert!(s.local_run(&id("b2")).await.unwrap().is_none());
+        let job = s.job(&id("a1")).await.unwrap().unwrap();
         assert_eq!((job.backend, job.algorithm), (BackendKind::Local, Some(1)));
-        assert!(s
-            .job(&crate::job::JobId::parse("b2").unwrap())
-            .await
-            .unwrap()
-            .is_none());
+        assert!(s.job(&id("b2")).await.unwrap().is_none());
     }
 
     #[tokio::test]
     async fn a_run_is_started_and_ended_once_and_only_from_the_expected_states() {
         let (s, _d) = store().await;
-        s.insert_local_run(&run(&JobId::parse("a1").unwrap(), "t1", 1))
-            .await
-            .unwrap();
-        assert!(!s.local_run_cancel_requested("a1").await.unwrap());
-        assert!(s.local_run_started("a1", 42, Some(7), 5).await.unwrap());
-        assert!(!s.local_run_started("a1", 43, None, 6).await.unwrap());
-        assert!(!s
-            .finish_local_run("a1", &[JobState::Pending], &end(JobState::Cancelled))
+        s.insert_local_run(&run(&id("a1"), "t1", 1)).await.unwrap();
+        assert!(!s.local_run_cancel_requested(&id("a1")).await.unwrap());
+        assert!(s
+            .local_run_started(&id("a1"), 42, Some(7), 5)
             .await
             .unwrap());
-        assert!(s.local_run_cancel_requested("a1").await.unwrap());
+        assert!(!s.local_run_started(&id("a1"), 43, None, 6).await.unwrap());
+        assert!(!s
+            .finish_local_run(&id("a1"), &[JobState::Pending], &end(JobState::Cancelled))
+            .await
+            .unwrap());
+        assert!(s.local_run_cancel_requested(&id("a1")).await.unwrap());
         let from = [JobState::Running, JobState::CancelPending];
         assert!(s
-            .finish_local_run("a1", &from, &end(JobState::Cancelled))
+            .finish_local_run(&id("a1"), &from, &end(JobState::Cancelled))
             .await
             .unwrap());
         assert!(!s
-            .finish_local_run("a1", &from, &end(JobState::Failed))
+            .finish_local_run(&id("a1"), &from, &end(JobState::Failed))
             .await
             .unwrap());
-        let r = s.local_run("a1").await.unwrap().unwrap();
+        let r = s.local_run(&id("a1")).await.unwrap().unwrap();
         assert_eq!(r.state, JobState::Cancelled);
         assert_eq!(
             (r.pid, r.process_start, r.started_at),
@@ -330,17 +321,15 @@ mod tests {
     async fn listing_is_newest_first_filtered_and_pages_without_gaps_or_repeats() {
         let (s, _d) = store().await;
         // Two runs share a creation time: the id breaks the tie.
-        for (id, token, at) in [
+        for (raw, token, at) in [
             ("a", "1", 10),
             ("b", "2", 20),
             ("c", "3", 20),
             ("d", "4", 30),
         ] {
-            s.insert_local_run(&run(&JobId::parse(id).unwrap(), token, at))
-                .await
-                .unwrap();
+            s.insert_local_run(&run(&id(raw), token, at)).await.unwrap();
         }
-        s.finish_local_run("b", &[JobState::Pending], &end(JobState::Failed))
+        s.finish_local_run(&id("b"), &[JobState::Pending], &end(JobState::Failed))
             .await
             .unwrap();
         let ids = |rows: Vec<LocalRunRow>| rows.into_iter().map(|r| r.id).collect::<Vec<_>>();
@@ -367,5 +356,35 @@ mod tests {
             ids(s.local_runs_in(&[JobState::Pending]).await.unwrap()),
             ["a", "c", "d"]
         );
+    }
+
+    #[tokio::test]
+    async fn a_runs_id_is_kept_as_plain_text_and_a_row_with_no_job_id_fails_to_read() {
+        let (s, _d) = store().await;
+        s.insert_local_run(&run(&id("a1"), "t1", 1)).await.unwrap();
+        let stored: String = sqlx::query_scalar("SELECT id FROM local_runs")
+            .fetch_one(s.pool())
+            .await
+            .unwrap();
+        assert_eq!(stored, "a1");
+
+        sqlx::query("UPDATE local_runs SET id = 'Not/An Id'")
+            .execute(s.pool())
+            .await
+            .unwrap();
+        let errors = [
+            s.local_runs_in(&[JobState::Pending])
+                .await
+                .unwrap_err()
+                .to_string(),
+            s.local_run_by_token("t1").await.unwrap_err().to_string(),
+            s.list_local_runs(&[], None, None, 10)
+                .await
+                .unwrap_err()
+                .to_string(),
+        ];
+        for text in errors {
+            assert!(text.contains(r#""Not/An Id" is not a job id"#), "{text}");
+        }
     }
 }

@@ -91,16 +91,19 @@ impl NoticeStatus {
         }
     }
 
-    fn parse(raw: &str) -> Self {
-        match raw {
-            "waiting" => NoticeStatus::Waiting,
-            "fetching" => NoticeStatus::Fetching,
-            "pending" => NoticeStatus::Pending,
-            "delivered" => NoticeStatus::Delivered,
-            "refused" => NoticeStatus::Refused,
-            "given_up" => NoticeStatus::GivenUp,
-            _ => NoticeStatus::Abandoned,
-        }
+    pub const ALL: [NoticeStatus; 7] = [
+        NoticeStatus::Waiting,
+        NoticeStatus::Fetching,
+        NoticeStatus::Pending,
+        NoticeStatus::Delivered,
+        NoticeStatus::Refused,
+        NoticeStatus::GivenUp,
+        NoticeStatus::Abandoned,
+    ];
+
+    /// The status `raw` names, or `None` for a name the store never writes.
+    pub fn parse(raw: &str) -> Option<Self> {
+        NoticeStatus::ALL.into_iter().find(|s| s.as_str() == raw)
     }
 
     /// Whether the notifier still has work to do for it.
@@ -129,20 +132,22 @@ pub struct NoticeRow {
 }
 
 impl NoticeRow {
-    fn from_row(row: &sqlx::sqlite::SqliteRow) -> Self {
-        NoticeRow {
-            job_id: row.get("job_id"),
-            status: NoticeStatus::parse(row.get::<&str, _>("status")),
-            due_at: row.get("due_at"),
-            payload: row.get("payload"),
-            final_state: row.get("final_state"),
-            attempts: row.get("attempts"),
-            first_attempt_at: row.get("first_attempt_at"),
-            last_error: row.get("last_error"),
-            created_at: row.get("created_at"),
-            fetch_attempts: row.get("fetch_attempts"),
-            first_fetch_at: row.get("first_fetch_at"),
-        }
+    /// A row of `notices`. A value that is no id, status or state is an error, not a
+    /// panic.
+    fn from_row(row: &SqliteRow) -> Result<Self, sqlx::Error> {
+        Ok(NoticeRow {
+            job_id: row.try_get("job_id")?,
+            status: row.try_get("status")?,
+            due_at: row.try_get("due_at")?,
+            payload: row.try_get("payload")?,
+            final_state: row.try_get("final_state")?,
+            attempts: row.try_get("attempts")?,
+            first_attempt_at: row.try_get("first_attempt_at")?,
+            last_error: row.try_get("last_error")?,
+            created_at: row.try_get("created_at")?,
+            fetch_attempts: row.try_get("fetch_attempts")?,
+            first_fetch_at: row.try_get("first_fetch_at")?,
+        })
     }
 }
 
@@ -246,7 +251,7 @@ pub(crate) fn page_query<'q>(
     id_column: &str,
     states: &'q [JobState],
     created_after: Option<i64>,
-    after: Option<(i64, &'q str)>,
+    after: Option<(i64, &'q JobId)>,
     limit: i64,
 ) -> sqlx::QueryBuilder<'q, sqlx::Sqlite> {
     let mut q = sqlx::QueryBuilder::new(format!("SELECT * FROM {table} WHERE 1 = 1"));
@@ -316,7 +321,7 @@ impl Store {
             sqlx::query("SELECT (SELECT COUNT(*) FROM jobs) + (SELECT COUNT(*) FROM notices) AS n")
                 .fetch_one(&self.pool)
                 .await?;
-        Ok(row.get::<i64, _>("n") == 0)
+        Ok(row.try_get::<i64, _>("n")? == 0)
     }
 
     pub async fn record_job(&self, job: &JobRecord) -> StoreResult<()> {
@@ -343,7 +348,7 @@ impl Store {
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.map(|r| r.get("final_state")))
+        Ok(row.map(|r| r.try_get("final_state")).transpose()?)
     }
 
     /// Jobs this service started that are not known to be final and have no notice yet:
@@ -357,7 +362,10 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.iter().map(|r| r.get("id")).collect())
+        Ok(rows
+            .iter()
+            .map(|r| r.try_get("id"))
+            .collect::<Result<_, _>>()?)
     }
 
     /// Marks a job the backend no longer knows, so the reconciler stops asking; no notice
@@ -398,12 +406,17 @@ impl Store {
         Ok(tx.commit().await?)
     }
 
-    pub async fn idempotent_job(&self, key: &str) -> StoreResult<Option<(String, String)>> {
+    /// The job an `Idempotency-Key` started, and the fingerprint of the request that
+    /// started it.
+    pub async fn idempotent_job(&self, key: &str) -> StoreResult<Option<(JobId, String)>> {
         let row = sqlx::query("SELECT job_id, fingerprint FROM idempotency_keys WHERE key = ?")
             .bind(key)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.map(|r| (r.get("job_id"), r.get("fingerprint"))))
+        let read = |r: SqliteRow| -> Result<_, sqlx::Error> {
+            Ok((r.try_get("job_id")?, r.try_get("fingerprint")?))
+        };
+        Ok(row.map(read).transpose()?)
     }
 
     /// Deletes closed notices last changed before `older_than`. Their job keeps its final
@@ -444,8 +457,8 @@ impl Store {
                     .bind(app)
                     .fetch_one(&mut *tx)
                     .await?;
-            if holder.get::<&str, _>("client_token") != s.client_token {
-                let job_id = holder.get("job_id");
+            if holder.try_get::<&str, _>("client_token")? != s.client_token {
+                let job_id = holder.try_get("job_id")?;
                 tx.rollback().await?;
                 return Ok(Begun::AppNameInUse { job_id });
             }
@@ -560,7 +573,7 @@ impl Store {
             .bind(app_name)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.map(|r| r.get("job_id")))
+        Ok(row.map(|r| r.try_get("job_id")).transpose()?)
     }
 
     /// Submissions written before `older_than` and not completed: what the reconciler
@@ -653,7 +666,7 @@ impl Store {
             .bind(job_id)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.as_ref().map(NoticeRow::from_row))
+        Ok(row.as_ref().map(NoticeRow::from_row).transpose()?)
     }
 
     /// Takes the open notices due by `now` and leases them until `lease_until`, so that a
@@ -678,7 +691,10 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.iter().map(NoticeRow::from_row).collect())
+        Ok(rows
+            .iter()
+            .map(NoticeRow::from_row)
+            .collect::<Result<_, _>>()?)
     }
 
     /// Frees every lease. Only one process uses the store, so at start-up any lease is
@@ -699,7 +715,7 @@ impl Store {
         )
         .fetch_one(&self.pool)
         .await?;
-        Ok(row.get("due"))
+        Ok(row.try_get("due")?)
     }
 
     pub async fn open_notice_count(&self) -> StoreResult<i64> {
@@ -708,7 +724,7 @@ impl Store {
         )
         .fetch_one(&self.pool)
         .await?;
-        Ok(row.get("n"))
+        Ok(row.try_get("n")?)
     }
 
     /// The job was read and is not final yet: read it again at `due_at`. False when the
@@ -1179,7 +1195,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             s.idempotent_job("k1").await.unwrap(),
-            Some(("j1".to_string(), "fp".to_string()))
+            Some((id("j1"), "fp".to_string()))
         );
         assert_eq!(s.purge_idempotency_keys(0).await.unwrap(), 0);
         assert_eq!(s.purge_idempotency_keys(2).await.unwrap(), 1);
@@ -1498,5 +1514,43 @@ mod tests {
             text.contains(r#""dataproc" is not the name of a backend"#),
             "{text}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_notice_or_key_with_a_value_the_store_never_writes_fails_to_read() {
+        let (s, _d) = store().await;
+        s.open_notice(&id("j1"), 0).await.unwrap();
+        s.begin_submission(&submission("t1", "BBHA_1"))
+            .await
+            .unwrap();
+        s.complete_submission("t1", &job("j1"), Some(("k1", "fp")))
+            .await
+            .unwrap();
+        sqlx::query("UPDATE notices SET status = 'lost'")
+            .execute(s.pool())
+            .await
+            .unwrap();
+        sqlx::query("UPDATE idempotency_keys SET job_id = ''")
+            .execute(s.pool())
+            .await
+            .unwrap();
+
+        let errors = [
+            s.notice(&id("j1")).await.unwrap_err().to_string(),
+            s.jobs_page(0, 10).await.unwrap_err().to_string(),
+        ];
+        for text in errors {
+            assert!(text.contains(r#""lost" is not a notice status"#), "{text}");
+        }
+        let text = s.idempotent_job("k1").await.unwrap_err().to_string();
+        assert!(text.contains(r#""" is not a job id"#), "{text}");
+    }
+
+    #[test]
+    fn every_notice_status_reads_back_as_itself() {
+        for status in NoticeStatus::ALL {
+            assert_eq!(NoticeStatus::parse(status.as_str()), Some(status));
+        }
+        assert_eq!(NoticeStatus::parse("done"), None);
     }
 }

@@ -1,6 +1,7 @@
 //! The progress side of the store: each job's progress token, its last accepted report,
 //! and the page of jobs the lab's admin page lists.
 
+use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
 use super::{FinalState, JobRecord, NoticeStatus, Store, StoreResult};
@@ -37,19 +38,21 @@ pub struct ProgressRecord {
 }
 
 impl ProgressRecord {
-    fn from_row(r: &sqlx::sqlite::SqliteRow) -> Self {
-        ProgressRecord {
-            algorithm: r.get("algorithm"),
-            started_at: r.get("started_at"),
-            updated_at: r.get("updated_at"),
-            iteration: r.get("iteration"),
-            iterations: r.get("iterations"),
-            best_fitness: r.get("best_fitness"),
-            molecules: r.get("molecules"),
-            evaluations_done: r.get("evaluations_done"),
-            evaluations_total: r.get("evaluations_total"),
-            history: r.get("history"),
-        }
+    /// The report's columns of a row (`PROGRESS_COLUMNS`). A value of the wrong type is
+    /// an error, not a panic.
+    fn from_row(r: &SqliteRow) -> Result<Self, sqlx::Error> {
+        Ok(ProgressRecord {
+            algorithm: r.try_get("algorithm")?,
+            started_at: r.try_get("started_at")?,
+            updated_at: r.try_get("updated_at")?,
+            iteration: r.try_get("iteration")?,
+            iterations: r.try_get("iterations")?,
+            best_fitness: r.try_get("best_fitness")?,
+            molecules: r.try_get("molecules")?,
+            evaluations_done: r.try_get("evaluations_done")?,
+            evaluations_total: r.try_get("evaluations_total")?,
+            history: r.try_get("history")?,
+        })
     }
 }
 
@@ -79,16 +82,19 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
+        let jobs = rows
             .iter()
-            .map(|r| ProgressJob {
-                id: r.get("id"),
-                app_name: r.get("app_name"),
-                token: r.get("progress_token"),
-                created_at: r.get("created_at"),
-                ended: r.get::<Option<FinalState>, _>("final_state").is_some(),
+            .map(|r| {
+                Ok(ProgressJob {
+                    id: r.try_get("id")?,
+                    app_name: r.try_get("app_name")?,
+                    token: r.try_get("progress_token")?,
+                    created_at: r.try_get("created_at")?,
+                    ended: r.try_get::<Option<FinalState>, _>("final_state")?.is_some(),
+                })
             })
-            .collect())
+            .collect::<Result<_, sqlx::Error>>()?;
+        Ok(jobs)
     }
 
     /// Keeps `report` as the job's progress unless the one kept is newer. Returns the
@@ -107,7 +113,8 @@ impl Store {
         .fetch_optional(&mut *tx)
         .await?
         .as_ref()
-        .map(ProgressRecord::from_row);
+        .map(ProgressRecord::from_row)
+        .transpose()?;
         let done = sqlx::query(
             "INSERT INTO progress (job_id, algorithm, started_at, updated_at, iteration,
                  iterations, best_fitness, molecules, evaluations_done, evaluations_total,
@@ -148,7 +155,7 @@ impl Store {
         .bind(job_id)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.as_ref().map(ProgressRecord::from_row))
+        Ok(row.as_ref().map(ProgressRecord::from_row).transpose()?)
     }
 
     /// The job's report was read for the last time after its end: it is not read again.
@@ -169,10 +176,16 @@ impl Store {
         )
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
+        let pairs = rows
             .iter()
-            .map(|r| (r.get("evaluations_done"), r.get("evaluations_total")))
-            .collect())
+            .map(|r| {
+                Ok((
+                    r.try_get("evaluations_done")?,
+                    r.try_get("evaluations_total")?,
+                ))
+            })
+            .collect::<Result<_, sqlx::Error>>()?;
+        Ok(pairs)
     }
 
     /// How many jobs the store holds.
@@ -180,7 +193,7 @@ impl Store {
         let row = sqlx::query("SELECT COUNT(*) AS n FROM jobs")
             .fetch_one(&self.pool)
             .await?;
-        Ok(row.get("n"))
+        Ok(row.try_get("n")?)
     }
 
     /// One page of the jobs, newest first, with their reports and notices.
@@ -205,11 +218,10 @@ impl Store {
                     job: JobRecord::from_row(r, "algorithm_code")?,
                     final_state: r.try_get("final_state")?,
                     progress: r
-                        .get::<Option<String>, _>("progress_job")
-                        .map(|_| ProgressRecord::from_row(r)),
-                    notice: r
-                        .get::<Option<String>, _>("notice_status")
-                        .map(|s| NoticeStatus::parse(&s)),
+                        .try_get::<Option<&str>, _>("progress_job")?
+                        .map(|_| ProgressRecord::from_row(r))
+                        .transpose()?,
+                    notice: r.try_get::<Option<NoticeStatus>, _>("notice_status")?,
                 })
             })
             .collect::<Result<_, sqlx::Error>>()?;
@@ -348,5 +360,28 @@ mod tests {
         assert_eq!(rest.len(), 1);
         assert_eq!(rest[0].notice, Some(NoticeStatus::Waiting));
         assert_eq!(s.job_count().await.unwrap(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_report_with_a_value_of_the_wrong_type_fails_to_read_and_does_not_panic() {
+        let (s, _d) = store().await;
+        submit(&s, "c1", "A1", "j1", Some("t1")).await;
+        s.save_progress(&id("j1"), &report(1, 200.0), 1)
+            .await
+            .unwrap();
+        sqlx::query("UPDATE progress SET iteration = 'many'")
+            .execute(s.pool())
+            .await
+            .unwrap();
+        for result in [
+            s.progress(&id("j1")).await.map(|_| ()),
+            s.jobs_page(0, 10).await.map(|_| ()),
+            s.save_progress(&id("j1"), &report(2, 300.0), 2)
+                .await
+                .map(|_| ()),
+        ] {
+            let text = result.unwrap_err().to_string();
+            assert!(text.contains("iteration"), "{text}");
+        }
     }
 }

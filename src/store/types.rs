@@ -1,6 +1,6 @@
-//! How the job model's types are kept in SQLite: a job id, a job state and a backend's
-//! name as TEXT, checked when read back, so that the store's signatures and rows carry
-//! the types and not strings.
+//! How the job model's types are kept in SQLite: a job id, a job state, a backend's
+//! name and a notice's status as TEXT, checked when read back, so that the store's
+//! signatures and rows carry the types and not strings.
 
 use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
@@ -84,6 +84,12 @@ stored_as_text!(
     |kind| kind.as_str().to_owned(),
     BackendKind::from_name,
     "the name of a backend"
+);
+stored_as_text!(
+    super::NoticeStatus,
+    |status| status.as_str().to_owned(),
+    super::NoticeStatus::parse,
+    "a notice status"
 );
 stored_as_text!(
     FinalState,

@@ -451,8 +451,8 @@ async fn with_one_slot_a_second_job_waits_pending_until_the_first_ends() {
     assert!(setup.record_path("second").exists());
     // The store says when each process started and ended: the second one's started only
     // once the first one's had ended, however long the first one ran.
-    let first_run = store.local_run(first.as_str()).await.unwrap().unwrap();
-    let second_run = store.local_run(second.as_str()).await.unwrap().unwrap();
+    let first_run = store.local_run(&first).await.unwrap().unwrap();
+    let second_run = store.local_run(&second).await.unwrap().unwrap();
     let first_ended = first_run.finished_at.expect("the first run ended");
     let second_started = second_run.started_at.expect("the second run started");
     assert!(
@@ -723,7 +723,12 @@ async fn a_restart_fails_interrupted_runs_kills_their_leftovers_and_runs_queued_
     gone.wait().unwrap();
     leave_run(&store, "restartgone", "gone", &command("gone"), &log).await;
     assert!(store
-        .local_run_started("restartgone", gone.id().into(), None, now_millis())
+        .local_run_started(
+            &JobId::parse("restartgone").unwrap(),
+            gone.id().into(),
+            None,
+            now_millis()
+        )
         .await
         .unwrap());
 
@@ -736,7 +741,7 @@ async fn a_restart_fails_interrupted_runs_kills_their_leftovers_and_runs_queued_
     leave_run(&store, "restartorphan", "orphan", &command("orphan"), &log).await;
     store
         .local_run_started(
-            "restartorphan",
+            &JobId::parse("restartorphan").unwrap(),
             orphan.id().into(),
             proc_start_time(orphan.id()),
             now_millis(),
@@ -754,7 +759,7 @@ async fn a_restart_fails_interrupted_runs_kills_their_leftovers_and_runs_queued_
     leave_run(&store, "restartreused", "reused", &command("reused"), &log).await;
     store
         .local_run_started(
-            "restartreused",
+            &JobId::parse("restartreused").unwrap(),
             stranger.id().into(),
             proc_start_time(stranger.id()).map(|t| t - 1),
             now_millis(),
@@ -772,11 +777,16 @@ async fn a_restart_fails_interrupted_runs_kills_their_leftovers_and_runs_queued_
     )
     .await;
     store
-        .local_run_started("restartcancel", gone.id().into(), None, now_millis())
+        .local_run_started(
+            &JobId::parse("restartcancel").unwrap(),
+            gone.id().into(),
+            None,
+            now_millis(),
+        )
         .await
         .unwrap();
     store
-        .local_run_cancel_requested("restartcancel")
+        .local_run_cancel_requested(&JobId::parse("restartcancel").unwrap())
         .await
         .unwrap();
 
@@ -858,7 +868,12 @@ async fn runs_settled_at_restart_are_found_by_the_reconciler_even_without_the_ch
     )
     .await;
     store
-        .local_run_started("lostrun", gone.id().into(), None, now_millis())
+        .local_run_started(
+            &JobId::parse("lostrun").unwrap(),
+            gone.id().into(),
+            None,
+            now_millis(),
+        )
         .await
         .unwrap();
 
@@ -1099,7 +1114,12 @@ async fn after_a_restart_the_interrupted_and_the_requeued_runs_get_their_notices
         )
         .await;
         store
-            .local_run_started("interrupted", gone.id().into(), None, now_millis())
+            .local_run_started(
+                &JobId::parse("interrupted").unwrap(),
+                gone.id().into(),
+                None,
+                now_millis(),
+            )
             .await
             .unwrap();
         leave_run(&store, "waiting", "Waiting", &command("Waiting"), &log).await;

@@ -157,12 +157,7 @@ impl LivyBackend {
         )
     }
 
-    fn run_of(&self, row: &LivyBatchRow) -> Result<JobRun, BackendError> {
-        let id = JobId::parse(&row.job_id).ok_or_else(|| {
-            BackendError::Rejected(
-                format!("a Livy batch has an unusable job id {:?}", row.job_id).into(),
-            )
-        })?;
+    fn run_of(&self, row: &LivyBatchRow) -> JobRun {
         let mut tags = std::collections::BTreeMap::new();
         tags.insert(BATCH_ID_TAG.to_owned(), row.batch_id.to_string());
         if let Some(app) = &row.app_name {
@@ -175,8 +170,8 @@ impl LivyBackend {
             .state
             .is_final()
             .then(|| from_millis(row.finished_at.unwrap_or(row.created_at)));
-        Ok(JobRun {
-            id,
+        JobRun {
+            id: row.job_id.clone(),
             name: row.name.clone(),
             state: row.state,
             created_at: from_millis(row.created_at),
@@ -191,7 +186,7 @@ impl LivyBackend {
             tags,
             // Only batches named with this deployment's prefix get a row.
             ours: true,
-        })
+        }
     }
 
     /// Whether the job left its `result.json`: `None` when that cannot be looked at
@@ -235,7 +230,7 @@ impl LivyBackend {
         view: Option<&BatchView>,
     ) -> Result<JobRun, BackendError> {
         if row.state.is_final() {
-            return self.run_of(&row);
+            return Ok(self.run_of(&row));
         }
         let cancel_requested = row.cancel_requested_at.is_some();
         let (livy_state, state, details, reason, app_id, driver_log, spark_ui);
@@ -351,7 +346,7 @@ impl LivyBackend {
             .await
             .map_err(store_error)?
             .ok_or(BackendError::NotFound)?;
-        self.run_of(&row)
+        Ok(self.run_of(&row))
     }
 
     /// Where the job's `result.json` is looked for, in words.
@@ -409,9 +404,9 @@ impl LivyBackend {
         adopted: bool,
     ) -> Result<JobRun, BackendError> {
         let row = LivyBatchRow {
-            job_id: name.job_id.to_string(),
-            batch_id: view.id,
             batch_name: name.format(&self.settings.name_prefix),
+            job_id: name.job_id,
+            batch_id: view.id,
             name: name.name,
             app_name: name.app_name,
             app_id: None,
@@ -437,7 +432,7 @@ impl LivyBackend {
         let view = (row.batch_id == view.id).then_some(view);
         match view {
             Some(view) => self.observe(row, Some(view)).await,
-            None => self.run_of(&row),
+            None => Ok(self.run_of(&row)),
         }
     }
 
@@ -463,7 +458,7 @@ impl LivyBackend {
                 };
                 let row = self
                     .store
-                    .livy_batch(name.job_id.as_str())
+                    .livy_batch(&name.job_id)
                     .await
                     .map_err(store_error)?;
                 match row {
@@ -501,7 +496,7 @@ impl JobBackend for LivyBackend {
         let id = job_id_for(client_token);
         if self
             .store
-            .livy_batch(id.as_str())
+            .livy_batch(&id)
             .await
             .map_err(store_error)?
             .is_some()
@@ -559,13 +554,8 @@ impl JobBackend for LivyBackend {
         if !is_livy_job_id(id) {
             return Err(BackendError::NotFound);
         }
-        match self
-            .store
-            .livy_batch(id.as_str())
-            .await
-            .map_err(store_error)?
-        {
-            Some(row) if row.state.is_final() => self.run_of(&row),
+        match self.store.livy_batch(id).await.map_err(store_error)? {
+            Some(row) if row.state.is_final() => Ok(self.run_of(&row)),
             Some(row) => self.read(row).await,
             None => match self.find_by_name(id).await? {
                 Some(view) => {
@@ -587,12 +577,12 @@ impl JobBackend for LivyBackend {
         cancel_after_reading(self, id, || async {
             let row = self
                 .store
-                .livy_batch(id.as_str())
+                .livy_batch(id)
                 .await
                 .map_err(store_error)?
                 .ok_or(BackendError::NotFound)?;
             self.store
-                .livy_cancel_requested(id.as_str())
+                .livy_cancel_requested(id)
                 .await
                 .map_err(store_error)?;
             let path = format!("DELETE /batches/{}", row.batch_id);
@@ -604,7 +594,7 @@ impl JobBackend for LivyBackend {
             {
                 self.store
                     .livy_batch_seen(
-                        id.as_str(),
+                        id,
                         &LivySeen {
                             livy_state: "killed",
                             state: JobState::Cancelled,
@@ -638,16 +628,13 @@ impl JobBackend for LivyBackend {
             .list_livy_batches(
                 &query.states,
                 created_after,
-                after.as_ref().map(|(at, id)| (*at, id.as_str())),
+                after.as_ref().map(|(at, id)| (*at, id)),
                 size as i64 + 1,
             )
             .await
             .map_err(store_error)?;
         let next_token = paging::cut(&mut rows, size, |r| (r.created_at, r.job_id.as_str()));
-        let jobs = rows
-            .iter()
-            .map(|r| self.run_of(r))
-            .collect::<Result<_, _>>()?;
+        let jobs = rows.iter().map(|r| self.run_of(r)).collect();
         Ok(JobPage { jobs, next_token })
     }
 
@@ -658,10 +645,9 @@ impl JobBackend for LivyBackend {
     /// One page of `GET /batches` for the batches in flight, and a single read of each
     /// one the page did not show as the batch recorded.
     async fn describe_batch(&self, ids: &[JobId]) -> Result<Described, BackendError> {
-        let wanted: Vec<&str> = ids.iter().map(JobId::as_str).collect();
-        let rows: HashMap<String, LivyBatchRow> = self
+        let rows: HashMap<JobId, LivyBatchRow> = self
             .store
-            .livy_batches(&wanted)
+            .livy_batches(ids)
             .await
             .map_err(store_error)?
             .into_iter()
@@ -682,8 +668,8 @@ impl JobBackend for LivyBackend {
         };
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
-            let result = match rows.get(id.as_str()).cloned() {
-                Some(row) if row.state.is_final() => self.run_of(&row),
+            let result = match rows.get(id).cloned() {
+                Some(row) if row.state.is_final() => Ok(self.run_of(&row)),
                 Some(row) => match page.get(&row.batch_id).filter(|v| same_batch(&row, v)) {
                     Some(view) => self.observe(row, Some(view)).await,
                     None => self.read(row).await,
@@ -717,7 +703,7 @@ mod tests {
 
     fn row(batch_name: &str, app_id: Option<&str>) -> LivyBatchRow {
         LivyBatchRow {
-            job_id: "lv0".into(),
+            job_id: JobId::parse("lv0").unwrap(),
             batch_id: 4,
             batch_name: batch_name.into(),
             name: "n".into(),

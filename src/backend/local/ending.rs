@@ -53,7 +53,7 @@ impl Inner {
             at: now_millis(),
         };
         for attempt in 1..=END_ATTEMPTS {
-            match self.store.finish_local_run(id.as_str(), from, &end).await {
+            match self.store.finish_local_run(id, from, &end).await {
                 Ok(true) => {
                     info!(job_id = %id, state = %state, "local job ended");
                     metrics::counter!("local_jobs_ended_total", "state" => state.as_str())

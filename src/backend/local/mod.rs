@@ -162,13 +162,10 @@ fn store_error(e: StoreError) -> BackendError {
     BackendError::Unavailable(format!("store: {e}").into())
 }
 
-fn to_run(row: LocalRunRow) -> Result<JobRun, BackendError> {
-    let id = JobId::parse(&row.id).ok_or_else(|| {
-        BackendError::Rejected(format!("a local run has an unusable id {:?}", row.id).into())
-    })?;
-    Ok(JobRun {
+fn to_run(row: LocalRunRow) -> JobRun {
+    JobRun {
         tags: Default::default(),
-        id,
+        id: row.id,
         name: row.name,
         state: row.state,
         created_at: from_millis(row.created_at),
@@ -179,7 +176,7 @@ fn to_run(row: LocalRunRow) -> Result<JobRun, BackendError> {
         // Local runs live in this service's own store.
         links: Default::default(),
         ours: true,
-    })
+    }
 }
 
 #[async_trait]
@@ -253,11 +250,7 @@ impl JobBackend for LocalBackend {
             .await
             .map_err(store_error)?;
         match inserted {
-            Inserted::Existing(row) => JobId::parse(&row.id).ok_or_else(|| {
-                BackendError::Rejected(
-                    format!("a local run has an unusable id {:?}", row.id).into(),
-                )
-            }),
+            Inserted::Existing(row) => Ok(row.id),
             Inserted::New(_) => {
                 info!(job_id = %id, name = spec.name.as_str(), "local job queued");
                 inner.enqueue(id.clone(), command, log_path);
@@ -270,11 +263,11 @@ impl JobBackend for LocalBackend {
         let row = self
             .inner
             .store
-            .local_run(id.as_str())
+            .local_run(id)
             .await
             .map_err(store_error)?
             .ok_or(BackendError::NotFound)?;
-        to_run(row)
+        Ok(to_run(row))
     }
 
     async fn cancel(&self, id: &JobId) -> Result<(), BackendError> {
@@ -284,7 +277,7 @@ impl JobBackend for LocalBackend {
         for _ in 0..3 {
             let run = inner
                 .store
-                .local_run(id.as_str())
+                .local_run(id)
                 .await
                 .map_err(store_error)?
                 .ok_or(BackendError::NotFound)?;
@@ -298,7 +291,7 @@ impl JobBackend for LocalBackend {
                 JobState::Running => {
                     if inner
                         .store
-                        .local_run_cancel_requested(id.as_str())
+                        .local_run_cancel_requested(id)
                         .await
                         .map_err(store_error)?
                     {
@@ -349,13 +342,13 @@ impl JobBackend for LocalBackend {
             .list_local_runs(
                 &query.states,
                 created_after,
-                after.as_ref().map(|(at, id)| (*at, id.as_str())),
+                after.as_ref().map(|(at, id)| (*at, id)),
                 size as i64 + 1,
             )
             .await
             .map_err(store_error)?;
         let next_token = paging::cut(&mut rows, size, |r| (r.created_at, r.id.as_str()));
-        let jobs = rows.into_iter().map(to_run).collect::<Result<_, _>>()?;
+        let jobs = rows.into_iter().map(to_run).collect();
         Ok(JobPage { jobs, next_token })
     }
 
@@ -373,7 +366,7 @@ impl JobBackend for LocalBackend {
             .await
             .map_err(store_error)?
         {
-            Some(row) => Ok(super::Submitted::Started(to_run(row)?)),
+            Some(row) => Ok(super::Submitted::Started(to_run(row))),
             None => Ok(super::Submitted::NotStarted),
         }
     }

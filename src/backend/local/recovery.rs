@@ -15,7 +15,7 @@ use nix::unistd::{getpgid, Pid};
 use tracing::{info, warn};
 
 use super::{Inner, LocalCommand, SetupError};
-use crate::job::{JobId, JobState};
+use crate::job::JobState;
 use crate::store::LocalRunRow;
 
 impl Inner {
@@ -45,11 +45,8 @@ impl Inner {
             if stopped {
                 details.push_str(" (its process was still alive and has been killed)");
             }
-            let Some(id) = JobId::parse(&run.id) else {
-                continue;
-            };
-            warn!(job_id = %id, pid = run.pid, stopped, state = %state, "{details}");
-            self.end(&id, &[run.state], state, Some(&details), reason)
+            warn!(job_id = %run.id, pid = run.pid, stopped, state = %state, "{details}");
+            self.end(&run.id, &[run.state], state, Some(&details), reason)
                 .await;
         }
 
@@ -61,9 +58,7 @@ impl Inner {
             );
         }
         for run in queued {
-            let Some(id) = JobId::parse(&run.id) else {
-                continue;
-            };
+            let id = run.id;
             match serde_json::from_str::<LocalCommand>(&run.command) {
                 Ok(mut command) => {
                     // The program is this start's: a fixed SPARK_SUBMIT applies to queued jobs.

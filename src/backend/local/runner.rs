@@ -91,12 +91,7 @@ impl Inner {
         let mut guard = GroupGuard(Some(group));
         let marked = self
             .store
-            .local_run_started(
-                id.as_str(),
-                i64::from(pid),
-                process_start_time(pid),
-                now_millis(),
-            )
+            .local_run_started(id, i64::from(pid), process_start_time(pid), now_millis())
             .await;
         match marked {
             Ok(true) => {
