@@ -20,7 +20,7 @@ use multiomix_aws_emr::store::{now_millis, NewLocalRun, Store};
 use multiomix_fakes::FakeMultiomix;
 use tokio::sync::mpsc::{self, UnboundedReceiver};
 
-use crate::common::app::{local_vars, stand_in_scripts};
+use crate::common::app::{local_vars, stand_in_scripts, FAST};
 use crate::common::{
     submit_job, wait_for, wait_healthy, wait_until, TestApp, FAKE_SPARK_SUBMIT, PATIENCE,
 };
@@ -71,11 +71,11 @@ impl Setup {
             ("HOST", "127.0.0.1".to_owned()),
             ("PORT", "0".to_owned()),
             ("DATABASE_URL", self.database_url()),
-            ("POLL_INTERVAL", "0.05".to_owned()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
+        vars.extend(FAST.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         vars.extend(self.vars(extra));
         Config::from_vars(vars).unwrap()
     }
@@ -1195,11 +1195,10 @@ fn service_process(setup: &Setup, multiomix: &FakeMultiomix, port: u16) -> tokio
     let own = [
         ("HOST", "127.0.0.1"),
         ("DATABASE_URL", &setup.database_url()),
-        ("POLL_INTERVAL", "0.05"),
-        ("NOTIFY_INITIAL_BACKOFF", "0.05"),
     ]
     .map(|(k, v)| (k.to_owned(), v.to_owned()));
-    for (name, value) in setup.vars(&[]).into_iter().chain(own) {
+    let fast = FAST.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+    for (name, value) in fast.chain(setup.vars(&[])).chain(own) {
         command.env(name, value);
     }
     command.spawn().expect("the binary starts")
@@ -1361,8 +1360,7 @@ async fn progress_at(app: &TestApp, id: &str, iteration: u64) -> serde_json::Val
 async fn a_jobs_progress_shows_in_get_job_iteration_by_iteration_and_survives_a_restart() {
     let setup = Setup::new();
     let multiomix = Arc::new(FakeMultiomix::start().await);
-    let fast = [("PROGRESS_INTERVAL", "0.05")];
-    let app = local_app(&setup, &multiomix, &fast).await;
+    let app = local_app(&setup, &multiomix, &[]).await;
     setup.behave("Reporting", "progress 3");
     let id = post_named(&app, "Reporting").await;
 
@@ -1427,7 +1425,7 @@ async fn a_jobs_progress_shows_in_get_job_iteration_by_iteration_and_survives_a_
 
     // Another process on the same store: the progress is still there, with no report
     // left to read.
-    let app = local_app(&setup, &multiomix, &fast).await;
+    let app = local_app(&setup, &multiomix, &[]).await;
     let after = job_of(&app, &id).await;
     assert_eq!(after["progress"], before, "{after}");
     app.stop().await;

@@ -1,6 +1,7 @@
 //! The real binary as a process: start-up checks, SIGTERM, and surviving SIGKILL.
 
 use crate::common;
+use crate::common::app::FAST;
 use crate::common::PATIENCE;
 
 use std::path::Path;
@@ -39,11 +40,7 @@ fn service(emr: &FakeEmr, multiomix: &FakeMultiomix, db: &Path, port: u16) -> Ch
         .env("DATABASE_URL", format!("sqlite:{}", db.display()))
         .env("HOST", "127.0.0.1")
         .env("PORT", port.to_string())
-        .env("SLEEP_TIME", "0")
-        .env("POLL_INTERVAL", "0.05")
-        .env("NOTIFY_INITIAL_BACKOFF", "0.1")
-        .env("NOTIFY_MAX_BACKOFF", "0.3")
-        .env("NOTIFY_TIMEOUT", "2")
+        .envs(FAST.iter().copied())
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -101,7 +101,6 @@ impl Handoff {
             .start()
             .await;
         let staging = [
-            ("NOTIFY_MAX_BACKOFF", "0.2"),
             ("DATA_STAGING", "s3"),
             ("SHARED_DATASETS_DIR", &datasets.display().to_string()),
             ("SHARED_RESULTS_DIR", &results.display().to_string()),
@@ -804,7 +803,7 @@ async fn progress_reports_in_s3_show_in_get_job_and_bad_ones_are_refused_and_cou
         multiomix_fakes::FakeEmrServerless::start().await,
     ));
     let peer: Arc<dyn Peer> = fake.clone();
-    let Some(h) = Handoff::start(peer, &[("PROGRESS_INTERVAL", "0.05")]).await else {
+    let Some(h) = Handoff::start(peer, &[]).await else {
         return;
     };
     let id = h.submit().await;

@@ -16,6 +16,7 @@
 //! process group, so that nextest's own SIGTERM on a timeout reaches them too.
 
 use crate::common;
+use crate::common::app::FAST;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -316,7 +317,7 @@ impl Service {
             .env("RESULTS_PATH", &results)
             .env("DATABASE_URL", format!("sqlite:{}/store.db", dir.display()))
             .env("MULTIOMIX_URL", multiomix.url())
-            .env("SLEEP_TIME", "0")
+            .envs(FAST.iter().copied())
             .env("HOST", "127.0.0.1")
             .env("PORT", port.to_string())
             .stdout(std::fs::File::create(dir.join("service.log")).unwrap())
