@@ -164,14 +164,17 @@ impl AppBuilder {
         self
     }
 
-    /// The local backend with tests/fixtures/fake-spark-submit and stand-in scripts.
+    /// The local backend with tests/fixtures/fake-spark-submit and stand-in scripts. Its
+    /// folders are in the app's folder: a test that gives one says [`AppBuilder::dir`]
+    /// first.
     pub fn local(mut self) -> Self {
         let dir = self.folder();
         let scripts = stand_in_scripts(dir.path());
         self.local_with(FAKE_SPARK_SUBMIT, &scripts)
     }
 
-    /// The local backend running `spark_submit` with the scripts in `scripts`.
+    /// The local backend running `spark_submit` with the scripts in `scripts` (after
+    /// [`AppBuilder::dir`], as for [`AppBuilder::local`]).
     pub fn local_with(mut self, spark_submit: &str, scripts: &Path) -> Self {
         let dir = self.folder();
         let preset = local_vars(dir.path(), spark_submit, scripts);
