@@ -2,13 +2,13 @@
 
 use std::sync::Arc;
 
-use multiomix_aws_emr::backend::BackendError;
+use multiomix_aws_emr::backend::{BackendError, Submitted};
 use multiomix_aws_emr::job::{validate_request, JobId};
 use serde_json::json;
 
 use crate::common::is_multiomix_date;
 use crate::common::PATIENCE;
-use crate::conformance::harness::{body, Peer, Suite};
+use crate::conformance::harness::{body, own_body, Peer, Suite};
 
 const STATES: [&str; 7] = [
     "PENDING",
@@ -366,6 +366,36 @@ pub async fn the_notice_follows_the_end(peer: Arc<dyn Peer>) {
     assert!(is_multiomix_date(&body["finishedAt"]), "{body}");
 }
 
+/// A start whose record was lost (the process stopped, or the store failed, between the
+/// backend's answer and the service's write) is found by its client token, as the
+/// reconciler looks for it; a token nothing was started with is not found.
+pub async fn an_unrecorded_start_is_found_by_its_client_token(peer: Arc<dyn Peer>) {
+    let suite = Suite::start(peer).await;
+    // The reconciler looks from the submission's time. moto records every run as created
+    // at midnight (UTC) of its day, so the window here opens just before that: for the
+    // other peers it still holds the run, and nothing else of theirs.
+    let now = time::OffsetDateTime::now_utc();
+    let since = now.replace_time(time::Time::MIDNIGHT) - time::Duration::seconds(1);
+    suite.peer.plan(suite.dir.path(), "Unrecorded", None).await;
+    let spec = validate_request(&own_body("Unrecorded")).unwrap();
+    let started = suite.backend.start(&spec, "key-unrecorded").await.unwrap();
+    match suite.backend.find_submission("key-unrecorded", since).await {
+        Ok(Submitted::Started(run)) => {
+            assert_eq!(run.id, started);
+            assert!(run.ours, "a job this service started is its own");
+        }
+        other => panic!("the started submission was not found: {other:?}"),
+    }
+    assert_eq!(
+        suite
+            .backend
+            .find_submission("key-never-started", since)
+            .await
+            .unwrap(),
+        Submitted::NotStarted
+    );
+}
+
 /// Used by every peer's module: one test per case.
 #[macro_export]
 macro_rules! conformance {
@@ -379,6 +409,7 @@ macro_rules! conformance {
             list_and_filter,
             a_repeated_key_gives_one_job,
             an_app_name_the_job_refuses_is_a_400_and_starts_nothing,
+            an_unrecorded_start_is_found_by_its_client_token,
             the_notice_follows_the_end
         );
     };
