@@ -51,12 +51,19 @@ pub enum ApiError {
     InUse(FieldError),
     #[error("{0}")]
     Unprocessable(String),
-    #[error("{0}")]
-    BadGateway(String),
+    /// A peer (the job backend, S3) refused. `detail` is for the log only: the cause's
+    /// whole chain, where the answer carries its words.
+    #[error("{message}")]
+    BadGateway {
+        message: String,
+        detail: Option<String>,
+    },
     #[error("{message}")]
     Unavailable {
         message: String,
         retry_after_secs: u64,
+        /// For the log only, as for `BadGateway`.
+        detail: Option<String>,
     },
     #[error("the request took too long")]
     Timeout,
@@ -75,7 +82,7 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) | ApiError::InUse(_) => StatusCode::CONFLICT,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
+            ApiError::BadGateway { .. } => StatusCode::BAD_GATEWAY,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Timeout => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -92,7 +99,7 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::Conflict(_) | ApiError::InUse(_) => "conflict",
             ApiError::Unprocessable(_) => "unprocessable",
-            ApiError::BadGateway(_) => "backend_refused",
+            ApiError::BadGateway { .. } => "backend_refused",
             ApiError::Unavailable { .. } => "unavailable",
             ApiError::Timeout => "timeout",
             ApiError::Internal(_) => "internal",
@@ -102,34 +109,46 @@ impl ApiError {
     /// A backend error about a given job (empty for no particular job), sorted into the answer the contract asks for.
     pub fn from_backend(err: BackendError, job_id: &str) -> Self {
         match err {
-            BackendError::NotFound if job_id.is_empty() => ApiError::BadGateway(
+            BackendError::NotFound if job_id.is_empty() => ApiError::bad_gateway(
                 "the job backend answered 'not found' for no particular job; check where the \
                  backend runs its jobs (EMR_VIRTUAL_CLUSTER_ID, EMR_SERVERLESS_APPLICATION_ID \
-                 or EMR_CLUSTER_ID)"
-                    .into(),
+                 or EMR_CLUSTER_ID)",
             ),
             BackendError::NotFound => ApiError::NotFound(job_id.to_owned()),
             BackendError::Conflict(msg) => ApiError::Conflict(msg),
-            BackendError::Rejected(cause) => {
-                // The answer carries the words; the log gets the whole chain.
-                tracing::warn!(error = %crate::backend::error_chain(&cause), "job backend refused");
-                ApiError::BadGateway(cause.into())
-            }
+            // The answer carries the words; the log line, written once when the answer
+            // is, the whole chain.
+            BackendError::Rejected(cause) => ApiError::BadGateway {
+                detail: Some(crate::backend::error_chain(&cause)),
+                message: cause.to_string(),
+            },
             BackendError::Invalid(msg) => ApiError::BadRequest(msg),
             BackendError::Unavailable(cause) => ApiError::Unavailable {
-                message: {
-                    tracing::warn!(error = %crate::backend::error_chain(&cause), "job backend unavailable");
-                    cause.into()
-                },
+                detail: Some(crate::backend::error_chain(&cause)),
+                message: cause.to_string(),
                 retry_after_secs: 5,
             },
         }
     }
 
     pub fn overloaded() -> Self {
+        ApiError::unavailable("the service is at capacity; try again shortly", 1)
+    }
+
+    /// A 502 whose message says all there is to log.
+    pub fn bad_gateway(message: impl Into<String>) -> Self {
+        ApiError::BadGateway {
+            message: message.into(),
+            detail: None,
+        }
+    }
+
+    /// A 503 with `Retry-After`, whose message says all there is to log.
+    pub fn unavailable(message: impl Into<String>, retry_after_secs: u64) -> Self {
         ApiError::Unavailable {
-            message: "the service is at capacity; try again shortly".into(),
-            retry_after_secs: 1,
+            message: message.into(),
+            retry_after_secs,
+            detail: None,
         }
     }
 }
@@ -147,9 +166,15 @@ impl IntoResponse for ApiError {
             ApiError::Internal(cause) => {
                 tracing::error!(error = format!("{cause:#}"), "request failed")
             }
-            ApiError::BadGateway(msg) => tracing::warn!(error = %msg, "job backend refused"),
-            ApiError::Unavailable { message, .. } => {
-                tracing::warn!(error = %message, "answering 503")
+            ApiError::BadGateway { message, detail } => {
+                let error = detail.as_deref().unwrap_or(message);
+                tracing::warn!(error, "answering 502: a peer refused")
+            }
+            ApiError::Unavailable {
+                message, detail, ..
+            } => {
+                let error = detail.as_deref().unwrap_or(message);
+                tracing::warn!(error, "answering 503")
             }
             _ => {}
         }

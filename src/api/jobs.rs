@@ -161,18 +161,14 @@ fn start_error(e: StartError, spec: &JobSpec) -> ApiError {
     match e {
         StartError::KeyReused => ApiError::Unprocessable(e.to_string()),
         StartError::Invalid(field) => ApiError::Invalid(field),
-        StartError::DatasetsFolder(why) => ApiError::Unavailable {
-            message: why,
-            retry_after_secs: 5,
-        },
+        StartError::DatasetsFolder(why) => ApiError::unavailable(why, 5),
         StartError::AppNameInUse { holder } => {
             app_name_in_use(spec, holder.as_ref().map(JobId::as_str))
         }
-        StartError::Staging(e @ StageError::Unavailable { .. }) => ApiError::Unavailable {
-            message: e.to_string(),
-            retry_after_secs: 5,
-        },
-        StartError::Staging(e @ StageError::Refused { .. }) => ApiError::BadGateway(e.to_string()),
+        StartError::Staging(e @ StageError::Unavailable { .. }) => {
+            ApiError::unavailable(e.to_string(), 5)
+        }
+        StartError::Staging(e @ StageError::Refused { .. }) => ApiError::bad_gateway(e.to_string()),
         StartError::Backend(e) => ApiError::from_backend(e, ""),
         StartError::Store(e) => e.into(),
         StartError::Aborted(why) => {
@@ -373,10 +369,10 @@ pub async fn job_callback(
         }
         Err(RequestError::Full(open)) => {
             warn!(job_id = %id, open, "callback refused: too many notices waiting");
-            Err(ApiError::Unavailable {
-                message: format!("too many job-end notices are waiting ({open}); try again later"),
-                retry_after_secs: 5,
-            })
+            Err(ApiError::unavailable(
+                format!("too many job-end notices are waiting ({open}); try again later"),
+                5,
+            ))
         }
         Err(RequestError::Store(e)) => Err(e.into()),
     }

@@ -324,6 +324,7 @@ async fn cancelling_a_finished_job_is_a_conflict() {
 
 #[tokio::test]
 async fn emr_refusing_a_start_is_a_502_with_emrs_message() {
+    let logs = CapturedLogs::start();
     let app = spawn_app().await;
     app.emr().fail_next(
         "StartJobRun",
@@ -341,6 +342,18 @@ async fn emr_refusing_a_start_is_a_502_with_emrs_message() {
             .contains("release label not found"),
         "{err}"
     );
+    // One line says it, with what the answer leaves out: the SDK's error and its code.
+    let logged = logs.text();
+    let lines: Vec<&str> = logged
+        .lines()
+        .filter(|l| l.contains("release label not found"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{logged}");
+    assert!(
+        lines[0].contains("WARN") && lines[0].contains("answering 502"),
+        "{logged}"
+    );
+    assert!(lines[0].contains("ValidationException"), "{logged}");
 }
 
 #[tokio::test]
