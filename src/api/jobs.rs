@@ -395,7 +395,8 @@ pub async fn job_callback(
          description = "`nextToken` of the previous page"),
     ),
     responses(
-        (status = 200, description = "One page of jobs, newest first", body = JobList),
+        (status = 200, description = "One page of jobs, newest first, each with its progress \
+            as `GET /job/{id}` shows it", body = JobList),
         (status = 400, description = "Unknown parameter or state, page size out of range, or a \
             continuation token the backend does not accept", body = ErrorBody),
         (status = 401, description = "Missing or wrong API token", body = ErrorBody,
@@ -455,8 +456,22 @@ pub async fn list_jobs(
         )),
         e => ApiError::from_backend(e, ""),
     })?;
+    // Each job's last progress report, as `GET /job/{id}` shows it: one read for the page.
+    let ids: Vec<JobId> = page.jobs.iter().map(|run| run.id.clone()).collect();
+    let reports = state.store.progress_of(&ids).await?;
+    let jobs = page
+        .jobs
+        .iter()
+        .map(|run| {
+            let mut view = JobView::from(run);
+            view.progress = reports
+                .get(&run.id)
+                .map(|p| crate::progress::view(p, run.state.is_final()));
+            view
+        })
+        .collect();
     Ok(Json(JobList {
-        jobs: page.jobs.iter().map(JobView::from).collect(),
+        jobs,
         next_token: page.next_token,
     }))
 }

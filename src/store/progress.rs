@@ -1,6 +1,8 @@
 //! The progress side of the store: each job's progress token, its last accepted report,
 //! and the page of jobs the lab's admin page lists.
 
+use std::collections::HashMap;
+
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
@@ -156,6 +158,32 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.as_ref().map(ProgressRecord::from_row).transpose()?)
+    }
+
+    /// The last accepted report of each of `job_ids` that has one, in one query (a page
+    /// of `GET /jobs`).
+    pub async fn progress_of(
+        &self,
+        job_ids: &[JobId],
+    ) -> StoreResult<HashMap<JobId, ProgressRecord>> {
+        if job_ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let marks = vec!["?"; job_ids.len()].join(", ");
+        let sql = format!(
+            "SELECT p.job_id AS progress_job, {PROGRESS_COLUMNS} FROM progress p
+             WHERE p.job_id IN ({marks})"
+        );
+        let mut query = sqlx::query(&sql);
+        for id in job_ids {
+            query = query.bind(id);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        let reports = rows
+            .iter()
+            .map(|r| Ok((r.try_get("progress_job")?, ProgressRecord::from_row(r)?)))
+            .collect::<Result<_, sqlx::Error>>()?;
+        Ok(reports)
     }
 
     /// The job's report was read for the last time after its end: it is not read again.
@@ -360,6 +388,29 @@ mod tests {
         assert_eq!(rest.len(), 1);
         assert_eq!(rest[0].notice, Some(NoticeStatus::Waiting));
         assert_eq!(s.job_count().await.unwrap(), 3);
+    }
+
+    #[tokio::test]
+    async fn the_reports_of_a_page_of_jobs_are_read_at_once_each_under_its_job() {
+        let (s, _d) = store().await;
+        for (i, id) in ["j1", "j2", "j3"].iter().enumerate() {
+            s.record_job(&record(id, &format!("A{i}"), 1_000 + i as i64))
+                .await
+                .unwrap();
+        }
+        s.save_progress(&id("j1"), &report(1, 20.0), 1)
+            .await
+            .unwrap();
+        s.save_progress(&id("j3"), &report(4, 90.0), 1)
+            .await
+            .unwrap();
+        let asked = [id("j1"), id("j2"), id("j3"), id("unknown")];
+        let reports = s.progress_of(&asked).await.unwrap();
+        assert_eq!(reports.len(), 2, "{reports:?}");
+        assert_eq!(reports[&id("j1")], report(1, 20.0));
+        assert_eq!(reports[&id("j3")], report(4, 90.0));
+        assert!(s.progress_of(&[]).await.unwrap().is_empty());
+        assert!(s.progress_of(&[id("j2")]).await.unwrap().is_empty());
     }
 
     #[tokio::test]

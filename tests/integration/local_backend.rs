@@ -1400,6 +1400,21 @@ async fn a_jobs_progress_shows_in_get_job_iteration_by_iteration_and_survives_a_
                 "evaluations are done: the pace is known; {body}"
             );
         }
+        // The list shows the same report (its ETA is worked out at each read).
+        let (_, listed) = app.get("/jobs").await;
+        let listed = listed["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["id"] == id.as_str())
+            .unwrap_or_else(|| panic!("{id} is not listed: {listed}"))
+            .clone();
+        for field in ["iteration", "evaluationsDone", "molecules", "updatedAt"] {
+            assert_eq!(
+                listed["progress"][field], progress[field],
+                "{field}: {listed}"
+            );
+        }
         seen.push(progress);
         if iteration < 3 {
             std::fs::write(setup.path(&format!("results/Reporting.go{iteration}")), "").unwrap();
@@ -1420,6 +1435,9 @@ async fn a_jobs_progress_shows_in_get_job_iteration_by_iteration_and_survives_a_
     assert_eq!(ended["progress"]["iteration"], 3, "{ended}");
     assert_eq!(ended["progress"]["evaluationsDone"], 18, "{ended}");
     assert!(ended["progress"]["etaSeconds"].is_null(), "{ended}");
+    let (_, listed) = app.get("/jobs").await;
+    assert_eq!(listed["jobs"][0]["id"], id.as_str(), "{listed}");
+    assert_eq!(listed["jobs"][0]["progress"], ended["progress"], "{listed}");
     let before = ended["progress"].clone();
     app.stop().await;
 
