@@ -340,13 +340,22 @@ impl LivyBackend {
             )
             .await
             .map_err(store_error)?;
-        let row = self
+        let mut now = self
             .store
             .livy_batch(&row.job_id)
             .await
             .map_err(store_error)?
             .ok_or(BackendError::NotFound)?;
-        Ok(self.run_of(&row))
+        // A final row stands, whoever wrote it. Otherwise the answer is this reading:
+        // another reader (a round that asked Livy a moment before) may have written an
+        // older state over it meanwhile, and the next read mends the row.
+        if !now.state.is_final() {
+            now.livy_state = livy_state;
+            now.state = state;
+            now.state_details = details;
+            now.failure_reason = reason;
+        }
+        Ok(self.run_of(&now))
     }
 
     /// Where the job's `result.json` is looked for, in words.
