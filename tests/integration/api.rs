@@ -1,11 +1,11 @@
 //! The HTTP API as the contract describes it, against a fake EMR that speaks the
 //! emr-containers REST protocol.
 
-use crate::common;
-
-use crate::common::{is_multiomix_date, multiomix_body, spawn_app, spawn_app_with, TestApp};
 use multiomix_fakes::{JobState, NewJob};
 use serde_json::{json, Value};
+
+use crate::common;
+use crate::common::{is_multiomix_date, multiomix_body, spawn_app, spawn_app_with, TestApp};
 
 #[tokio::test]
 async fn the_index_page_names_the_service_and_its_version() {

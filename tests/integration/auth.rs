@@ -3,11 +3,12 @@
 
 use std::process::Stdio;
 
-use crate::common::{multiomix_body, spawn_app, spawn_app_with, TestApp};
 use multiomix_aws_emr::job::JobId;
 use multiomix_fakes::{FakeEmr, JobState, NewJob};
 use reqwest::Method;
 use serde_json::Value;
+
+use crate::common::{multiomix_body, spawn_app, spawn_app_with, TestApp};
 
 const API: &str = "api-token-0123456789abcdef";
 const CALLBACK: &str = "callback-token-fedcba9876543210";

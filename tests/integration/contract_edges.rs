@@ -3,20 +3,20 @@
 //! CANCEL_PENDING for a while, a sidecar callback with no body, and a request body right
 //! at the size limit, or with the most arguments the limits allow.
 
-use crate::common;
-use crate::common::PATIENCE;
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::common::{is_multiomix_date, multiomix_body, spawn_app, TestApp};
 use multiomix_aws_emr::api::MAX_BODY_BYTES;
 use multiomix_aws_emr::job::{
     MAX_ARGUMENTS, MAX_ARGUMENTS_BYTES, MAX_ARGUMENT_NAME_CHARS, MAX_VALUE_CHARS,
 };
 use multiomix_fakes::{FakeEmr, FakeMultiomix, JobState};
 use serde_json::Value;
+
+use crate::common;
+use crate::common::PATIENCE;
+use crate::common::{is_multiomix_date, multiomix_body, spawn_app, TestApp};
 
 /// The `--conf key=value` pairs of a spark-submit parameter string, by key.
 fn confs(parameters: &str) -> BTreeMap<String, String> {

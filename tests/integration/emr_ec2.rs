@@ -11,12 +11,18 @@
 //! - `/ready` names a cluster that is not WAITING or RUNNING;
 //! - the "done when", on moto's EMR server with a cluster made by RunJobFlow.
 
-use crate::common;
-
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
+use multiomix_aws_emr::backend::JobBackend;
+use multiomix_aws_emr::config::Config;
+use multiomix_aws_emr::job::{validate_request, JobId};
+use multiomix_fakes::{FakeEmrEc2, StepState};
+use serde_json::{json, Value};
+
+use crate::common;
 use crate::common::app::Connected;
 use crate::common::is_multiomix_date;
 use crate::common::moto::Moto;
@@ -25,12 +31,6 @@ use crate::conformance::harness::{body, Abilities, Ending, Peer, Submitted, Suit
 use crate::conformance::peers::{
     ec2_backend, ec2_client, ec2_submitted, ec2_vars, step_of, FakeEc2,
 };
-use async_trait::async_trait;
-use multiomix_aws_emr::backend::JobBackend;
-use multiomix_aws_emr::config::Config;
-use multiomix_aws_emr::job::{validate_request, JobId};
-use multiomix_fakes::{FakeEmrEc2, StepState};
-use serde_json::{json, Value};
 
 async fn fake() -> (Arc<FakeEc2>, Arc<dyn Peer>) {
     let fake = Arc::new(FakeEc2(FakeEmrEc2::start().await));

@@ -9,17 +9,17 @@
 //!   application;
 //! - the "done when", on moto's emr-serverless server.
 
-use crate::conformance::harness;
-use crate::conformance::peers;
-
 use std::sync::Arc;
+
+use multiomix_fakes::{FakeEmrServerless, RunState};
+use serde_json::json;
 
 use crate::common::{is_multiomix_date, TestApp};
 use crate::common::{wait_until, PATIENCE};
+use crate::conformance::harness;
 use crate::conformance::harness::{Peer, Suite};
+use crate::conformance::peers;
 use crate::conformance::peers::FakeServerless;
-use multiomix_fakes::{FakeEmrServerless, RunState};
-use serde_json::json;
 
 async fn fake() -> (Arc<FakeServerless>, Arc<dyn Peer>) {
     let fake = Arc::new(FakeServerless(FakeEmrServerless::start().await));

@@ -2,11 +2,11 @@
 //! body, and none of them starts an EMR job. What must be accepted (odd but valid
 //! argument values) is accepted and lands only in the job's entry-point arguments.
 
-use crate::common;
-
-use crate::common::{multiomix_body, spawn_app, TestApp};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::common;
+use crate::common::{multiomix_body, spawn_app, TestApp};
 
 /// A body with one thing changed: Multiomix's request with `f` applied.
 fn with(f: impl FnOnce(&mut Value)) -> Value {

@@ -1,10 +1,10 @@
 //! `POST /job` with an `Idempotency-Key`: a retried request gets the job of the first;
 //! and a job started while the store fails is still answered and recorded later.
 
-use crate::common;
-
-use crate::common::{multiomix_body, spawn_app};
 use serde_json::Value;
+
+use crate::common;
+use crate::common::{multiomix_body, spawn_app};
 
 async fn post_with_key(app: &common::TestApp, key: &str, body: &Value) -> reqwest::Response {
     app.http

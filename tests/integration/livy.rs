@@ -13,16 +13,9 @@
 //! - credentials Livy refuses, and a gateway that answers 404 to everything, leave the
 //!   service not ready and lose no job.
 
-use crate::common;
-use crate::conformance::harness;
-use crate::conformance::peers;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::common::PATIENCE;
-use crate::conformance::harness::{Peer, Suite};
-use crate::conformance::peers::{batch_of, livy_peer, livy_vars, FakeLivyPeer};
 use multiomix_aws_emr::backend::livy::LivyBackend;
 use multiomix_aws_emr::backend::JobBackend;
 use multiomix_aws_emr::config::Config;
@@ -30,6 +23,13 @@ use multiomix_aws_emr::job::{validate_request, JobState};
 use multiomix_aws_emr::store::Store;
 use multiomix_fakes::{BatchState, FakeLivy};
 use serde_json::{json, Value};
+
+use crate::common;
+use crate::common::PATIENCE;
+use crate::conformance::harness;
+use crate::conformance::harness::{Peer, Suite};
+use crate::conformance::peers;
+use crate::conformance::peers::{batch_of, livy_peer, livy_vars, FakeLivyPeer};
 
 /// The Livy peer, as its own type and as the suite's.
 async fn livy() -> (Arc<FakeLivyPeer>, Arc<dyn Peer>) {

@@ -1,11 +1,11 @@
 //! `GET /metrics` as Prometheus scrapes it: requests, backend calls and notices show up
 //! after the traffic that causes them.
 
-use crate::common;
-use crate::common::PATIENCE;
-
-use crate::common::spawn_app;
 use multiomix_fakes::JobState;
+
+use crate::common;
+use crate::common::spawn_app;
+use crate::common::PATIENCE;
 
 /// The value of the sample whose name and labels are exactly `series` (labels in the
 /// order the exporter writes them), or `None` when it is absent.

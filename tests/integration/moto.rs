@@ -6,12 +6,13 @@
 //! moto comes from the test virtualenv (`dev/test.sh` creates it). Without it these tests
 //! are skipped with a message on a developer's machine, and fail under CI.
 
-use crate::common::moto::{moto, Moto};
-use crate::common::{create_virtual_cluster, emr_client, multiomix_body};
 use multiomix_aws_emr::backend::emr::eks::EmrEksBackend;
 use multiomix_aws_emr::backend::{BackendError, JobBackend, ListQuery};
 use multiomix_aws_emr::config::Config;
 use multiomix_aws_emr::job::{JobId, JobState};
+
+use crate::common::moto::{moto, Moto};
+use crate::common::{create_virtual_cluster, emr_client, multiomix_body};
 
 fn config(vc: &str, extra: &[(&str, &str)]) -> Config {
     let mut vars: Vec<(String, String)> = vec![

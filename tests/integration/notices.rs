@@ -1,15 +1,15 @@
 //! The job-end notice: from the sidecar's callback (or none) to Multiomix, through
 //! Multiomix being down, refusing, and the service restarting.
 
-use crate::common;
-use crate::common::PATIENCE;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::common::{is_multiomix_date, multiomix_body, spawn_app, spawn_app_with, TestApp};
 use multiomix_fakes::{FakeEmr, FakeMultiomix, JobState, NewJob, Reply};
 use serde_json::Value;
+
+use crate::common;
+use crate::common::PATIENCE;
+use crate::common::{is_multiomix_date, multiomix_body, spawn_app, spawn_app_with, TestApp};
 
 /// Nothing can be sent any more: the job's notice is closed as `status` with every attempt
 /// recorded (one a request Multiomix received), no notice is open, and a pass of the

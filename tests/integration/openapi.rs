@@ -4,17 +4,17 @@
 //! After changing a route, regenerate the checked-in file with
 //! `UPDATE_OPENAPI=1 cargo nextest run -E 'test(/^openapi::/)'`.
 
-use crate::common;
-
 use std::path::PathBuf;
 
-use crate::common::spawn_app;
 use multiomix_aws_emr::api::openapi::document;
 use multiomix_aws_emr::api::MAX_BODY_BYTES;
 use multiomix_aws_emr::job::{
     MAX_ARGUMENTS, MAX_ARGUMENTS_BYTES, MAX_ARGUMENT_NAME_CHARS, MAX_VALUE_CHARS,
 };
 use serde_json::Value;
+
+use crate::common;
+use crate::common::spawn_app;
 
 fn checked_in_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("openapi.json")

@@ -1,15 +1,15 @@
 //! The real binary as a process: start-up checks, SIGTERM, and surviving SIGKILL.
 
-use crate::common;
-use crate::common::app::FAST;
-use crate::common::PATIENCE;
-
 use std::path::Path;
 use std::process::Stdio;
 
 use multiomix_fakes::{FakeEmr, FakeMultiomix, JobState};
 use serde_json::json;
 use tokio::process::{Child, Command};
+
+use crate::common;
+use crate::common::app::FAST;
+use crate::common::PATIENCE;
 
 const BIN: &str = env!("CARGO_BIN_EXE_multiomix-aws-emr");
 fn free_port() -> u16 {

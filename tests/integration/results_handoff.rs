@@ -10,22 +10,22 @@
 //! ends one, emr-serverless starts them already ended), so the EMR side is the fakes,
 //! which speak the real wire protocols to the real SDKs; Livy's side is its fake.
 
-use crate::common;
-use crate::conformance::peers;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::common::moto::{bucket_keys, moto, s3_client, Moto};
-use crate::common::TestApp;
-use crate::common::{wait_for, PATIENCE};
-use crate::conformance::harness::{Ending, Peer, Suite};
 use aws_sdk_s3::primitives::ByteStream;
 use multiomix_aws_emr::job::JobId;
 use multiomix_fakes::FakeMultiomix;
 use serde_json::{json, Value};
 use tempfile::TempDir;
+
+use crate::common;
+use crate::common::moto::{bucket_keys, moto, s3_client, Moto};
+use crate::common::TestApp;
+use crate::common::{wait_for, PATIENCE};
+use crate::conformance::harness::{Ending, Peer, Suite};
+use crate::conformance::peers;
 
 const BUCKET: &str = "multiomix-bucket";
 const APP: &str = "BBHA_42";

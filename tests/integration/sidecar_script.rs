@@ -3,8 +3,6 @@
 //! with the real AWS CLI against moto's S3 (the `moto` tests), and with stand-in CLIs for
 //! what moto cannot show (a call that hangs, a stop signal in the middle of a call).
 
-use crate::pod_scripts;
-
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -16,6 +14,7 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::common::{wait_blocking, PATIENCE};
+use crate::pod_scripts;
 use crate::pod_scripts::{script, write_tree, MotoS3, BUCKET};
 
 const SCRIPT: &str = "templates/dockerfiles/sidecar/sidecar.sh";

@@ -15,13 +15,13 @@
 //! Without them the test is skipped with a message on a developer's machine, and fails
 //! under CI.
 
-use crate::common;
-
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::common::{is_multiomix_date, TestApp};
 use serde_json::{json, Value};
+
+use crate::common;
+use crate::common::{is_multiomix_date, TestApp};
 
 fn tools() -> Option<(String, String)> {
     match (

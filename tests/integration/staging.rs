@@ -10,9 +10,6 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::common::app::eks_vars;
-use crate::common::moto::{bucket_keys, free_port, moto, s3_client, Moto};
-use crate::common::{emr_client, wait_for, TestApp};
 use async_trait::async_trait;
 use aws_sdk_s3::types::ChecksumMode;
 use multiomix_aws_emr::backend::emr::eks::EmrEksBackend;
@@ -22,6 +19,10 @@ use multiomix_aws_emr::staging::MULTIPART_PART_BYTES;
 use multiomix_fakes::emr::FakeEmr;
 use serde_json::{json, Value};
 use tempfile::TempDir;
+
+use crate::common::app::eks_vars;
+use crate::common::moto::{bucket_keys, free_port, moto, s3_client, Moto};
+use crate::common::{emr_client, wait_for, TestApp};
 
 const BUCKET: &str = "multiomix-bucket";
 

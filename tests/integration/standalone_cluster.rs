@@ -15,9 +15,6 @@
 //! its executors on it, the service its jobs), then SIGKILL. They stay in the test's
 //! process group, so that nextest's own SIGTERM on a timeout reaches them too.
 
-use crate::common;
-use crate::common::app::FAST;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -27,6 +24,9 @@ use multiomix_fakes::FakeMultiomix;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::{json, Value};
+
+use crate::common;
+use crate::common::app::FAST;
 
 const BIN: &str = env!("CARGO_BIN_EXE_multiomix-aws-emr");
 
