@@ -264,11 +264,7 @@ async fn start_up_log(tokens: &[(&str, &str)]) -> String {
     use tokio::io::AsyncReadExt;
     let emr = FakeEmr::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::common::free_port();
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_multiomix-aws-emr"));
     command
         .env_clear()

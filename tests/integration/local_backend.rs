@@ -1208,11 +1208,7 @@ fn service_process(setup: &Setup, multiomix: &FakeMultiomix, port: u16) -> tokio
 async fn stopping_the_service_stops_its_jobs_and_the_next_start_reports_them_failed() {
     let setup = Setup::new();
     let multiomix = Arc::new(FakeMultiomix::start().await);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::common::free_port();
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
     setup.behave("LongJob", "sleep 60");

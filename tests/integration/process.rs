@@ -12,13 +12,6 @@ use crate::common::app::FAST;
 use crate::common::PATIENCE;
 
 const BIN: &str = env!("CARGO_BIN_EXE_multiomix-aws-emr");
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// The service as Kubernetes would run it, against the fakes, with the AWS SDK's own
 /// environment variables (credentials, endpoint).
@@ -58,7 +51,7 @@ async fn missing_required_variables_stop_start_up_and_are_all_named() {
     let out = Command::new(BIN)
         .env_clear()
         .env("JOB_BACKEND", "emr")
-        .env("PORT", free_port().to_string())
+        .env("PORT", common::free_port().to_string())
         .output()
         .await
         .unwrap();
@@ -78,7 +71,7 @@ async fn sigterm_stops_the_service_cleanly_and_secrets_stay_out_of_the_logs() {
     let emr = FakeEmr::start().await;
     let multiomix = FakeMultiomix::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = common::free_port();
     let mut child = service(&emr, &multiomix, &dir.path().join("db.sqlite"), port);
     let http = reqwest::Client::new();
     wait_healthy(&http, port).await;
@@ -109,7 +102,7 @@ async fn a_service_killed_before_delivery_delivers_after_restart() {
     let multiomix = FakeMultiomix::start().await;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("db.sqlite");
-    let port = free_port();
+    let port = common::free_port();
     let http = reqwest::Client::new();
 
     let mut first = service(&emr, &multiomix, &db, port);

@@ -21,8 +21,8 @@ use serde_json::{json, Value};
 use tempfile::TempDir;
 
 use crate::common::app::eks_vars;
-use crate::common::moto::{bucket_keys, free_port, moto, s3_client, Moto};
-use crate::common::{emr_client, wait_for, TestApp};
+use crate::common::moto::{bucket_keys, moto, s3_client, Moto};
+use crate::common::{emr_client, free_port, wait_for, TestApp};
 
 const BUCKET: &str = "multiomix-bucket";
 

@@ -66,14 +66,6 @@ fn tools() -> Option<Tools> {
     })
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// The processes of the cluster and of the service, stopped in reverse order of their
 /// start when this is dropped: the service (which stops its jobs), the Workers (which stop
 /// their executors and so the Python workers), the Master.
@@ -127,7 +119,7 @@ impl Cluster {
                 .stderr(std::fs::File::create(dir.join(log)).unwrap());
             c
         };
-        let (master_port, master_ui) = (free_port(), free_port());
+        let (master_port, master_ui) = (common::free_port(), common::free_port());
         processes.spawn(
             spark_command("org.apache.spark.deploy.master.Master", "master.log").args([
                 "--host",
@@ -141,7 +133,7 @@ impl Cluster {
         let mut worker_uis = Vec::new();
         let mut work_dirs = Vec::new();
         for i in 1..=2 {
-            let ui = free_port();
+            let ui = common::free_port();
             let work_dir = dir.join(format!("worker-{i}"));
             std::fs::create_dir_all(&work_dir).unwrap();
             processes.spawn(
@@ -295,7 +287,7 @@ impl Service {
                 .unwrap();
             }
         }
-        let port = free_port();
+        let port = common::free_port();
         let mut service = Command::new(BIN);
         service
             .env_clear()

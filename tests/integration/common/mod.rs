@@ -127,3 +127,13 @@ pub async fn submit_job(http: &reqwest::Client, base: &str, body: &Value) -> Str
     let answer: Value = r.json().await.expect("a JSON body");
     answer["id"].as_str().expect("an id").to_owned()
 }
+
+/// A loopback port nothing listens on now (for a service or server started as a
+/// process, which must be told its port).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

@@ -34,34 +34,42 @@ pub async fn moto() -> Option<Moto> {
         eprintln!("skipping: moto_server not found (run dev/test.sh, or set MOTO_SERVER)");
         return None;
     };
-    let port = free_port();
-    let child = Command::new(&bin)
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-    let url = format!("http://127.0.0.1:{port}");
+    // The port is free when picked, but another test may bind it before moto does: then
+    // moto exits, and something else might answer there. Only moto's own page, from a
+    // moto that still runs, counts; otherwise another port is tried.
     let http = reqwest::Client::new();
-    let api = format!("{url}/moto-api/");
-    wait_for("moto_server to start", PATIENCE, || async {
-        http.get(&api)
-            .send()
-            .await
-            .map(drop)
-            .map_err(|e| e.to_string())
-    })
-    .await;
-    Some(Moto { url, _child: child })
-}
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    for _ in 0..5 {
+        let port = super::free_port();
+        let child = Command::new(&bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+        let url = format!("http://127.0.0.1:{port}");
+        let api = format!("{url}/moto-api/");
+        let child = std::cell::RefCell::new(child);
+        let running = wait_for("moto_server to start", PATIENCE, || async {
+            if child.borrow_mut().try_wait().unwrap().is_some() {
+                return Ok(false);
+            }
+            match http.get(&api).send().await {
+                Ok(r) if r.status().is_success() => Ok(true),
+                Ok(r) => Err(r.status().to_string()),
+                Err(e) => Err(e.to_string()),
+            }
+        })
+        .await;
+        if running {
+            return Some(Moto {
+                url,
+                _child: child.into_inner(),
+            });
+        }
+        eprintln!("moto_server exited at start on port {port} (taken meanwhile?); another port");
+    }
+    panic!("moto_server exited at start on five ports in a row");
 }
 
 /// An S3 client for moto, path-style (moto serves every bucket at one address).

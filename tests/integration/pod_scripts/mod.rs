@@ -7,7 +7,7 @@
 
 use std::fs::{self, File};
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -40,14 +40,6 @@ pub fn aws_cli() -> Option<PathBuf> {
     tool("AWS_CLI_PROGRAM", "aws")
 }
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// One request as moto's log shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
@@ -74,14 +66,33 @@ impl MotoS3 {
         let bin = tool("MOTO_SERVER", "moto_server")?;
         let home = tempfile::tempdir().unwrap();
         let log = home.path().join("moto.log");
-        let port = free_port();
-        let child = Command::new(&bin)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .env("PYTHONUNBUFFERED", "1")
-            .stdout(Stdio::null())
-            .stderr(File::create(&log).unwrap())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+        // As in common::moto: only moto's own page, from a moto that still runs, counts;
+        // a port another test took meanwhile makes it exit, and another port is tried.
+        let mut tries = 0;
+        let (port, child) = loop {
+            tries += 1;
+            let port = crate::common::free_port();
+            let mut child = Command::new(&bin)
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .env("PYTHONUNBUFFERED", "1")
+                .stdout(Stdio::null())
+                .stderr(File::create(&log).unwrap())
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+            let running = wait_blocking("moto_server to start", Duration::from_secs(30), || {
+                if child.try_wait().unwrap().is_some() {
+                    return Ok(false);
+                }
+                answers(port).then_some(true).ok_or("no answer")
+            });
+            if running {
+                break (port, child);
+            }
+            assert!(
+                tries < 5,
+                "moto_server exited at start on five ports in a row"
+            );
+        };
         let moto = MotoS3 {
             endpoint: format!("http://127.0.0.1:{port}"),
             cli,
@@ -89,10 +100,6 @@ impl MotoS3 {
             log,
             home,
         };
-        let starting = Duration::from_secs(30);
-        wait_blocking("moto_server to start", starting, || {
-            answers(port).then_some(()).ok_or("no answer")
-        });
         moto.aws(&["s3api", "create-bucket", "--bucket", BUCKET]);
         Some(moto)
     }
@@ -283,8 +290,11 @@ fn answers(port: u16) -> bool {
     {
         return false;
     }
-    let mut start = [0u8; 5];
-    stream.read_exact(&mut start).is_ok() && &start == b"HTTP/"
+    // `HTTP/1.1 200`: moto's page, not any answer of whatever listens there.
+    let mut start = [0u8; 12];
+    stream.read_exact(&mut start).is_ok()
+        && start.starts_with(b"HTTP/1.")
+        && start.ends_with(b" 200")
 }
 
 /// Writes `files` (relative path, content) under `root`, creating folders.
