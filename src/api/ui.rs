@@ -17,7 +17,7 @@ use time::OffsetDateTime;
 use tracing::warn;
 
 use super::AppState;
-use crate::job::{format_date, Algorithm, BackendKind, JobId, JobRun};
+use crate::job::{format_date, Algorithm, JobId, JobRun};
 use crate::progress::{eta_seconds, fraction, unix_seconds, HistoryPoint};
 use crate::store::{FinalState, JobOverview, NoticeRow, ProgressRecord};
 
@@ -622,10 +622,12 @@ async fn logs_section(state: &AppState, run: Option<&JobRun>) -> String {
         return "<p class=\"muted\">The backend gives no log location for this job.</p>\n"
             .to_owned();
     };
-    if state.backend.kind() != BackendKind::Local {
+    if !state.backend.kind().runs_here() {
+        // EMR writes them under a prefix, Livy links its driver log: not this machine's.
         return format!(
-            "<p>The job's logs are written by EMR under <code>{}</code> (the driver's stdout \
-             and stderr are there once the job has run).</p>\n",
+            "<p>The job's logs are kept by the {} backend at <code>{}</code> (the driver's \
+             stdout and stderr are there once the job has run).</p>\n",
+            esc(state.backend.kind().as_str()),
             esc(&location)
         );
     }
