@@ -304,9 +304,36 @@ async fn a_job_runs_spark_submit_with_the_exact_command_and_environment_and_comp
     assert!(!alive(record.pid));
 }
 
+/// Variables of this process set for one test, and put back as they were when it ends
+/// (even by a panic). nextest runs each test in a process of its own; `cargo test` runs
+/// them as threads of one, where the others must not see these afterwards.
+struct EnvRestored(Vec<(String, Option<std::ffi::OsString>)>);
+
+impl EnvRestored {
+    fn set<'a>(vars: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        let mut before = Vec::new();
+        for (name, value) in vars {
+            before.push((name.to_owned(), std::env::var_os(name)));
+            std::env::set_var(name, value);
+        }
+        EnvRestored(before)
+    }
+}
+
+impl Drop for EnvRestored {
+    fn drop(&mut self) {
+        for (name, value) in self.0.drain(..) {
+            match value {
+                Some(value) => std::env::set_var(&name, value),
+                None => std::env::remove_var(&name),
+            }
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_job_gets_none_of_the_services_secrets_from_its_environment() {
-    // Each test runs in its own process under nextest; these are what a deployment sets.
+    // What a deployment sets, set in this process for the test (see EnvRestored).
     let secrets = [
         "API_TOKEN",
         "CALLBACK_TOKEN",
@@ -316,10 +343,12 @@ async fn a_job_gets_none_of_the_services_secrets_from_its_environment() {
         "AWS_SESSION_TOKEN",
         "DATABASE_URL",
     ];
-    for name in secrets {
-        std::env::set_var(name, "must-not-leak");
-    }
-    std::env::set_var("SPARK_HOME", "/opt/spark-for-the-test");
+    let _restore = EnvRestored::set(
+        secrets
+            .iter()
+            .map(|name| (*name, "must-not-leak"))
+            .chain([("SPARK_HOME", "/opt/spark-for-the-test")]),
+    );
     let setup = Setup::new();
     let (backend, mut ended, _store) = setup.backend(&[]).await;
     let id = backend.start(&simple("EnvJob"), "token-env").await.unwrap();
